@@ -1,0 +1,22 @@
+#!/bin/sh
+# Runs every test of dbtls on a fresh Debian 12 machine: installs what is missing, builds with
+# ASan/UBSan, runs the C unit tests and fuzz-corpus replays (meson test), then the integration
+# tests against real PostgreSQL 15 and MariaDB servers with real clients (pytest). Ends with one
+# summary line "N passed, N failed". Extra arguments go to pytest (e.g. -k rotation).
+set -u
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh || exit 1
+dir=$(./scripts/build.sh --asan) || exit 1
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/meson-test.out" 2>&1
+meson_rc=$?
+tail -n 12 "$dir/meson-test.out"
+
+DBTLS_BUILD="$PWD/$dir" /usr/bin/python3 -m pytest tests/integration -v -p no:cacheprovider \
+    --junitxml="$dir/pytest.xml" "$@"
+pytest_rc=$?
+
+/usr/bin/python3 scripts/summary.py "$dir/meson-logs/testlog.junit.xml" "$dir/pytest.xml"
+[ $meson_rc -eq 0 ] && [ $pytest_rc -eq 0 ]

@@ -1,0 +1,171 @@
+/*
+ * rd.c - bounds-checked reader (see rd.h). The only place besides wr.c and buf.c that does
+ * pointer arithmetic on untrusted bytes.
+ */
+#include "base/rd.h"
+
+#include <string.h>
+
+bool dbt_rd_u8(struct dbt_rd *rd, uint8_t *v)
+{
+    if (dbt_rd_left(rd) < 1) {
+        return false;
+    }
+    *v = rd->p[rd->off++];
+    return true;
+}
+
+bool dbt_rd_peek_u8(const struct dbt_rd *rd, uint8_t *v)
+{
+    if (dbt_rd_left(rd) < 1) {
+        return false;
+    }
+    *v = rd->p[rd->off];
+    return true;
+}
+
+bool dbt_rd_be16(struct dbt_rd *rd, uint16_t *v)
+{
+    if (dbt_rd_left(rd) < 2) {
+        return false;
+    }
+    const uint8_t *b = rd->p + rd->off;
+    *v = (uint16_t)((b[0] << 8) | b[1]);
+    rd->off += 2;
+    return true;
+}
+
+bool dbt_rd_peek_be32(const struct dbt_rd *rd, size_t at, uint32_t *v)
+{
+    if (dbt_rd_left(rd) < 4 || dbt_rd_left(rd) - 4 < at) {
+        return false;
+    }
+    const uint8_t *b = rd->p + rd->off + at;
+    *v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+    return true;
+}
+
+bool dbt_rd_be32(struct dbt_rd *rd, uint32_t *v)
+{
+    if (!dbt_rd_peek_be32(rd, 0, v)) {
+        return false;
+    }
+    rd->off += 4;
+    return true;
+}
+
+static bool rd_le(struct dbt_rd *rd, size_t n, uint64_t *v)
+{
+    if (dbt_rd_left(rd) < n) {
+        return false;
+    }
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        x |= (uint64_t)rd->p[rd->off + i] << (8 * i);
+    }
+    rd->off += n;
+    *v = x;
+    return true;
+}
+
+bool dbt_rd_le16(struct dbt_rd *rd, uint16_t *v)
+{
+    uint64_t x;
+    if (!rd_le(rd, 2, &x)) {
+        return false;
+    }
+    *v = (uint16_t)x;
+    return true;
+}
+
+bool dbt_rd_le24(struct dbt_rd *rd, uint32_t *v)
+{
+    uint64_t x;
+    if (!rd_le(rd, 3, &x)) {
+        return false;
+    }
+    *v = (uint32_t)x;
+    return true;
+}
+
+bool dbt_rd_le32(struct dbt_rd *rd, uint32_t *v)
+{
+    uint64_t x;
+    if (!rd_le(rd, 4, &x)) {
+        return false;
+    }
+    *v = (uint32_t)x;
+    return true;
+}
+
+bool dbt_rd_le64(struct dbt_rd *rd, uint64_t *v)
+{
+    return rd_le(rd, 8, v);
+}
+
+bool dbt_rd_lenenc(struct dbt_rd *rd, uint64_t *v)
+{
+    struct dbt_rd save = *rd;
+    uint8_t first;
+    uint64_t x;
+
+    if (!dbt_rd_u8(rd, &first)) {
+        return false;
+    }
+    if (first < 0xfb) {
+        *v = first;
+        return true;
+    }
+    size_t n = first == 0xfc ? 2 : first == 0xfd ? 3 : first == 0xfe ? 8 : 0;
+    if (n == 0 || !rd_le(rd, n, &x)) {
+        *rd = save;
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+bool dbt_rd_bytes(struct dbt_rd *rd, size_t n, const uint8_t **out)
+{
+    if (dbt_rd_left(rd) < n) {
+        return false;
+    }
+    *out = rd->p + rd->off;
+    rd->off += n;
+    return true;
+}
+
+bool dbt_rd_skip(struct dbt_rd *rd, size_t n)
+{
+    const uint8_t *unused;
+    return dbt_rd_bytes(rd, n, &unused);
+}
+
+bool dbt_rd_cstr(struct dbt_rd *rd, const char **s, size_t *n)
+{
+    size_t left = dbt_rd_left(rd);
+    const uint8_t *start = rd->p + rd->off;
+    const uint8_t *nul = left ? memchr(start, 0, left) : NULL;
+    if (nul == NULL) {
+        return false;
+    }
+    *s = (const char *)start;
+    *n = (size_t)(nul - start);
+    rd->off += *n + 1;
+    return true;
+}
+
+bool dbt_rd_sub(struct dbt_rd *rd, size_t n, struct dbt_rd *sub)
+{
+    const uint8_t *p;
+    if (!dbt_rd_bytes(rd, n, &p)) {
+        return false;
+    }
+    *sub = dbt_rd_make(p, n);
+    return true;
+}
+
+bool dbt_rd_expect_end(const struct dbt_rd *rd)
+{
+    return dbt_rd_left(rd) == 0;
+}

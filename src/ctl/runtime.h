@@ -1,0 +1,75 @@
+/*
+ * runtime.h - what the daemon (dbtlsd) reads from the control plane: a plain snapshot of every
+ * instance with the material its TLS front needs, decrypted keys included. This is the one
+ * contract between the control side (store, pki, ctl) and the network side (front): the daemon
+ * links ctl only for dbt_ctl_open, dbt_ctl_change_counter and dbt_ctl_runtime_load.
+ *
+ * Ownership: the snapshot and every string in it belong to the snapshot; dbt_rt_config_free
+ * wipes key material (OPENSSL_cleanse) before freeing. Strings are NUL-terminated; optional ones
+ * are NULL when unset.
+ */
+#ifndef DBT_CTL_RUNTIME_H
+#define DBT_CTL_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct dbt_ctl;
+
+struct dbt_ctl_opts {
+    const char *state_dir;          /* required */
+    const char *master_key_command; /* optional: run to obtain the master key (like
+                                       ssl_passphrase_command); else state_dir/master.key */
+    int read_only;                  /* daemon: never migrates or writes */
+};
+
+/* Opens the store in opts->state_dir and loads the master key. Errors name the file and why. */
+dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out) DBT_WUR;
+void dbt_ctl_close(struct dbt_ctl *ctl);
+
+/* The store's change counter: bumped by every committed change (cheap; the daemon polls it). */
+dbt_res dbt_ctl_change_counter(struct dbt_ctl *ctl, uint64_t *out) DBT_WUR;
+
+enum dbt_ssl_mode {
+    DBT_SSL_MODE_ALLOW_UNENCRYPTED_AND_ENCRYPTED,
+    DBT_SSL_MODE_ENCRYPTED_ONLY,
+    DBT_SSL_MODE_TRUSTED_CLIENT_CERTIFICATE_REQUIRED,
+};
+
+struct dbt_rt_instance {
+    char *name;
+    char *engine;          /* "postgres" | "mysql" | "mariadb" */
+    char *engine_version;  /* e.g. "15", "8.0", "10.11" */
+    char *listen;          /* "host:port" ("[::1]:port" for IPv6) */
+    char *backend;         /* "host:port" or an absolute unix socket path */
+    char *backend_tls_ca;  /* CA file: TLS to the backend with verify-full; NULL = plain */
+    char **endpoints;      /* DNS names / IPs in the server certificate SAN; [0] is the CN */
+    size_t n_endpoints;
+    enum dbt_ssl_mode ssl_mode;
+    char *tls_min;         /* "TLSv1.2" */
+    char *tls_max;         /* "TLSv1.3" */
+    char *ciphers;         /* TLS 1.2 cipher list, OpenSSL syntax */
+    char *ciphersuites;    /* TLS 1.3 suites, NULL = OpenSSL default */
+    char *groups;          /* NULL = OpenSSL default */
+    char *cert_chain_pem;  /* active server certificate, then its intermediates (no root) */
+    char *key_pem;         /* its private key, decrypted, PKCS#8 PEM (wiped on free) */
+    char *client_ca_pem;   /* the instance's client CA certificate(s) */
+    char *crl_pem;         /* the client CA's current CRL */
+    char *hba_text;        /* access rules (pg_hba.conf syntax); NULL = derived from ssl_mode */
+    char *ident_text;      /* ident map (pg_ident.conf syntax); NULL = none */
+    char *user_require_text; /* MySQL per-user REQUIRE rules, one "user=REQ" per line; or NULL */
+};
+
+struct dbt_rt_config {
+    uint64_t change_counter; /* counter value the snapshot was read at */
+    struct dbt_rt_instance *instances;
+    size_t n_instances;
+};
+
+/* Reads every instance in one read transaction (a consistent snapshot). */
+dbt_res dbt_ctl_runtime_load(struct dbt_ctl *ctl, struct dbt_rt_config **out) DBT_WUR;
+void dbt_rt_config_free(struct dbt_rt_config *cfg);
+
+#endif

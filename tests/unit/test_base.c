@@ -1,0 +1,151 @@
+/*
+ * test_base.c - reader, writer and buffer: every read at every truncation point, zero, maximum
+ * and maximum+1 values, missing terminators, trailing bytes.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/rd.h"
+#include "base/wr.h"
+#include "check.h"
+
+static void test_reader_ints(void)
+{
+    const uint8_t b[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+    struct dbt_rd rd = dbt_rd_make(b, sizeof(b));
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    CHECK(dbt_rd_be16(&rd, &v16) && v16 == 0x0102);
+    CHECK(dbt_rd_be32(&rd, &v32) && v32 == 0x03040506);
+    CHECK(!dbt_rd_be32(&rd, &v32) && rd.off == 6); /* all-or-nothing */
+    CHECK(dbt_rd_le16(&rd, &v16) && v16 == 0x0807);
+    CHECK(dbt_rd_expect_end(&rd));
+    rd = dbt_rd_make(b, sizeof(b));
+    CHECK(dbt_rd_le64(&rd, &v64) && v64 == 0x0807060504030201ull);
+    rd = dbt_rd_make(b, 3);
+    CHECK(dbt_rd_le24(&rd, &v32) && v32 == 0x030201);
+    /* truncation at every length */
+    for (size_t n = 0; n < 4; n++) {
+        rd = dbt_rd_make(b, n);
+        CHECK(!dbt_rd_be32(&rd, &v32) && rd.off == 0);
+        CHECK(!dbt_rd_le32(&rd, &v32) && rd.off == 0);
+    }
+}
+
+static void test_reader_lenenc(void)
+{
+    const uint8_t one[] = {0xfa};
+    const uint8_t two[] = {0xfc, 0xff, 0xff};
+    const uint8_t three[] = {0xfd, 0x01, 0x00, 0x01};
+    const uint8_t eight[] = {0xfe, 1, 0, 0, 0, 0, 0, 0, 0};
+    const uint8_t null[] = {0xfb};
+    const uint8_t err[] = {0xff, 0, 0};
+    uint64_t v;
+    struct dbt_rd rd = dbt_rd_make(one, sizeof(one));
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0xfa);
+    rd = dbt_rd_make(two, sizeof(two));
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0xffff);
+    rd = dbt_rd_make(three, sizeof(three));
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0x010001);
+    rd = dbt_rd_make(eight, sizeof(eight));
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 1 && dbt_rd_expect_end(&rd));
+    for (size_t n = 0; n < sizeof(eight); n++) {
+        rd = dbt_rd_make(eight, n);
+        CHECK(!dbt_rd_lenenc(&rd, &v) && rd.off == 0);
+    }
+    rd = dbt_rd_make(null, sizeof(null));
+    CHECK(!dbt_rd_lenenc(&rd, &v) && rd.off == 0);
+    rd = dbt_rd_make(err, sizeof(err));
+    CHECK(!dbt_rd_lenenc(&rd, &v) && rd.off == 0);
+}
+
+static void test_reader_cstr(void)
+{
+    const char s[] = "user\0alice\0";
+    struct dbt_rd rd = dbt_rd_make(s, sizeof(s) - 1);
+    const char *p;
+    size_t n;
+    CHECK(dbt_rd_cstr(&rd, &p, &n) && n == 4 && memcmp(p, "user", 4) == 0);
+    CHECK(dbt_rd_cstr(&rd, &p, &n) && n == 5 && memcmp(p, "alice", 5) == 0);
+    CHECK(!dbt_rd_cstr(&rd, &p, &n));
+    CHECK(dbt_rd_expect_end(&rd));
+    rd = dbt_rd_make("abc", 3); /* missing terminator */
+    CHECK(!dbt_rd_cstr(&rd, &p, &n) && rd.off == 0);
+    rd = dbt_rd_make("", 0);
+    CHECK(!dbt_rd_cstr(&rd, &p, &n));
+    struct dbt_rd sub;
+    rd = dbt_rd_make(s, sizeof(s) - 1);
+    CHECK(dbt_rd_sub(&rd, 5, &sub) && dbt_rd_left(&sub) == 5 && rd.off == 5);
+    CHECK(!dbt_rd_sub(&rd, 100, &sub) && rd.off == 5);
+    CHECK(!dbt_rd_expect_end(&rd));
+}
+
+static void test_writer(void)
+{
+    struct dbt_buf b;
+    dbt_buf_init(&b, 16);
+    struct dbt_wr w = dbt_wr_make(&b);
+    size_t at = dbt_wr_reserve(&w, 4);
+    dbt_wr_cstr(&w, "abc");
+    dbt_wr_patch_be32(&w, at, (uint32_t)(dbt_wr_pos(&w) - at));
+    CHECK_OK(dbt_wr_finish(&w));
+    CHECK(b.len == 8 && b.data[3] == 8 && b.data[7] == 0);
+    dbt_wr_zeros(&w, 9); /* 17 > max 16: sticky failure */
+    dbt_wr_u8(&w, 1);
+    CHECK_ERR(dbt_wr_finish(&w), DBT_E_LIMIT);
+    dbt_buf_cleanup(&b);
+
+    dbt_buf_init(&b, 0);
+    w = dbt_wr_make(&b);
+    dbt_wr_lenenc(&w, 0xfa);
+    dbt_wr_lenenc(&w, 0xfb);
+    dbt_wr_lenenc(&w, 0x10000);
+    dbt_wr_lenenc(&w, 0x1000000);
+    CHECK_OK(dbt_wr_finish(&w));
+    struct dbt_rd rd = dbt_rd_make(b.data, b.len);
+    uint64_t v;
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0xfa);
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0xfb);
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0x10000);
+    CHECK(dbt_rd_lenenc(&rd, &v) && v == 0x1000000);
+    CHECK(dbt_rd_expect_end(&rd));
+    dbt_buf_cleanup(&b);
+}
+
+static void test_buf(void)
+{
+    struct dbt_buf b;
+    dbt_buf_init(&b, 8);
+    CHECK_OK(dbt_buf_append(&b, "abcdef", 6));
+    dbt_buf_consume(&b, 4);
+    CHECK(dbt_buf_avail(&b) == 2);
+    CHECK_OK(dbt_buf_append(&b, "ghijkl", 6)); /* fits after compaction */
+    CHECK(dbt_buf_avail(&b) == 8 && memcmp(dbt_buf_head(&b), "efghijkl", 8) == 0);
+    CHECK_ERR(dbt_buf_append(&b, "x", 1), DBT_E_LIMIT);
+    dbt_buf_consume(&b, 8);
+    CHECK(b.len == 0 && b.off == 0);
+    dbt_buf_cleanup(&b);
+}
+
+static void test_err(void)
+{
+    dbt_res r = dbt_fail(DBT_E_NOT_FOUND, "instance \"%s\" not found", "db1");
+    CHECK(r.code == DBT_E_NOT_FOUND);
+    CHECK(strcmp(dbt_errmsg(), "instance \"db1\" not found") == 0);
+    CHECK(dbt_err_exit_code(r) == 1);
+    CHECK(dbt_err_exit_code(dbt_fail(DBT_E_USAGE, "x")) == 2);
+    CHECK(strcmp(dbt_err_name(DBT_E_LIMIT), "LIMIT") == 0);
+}
+
+int main(void)
+{
+    test_reader_ints();
+    test_reader_lenenc();
+    test_reader_cstr();
+    test_writer();
+    test_buf();
+    test_err();
+    return check_exit();
+}
