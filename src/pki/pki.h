@@ -185,7 +185,7 @@ struct dbt_pki_cert_spec {
      * detected with dbt_pki_endpoint_kind; an invalid one fails with INVALID. */
     const char *const *san;
     size_t n_san;
-    enum dbt_pki_digest digest; /* signature digest (ECDSA or RSA PKCS#1 v1.5) */
+    enum dbt_pki_digest digest;    /* signature digest (ECDSA or RSA PKCS#1 v1.5) */
     const struct dbt_pki_key *key; /* subject key pair (its public half is certified) */
     /* Issuer certificate and its key; both NULL = self-signed with `key` (CA profile only). */
     const struct dbt_pki_cert *issuer;
@@ -208,7 +208,8 @@ struct dbt_pki_cert *dbt_pki_cert_ref(const struct dbt_pki_cert *cert);
 /* PEM ("-----BEGIN CERTIFICATE-----\n...\n"); free() the result. */
 dbt_res dbt_pki_cert_to_pem(const struct dbt_pki_cert *cert, char **out_pem) DBT_WUR;
 /* DER bytes; free() the result. */
-dbt_res dbt_pki_cert_to_der(const struct dbt_pki_cert *cert, uint8_t **out, size_t *out_len) DBT_WUR;
+dbt_res dbt_pki_cert_to_der(const struct dbt_pki_cert *cert, uint8_t **out,
+                            size_t *out_len) DBT_WUR;
 /* The first certificate of a PEM text. INVALID if there is none or it does not parse. */
 dbt_res dbt_pki_cert_from_pem(const char *pem, struct dbt_pki_cert **out) DBT_WUR;
 dbt_res dbt_pki_cert_from_der(const uint8_t *der, size_t len, struct dbt_pki_cert **out) DBT_WUR;
@@ -231,20 +232,20 @@ dbt_res dbt_pki_cert_key_match(const struct dbt_pki_cert *cert,
 
 /* What listings and JSON show about a certificate. Strings belong to the struct. */
 struct dbt_pki_cert_info {
-    char serial[65];         /* hex, uppercase, no separators, no leading zeros ("0" if 0) */
-    char sha1[41];           /* SHA-1 of the DER, hex lowercase, no colons (sha1Fingerprint) */
-    char sha256[65];         /* SHA-256 of the DER, hex lowercase, no colons */
-    char *cn;                /* subject CN ("" if none) */
-    char *subject;           /* subject DN, RFC 2253 one line ("CN=x,O=y") */
-    char *issuer;            /* issuer DN, RFC 2253 one line */
-    int64_t not_before;      /* unix seconds */
-    int64_t not_after;       /* unix seconds */
-    char key_alg[16];        /* "RSA-2048", "RSA-4096", "EC P-256", "EC P-384" (else e.g. "RSA-3072") */
-    char sig_alg[48];        /* "sha256WithRSAEncryption", "ecdsa-with-SHA384", ... */
-    bool is_ca;              /* basicConstraints CA:TRUE */
-    int pathlen;             /* CA pathLenConstraint, -1 if none or not a CA */
-    bool self_signed;        /* subject == issuer and the signature verifies with its own key */
-    char **san;              /* dNSName and iPAddress entries as text (IPv6 compressed) */
+    char serial[65];    /* hex, uppercase, no separators, no leading zeros ("0" if 0) */
+    char sha1[41];      /* SHA-1 of the DER, hex lowercase, no colons (sha1Fingerprint) */
+    char sha256[65];    /* SHA-256 of the DER, hex lowercase, no colons */
+    char *cn;           /* subject CN ("" if none) */
+    char *subject;      /* subject DN, RFC 2253 one line ("CN=x,O=y") */
+    char *issuer;       /* issuer DN, RFC 2253 one line */
+    int64_t not_before; /* unix seconds */
+    int64_t not_after;  /* unix seconds */
+    char key_alg[16];   /* "RSA-2048", "RSA-4096", "EC P-256", "EC P-384" (else e.g. "RSA-3072") */
+    char sig_alg[48];   /* "sha256WithRSAEncryption", "ecdsa-with-SHA384", ... */
+    bool is_ca;         /* basicConstraints CA:TRUE */
+    int pathlen;        /* CA pathLenConstraint, -1 if none or not a CA */
+    bool self_signed;   /* subject == issuer and the signature verifies with its own key */
+    char **san;         /* dNSName and iPAddress entries as text (IPv6 compressed) */
     size_t n_san;
 };
 /* Fills *out (zeroed first); release with dbt_pki_cert_info_cleanup. */
@@ -292,7 +293,7 @@ struct dbt_pki_crl_info {
     int64_t next_update; /* 0 if absent */
     uint64_t number;     /* cRLNumber, 0 if absent */
     size_t n_revoked;
-    char issuer[256];    /* issuer DN, RFC 2253 (truncated if longer) */
+    char issuer[256]; /* issuer DN, RFC 2253 (truncated if longer) */
 };
 dbt_res dbt_pki_crl_info(const struct dbt_pki_crl *crl, struct dbt_pki_crl_info *out) DBT_WUR;
 /* True when the CRL lists the serial (hex, case-insensitive). */
