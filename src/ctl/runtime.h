@@ -22,7 +22,9 @@ struct dbt_ctl_opts {
     const char *state_dir;          /* required */
     const char *master_key_command; /* optional: run to obtain the master key (like
                                        ssl_passphrase_command); else state_dir/master.key */
-    int read_only;                  /* daemon: never migrates or writes */
+    int read_only;                  /* daemon: never migrates or writes (except
+                                       dbt_ctl_event_add, the audit of automatic actions) */
+    const char *actor;              /* who acts, for events; NULL = $USER, else "dbtls" */
 };
 
 /* Opens the store in opts->state_dir and loads the master key. Errors name the file and why. */
