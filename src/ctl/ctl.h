@@ -70,21 +70,21 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts) DBT_WUR;
 /* Certificates as listed (Cloud SQL SslCert fields + slot)                                    */
 
 struct dbt_ctl_cert {
-    char *slot;                /* "previous" | "active" | "upcoming"; NULL for client certs */
-    char *name;                /* client certs: the cert name; server slots: NULL */
-    char *instance;            /* owning instance name (NULL for shared CAs) */
-    char *cert_serial_number;  /* certSerialNumber: hex, upper case */
-    char *cert;                /* cert: PEM */
-    char *common_name;         /* commonName */
-    char *sha1_fingerprint;    /* sha1Fingerprint: hex, lower case, no colons */
-    char *subject;             /* subject DN, RFC 2253 one line */
-    char *issuer;              /* issuer DN, RFC 2253 one line */
-    char *key_algorithm;       /* e.g. "EC P-256", "RSA-2048" */
-    int64_t create_time;       /* createTime: when dbtls created it */
-    int64_t not_before;        /* notBefore (backdated a few minutes for clock skew) */
-    int64_t expiration_time;   /* expirationTime: notAfter */
-    bool revoked;              /* client certs: revoked (only ever seen in events; deleted
-                                  certs are not listed) */
+    char *slot;               /* "previous" | "active" | "upcoming"; NULL for client certs */
+    char *name;               /* client certs: the cert name; server slots: NULL */
+    char *instance;           /* owning instance name (NULL for shared CAs) */
+    char *cert_serial_number; /* certSerialNumber: hex, upper case */
+    char *cert;               /* cert: PEM */
+    char *common_name;        /* commonName */
+    char *sha1_fingerprint;   /* sha1Fingerprint: hex, lower case, no colons */
+    char *subject;            /* subject DN, RFC 2253 one line */
+    char *issuer;             /* issuer DN, RFC 2253 one line */
+    char *key_algorithm;      /* e.g. "EC P-256", "RSA-2048" */
+    int64_t create_time;      /* createTime: when dbtls created it */
+    int64_t not_before;       /* notBefore (backdated a few minutes for clock skew) */
+    int64_t expiration_time;  /* expirationTime: notAfter */
+    bool revoked;             /* client certs: revoked (only ever seen in events; deleted
+                                 certs are not listed) */
 };
 
 struct dbt_ctl_cert_list {
@@ -135,22 +135,22 @@ dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id) DBT_WUR;
 /* Engines (static table; no store needed)                                                     */
 
 struct dbt_engine_info {
-    const char *engine;                   /* "postgres" | "mysql" | "mariadb" */
-    const char *version;                  /* "13".."17", "5.7", "8.0", "10.11" */
-    bool is_default_version;              /* used when --engine-version is omitted */
-    const char *const *ca_ids;            /* supported CA ids, NULL-terminated */
-    const char *const *tls_versions;      /* e.g. {"TLSv1.2","TLSv1.3",NULL} */
-    const char *default_tls_min;          /* clamped into tls_versions */
+    const char *engine;              /* "postgres" | "mysql" | "mariadb" */
+    const char *version;             /* "13".."17", "5.7", "8.0", "10.11" */
+    bool is_default_version;         /* used when --engine-version is omitted */
+    const char *const *ca_ids;       /* supported CA ids, NULL-terminated */
+    const char *const *tls_versions; /* e.g. {"TLSv1.2","TLSv1.3",NULL} */
+    const char *default_tls_min;     /* clamped into tls_versions */
     const char *default_tls_max;
-    const char *default_ciphers;          /* TLS 1.2 list, OpenSSL syntax */
-    bool rotation_requires_restart;       /* always false for dbtls */
-    int default_port;                     /* 5432 / 3306 */
+    const char *default_ciphers;    /* TLS 1.2 list, OpenSSL syntax */
+    bool rotation_requires_restart; /* always false for dbtls */
+    int default_port;               /* 5432 / 3306 */
     /* PostgreSQL: suffix of the pg_hba rejection ("no encryption" for >= 14, "SSL off"
        before); NULL for MySQL-family engines. */
     const char *hba_reject_suffix;
     /* MySQL family: ER_SECURE_TRANSPORT_REQUIRED (3159, HY000) text; NULL for postgres. */
     const char *insecure_transport_error;
-    int insecure_transport_errno;         /* 3159 or 0 */
+    int insecure_transport_errno; /* 3159 or 0 */
 };
 
 /* The whole table; *n receives its length. Static storage, never freed. */
@@ -172,25 +172,25 @@ const char *dbt_ctl_ssl_mode_name(enum dbt_ssl_mode m);
  * backend_tls_ca/ciphersuites/groups).
  */
 struct dbt_ctl_instance_spec {
-    const char *engine;            /* create: required; patch: must not change (INVALID) */
-    const char *engine_version;    /* default: the engine's default version */
-    const char *listen;            /* "host:port", "[v6]:port"; create: required */
-    const char *backend;           /* "host:port" or absolute unix socket path; create: req. */
-    const char *backend_tls_ca;    /* CA file path for TLS to the backend (verify-full) */
-    const char *endpoints;         /* comma-separated DNS names / IPs; create: required.
-                                      Patch re-issues the active and upcoming server certs with
-                                      the new SAN under their same issuers. */
-    const char *region;            /* create only; default DBT_CTL_DEFAULT_REGION. The shared
-                                      intermediates of a new region are created on first use. */
-    const char *ca_mode;           /* "shared" | "per-instance"; patch: only per-instance ->
-                                      shared (STATE otherwise) */
-    const char *ca_id;             /* shared CA id; default = settings default. Patch (shared
-                                      mode): re-issues the server cert under the new CA; the old
-                                      active becomes previous (rollback possible), an upcoming is
-                                      dropped. Per-instance mode: the key/signature type of the
-                                      instance's own server CAs (rsa2048/rsa4096/ecc384). */
-    const char *ssl_mode;          /* see dbt_ctl_ssl_mode_parse */
-    const char *tls_min;           /* "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" (engine-allowed) */
+    const char *engine;         /* create: required; patch: must not change (INVALID) */
+    const char *engine_version; /* default: the engine's default version */
+    const char *listen;         /* "host:port", "[v6]:port"; create: required */
+    const char *backend;        /* "host:port" or absolute unix socket path; create: req. */
+    const char *backend_tls_ca; /* CA file path for TLS to the backend (verify-full) */
+    const char *endpoints;      /* comma-separated DNS names / IPs; create: required.
+                                   Patch re-issues the active and upcoming server certs with
+                                   the new SAN under their same issuers. */
+    const char *region;         /* create only; default DBT_CTL_DEFAULT_REGION. The shared
+                                   intermediates of a new region are created on first use. */
+    const char *ca_mode;        /* "shared" | "per-instance"; patch: only per-instance ->
+                                   shared (STATE otherwise) */
+    const char *ca_id;          /* shared CA id; default = settings default. Patch (shared
+                                   mode): re-issues the server cert under the new CA; the old
+                                   active becomes previous (rollback possible), an upcoming is
+                                   dropped. Per-instance mode: the key/signature type of the
+                                   instance's own server CAs (rsa2048/rsa4096/ecc384). */
+    const char *ssl_mode;       /* see dbt_ctl_ssl_mode_parse */
+    const char *tls_min;        /* "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" (engine-allowed) */
     const char *tls_max;
     const char *ciphers;           /* TLS 1.2 cipher list (validated syntax: non-empty) */
     const char *ciphersuites;      /* TLS 1.3 suites */
@@ -207,23 +207,23 @@ struct dbt_ctl_instance {
     char *engine_version;
     char *listen;
     char *backend;
-    char *backend_tls_ca;          /* or NULL */
+    char *backend_tls_ca; /* or NULL */
     char **endpoints;
     size_t n_endpoints;
     char *region;
-    char *ca_mode;                 /* "shared" | "per-instance" */
+    char *ca_mode; /* "shared" | "per-instance" */
     char *ca_id;
     enum dbt_ssl_mode ssl_mode;
     char *tls_min;
     char *tls_max;
     char *ciphers;
-    char *ciphersuites;            /* or NULL */
-    char *groups;                  /* or NULL */
-    char *hba_text;                /* or NULL */
-    char *ident_text;              /* or NULL */
-    char *user_require_text;       /* or NULL */
+    char *ciphersuites;      /* or NULL */
+    char *groups;            /* or NULL */
+    char *hba_text;          /* or NULL */
+    char *ident_text;        /* or NULL */
+    char *user_require_text; /* or NULL */
     int max_client_certs;
-    int n_client_certs;            /* live client certificates */
+    int n_client_certs; /* live client certificates */
     int64_t create_time;
     int64_t update_time;
     struct dbt_ctl_cert server_cert;    /* active server certificate (slot "active") */
@@ -310,8 +310,8 @@ dbt_res dbt_ctl_slots_list(struct dbt_ctl *ctl, const char *instance, enum dbt_c
                            struct dbt_ctl_cert_list *out) DBT_WUR;
 /* out (may be NULL) receives the new upcoming (the CA cert for SERVER_CA, else the server
    cert). */
-dbt_res dbt_ctl_slots_create(struct dbt_ctl *ctl, const char *instance,
-                             enum dbt_ctl_slot_kind kind, const struct dbt_ctl_validity *validity,
+dbt_res dbt_ctl_slots_create(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
+                             const struct dbt_ctl_validity *validity,
                              struct dbt_ctl_cert *out) DBT_WUR;
 dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance,
                              enum dbt_ctl_slot_kind kind) DBT_WUR;
@@ -336,11 +336,11 @@ struct dbt_ctl_client_cert_opts {
 };
 
 struct dbt_ctl_client_cert_new {
-    struct dbt_ctl_cert cert;  /* the new certificate (cert.name = its name) */
-    char *key_pem;             /* its private key, PKCS#8 PEM; returned once, never stored;
-                                  wiped by _cleanup */
-    char *server_ca_pem;       /* = dbt_ctl_server_ca_download (the sslrootcert) */
-    uint8_t *p12;              /* DER PKCS#12 when opts->pkcs12, else NULL */
+    struct dbt_ctl_cert cert; /* the new certificate (cert.name = its name) */
+    char *key_pem;            /* its private key, PKCS#8 PEM; returned once, never stored;
+                                 wiped by _cleanup */
+    char *server_ca_pem;      /* = dbt_ctl_server_ca_download (the sslrootcert) */
+    uint8_t *p12;             /* DER PKCS#12 when opts->pkcs12, else NULL */
     size_t p12_len;
 };
 void dbt_ctl_client_cert_new_cleanup(struct dbt_ctl_client_cert_new *c);

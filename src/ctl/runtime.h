@@ -42,25 +42,25 @@ enum dbt_ssl_mode {
 
 struct dbt_rt_instance {
     char *name;
-    char *engine;          /* "postgres" | "mysql" | "mariadb" */
-    char *engine_version;  /* e.g. "15", "8.0", "10.11" */
-    char *listen;          /* "host:port" ("[::1]:port" for IPv6) */
-    char *backend;         /* "host:port" or an absolute unix socket path */
-    char *backend_tls_ca;  /* CA file: TLS to the backend with verify-full; NULL = plain */
-    char **endpoints;      /* DNS names / IPs in the server certificate SAN; [0] is the CN */
+    char *engine;         /* "postgres" | "mysql" | "mariadb" */
+    char *engine_version; /* e.g. "15", "8.0", "10.11" */
+    char *listen;         /* "host:port" ("[::1]:port" for IPv6) */
+    char *backend;        /* "host:port" or an absolute unix socket path */
+    char *backend_tls_ca; /* CA file: TLS to the backend with verify-full; NULL = plain */
+    char **endpoints;     /* DNS names / IPs in the server certificate SAN; [0] is the CN */
     size_t n_endpoints;
     enum dbt_ssl_mode ssl_mode;
-    char *tls_min;         /* "TLSv1.2" */
-    char *tls_max;         /* "TLSv1.3" */
-    char *ciphers;         /* TLS 1.2 cipher list, OpenSSL syntax */
-    char *ciphersuites;    /* TLS 1.3 suites, NULL = OpenSSL default */
-    char *groups;          /* NULL = OpenSSL default */
-    char *cert_chain_pem;  /* active server certificate, then its intermediates (no root) */
-    char *key_pem;         /* its private key, decrypted, PKCS#8 PEM (wiped on free) */
-    char *client_ca_pem;   /* the instance's client CA certificate(s) */
-    char *crl_pem;         /* the client CA's current CRL */
-    char *hba_text;        /* access rules (pg_hba.conf syntax); NULL = derived from ssl_mode */
-    char *ident_text;      /* ident map (pg_ident.conf syntax); NULL = none */
+    char *tls_min;           /* "TLSv1.2" */
+    char *tls_max;           /* "TLSv1.3" */
+    char *ciphers;           /* TLS 1.2 cipher list, OpenSSL syntax */
+    char *ciphersuites;      /* TLS 1.3 suites, NULL = OpenSSL default */
+    char *groups;            /* NULL = OpenSSL default */
+    char *cert_chain_pem;    /* active server certificate, then its intermediates (no root) */
+    char *key_pem;           /* its private key, decrypted, PKCS#8 PEM (wiped on free) */
+    char *client_ca_pem;     /* the instance's client CA certificate(s) */
+    char *crl_pem;           /* the client CA's current CRL */
+    char *hba_text;          /* access rules (pg_hba.conf syntax); NULL = derived from ssl_mode */
+    char *ident_text;        /* ident map (pg_ident.conf syntax); NULL = none */
     char *user_require_text; /* MySQL per-user REQUIRE rules, one "user=REQ" per line; or NULL */
 };
 
