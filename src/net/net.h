@@ -1,0 +1,54 @@
+/*
+ * net.h - sockets for the TLS front: address parsing ("host:port", "[v6]:port", unix socket
+ * path), non-blocking listeners with SO_REUSEPORT (one per worker), non-blocking accept and
+ * connect, and printable peer addresses. No protocol knowledge here.
+ */
+#ifndef DBT_NET_NET_H
+#define DBT_NET_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "base/err.h"
+
+struct dbt_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char host[256]; /* the host part as written ("" for unix sockets), for TLS verify-full */
+};
+
+/*
+ * Parses "host:port", "[v6addr]:port" or an absolute unix socket path ("/run/pg/.s.PGSQL.5432").
+ * Host names are resolved with getaddrinfo (blocking: call it off the workers, e.g. while building
+ * a generation). INVALID with a message naming the text and why.
+ */
+dbt_res dbt_addr_parse(const char *text, struct dbt_addr *out) DBT_WUR;
+
+/* A non-blocking, close-on-exec listening socket with SO_REUSEADDR + SO_REUSEPORT. */
+dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out) DBT_WUR;
+
+/*
+ * Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY for TCP). AGAIN when nothing
+ * is pending; IO otherwise (the listener stays usable).
+ */
+dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen,
+                       int *fd_out) DBT_WUR;
+
+/*
+ * Starts a non-blocking connect. *in_progress is true when the caller must wait for writability
+ * and then call dbt_net_connect_result.
+ */
+dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len, int *fd_out,
+                        bool *in_progress) DBT_WUR;
+/* The outcome of a connect that was in progress (SO_ERROR). */
+dbt_res dbt_net_connect_result(int fd) DBT_WUR;
+
+/* "127.0.0.1" / "::1" (IPv4-mapped shown as IPv4) / "[local]" and the port (0 for unix). */
+void dbt_net_addr_str(const struct sockaddr *sa, socklen_t len, char *host, size_t hostlen,
+                      int *port);
+
+/* "host:port", "[v6]:port" or the socket path, for messages. */
+void dbt_net_addr_fmt(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen);
+
+#endif

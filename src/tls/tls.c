@@ -1,0 +1,549 @@
+/*
+ * tls.c - the OpenSSL boundary of the front (tls.h). Keeps to the API subset AWS-LC also offers.
+ */
+#include "tls/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TLS_MAX_RECORD 16384
+
+struct dbt_tls_ctx {
+    SSL_CTX *ctx;
+    _Atomic int refs;
+};
+
+struct dbt_tls_conn {
+    SSL *ssl;
+};
+
+/* The OpenSSL error queue as one line (emptied). */
+static void err_queue_str(char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t used = 0;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        char one[256];
+        ERR_error_string_n(e, one, sizeof(one));
+        const char *reason = ERR_reason_error_string(e);
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "",
+                         reason != NULL ? reason : one);
+        if (n < 0 || (size_t)n >= outlen - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    if (used == 0) {
+        snprintf(out, outlen, "unknown TLS error");
+    }
+}
+
+static dbt_res ssl_fail(const char *what)
+{
+    char why[512];
+    err_queue_str(why, sizeof(why));
+    return dbt_fail(DBT_E_TLS, "%s: %s", what, why);
+}
+
+static int parse_version(const char *v, int dflt, int *out)
+{
+    if (v == NULL || v[0] == '\0') {
+        *out = dflt;
+        return 1;
+    }
+    static const struct {
+        const char *name;
+        int ver;
+    } tab[] = {{"TLSv1", TLS1_VERSION},     {"TLSv1.0", TLS1_VERSION}, {"TLSv1.1", TLS1_1_VERSION},
+               {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION}};
+    for (size_t i = 0; i < DBT_ARRAY_LEN(tab); i++) {
+        if (strcmp(v, tab[i].name) == 0) {
+            *out = tab[i].ver;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const unsigned char alpn_pg[] = "\x0apostgresql";
+
+/*
+ * PostgreSQL 17 (be-secure-openssl.c, alpn_cb): a client that offers ALPN must offer
+ * "postgresql", otherwise the handshake fails with no_application_protocol. A client that offers
+ * none is accepted here; direct TLS additionally requires it (checked by the protocol).
+ */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *sel = NULL;
+    unsigned char sellen = 0;
+    if (SSL_select_next_proto(&sel, &sellen, alpn_pg, sizeof(alpn_pg) - 1, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        *outlen = sellen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static dbt_res load_chain(SSL_CTX *ctx, const char *pem)
+{
+    dbt_res res = DBT_OK;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = NULL;
+    DBT_ENSURE(bio != NULL, NOMEM, "certificate chain: out of memory");
+    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (x == NULL) {
+        DBT_TRY(ssl_fail("server certificate: cannot parse PEM"));
+    }
+    if (SSL_CTX_use_certificate(ctx, x) != 1) {
+        DBT_TRY(ssl_fail("server certificate: not usable"));
+    }
+    X509_free(x);
+    x = NULL;
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+            DBT_TRY(ssl_fail("server certificate chain: intermediate not usable"));
+        }
+        x = NULL; /* owned by ctx */
+    }
+    ERR_clear_error(); /* end of PEM data */
+out:
+    X509_free(x);
+    BIO_free(bio);
+    return res;
+}
+
+static dbt_res load_key(SSL_CTX *ctx, const char *pem)
+{
+    dbt_res res = DBT_OK;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = NULL;
+    DBT_ENSURE(bio != NULL, NOMEM, "private key: out of memory");
+    k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    if (k == NULL) {
+        DBT_TRY(ssl_fail("server private key: cannot parse PEM"));
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, k) != 1) {
+        DBT_TRY(ssl_fail("server private key: not usable"));
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        DBT_TRY(ssl_fail("server private key does not match the certificate"));
+    }
+out:
+    EVP_PKEY_free(k);
+    BIO_free(bio);
+    return res;
+}
+
+static dbt_res load_trust(SSL_CTX *ctx, const char *ca_pem, const char *crl_pem)
+{
+    dbt_res res = DBT_OK;
+    BIO *bio = NULL;
+    X509 *x = NULL;
+    X509_CRL *crl = NULL;
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    DBT_ENSURE(names != NULL, NOMEM, "client CA: out of memory");
+    bio = BIO_new_mem_buf(ca_pem, -1);
+    DBT_ENSURE(bio != NULL, NOMEM, "client CA: out of memory");
+    int n = 0;
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (X509_STORE_add_cert(store, x) != 1) {
+            DBT_TRY(ssl_fail("client CA: cannot add to the trust store"));
+        }
+        X509_NAME *nm = X509_NAME_dup(X509_get_subject_name(x));
+        if (nm == NULL || !sk_X509_NAME_push(names, nm)) {
+            X509_NAME_free(nm);
+            DBT_BAIL(NOMEM, "client CA: out of memory");
+        }
+        X509_free(x);
+        x = NULL;
+        n++;
+    }
+    ERR_clear_error();
+    DBT_ENSURE(n > 0, TLS, "client CA: no certificate in PEM");
+    SSL_CTX_set_client_CA_list(ctx, names);
+    names = NULL;
+    if (crl_pem != NULL && crl_pem[0] != '\0') {
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(crl_pem, -1);
+        DBT_ENSURE(bio != NULL, NOMEM, "CRL: out of memory");
+        int nc = 0;
+        while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+            if (X509_STORE_add_crl(store, crl) != 1) {
+                DBT_TRY(ssl_fail("CRL: cannot add to the trust store"));
+            }
+            X509_CRL_free(crl);
+            crl = NULL;
+            nc++;
+        }
+        ERR_clear_error();
+        DBT_ENSURE(nc > 0, TLS, "CRL: no CRL in PEM");
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    /* Request a certificate; do not require one: the access rules decide (like PostgreSQL). */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+out:
+    X509_free(x);
+    X509_CRL_free(crl);
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    BIO_free(bio);
+    return res;
+}
+
+static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
+{
+    dbt_res res = DBT_OK;
+    int minv, maxv;
+    DBT_ENSURE(parse_version(pol ? pol->min_version : NULL, TLS1_2_VERSION, &minv), INVALID,
+               "TLS minimum version \"%s\" is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+               pol->min_version);
+    DBT_ENSURE(parse_version(pol ? pol->max_version : NULL, TLS1_3_VERSION, &maxv), INVALID,
+               "TLS maximum version \"%s\" is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+               pol->max_version);
+    DBT_ENSURE(minv <= maxv, INVALID, "TLS minimum version is above the maximum version");
+    if (minv < TLS1_2_VERSION) {
+        /* OpenSSL 3's default security level refuses TLS 1.0/1.1 (SHA-1 signatures). */
+        SSL_CTX_set_security_level(ctx, 0);
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, maxv) != 1) {
+        DBT_TRY(ssl_fail("TLS protocol versions"));
+    }
+    const char *ciphers = pol && pol->ciphers ? pol->ciphers : "HIGH:!aNULL:!3DES";
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(INVALID, "TLS cipher list \"%s\" is invalid: %s", ciphers, why);
+    }
+    if (pol && pol->ciphersuites && SSL_CTX_set_ciphersuites(ctx, pol->ciphersuites) != 1) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(INVALID, "TLS 1.3 cipher suites \"%s\" are invalid: %s", pol->ciphersuites, why);
+    }
+    if (pol && pol->groups && SSL_CTX_set1_groups_list(ctx, pol->groups) != 1) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(INVALID, "TLS groups \"%s\" are invalid: %s", pol->groups, why);
+    }
+    if (!(pol && pol->session_tickets)) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+out:
+    return res;
+}
+
+static SSL_CTX *ctx_base(const SSL_METHOD *m)
+{
+    SSL_CTX *ctx = SSL_CTX_new(m);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ctx;
+}
+
+dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
+                               const char *client_ca_pem, const char *crl_pem,
+                               const struct dbt_tls_policy *pol, bool alpn_postgresql,
+                               struct dbt_tls_ctx **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_tls_ctx *c = NULL;
+    SSL_CTX *ctx = NULL;
+    DBT_ENSURE(chain_pem != NULL && chain_pem[0] != '\0', INVALID, "no server certificate");
+    DBT_ENSURE(key_pem != NULL && key_pem[0] != '\0', INVALID, "no server private key");
+    ctx = ctx_base(TLS_server_method());
+    if (ctx == NULL) {
+        DBT_TRY(ssl_fail("SSL_CTX_new"));
+    }
+    /* No session cache: as PostgreSQL, every connection does a full handshake. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    static const unsigned char sid_ctx[] = "dbtlsd";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    DBT_TRY(apply_policy(ctx, pol));
+    DBT_TRY(load_chain(ctx, chain_pem));
+    DBT_TRY(load_key(ctx, key_pem));
+    if (client_ca_pem != NULL && client_ca_pem[0] != '\0') {
+        DBT_TRY(load_trust(ctx, client_ca_pem, crl_pem));
+    }
+    if (alpn_postgresql) {
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    }
+    c = calloc(1, sizeof(*c));
+    DBT_ENSURE(c != NULL, NOMEM, "TLS context: out of memory");
+    c->ctx = ctx;
+    atomic_init(&c->refs, 1);
+    ctx = NULL;
+    *out = c;
+out:
+    SSL_CTX_free(ctx);
+    return res;
+}
+
+dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_tls_ctx *c = NULL;
+    SSL_CTX *ctx = ctx_base(TLS_client_method());
+    if (ctx == NULL) {
+        DBT_TRY(ssl_fail("SSL_CTX_new"));
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(TLS, "backend CA file \"%s\": %s", ca_file, why);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    c = calloc(1, sizeof(*c));
+    DBT_ENSURE(c != NULL, NOMEM, "TLS context: out of memory");
+    c->ctx = ctx;
+    atomic_init(&c->refs, 1);
+    ctx = NULL;
+    *out = c;
+out:
+    SSL_CTX_free(ctx);
+    return res;
+}
+
+struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c)
+{
+    if (c != NULL) {
+        atomic_fetch_add(&c->refs, 1);
+    }
+    return c;
+}
+
+void dbt_tls_ctx_unref(struct dbt_tls_ctx *c)
+{
+    if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+        SSL_CTX_free(c->ctx);
+        free(c);
+    }
+}
+
+static dbt_res conn_new(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out)
+{
+    struct dbt_tls_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return dbt_fail(DBT_E_NOMEM, "TLS connection: out of memory");
+    }
+    c->ssl = SSL_new(ctx->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+        SSL_free(c->ssl);
+        free(c);
+        return ssl_fail("SSL_new");
+    }
+    *out = c;
+    return DBT_OK;
+}
+
+dbt_res dbt_tls_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out)
+{
+    dbt_res r = conn_new(ctx, fd, out);
+    if (dbt_ok(r)) {
+        SSL_set_accept_state((*out)->ssl);
+    }
+    return r;
+}
+
+dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,
+                                struct dbt_tls_conn **out)
+{
+    dbt_res r = conn_new(ctx, fd, out);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    SSL *ssl = (*out)->ssl;
+    SSL_set_connect_state(ssl);
+    if (host != NULL && host[0] != '\0') {
+        /* verify-full: the name must match the certificate (DNS or IP SAN) */
+        if (SSL_set1_host(ssl, host) != 1) {
+            dbt_tls_conn_free(*out);
+            *out = NULL;
+            return ssl_fail("backend TLS host name");
+        }
+        unsigned char tmp[16];
+        if (inet_pton(AF_INET, host, tmp) != 1 && inet_pton(AF_INET6, host, tmp) != 1) {
+            SSL_set_tlsext_host_name(ssl, host);
+        }
+    }
+    return DBT_OK;
+}
+
+void dbt_tls_conn_free(struct dbt_tls_conn *c)
+{
+    if (c != NULL) {
+        SSL_free(c->ssl);
+        free(c);
+    }
+}
+
+static enum dbt_tls_io io_result(struct dbt_tls_conn *c, int rc, const char *what)
+{
+    int e = SSL_get_error(c->ssl, rc);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return DBT_TLS_IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return DBT_TLS_IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return DBT_TLS_IO_EOF;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+            ERR_clear_error();
+            return DBT_TLS_IO_EOF;
+        }
+        break;
+    default:
+        break;
+    }
+    char why[512];
+    err_queue_str(why, sizeof(why));
+    long vr = SSL_get_verify_result(c->ssl);
+    if (vr != X509_V_OK) {
+        (void)dbt_fail(DBT_E_TLS, "%s: %s (certificate verify: %s)", what, why,
+                       X509_verify_cert_error_string(vr));
+    } else {
+        (void)dbt_fail(DBT_E_TLS, "%s: %s", what, why);
+    }
+    return DBT_TLS_IO_ERR;
+}
+
+enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        return DBT_TLS_IO_OK;
+    }
+    enum dbt_tls_io r = io_result(c, rc, "TLS handshake failed");
+    if (r == DBT_TLS_IO_EOF) {
+        (void)dbt_fail(DBT_E_TLS, "TLS handshake failed: connection closed by peer");
+        return DBT_TLS_IO_ERR;
+    }
+    return r;
+}
+
+enum dbt_tls_io dbt_tls_read(struct dbt_tls_conn *c, void *p, size_t n, size_t *got)
+{
+    *got = 0;
+    ERR_clear_error();
+    int rc = SSL_read_ex(c->ssl, p, n, got);
+    if (rc == 1) {
+        return DBT_TLS_IO_OK;
+    }
+    *got = 0;
+    return io_result(c, 0, "TLS read failed");
+}
+
+enum dbt_tls_io dbt_tls_write(struct dbt_tls_conn *c, const void *p, size_t n, size_t *done)
+{
+    *done = 0;
+    if (n > TLS_MAX_RECORD) {
+        n = TLS_MAX_RECORD;
+    }
+    ERR_clear_error();
+    int rc = SSL_write_ex(c->ssl, p, n, done);
+    if (rc == 1) {
+        return DBT_TLS_IO_OK;
+    }
+    *done = 0;
+    return io_result(c, 0, "TLS write failed");
+}
+
+size_t dbt_tls_pending(struct dbt_tls_conn *c)
+{
+    int n = SSL_pending(c->ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void dbt_tls_shutdown(struct dbt_tls_conn *c)
+{
+    ERR_clear_error();
+    if (SSL_is_init_finished(c->ssl)) {
+        (void)SSL_shutdown(c->ssl);
+    }
+    ERR_clear_error();
+}
+
+static void name_str(const X509_NAME *nm, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL) {
+        return;
+    }
+    if (X509_NAME_print_ex(b, nm, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        int n = BIO_read(b, out, (int)outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    X509 *x = SSL_get_peer_certificate(c->ssl);
+    if (x != NULL) {
+        name_str(X509_get_subject_name(x), out, outlen);
+        X509_free(x);
+    }
+}
+
+void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(c->ssl));
+    const SSL_CIPHER *ci = SSL_get_current_cipher(c->ssl);
+    if (ci != NULL) {
+        snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_CIPHER_get_name(ci));
+        out->bits = SSL_CIPHER_get_bits(ci, NULL);
+    }
+    const unsigned char *alpn = NULL;
+    unsigned int alpnlen = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpnlen);
+    if (alpn != NULL && alpnlen < sizeof(out->alpn)) {
+        memcpy(out->alpn, alpn, alpnlen);
+        out->alpn[alpnlen] = '\0';
+    }
+    X509 *x = SSL_get_peer_certificate(c->ssl);
+    if (x == NULL) {
+        return;
+    }
+    out->peer_cert = SSL_get_verify_result(c->ssl) == X509_V_OK;
+    name_str(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    name_str(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    int cnl = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->cn,
+                                        (int)sizeof(out->cn));
+    if (cnl < 0 || (size_t)cnl != strlen(out->cn)) {
+        out->cn[0] = '\0'; /* absent, or an embedded NUL: never treat as a user name */
+    }
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    if (bn != NULL) {
+        char *dec = BN_bn2dec(bn);
+        if (dec != NULL) {
+            snprintf(out->serial, sizeof(out->serial), "%s", dec);
+            OPENSSL_free(dec);
+        }
+        BN_free(bn);
+    }
+    X509_free(x);
+}

@@ -1,0 +1,91 @@
+/*
+ * tls.h - TLS for the front, the only place that includes <openssl/ssl.h>. A dbt_tls_ctx wraps one
+ * SSL_CTX built once per configuration generation from PEM text (never from files on accept) and
+ * shared by reference across worker threads; a dbt_tls_conn wraps one SSL on a non-blocking
+ * socket. OpenSSL's 1/0/-1 results and error queue become dbt_res + messages or dbt_tls_io here.
+ */
+#ifndef DBT_TLS_TLS_H
+#define DBT_TLS_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct dbt_tls_ctx;
+struct dbt_tls_conn;
+
+struct dbt_tls_policy {
+    const char *min_version;  /* "TLSv1.2" (NULL = TLSv1.2) */
+    const char *max_version;  /* "TLSv1.3" (NULL = TLSv1.3) */
+    const char *ciphers;      /* TLS <= 1.2 list (NULL = "HIGH:!aNULL:!3DES") */
+    const char *ciphersuites; /* TLS 1.3 (NULL = OpenSSL default) */
+    const char *groups;       /* NULL = OpenSSL default */
+    bool session_tickets;     /* off by default, as PostgreSQL */
+};
+
+/*
+ * Builds a server SSL_CTX: certificate chain (leaf first, then intermediates) + private key (both
+ * PEM text; the key must match the leaf), trust store for client certificates = client_ca_pem
+ * with crl_pem (X509_V_FLAG_CRL_CHECK when a CRL is given), client certificates requested but
+ * not required (the access rules decide), the policy, SSL_MODE_RELEASE_BUFFERS, no tickets unless
+ * asked, and an ALPN callback that accepts only "postgresql" when alpn_postgresql (a client that
+ * offers ALPN without it gets a no_application_protocol alert, as PostgreSQL 17). Errors name the
+ * part that is wrong.
+ */
+dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
+                               const char *client_ca_pem, const char *crl_pem,
+                               const struct dbt_tls_policy *pol, bool alpn_postgresql,
+                               struct dbt_tls_ctx **out) DBT_WUR;
+
+/* A client SSL_CTX for backend legs: verify-full against the CA file (PEM). */
+dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out) DBT_WUR;
+
+/* Reference counting (thread safe). unref frees on the last reference. */
+struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c);
+void dbt_tls_ctx_unref(struct dbt_tls_ctx *c);
+
+enum dbt_tls_io {
+    DBT_TLS_IO_OK,
+    DBT_TLS_IO_WANT_READ,
+    DBT_TLS_IO_WANT_WRITE,
+    DBT_TLS_IO_EOF, /* close_notify or TCP EOF */
+    DBT_TLS_IO_ERR, /* dbt_errmsg() says why */
+};
+
+/* A server-side connection on fd (not owned: the caller closes fd after dbt_tls_conn_free). */
+dbt_res dbt_tls_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out) DBT_WUR;
+/* A client-side connection verifying host (DNS name or IP) against the server certificate. */
+dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,
+                                struct dbt_tls_conn **out) DBT_WUR;
+void dbt_tls_conn_free(struct dbt_tls_conn *c);
+
+/* Advances the handshake. ERR carries the reason (and the peer certificate subject if any). */
+enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c);
+/* Reads up to n decrypted bytes; *got > 0 only with OK. */
+enum dbt_tls_io dbt_tls_read(struct dbt_tls_conn *c, void *p, size_t n, size_t *got);
+/* Writes up to n bytes (at most one 16 KB record per call); *done > 0 only with OK. */
+enum dbt_tls_io dbt_tls_write(struct dbt_tls_conn *c, const void *p, size_t n, size_t *done);
+/* Decrypted bytes buffered inside OpenSSL (must be drained: epoll cannot see them). */
+size_t dbt_tls_pending(struct dbt_tls_conn *c);
+/* Sends close_notify (best effort, non-blocking). */
+void dbt_tls_shutdown(struct dbt_tls_conn *c);
+
+struct dbt_tls_info {
+    char version[16];     /* "TLSv1.3" */
+    char cipher[64];      /* "TLS_AES_256_GCM_SHA384" */
+    int bits;             /* 256 */
+    bool peer_cert;       /* the peer presented a certificate that verified */
+    char subject[256];    /* RFC 2253-ish one-line DN ("/CN=..." as pg_stat_ssl shows) */
+    char issuer[256];
+    char serial[80];      /* decimal, as pg_stat_ssl */
+    char cn[256];         /* the subject CN ("" if none) */
+    char alpn[32];        /* negotiated ALPN ("" if none) */
+};
+void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
+
+/* Subject DN of the peer certificate even if it failed verification ("" if none), for logs. */
+void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen);
+
+#endif
