@@ -159,9 +159,8 @@ dbt_res dbt_my_greeting_decode(const uint8_t *p, size_t n, struct dbt_my_greetin
         return DBT_OK;
     }
     g->has_more = true;
-    if (!dbt_rd_u8(&rd, &g->charset) || !dbt_rd_le16(&rd, &g->status) ||
-        !dbt_rd_le16(&rd, &hi) || !dbt_rd_u8(&rd, &g->auth_data_len) ||
-        !dbt_rd_bytes(&rd, 10, &g->reserved)) {
+    if (!dbt_rd_u8(&rd, &g->charset) || !dbt_rd_le16(&rd, &g->status) || !dbt_rd_le16(&rd, &hi) ||
+        !dbt_rd_u8(&rd, &g->auth_data_len) || !dbt_rd_bytes(&rd, 10, &g->reserved)) {
         return dbt_fail(DBT_E_PROTO, "MySQL server greeting truncated in its extended header");
     }
     g->caps |= (uint32_t)hi << 16;
@@ -270,8 +269,9 @@ dbt_res dbt_my_hs_classify(const uint8_t *p, size_t n, enum dbt_my_hs_kind *kind
     }
     if (r.caps & DBT_MY_CLIENT_SSL) {
         /* An SSLRequest is exactly 32 bytes; one carrying credentials would send them in clear. */
-        return dbt_fail(DBT_E_PROTO, "MySQL client set CLIENT_SSL in a %zu-byte handshake "
-                                     "response instead of sending a 32-byte SSLRequest",
+        return dbt_fail(DBT_E_PROTO,
+                        "MySQL client set CLIENT_SSL in a %zu-byte handshake "
+                        "response instead of sending a 32-byte SSLRequest",
                         n);
     }
     *kind = DBT_MY_HS_RESPONSE;
@@ -621,8 +621,8 @@ void dbt_my_err_access_denied(struct dbt_wr *w, uint8_t seq, bool protocol41, co
     char msg[512];
     /* MySQL user names are at most 32 characters (80 bytes in MariaDB); bound what we echo. */
     int shown = user_len > 128 ? 128 : (int)user_len;
-    snprintf(msg, sizeof(msg), "Access denied for user '%.*s'@'%.200s' (using password: %s)",
-             shown, user, host, using_password ? "YES" : "NO");
+    snprintf(msg, sizeof(msg), "Access denied for user '%.*s'@'%.200s' (using password: %s)", shown,
+             user, host, using_password ? "YES" : "NO");
     dbt_my_err_encode(w, seq, protocol41, DBT_MY_ER_ACCESS_DENIED, DBT_MY_ER_ACCESS_DENIED_STATE,
                       msg);
 }

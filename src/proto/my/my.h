@@ -160,9 +160,9 @@ struct dbt_my_response {
     uint32_t caps;
     uint32_t max_packet;
     uint8_t charset;
-    const uint8_t *filler;  /* 23 bytes; MariaDB: 19 zero + 4 extended caps */
-    uint32_t mariadb_caps;  /* when CLIENT_MYSQL is clear */
-    const char *user;       /* not NUL-terminated in the struct's view: use user_len */
+    const uint8_t *filler; /* 23 bytes; MariaDB: 19 zero + 4 extended caps */
+    uint32_t mariadb_caps; /* when CLIENT_MYSQL is clear */
+    const char *user;      /* not NUL-terminated in the struct's view: use user_len */
     size_t user_len;
     enum dbt_my_auth_enc auth_enc;
     const uint8_t *auth;
@@ -268,7 +268,8 @@ struct dbt_my_err {
  * Decodes an ERR payload. With protocol41, a '#' after the code introduces the 5-char SQLSTATE
  * (servers answering before they know the client's capabilities omit it).
  */
-dbt_res dbt_my_err_decode(const uint8_t *p, size_t n, bool protocol41, struct dbt_my_err *e) DBT_WUR;
+dbt_res dbt_my_err_decode(const uint8_t *p, size_t n, bool protocol41,
+                          struct dbt_my_err *e) DBT_WUR;
 
 /*
  * Encodes an ERR packet: 0xff, code, then '#' + SQLSTATE when protocol41 (the client set

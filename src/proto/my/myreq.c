@@ -307,8 +307,9 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_f
     }
     /* acl_check_ssl: every type but NONE needs an encrypted connection. */
     if (!f->tls) {
-        return dbt_fail(DBT_E_DENIED, "account requires REQUIRE %s but the connection is not "
-                                      "encrypted",
+        return dbt_fail(DBT_E_DENIED,
+                        "account requires REQUIRE %s but the connection is not "
+                        "encrypted",
                         dbt_my_req_type_name(req->type));
     }
     if (req->type == DBT_MY_REQ_SSL) {
@@ -321,8 +322,9 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_f
                         req->cipher, f->cipher ? f->cipher : "(none)");
     }
     if (!f->cert_present) {
-        return dbt_fail(DBT_E_DENIED, "account requires a client certificate (REQUIRE %s) and "
-                                      "none was presented",
+        return dbt_fail(DBT_E_DENIED,
+                        "account requires a client certificate (REQUIRE %s) and "
+                        "none was presented",
                         dbt_my_req_type_name(req->type));
     }
     if (!f->cert_verified) {
@@ -333,13 +335,15 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_f
         return DBT_OK;
     }
     if (req->issuer != NULL && (f->issuer == NULL || strcmp(req->issuer, f->issuer) != 0)) {
-        return dbt_fail(DBT_E_DENIED, "account requires ISSUER '%s' but the certificate's issuer "
-                                      "is '%s'",
+        return dbt_fail(DBT_E_DENIED,
+                        "account requires ISSUER '%s' but the certificate's issuer "
+                        "is '%s'",
                         req->issuer, f->issuer ? f->issuer : "(none)");
     }
     if (req->subject != NULL && (f->subject == NULL || strcmp(req->subject, f->subject) != 0)) {
-        return dbt_fail(DBT_E_DENIED, "account requires SUBJECT '%s' but the certificate's "
-                                      "subject is '%s'",
+        return dbt_fail(DBT_E_DENIED,
+                        "account requires SUBJECT '%s' but the certificate's "
+                        "subject is '%s'",
                         req->subject, f->subject ? f->subject : "(none)");
     }
     return DBT_OK;

@@ -81,7 +81,8 @@ struct dbt_my_tls_facts {
  * DENIED with a message saying which requirement failed (for the log: the client only ever sees
  * MySQL's 1045 Access denied).
  */
-dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_facts *facts) DBT_WUR;
+dbt_res dbt_my_req_check(const struct dbt_my_req *req,
+                         const struct dbt_my_tls_facts *facts) DBT_WUR;
 
 /* "NONE", "SSL", "X509" or "SPECIFIED" (for logs and status). */
 const char *dbt_my_req_type_name(enum dbt_my_req_type type);
