@@ -1,0 +1,307 @@
+#!/bin/bash
+# The README's first command: shows dbtls end to end on this machine. Installs what is missing
+# (scripts/install-deps.sh), builds (scripts/build.sh, optimized build/), runs the control-plane
+# walkthrough (scripts/demo-ca.sh), then puts dbtlsd in front of a real PostgreSQL 15 and a real
+# MariaDB 10.11 started in a throwaway directory, and drives them with psql, openssl and the
+# mariadb client, printing each command and what it answers. Every step checks its outcome: a
+# step that does not give what a user should see stops the demo with "demo: FAILED: ..." and
+# exit 1 (nothing is skipped silently). Everything started here is stopped on exit.
+#
+# Usage: scripts/demo.sh [--keep]     (--keep leaves the throwaway directory for a look around)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+
+# --- presentation --------------------------------------------------------------------------
+if [ -t 1 ]; then B=$'\e[1m'; D=$'\e[2m'; R=$'\e[31m'; G=$'\e[32m'; N=$'\e[0m'; else
+    B=""; D=""; R=""; G=""; N=""; fi
+STEP=""
+step() { STEP="$*"; printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
+say() { printf '%s%s%s\n' "$D" "$*" "$N"; }
+fail() { printf '\n%sdemo: FAILED: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
+ok() { printf '%s    ok: %s%s\n' "$G" "$*" "$N"; }
+# show CMD...: prints the command as a user would type it, runs it, prints its output; the
+# output is also kept in $OUT and the exit code in $RC (never aborts by itself).
+show() {
+    local cmd
+    cmd=$(printf '%q ' "$@")
+    [ -n "$WORK" ] && cmd=${cmd//"$WORK"/\$DEMO}
+    printf '%s$ %s%s\n' "$B" "$cmd" "$N"
+    set +e
+    OUT=$("$@" 2>&1)
+    RC=$?
+    set -e
+    [ -n "$OUT" ] && printf '%s\n' "$OUT" | sed 's/^/    /'
+    return 0
+}
+expect_ok() { [ "$RC" -eq 0 ] || fail "$STEP: exit code $RC (expected success)"; }
+expect_fail() { [ "$RC" -ne 0 ] || fail "$STEP: the command succeeded but must be refused"; }
+expect_out() {
+    printf '%s' "$OUT" | grep -qF -- "$1" || fail "$STEP: expected output containing: $1"
+    ok "$1"
+}
+trap 'fail "${STEP:-setup}: command failed at line $LINENO"' ERR
+
+# --- cleanup -------------------------------------------------------------------------------
+WORK=""
+PIDS=() # "pid:signal" of every process started here, stopped in reverse order
+started() { PIDS=("$1:${2:-TERM}" "${PIDS[@]}"); }
+cleanup() {
+    local rc=$? p pid
+    set +e
+    trap - ERR
+    { exec 3>&-; } 2>/dev/null
+    for p in "${PIDS[@]}"; do
+        pid=${p%%:*}
+        kill -"${p##*:}" "$pid" 2>/dev/null
+        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ -n "$WORK" ]; then
+        if [ $KEEP -eq 1 ]; then echo "demo: kept $WORK"; else rm -rf "$WORK"; fi
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# PostgreSQL and MariaDB refuse to run as root: "${AS_PG[@]}" CMD runs CMD as postgres (and
+# AS_MY as mysql). setpriv execs in place (no wrapper process), so after `"${AS_PG[@]}" postgres
+# ... &` $! is the server itself and gets our signals.
+AS_PG=()
+AS_MY=()
+if [ "$(id -u)" -eq 0 ]; then
+    AS_PG=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
+    AS_MY=(setpriv --reuid=mysql --regid=mysql --clear-groups --)
+fi
+free_port() {
+    /usr/bin/python3 -c 'import sys; sys.path.insert(0, "tests/integration"); import servers
+print(servers.free_port())'
+}
+wait_for() { # wait_for SECONDS WHAT CMD...
+    local t=$1 what=$2
+    shift 2
+    for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    fail "$what did not happen within $t s"
+}
+
+# --- 1. dependencies and build -------------------------------------------------------------
+step "Installing missing Debian packages (scripts/install-deps.sh)"
+./scripts/install-deps.sh
+step "Building (scripts/build.sh)"
+BUILD=$(./scripts/build.sh)
+DBTLS_BIN="$ROOT/$BUILD/src/bin/dbtls"
+DBTLSD_BIN="$ROOT/$BUILD/src/bin/dbtlsd"
+[ -x "$DBTLS_BIN" ] || fail "the build has no dbtls ($DBTLS_BIN)"
+say "built into $BUILD/"
+PATH="$ROOT/$BUILD/src/bin:/usr/lib/postgresql/15/bin:$PATH"
+export PATH
+
+# --- 2. control plane ----------------------------------------------------------------------
+step "Control plane walkthrough (scripts/demo-ca.sh)"
+[ -f scripts/demo-ca.sh ] || fail "scripts/demo-ca.sh is missing"
+DBTLS_BUILD="$ROOT/$BUILD" bash scripts/demo-ca.sh || fail "scripts/demo-ca.sh failed"
+
+[ -x "$DBTLSD_BIN" ] || fail "the build has no dbtlsd ($DBTLSD_BIN): the TLS front is not built"
+
+WORK=$(mktemp -d /tmp/dbtls-demo-XXXXXX)
+chmod 755 "$WORK"
+export DBTLS_STATE_DIR="$WORK/state"
+say "throwaway directory \$DEMO = $WORK; dbtls state in \$DEMO/state (DBTLS_STATE_DIR)"
+
+# --- 3. a real PostgreSQL 15 without TLS ---------------------------------------------------
+step "Starting PostgreSQL 15 (no TLS of its own) as the postgres user"
+PGPORT=$(free_port)
+FRONT_PG=$(free_port)
+mkdir -p "$WORK/pg/sock"
+chown -R postgres:postgres "$WORK/pg" 2>/dev/null || true
+"${AS_PG[@]}" initdb -D "$WORK/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C \
+    >"$WORK/pg/initdb.log" 2>&1 || { cat "$WORK/pg/initdb.log"; fail "initdb failed"; }
+cat >>"$WORK/pg/data/postgresql.auto.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$WORK/pg/sock'
+ssl = off
+fsync = off
+EOF
+# The backend's own rules: dbtlsd reaches it over the unix socket. certuser logs in with a
+# client certificate checked by dbtlsd, so PostgreSQL trusts that role on its socket; every
+# other role still proves its password to PostgreSQL itself (SCRAM relayed through the front).
+cat >"$WORK/pg/data/pg_hba.conf" <<EOF
+local all postgres trust
+local all certuser trust
+local all all scram-sha-256
+EOF
+"${AS_PG[@]}" postgres -D "$WORK/pg/data" >"$WORK/pg/postgres.log" 2>&1 &
+started $! INT # SIGINT = PostgreSQL's fast shutdown
+wait_for 30 "PostgreSQL start" pg_isready -q -h "$WORK/pg/sock" -p "$PGPORT"
+PSQL_ADMIN=(psql -X -q -h "$WORK/pg/sock" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1)
+"${PSQL_ADMIN[@]}" -c "CREATE ROLE alice LOGIN PASSWORD 'alice-demo-pw'" \
+    -c "CREATE ROLE certuser LOGIN" -c "CREATE DATABASE app OWNER alice" >/dev/null
+say "PostgreSQL $(postgres --version | awk '{print $3}') on 127.0.0.1:$PGPORT and $WORK/pg/sock"
+
+# --- 4. a dbtls instance with ENCRYPTED_ONLY ------------------------------------------------
+step "dbtls init, and a PostgreSQL instance that requires TLS (ENCRYPTED_ONLY)"
+cat >"$WORK/pg_hba.conf" <<'EOF'
+# dbtls access rules for instance demo-pg (pg_hba.conf syntax), first match wins
+hostssl all certuser    all cert
+hostssl all all         all backend
+EOF
+show dbtls init
+expect_ok
+show dbtls instances create demo-pg --engine postgres --engine-version 15 \
+    --listen "127.0.0.1:$FRONT_PG" --backend "$WORK/pg/sock/.s.PGSQL.$PGPORT" \
+    --endpoint pg.demo.dbtls.test,127.0.0.1 --ssl-mode ENCRYPTED_ONLY --hba-file "$WORK/pg_hba.conf"
+expect_ok
+show dbtls ssl server-ca-certs download --instance demo-pg --out "$WORK/server-ca.pem"
+expect_ok
+[ -s "$WORK/server-ca.pem" ] || fail "server-ca.pem was not written"
+
+step "Starting dbtlsd"
+dbtlsd --state-dir "$DBTLS_STATE_DIR" 2>"$WORK/dbtlsd.log" &
+DBTLSD_PID=$!
+started $DBTLSD_PID
+for _ in $(seq 200); do
+    grep -q "dbtlsd: ready" "$WORK/dbtlsd.log" && break
+    kill -0 $DBTLSD_PID 2>/dev/null || { cat "$WORK/dbtlsd.log"; fail "dbtlsd exited"; }
+    sleep 0.1
+done
+grep -q "dbtlsd: ready" "$WORK/dbtlsd.log" || { cat "$WORK/dbtlsd.log"; fail "dbtlsd not ready"; }
+sed 's/^/    /' "$WORK/dbtlsd.log"
+
+# libpq checks the certificate against host=; hostaddr= spares us a DNS entry for the endpoint.
+PGCONN="host=pg.demo.dbtls.test hostaddr=127.0.0.1 port=$FRONT_PG dbname=app"
+export PGCONNECT_TIMEOUT=10
+
+step "psql with sslmode=verify-full through dbtlsd"
+PGPASSWORD=alice-demo-pw show psql -X -c '\conninfo' -c 'SELECT current_user, version()' \
+    "$PGCONN user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_ok
+expect_out "SSL connection (protocol: TLSv1.3"
+expect_out "PostgreSQL 15"
+
+step "verify-full against a name that is not in the certificate is refused by psql"
+PGPASSWORD=alice-demo-pw show psql -X -c 'SELECT 1' \
+    "host=wrong.example hostaddr=127.0.0.1 port=$FRONT_PG dbname=app user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_fail
+expect_out 'does not match host name "wrong.example"'
+
+step "A plaintext connection is refused, as PostgreSQL refuses it"
+PGPASSWORD=alice-demo-pw show psql -X -c 'SELECT 1' "$PGCONN user=alice sslmode=disable"
+expect_fail
+expect_out 'no pg_hba.conf entry for host "127.0.0.1", user "alice", database "app", no encryption'
+
+step "A client certificate, and a login with it (rule: hostssl all certuser all cert)"
+show dbtls ssl client-certs create certuser --instance demo-pg --out-dir "$WORK/certuser"
+expect_ok
+show ls -l "$WORK/certuser"
+show psql -X -c '\conninfo' -c 'SELECT current_user' \
+    "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/certuser/server-ca.pem sslcert=$WORK/certuser/client-cert.pem sslkey=$WORK/certuser/client-key.pem"
+expect_ok
+expect_out "SSL connection (protocol: TLSv1.3"
+expect_out "certuser"
+step "The same role without a certificate is refused"
+show psql -X -c 'SELECT 1' "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_fail
+expect_out 'certificate authentication failed for user "certuser"'
+
+# --- 5. rotation with a session open -------------------------------------------------------
+server_cert_serial() {
+    openssl s_client -starttls postgres -connect "127.0.0.1:$FRONT_PG" \
+        -servername pg.demo.dbtls.test -CAfile "$WORK/server-ca.pem" </dev/null 2>/dev/null |
+        openssl x509 -noout -serial
+}
+
+step "Rotation of the server certificate while a session stays open"
+mkfifo "$WORK/session.in"
+PGPASSWORD=alice-demo-pw psql -X -A -t \
+    "$PGCONN user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem" \
+    <"$WORK/session.in" >"$WORK/session.out" 2>&1 &
+started $!
+exec 3>"$WORK/session.in"
+echo "SELECT 'open session, backend pid ' || pg_backend_pid();" >&3
+wait_for 15 "the open session's first answer" grep -q "open session" "$WORK/session.out"
+sed 's/^/    session: /' "$WORK/session.out"
+show server_cert_serial
+expect_ok
+BEFORE=$OUT
+show dbtls ssl server-certs create --instance demo-pg
+expect_ok
+show dbtls ssl server-certs list --instance demo-pg
+expect_ok
+show dbtls ssl server-certs rotate --instance demo-pg
+expect_ok
+say "(dbtlsd picks the change up within a second, without a restart)"
+sleep 1.5
+show dbtls connections
+expect_ok
+expect_out "demo-pg"
+show server_cert_serial
+expect_ok
+[ "$OUT" != "$BEFORE" ] || fail "$STEP: a new connection still gets the old certificate ($OUT)"
+ok "new connections get the new certificate"
+echo "SELECT 'same session after rotation, backend pid ' || pg_backend_pid();" >&3
+wait_for 15 "the open session's answer after the rotation" grep -q "after rotation" \
+    "$WORK/session.out"
+sed 's/^/    session: /' "$WORK/session.out"
+ok "the session opened before the rotation still works"
+exec 3>&-
+PGPASSWORD=alice-demo-pw show psql -X -c '\conninfo' \
+    "$PGCONN user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_ok
+expect_out "SSL connection (protocol: TLSv1.3"
+
+# --- 6. MariaDB ----------------------------------------------------------------------------
+step "Starting MariaDB 10.11 (no TLS of its own) as the mysql user"
+MYPORT=$(free_port)
+FRONT_MY=$(free_port)
+mkdir -p "$WORK/my"
+chown -R mysql:mysql "$WORK/my" 2>/dev/null || true
+"${AS_MY[@]}" mariadb-install-db --no-defaults --datadir="$WORK/my/data" \
+    --auth-root-authentication-method=normal --skip-test-db >"$WORK/my/install.log" 2>&1 ||
+    { cat "$WORK/my/install.log"; fail "mariadb-install-db failed"; }
+"${AS_MY[@]}" mariadbd --no-defaults --datadir="$WORK/my/data" --socket="$WORK/my/mysqld.sock" \
+    --port="$MYPORT" --bind-address=127.0.0.1 --skip-ssl --skip-log-bin --skip-name-resolve \
+    --pid-file="$WORK/my/mariadbd.pid" --log-error="$WORK/my/mariadbd.log" >"$WORK/my/mariadbd.out" 2>&1 &
+started $!
+wait_for 30 "MariaDB start" mariadb --no-defaults -uroot --socket="$WORK/my/mysqld.sock" -e 'SELECT 1'
+mariadb --no-defaults -uroot --socket="$WORK/my/mysqld.sock" -e \
+    "CREATE DATABASE app; CREATE USER 'alice'@'%' IDENTIFIED BY 'alice-demo-pw';
+     GRANT ALL ON app.* TO 'alice'@'%';"
+say "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$MYPORT"
+
+step "A MariaDB instance that requires TLS (ENCRYPTED_ONLY = require_secure_transport=ON)"
+show dbtls instances create demo-my --engine mariadb --engine-version 10.11 \
+    --listen "127.0.0.1:$FRONT_MY" --backend "127.0.0.1:$MYPORT" \
+    --endpoint my.demo.dbtls.test,127.0.0.1 --ssl-mode ENCRYPTED_ONLY
+expect_ok
+show dbtls ssl server-ca-certs download --instance demo-my --out "$WORK/my-server-ca.pem"
+expect_ok
+sleep 1.5
+MYCLIENT=(mariadb --no-defaults --host=127.0.0.1 --port="$FRONT_MY" --protocol=TCP --user=alice
+    --password=alice-demo-pw --connect-timeout=10 app)
+
+step "The mariadb client with --ssl-verify-server-cert through dbtlsd"
+show "${MYCLIENT[@]}" --ssl --ssl-ca="$WORK/my-server-ca.pem" --ssl-verify-server-cert \
+    -e "status; SELECT current_user(), version(); SHOW STATUS LIKE 'Ssl_cipher'"
+expect_ok
+expect_out "Cipher in use is TLS_"
+expect_out "alice@%"
+
+step "A plaintext MariaDB connection is refused with MySQL's error 3159"
+show "${MYCLIENT[@]}" --skip-ssl -e "SELECT 1"
+expect_fail
+expect_out "ERROR 3159 (HY000)"
+expect_out "Connections using insecure transport are prohibited while --require_secure_transport=ON."
+
+step "dbtls connections"
+show dbtls connections
+expect_ok
+
+step "Done"
+say "Everything this demo started is being stopped (dbtlsd, PostgreSQL, MariaDB)."
+say "dbtlsd log:"
+sed 's/^/    /' "$WORK/dbtlsd.log" | tail -n 20
