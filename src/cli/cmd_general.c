@@ -1,0 +1,256 @@
+/*
+ * cmd_general.c - the commands that are not about one instance: init, cas list|set-default,
+ * engines list, bundle, events list.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "cli/out.h"
+#include "cli/view.h"
+#include "ctl/ctl.h"
+
+static const struct dbt_cli_col ca_cols[] = {
+    {"CERTIFICATE_IDENTIFIER", "certificateIdentifier"},
+    {"KEY_ALGORITHM", "keyAlgorithm"},
+    {"SIGNATURE_ALGORITHM", "signatureAlgorithm"},
+    {"THUMBPRINT", "thumbprint"},
+    {"VALID_FROM", "validFrom"},
+    {"VALID_TILL", "validTill"},
+    {"DEFAULT", "defaultForNewInstances"},
+    {"REGIONS", "regions"},
+    {NULL, NULL},
+};
+
+static dbt_res cas_json(struct dbt_cli *c, json_t **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_ca_list l = {0};
+    json_t *a = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_cas_list(ctl, &l));
+    a = json_array();
+    DBT_ENSURE(a, NOMEM, "out of memory");
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *o = dbt_cli_view_ca(&l.items[i]);
+        DBT_ENSURE(o, NOMEM, "out of memory");
+        json_array_append_new(a, o);
+    }
+    *out = a;
+    a = NULL;
+out:
+    json_decref(a);
+    dbt_ctl_ca_list_cleanup(&l);
+    return res;
+}
+
+static int run_init(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    json_t *cas = NULL, *o = NULL;
+    struct dbt_ctl_opts opts = {
+        .state_dir = c->state_dir,
+        .master_key_command = c->master_key_command,
+    };
+    int rc;
+
+    DBT_TRY(dbt_ctl_init(&opts));
+    DBT_TRY(cas_json(c, &cas));
+    if (c->format == DBT_CLI_FMT_JSON) {
+        o = json_pack("{sssO}", "stateDir", c->state_dir, "cas", cas);
+        DBT_ENSURE(o, NOMEM, "out of memory");
+        dbt_cli_print_object(c, o);
+    } else {
+        fprintf(stderr, "Initialized dbtls in %s (master key: %s).\n", c->state_dir,
+                c->master_key_command ? "from --master-key-command" : "master.key, mode 0600");
+        dbt_cli_print_list(c, cas, ca_cols);
+    }
+out:
+    rc = dbt_ok(res) ? 0 : dbt_cli_fail(res);
+    json_decref(o);
+    json_decref(cas);
+    return rc;
+}
+
+static int run_cas_list(struct dbt_cli *c)
+{
+    json_t *cas = NULL;
+    dbt_res res = cas_json(c, &cas);
+
+    if (!dbt_ok(res)) {
+        return dbt_cli_fail(res);
+    }
+    dbt_cli_print_list(c, cas, ca_cols);
+    json_decref(cas);
+    return 0;
+}
+
+static int run_cas_set_default(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_cas_set_default(ctl, c->positional));
+    o = json_pack("{ss}", "defaultCertificateForNewInstances", c->positional);
+    dbt_cli_print_done(c, o, "New instances now use %s.", c->positional);
+out:
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static int run_engines_list(struct dbt_cli *c)
+{
+    static const struct dbt_cli_col cols[] = {
+        {"ENGINE", "engine"},
+        {"VERSION", "engineVersion"},
+        {"DEFAULT", "defaultVersion"},
+        {"TLS_VERSIONS", "supportedTlsVersions"},
+        {"DEFAULT_CIPHERS", "defaultCiphers"},
+        {"CA_IDS", "supportedCaCertificateIdentifiers"},
+        {"ROTATION_WITHOUT_RESTART", "supportsCertificateRotationWithoutRestart"},
+        {NULL, NULL},
+    };
+    const char *engine = dbt_cli_get(c, "engine");
+    size_t n;
+    const struct dbt_engine_info *e = dbt_ctl_engines(&n);
+    json_t *a = json_array();
+
+    if (!a) {
+        return dbt_cli_fail(dbt_fail(DBT_E_NOMEM, "out of memory"));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (engine && strcmp(engine, e[i].engine) != 0) {
+            continue;
+        }
+        json_array_append_new(a, dbt_cli_view_engine(&e[i]));
+    }
+    if (engine && json_array_size(a) == 0) {
+        json_decref(a);
+        return dbt_cli_fail(dbt_fail(DBT_E_NOT_FOUND,
+                                     "unknown engine \"%s\": expected postgres, mysql or mariadb",
+                                     engine));
+    }
+    dbt_cli_print_list(c, a, cols);
+    json_decref(a);
+    return 0;
+}
+
+static int run_bundle(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    const char *fmt = c->format_raw ? c->format_raw : "pem";
+    const char *out_path = dbt_cli_get(c, "out");
+    enum dbt_ctl_bundle_format bf = DBT_CTL_BUNDLE_PEM;
+    bool json = false;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    json_t *o = NULL;
+
+    if (strcmp(fmt, "p7b") == 0) {
+        bf = DBT_CTL_BUNDLE_P7B;
+    } else if (strcmp(fmt, "json") == 0) {
+        json = true;
+    } else if (strcmp(fmt, "pem") != 0 && strcmp(fmt, "table") != 0) {
+        return dbt_cli_usage_error(c->cmd, "unknown bundle format '%s': expected pem or p7b "
+                                           "(or json)",
+                                   fmt);
+    }
+    if (json && out_path) {
+        return dbt_cli_usage_error(c->cmd, "--out writes a pem or p7b file; it cannot be used "
+                                           "with --format json");
+    }
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_bundle(ctl, dbt_cli_get(c, "ca"), dbt_cli_get(c, "region"),
+                           dbt_cli_get(c, "instance"), bf, &data, &len));
+    if (json) {
+        o = json_pack("{s:s?,s:s?,s:s?,s:s%}", "ca", dbt_cli_get(c, "ca"), "region",
+                      dbt_cli_get(c, "region"), "instance", dbt_cli_get(c, "instance"), "pem",
+                      (const char *)data, len);
+        DBT_ENSURE(o, NOMEM, "out of memory");
+        c->format = DBT_CLI_FMT_JSON;
+        dbt_cli_print_object(c, o);
+        goto out;
+    }
+    DBT_TRY(dbt_cli_write_file(out_path, data, len, 0644, false));
+    if (out_path && strcmp(out_path, "-") != 0) {
+        fprintf(stderr, "Wrote %s bundle to %s.\n", bf == DBT_CTL_BUNDLE_P7B ? "PKCS#7" : "PEM",
+                out_path);
+    }
+out:
+    json_decref(o);
+    free(data);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static int run_events_list(struct dbt_cli *c)
+{
+    static const struct dbt_cli_col cols[] = {
+        {"TIME", "time"},     {"ACTOR", "actor"},   {"ACTION", "action"},
+        {"OBJECT", "object"}, {"DETAIL", "detail"}, {NULL, NULL},
+    };
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_event_list l = {0};
+    int64_t limit = 0;
+    json_t *a = NULL;
+
+    DBT_TRY(dbt_cli_get_int(c, "limit", 1, 1000000, &limit));
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_events_list(ctl, dbt_cli_get(c, "instance"), (size_t)limit, &l));
+    a = json_array();
+    DBT_ENSURE(a, NOMEM, "out of memory");
+    for (size_t i = 0; i < l.n; i++) {
+        json_array_append_new(a, dbt_cli_view_event(&l.items[i]));
+    }
+    dbt_cli_print_list(c, a, cols);
+out:
+    json_decref(a);
+    dbt_ctl_event_list_cleanup(&l);
+    if (!dbt_ok(res) && res.code == DBT_E_USAGE) {
+        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
+    }
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static const struct dbt_cli_opt engines_opts[] = {
+    {"engine", "ENGINE", "only this engine (postgres, mysql, mariadb)", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+static const struct dbt_cli_opt bundle_opts[] = {
+    {"ca", "CA_ID", "only this shared CA (e.g. dbtls-ca-ecc384-g1)", false, false},
+    {"region", "REGION", "only the intermediates of this region", false, false},
+    {"instance", "NAME", "the server CA certificates of one instance (all slots)", false, false},
+    {"format", "FORMAT", "pem (default) or p7b (DER PKCS#7); json wraps the PEM", false, false},
+    {"out", "FILE", "write to FILE instead of standard output", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+static const struct dbt_cli_opt events_opts[] = {
+    {"instance", "NAME", "only events of this instance", false, false},
+    {"limit", "N", "only the newest N events", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
+const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
+    {"init", NULL, false,
+     "create the state directory, master key, store and the shared CAs", NULL, run_init, false},
+    {"cas list", NULL, false, "list the shared CAs (like aws rds describe-certificates)", NULL,
+     run_cas_list, false},
+    {"cas set-default", "CA_ID", false, "set the shared CA of new instances", NULL,
+     run_cas_set_default, false},
+    {"engines list", NULL, false,
+     "list supported engine versions with their TLS versions, ciphers and CAs", engines_opts,
+     run_engines_list, false},
+    {"bundle", NULL, false, "write the CA bundle clients trust (global, per region or instance)",
+     bundle_opts, run_bundle, true},
+    {"events list", NULL, false, "show the audit trail of every change", events_opts,
+     run_events_list, false},
+    {0},
+};

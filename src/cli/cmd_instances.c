@@ -1,0 +1,395 @@
+/*
+ * cmd_instances.c - `dbtls instances create|list|describe|patch|delete|reset-ssl-config|export`.
+ * Options map one to one onto struct dbt_ctl_instance_spec; files named by --hba-file,
+ * --ident-file and --user-require-file are read here and their text goes to the store, so the
+ * daemon never depends on files outside the state directory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cmd.h"
+#include "cli/out.h"
+#include "cli/view.h"
+#include "ctl/ctl.h"
+
+#define RULES_FILE_MAX (1u << 20) /* access rules larger than 1 MiB are a mistake */
+
+/* Reads a whole text file (at most RULES_FILE_MAX bytes) into *out (free()). "" gives "" (patch:
+   clears the field). */
+static dbt_res read_text_file(const char *opt, const char *path, char **out)
+{
+    dbt_res res = DBT_OK;
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t n;
+
+    if (path[0] == '\0') {
+        *out = strdup("");
+        return *out ? DBT_OK : dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    f = fopen(path, "rb");
+    DBT_ENSURE(f, IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
+    buf = malloc(RULES_FILE_MAX + 1);
+    DBT_ENSURE(buf, NOMEM, "out of memory");
+    n = fread(buf, 1, RULES_FILE_MAX + 1, f);
+    DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
+    DBT_ENSURE(n <= RULES_FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path,
+               RULES_FILE_MAX);
+    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt,
+               path);
+    buf[n] = '\0';
+    *out = buf;
+    buf = NULL;
+out:
+    free(buf);
+    if (f) {
+        fclose(f);
+    }
+    return res;
+}
+
+struct spec_files {
+    char *hba, *ident, *user_require;
+};
+
+static void spec_files_cleanup(struct spec_files *f)
+{
+    free(f->hba);
+    free(f->ident);
+    free(f->user_require);
+}
+
+/* Fills spec and validity from the command line (shared by create and patch). */
+static dbt_res spec_from_args(struct dbt_cli *c, struct dbt_ctl_instance_spec *s,
+                              struct dbt_ctl_validity *v, struct spec_files *files)
+{
+    dbt_res res = DBT_OK;
+    int64_t max_certs = 0, validity = 0, ca_validity = 0;
+    const char *p;
+
+    s->engine = dbt_cli_get(c, "engine");
+    s->engine_version = dbt_cli_get(c, "engine-version");
+    s->listen = dbt_cli_get(c, "listen");
+    s->backend = dbt_cli_get(c, "backend");
+    s->backend_tls_ca = dbt_cli_get(c, "backend-tls-ca");
+    s->endpoints = dbt_cli_get(c, "endpoint");
+    s->region = dbt_cli_get(c, "region");
+    s->ca_mode = dbt_cli_get(c, "ca-mode");
+    s->ca_id = dbt_cli_get(c, "ca");
+    s->ssl_mode = dbt_cli_get(c, "ssl-mode");
+    s->tls_min = dbt_cli_get(c, "tls-min");
+    s->tls_max = dbt_cli_get(c, "tls-max");
+    s->ciphers = dbt_cli_get(c, "ciphers");
+    s->ciphersuites = dbt_cli_get(c, "ciphersuites");
+    s->groups = dbt_cli_get(c, "groups");
+    if ((p = dbt_cli_get(c, "hba-file"))) {
+        DBT_TRY(read_text_file("hba-file", p, &files->hba));
+        s->hba_text = files->hba;
+    }
+    if ((p = dbt_cli_get(c, "ident-file"))) {
+        DBT_TRY(read_text_file("ident-file", p, &files->ident));
+        s->ident_text = files->ident;
+    }
+    if ((p = dbt_cli_get(c, "user-require-file"))) {
+        DBT_TRY(read_text_file("user-require-file", p, &files->user_require));
+        s->user_require_text = files->user_require;
+    }
+    DBT_TRY(dbt_cli_get_int(c, "max-client-certs", 1, 1000, &max_certs));
+    s->max_client_certs = (int)max_certs;
+    DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
+    DBT_TRY(dbt_cli_get_int(c, "ca-validity", 1, INT64_C(100) * 366 * 86400, &ca_validity));
+    v->leaf_secs = validity;
+    v->ca_secs = ca_validity;
+out:
+    return res;
+}
+
+static int finish(struct dbt_cli *c, dbt_res res)
+{
+    if (dbt_ok(res)) {
+        return 0;
+    }
+    if (res.code == DBT_E_USAGE) {
+        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
+    }
+    return dbt_cli_fail(res);
+}
+
+static const struct dbt_cli_col instance_cols[] = {
+    {"NAME", "name"},      {"ENGINE", "engine"},   {"VERSION", "engineVersion"},
+    {"REGION", "region"},  {"LISTEN", "listen"},   {"BACKEND", "backend"},
+    {"CA_MODE", "caMode"}, {"CA", "caId"},         {"SSL_MODE", "sslMode"},
+    {"CLIENT_CERTS", "clientCertCount"},           {NULL, NULL},
+};
+
+/* Prints one instance (describe view) after create/patch/describe. */
+static dbt_res print_instance(struct dbt_cli *c, const struct dbt_ctl_instance *inst)
+{
+    json_t *o = dbt_cli_view_instance(inst);
+
+    if (!o) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    dbt_cli_print_object(c, o);
+    json_decref(o);
+    return DBT_OK;
+}
+
+static int run_create(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_instance_spec spec = {0};
+    struct dbt_ctl_validity v = {0};
+    struct spec_files files = {0};
+    struct dbt_ctl_instance inst = {0};
+
+    DBT_TRY(spec_from_args(c, &spec, &v, &files));
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_create(ctl, c->positional, &spec, &v, &inst));
+    if (c->format == DBT_CLI_FMT_TABLE) {
+        fprintf(stderr, "Created instance [%s].\n", c->positional);
+    }
+    DBT_TRY(print_instance(c, &inst));
+out:
+    dbt_ctl_instance_cleanup(&inst);
+    spec_files_cleanup(&files);
+    return finish(c, res);
+}
+
+static int run_list(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_instance_list l = {0};
+    json_t *a = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_list(ctl, &l));
+    a = json_array();
+    DBT_ENSURE(a, NOMEM, "out of memory");
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *o = dbt_cli_view_instance(&l.items[i]);
+        DBT_ENSURE(o, NOMEM, "out of memory");
+        json_array_append_new(a, o);
+    }
+    dbt_cli_print_list(c, a, instance_cols);
+out:
+    json_decref(a);
+    dbt_ctl_instance_list_cleanup(&l);
+    return finish(c, res);
+}
+
+static int run_describe(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_instance inst = {0};
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_describe(ctl, c->positional, &inst));
+    DBT_TRY(print_instance(c, &inst));
+out:
+    dbt_ctl_instance_cleanup(&inst);
+    return finish(c, res);
+}
+
+static int run_patch(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_instance_spec spec = {0};
+    struct dbt_ctl_validity v = {0};
+    struct spec_files files = {0};
+    struct dbt_ctl_instance inst = {0};
+
+    if (c->n_values == 0) {
+        return dbt_cli_usage_error(c->cmd, "nothing to change: give at least one option");
+    }
+    DBT_TRY(spec_from_args(c, &spec, &v, &files));
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_patch(ctl, c->positional, &spec, &v, &inst));
+    if (c->format == DBT_CLI_FMT_TABLE) {
+        fprintf(stderr, "Patched instance [%s].\n", c->positional);
+    }
+    DBT_TRY(print_instance(c, &inst));
+out:
+    dbt_ctl_instance_cleanup(&inst);
+    spec_files_cleanup(&files);
+    return finish(c, res);
+}
+
+static int run_delete(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_delete(ctl, c->positional));
+    o = json_pack("{sssb}", "name", c->positional, "deleted", 1);
+    dbt_cli_print_done(c, o, "Deleted instance [%s].", c->positional);
+out:
+    json_decref(o);
+    return finish(c, res);
+}
+
+static int run_reset(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_validity v = {0};
+    int64_t validity = 0, ca_validity = 0;
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
+    DBT_TRY(dbt_cli_get_int(c, "ca-validity", 1, INT64_C(100) * 366 * 86400, &ca_validity));
+    v.leaf_secs = validity;
+    v.ca_secs = ca_validity;
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_reset_ssl(ctl, c->positional, &v));
+    o = json_pack("{sssb}", "name", c->positional, "sslConfigReset", 1);
+    dbt_cli_print_done(c, o,
+                       "Reset the SSL configuration of [%s]: new server certificate and client "
+                       "CA; every client certificate was revoked. Clients need the new "
+                       "server-ca.pem (dbtls ssl server-ca-certs download --instance %s).",
+                       c->positional, c->positional);
+out:
+    json_decref(o);
+    return finish(c, res);
+}
+
+/* Fails with EXISTS when path exists: artifacts are never overwritten. */
+static dbt_res must_not_exist(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0) {
+        return dbt_fail(DBT_E_EXISTS, "\"%s\" already exists; refusing to overwrite it", path);
+    }
+    if (errno != ENOENT) {
+        return dbt_fail(DBT_E_IO, "cannot check \"%s\": %s", path, strerror(errno));
+    }
+    return DBT_OK;
+}
+
+static int run_export(struct dbt_cli *c)
+{
+    static const char *const names[] = {"server.crt", "server.key", "root.crt", "root.crl"};
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_rt_config *cfg = NULL;
+    const char *dir = dbt_cli_get(c, "dir");
+    char paths[4][4096];
+    json_t *o = NULL;
+
+    for (size_t i = 0; i < 4; i++) {
+        int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
+        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--dir \"%s\" is too long",
+                   dir);
+    }
+    DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO, "cannot create directory \"%s\": %s",
+               dir, strerror(errno));
+    for (size_t i = 0; i < 4; i++) {
+        DBT_TRY(must_not_exist(paths[i]));
+    }
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_instance_export(ctl, c->positional, &cfg));
+    DBT_ENSURE(cfg->n_instances == 1, INTERNAL, "export of \"%s\" returned %zu instances",
+               c->positional, cfg->n_instances);
+    {
+        const struct dbt_rt_instance *in = &cfg->instances[0];
+        const char *texts[4] = {in->cert_chain_pem, in->key_pem, in->client_ca_pem, in->crl_pem};
+        const int modes[4] = {0644, 0600, 0644, 0644};
+        for (size_t i = 0; i < 4; i++) {
+            DBT_ENSURE(texts[i], INTERNAL, "export of \"%s\" lacks %s", c->positional, names[i]);
+            DBT_TRY(dbt_cli_write_file(paths[i], texts[i], strlen(texts[i]), modes[i], true));
+        }
+    }
+    o = json_pack("{ss ss ss ss ss}", "serverCert", paths[0], "serverKey", paths[1], "rootCert",
+                  paths[2], "rootCrl", paths[3], "instance", c->positional);
+    dbt_cli_print_done(c, o,
+                       "Wrote %s, %s (0600), %s and %s: set ssl_cert_file, ssl_key_file, "
+                       "ssl_ca_file and ssl_crl_file to them.",
+                       paths[0], paths[1], paths[2], paths[3]);
+out:
+    json_decref(o);
+    dbt_rt_config_free(cfg);
+    return finish(c, res);
+}
+
+#define OPT_END {NULL, NULL, NULL, false, false}
+#define HIDDEN_VALIDITY                                                                            \
+    {"validity", "SECONDS", "validity of issued server certificates (tests)", false, true},        \
+        {"ca-validity", "SECONDS", "validity of issued CAs (tests)", false, true}
+
+/* The attributes of DESIGN.md §1; create requires some, patch takes any. */
+#define INSTANCE_OPTS(req)                                                                         \
+    {"engine", "ENGINE", "postgres, mysql or mariadb", req, false},                                \
+        {"engine-version", "V", "engine version (dbtls engines list)", false, false},              \
+        {"listen", "HOST:PORT", "where dbtlsd accepts clients", req, false},                       \
+        {"backend", "ADDR", "the database server: HOST:PORT or a unix socket path", req, false},   \
+        {"backend-tls-ca", "FILE", "use TLS to the backend, verified against FILE", false,         \
+         false},                                                                                   \
+        {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
+         false},                                                                                   \
+        {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \
+        {"ca", "CA_ID", "shared CA (dbtls cas list)", false, false},                               \
+        {"ssl-mode", "MODE",                                                                       \
+         "ALLOW_UNENCRYPTED_AND_ENCRYPTED, ENCRYPTED_ONLY or TRUSTED_CLIENT_CERTIFICATE_REQUIRED",  \
+         false, false},                                                                            \
+        {"tls-min", "V", "minimum TLS version (TLSv1.2)", false, false},                           \
+        {"tls-max", "V", "maximum TLS version (TLSv1.3)", false, false},                           \
+        {"ciphers", "LIST", "TLS 1.2 ciphers, OpenSSL syntax", false, false},                      \
+        {"ciphersuites", "LIST", "TLS 1.3 cipher suites", false, false},                           \
+        {"groups", "LIST", "key exchange groups, e.g. X25519:P-256", false, false},                \
+        {"hba-file", "FILE", "access rules, pg_hba.conf syntax", false, false},                    \
+        {"ident-file", "FILE", "user name map, pg_ident.conf syntax", false, false},               \
+        {"user-require-file", "FILE", "MySQL per-user REQUIRE rules (user=REQ lines)", false,      \
+         false},                                                                                   \
+        {"max-client-certs", "N", "live client certificates allowed (10)", false, false},          \
+        HIDDEN_VALIDITY
+
+static const struct dbt_cli_opt create_opts[] = {
+    INSTANCE_OPTS(true),
+    {"region", "REGION", "region (selects the shared intermediate)", false, false},
+    OPT_END,
+};
+
+static const struct dbt_cli_opt patch_opts[] = {
+    INSTANCE_OPTS(false),
+    OPT_END,
+};
+
+static const struct dbt_cli_opt reset_opts[] = {
+    HIDDEN_VALIDITY,
+    OPT_END,
+};
+
+static const struct dbt_cli_opt export_opts[] = {
+    {"dir", "DIR", "directory for server.crt, server.key, root.crt, root.crl", true, false},
+    OPT_END,
+};
+
+const struct dbt_cli_cmd dbt_cli_cmds_instances[] = {
+    {"instances create", "NAME", false, "create an instance and issue its certificates",
+     create_opts, run_create, false},
+    {"instances list", NULL, false, "list instances", NULL, run_list, false},
+    {"instances describe", "NAME", false, "show an instance and its active certificates", NULL,
+     run_describe, false},
+    {"instances patch", "NAME", false, "change attributes of an instance", patch_opts, run_patch,
+     false},
+    {"instances delete", "NAME", false, "delete an instance with its certificates", NULL,
+     run_delete, false},
+    {"instances reset-ssl-config", "NAME", false,
+     "new server certificate and client CA; revoke every client certificate", reset_opts,
+     run_reset, false},
+    {"instances export", "NAME", false,
+     "write server.crt, server.key, root.crt, root.crl for native TLS on the server", export_opts,
+     run_export, false},
+    {0},
+};

@@ -1,0 +1,49 @@
+/*
+ * out.h - internal to src/cli: how results reach the user. Every handler builds its result as
+ * jansson values with the documented field names (docs/cli.md); these functions print them
+ * either as JSON (--format json) or as an aligned table / "key: value" lines for people, so
+ * both views always carry the same data.
+ */
+#ifndef DBT_CLI_OUT_H
+#define DBT_CLI_OUT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "cli/cmd.h"
+
+struct dbt_cli_col {
+    const char *header; /* column title in table mode */
+    const char *key;    /* field of each object */
+};
+
+/* Prints an array of objects: JSON array, or a table of the given columns (NULL-terminated by a
+ * column with header == NULL). "Listed 0 items." goes to stderr for an empty table. Borrows arr. */
+void dbt_cli_print_list(const struct dbt_cli *c, json_t *arr, const struct dbt_cli_col *cols);
+
+/* Prints one object: JSON, or one "key: value" line per field (multi-line values such as PEM
+ * indented under "key: |"). Borrows obj. */
+void dbt_cli_print_object(const struct dbt_cli *c, json_t *obj);
+
+/* In table mode prints `msg` (a sentence for people, e.g. "Created instance [db1].") to stderr,
+ * in JSON mode prints obj (may be NULL: then nothing). Borrows obj. */
+void dbt_cli_print_done(const struct dbt_cli *c, json_t *obj, const char *fmt, ...)
+    DBT_PRINTF(3, 4);
+
+/* JSON helpers that never return NULL for a NULL C string: they give json null instead. */
+json_t *dbt_cli_jstr(const char *s);
+/* An RFC 3339 UTC time string for unix seconds (null for 0 = unset). */
+json_t *dbt_cli_jtime(int64_t unix_secs);
+
+/* Sets obj[key] = value, stealing value; a NULL value (allocation failure) is ignored and
+ * detected by the final dump. */
+void dbt_cli_jset(json_t *obj, const char *key, json_t *value);
+
+/* Writes `len` bytes to `path` creating it with `mode` (O_EXCL when exclusive), or to stdout
+ * when path is NULL or "-". Errors name the file. */
+dbt_res dbt_cli_write_file(const char *path, const void *data, size_t len, int mode,
+                           bool exclusive) DBT_WUR;
+
+#endif

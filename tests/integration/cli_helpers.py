@@ -1,0 +1,204 @@
+"""Helpers for the `dbtls` command tests (test_cli_*.py): an initialized state directory made once
+per session and copied per test, certificate checks with the `openssl` command-line tool (an
+implementation independent of ours), and a snapshot of the store to prove that a refused command
+changed nothing.
+"""
+import atexit
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+
+import pytest
+
+CA_IDS = ["dbtls-ca-rsa2048-g1", "dbtls-ca-rsa4096-g1", "dbtls-ca-ecc384-g1"]
+
+_template = {}
+
+
+def initialized_template(dbtls_bin):
+    """Path of a state directory on which `dbtls init` ran (once per session: RSA-4096 roots are
+    slow to make); removed at exit. Copy it with use_template() rather than using it."""
+    if dbtls_bin not in _template:
+        d = tempfile.mkdtemp(prefix="dbtls-tpl-")
+        os.chmod(d, 0o700)
+        sd = os.path.join(d, "state")
+        cp = subprocess.run([dbtls_bin, "--state-dir", sd, "init"], capture_output=True,
+                            text=True, timeout=300)
+        if cp.returncode != 0:
+            shutil.rmtree(d, ignore_errors=True)
+            pytest.fail(f"dbtls init failed ({cp.returncode}):\n{cp.stderr}")
+        atexit.register(shutil.rmtree, d, True)
+        _template[dbtls_bin] = sd
+    return _template[dbtls_bin]
+
+
+def use_template(dbtls):
+    """Fills the (empty) state dir of the `dbtls` fixture with a copy of the initialized
+    template, so the test starts right after `dbtls init`. Returns the runner."""
+    src = initialized_template(dbtls.bin)
+    for name in os.listdir(src):
+        shutil.copy2(os.path.join(src, name), os.path.join(dbtls.state_dir, name))
+    return dbtls
+
+
+# --- openssl ---------------------------------------------------------------------------------
+def openssl(*args, input=None, check=True):
+    """Runs `openssl *args`; bytes input/output. Raises with stderr when check and it fails."""
+    cp = subprocess.run(["openssl", *map(str, args)], input=input, capture_output=True,
+                        timeout=60)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"openssl {' '.join(map(str, args))} failed ({cp.returncode}):\n"
+                             f"{cp.stderr.decode(errors='replace')}")
+    return cp
+
+
+PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n?", re.S)
+
+
+def split_pem(text):
+    """The certificates of a PEM text, each as its own PEM string."""
+    return [m.group(0).rstrip("\n") + "\n" for m in PEM_RE.finditer(text)]
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def verify(ca_file, cert_pem, tmp_dir, untrusted=None, crl_file=None, purpose=None):
+    """`openssl verify -CAfile ca_file [-untrusted] [-crl_check -CRLfile] leaf` ->
+    (ok, output text)."""
+    leaf = write(os.path.join(tmp_dir, "leaf-under-test.pem"), cert_pem)
+    args = ["verify", "-CAfile", ca_file]
+    if untrusted:
+        args += ["-untrusted", untrusted]
+    if crl_file:
+        args += ["-crl_check", "-CRLfile", crl_file]
+    if purpose:
+        args += ["-purpose", purpose]
+    args.append(leaf)
+    cp = openssl(*args, check=False)
+    out = (cp.stdout + cp.stderr).decode(errors="replace")
+    return cp.returncode == 0 and ": OK" in out, out
+
+
+def x509_text(cert_pem):
+    return openssl("x509", "-noout", "-text", input=cert_pem.encode()).stdout.decode()
+
+
+def x509_field(cert_pem, *flags):
+    return openssl("x509", "-noout", *flags, input=cert_pem.encode()).stdout.decode().strip()
+
+
+def san(cert_pem):
+    """Subject alternative names as ["DNS:x", "IP Address:1.2.3.4"]."""
+    text = x509_field(cert_pem, "-ext", "subjectAltName")
+    lines = [ln.strip() for ln in text.splitlines()[1:]]
+    return [s.strip() for ln in lines for s in ln.split(",") if s.strip()]
+
+
+def sha1_of(cert_pem):
+    """SHA-1 fingerprint as openssl computes it, lower case hex without colons."""
+    out = x509_field(cert_pem, "-fingerprint", "-sha1")
+    return out.split("=", 1)[1].replace(":", "").lower()
+
+
+def serial_of(cert_pem):
+    return x509_field(cert_pem, "-serial").split("=", 1)[1].upper()
+
+
+# --- store -----------------------------------------------------------------------------------
+def store_snapshot(state_dir):
+    """Every row of every table of the store (dbtls.db), read through SQLite itself: equal
+    snapshots mean a command changed nothing. Also the files of the state dir and their
+    modes."""
+    path = os.path.join(state_dir, "dbtls.db")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        snap = {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall()))
+                for t in tables}
+        snap["_user_version"] = con.execute("PRAGMA user_version").fetchone()
+        check = con.execute("PRAGMA integrity_check").fetchone()[0]
+        assert check == "ok", f"store integrity_check: {check}"
+    finally:
+        con.close()
+    return snap
+
+
+def assert_unchanged(before, state_dir):
+    after = store_snapshot(state_dir)
+    changed = [t for t in set(before) | set(after) if before.get(t) != after.get(t)]
+    assert not changed, f"store tables changed by a refused command: {changed}"
+
+
+# --- instances -------------------------------------------------------------------------------
+_port = [40000]
+
+
+def next_port():
+    """Listen ports for instances: only stored, never bound by these tests."""
+    _port[0] += 1
+    return _port[0]
+
+
+def create_instance(dbtls, name, engine="postgres", mode="shared", ca=None, endpoints=None,
+                    extra=()):
+    """`dbtls instances create` with sensible defaults; returns the JSON of the instance."""
+    endpoints = endpoints or [f"{name}.db.example.com", "127.0.0.1"]
+    args = ["instances", "create", name, "--engine", engine,
+            "--listen", f"127.0.0.1:{next_port()}",
+            "--backend", "127.0.0.1:5432" if engine == "postgres" else "127.0.0.1:3306",
+            "--endpoint", ",".join(endpoints), "--ca-mode", mode]
+    if ca:
+        args += ["--ca", ca]
+    return dbtls.json(*args, *extra)
+
+
+def slots(dbtls, instance, kind="server-certs"):
+    """{slot: cert json} of `ssl <kind> list`."""
+    return {c["slot"]: c for c in dbtls.json("ssl", kind, "list", "--instance", instance)}
+
+
+def active_server_cert(dbtls, instance):
+    return slots(dbtls, instance, "server-certs")["active"]["cert"]
+
+
+def download_ca(dbtls, instance, tmp_dir, name="server-ca.pem"):
+    path = os.path.join(tmp_dir, name)
+    if os.path.exists(path):
+        os.unlink(path)
+    dbtls("ssl", "server-ca-certs", "download", "--instance", instance, "--out", path)
+    return path
+
+
+def global_bundle(dbtls, tmp_dir, *args):
+    path = os.path.join(tmp_dir, "bundle.pem")
+    dbtls("bundle", *args, "--out", path)
+    return path
+
+
+def assert_chain_ok(dbtls, instance, tmp_dir):
+    """The active server certificate verifies against the instance's server-ca.pem and, in
+    shared mode, against the global bundle too; returns the leaf PEM."""
+    leaf = active_server_cert(dbtls, instance)
+    ok, out = verify(download_ca(dbtls, instance, tmp_dir), leaf, tmp_dir, purpose="sslserver")
+    assert ok, f"server cert of {instance} does not verify against server-ca.pem: {out}"
+    inst = dbtls.json("instances", "describe", instance)
+    if inst["caMode"] == "shared":
+        ok, out = verify(global_bundle(dbtls, tmp_dir), leaf, tmp_dir, purpose="sslserver")
+        assert ok, f"server cert of {instance} does not verify against the bundle: {out}"
+    return leaf
+
+
+def export(dbtls, instance, tmp_dir, sub):
+    """`dbtls instances export` into tmp_dir/sub; returns {name: path}."""
+    d = os.path.join(tmp_dir, sub)
+    dbtls("instances", "export", instance, "--dir", d)
+    return {n: os.path.join(d, n) for n in ("server.crt", "server.key", "root.crt", "root.crl")}
