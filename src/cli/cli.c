@@ -134,8 +134,9 @@ static void print_cmd_help(const struct dbt_cli_cmd *cmd)
 static void print_group_help(FILE *f, const char *prefix)
 {
     if (prefix[0] == '\0') {
-        fprintf(f, "dbtls %s - SSL/TLS for self-hosted PostgreSQL and MySQL/MariaDB, as managed "
-                   "databases give it\n\n",
+        fprintf(f,
+                "dbtls %s - SSL/TLS for self-hosted PostgreSQL and MySQL/MariaDB, as managed "
+                "databases give it\n\n",
                 DBTLS_VERSION);
         fprintf(f, "usage: dbtls [global options] COMMAND [ARGS] [options]\n\ncommands:\n");
     } else {
@@ -223,8 +224,9 @@ dbt_res dbt_cli_get_int(const struct dbt_cli *c, const char *name, int64_t min, 
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        return dbt_fail(DBT_E_USAGE, "invalid value \"%s\" for --%s: expected an integer from %lld to %lld",
-                        s, name, (long long)min, (long long)max);
+        return dbt_fail(DBT_E_USAGE,
+                        "invalid value \"%s\" for --%s: expected an integer from %lld to %lld", s,
+                        name, (long long)min, (long long)max);
     }
     *out = v;
     return DBT_OK;
@@ -313,9 +315,9 @@ static int set_global(struct dbt_cli *c, const struct dbt_cli_opt *o, const char
  * when the option takes one. The command's options are searched first, then the global ones.
  * Returns 0 and sets opt, value and is_global, or 2 after a usage error.
  */
-static int take_option(const struct dbt_cli_cmd *cmd, const struct dbt_cli_opt *cmd_opts,
-                       int argc, char **argv, int *i, const struct dbt_cli_opt **opt,
-                       const char **value, bool *is_global)
+static int take_option(const struct dbt_cli_cmd *cmd, const struct dbt_cli_opt *cmd_opts, int argc,
+                       char **argv, int *i, const struct dbt_cli_opt **opt, const char **value,
+                       bool *is_global)
 {
     const char *arg = argv[*i];
     const char *name, *eq;

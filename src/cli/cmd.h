@@ -45,7 +45,7 @@ struct dbt_cli_cmd {
 #define DBT_CLI_MAX_VALUES 64
 
 struct dbt_cli_value {
-    const char *name; /* option name as in the table */
+    const char *name;  /* option name as in the table */
     const char *value; /* NULL for flags */
 };
 

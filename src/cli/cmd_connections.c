@@ -160,8 +160,9 @@ static int run_connections(struct dbt_cli *c)
             json_t *port = json_object_get(conn, "client_port");
             char buf[128];
             if (addr && json_is_integer(port)) {
-                snprintf(buf, sizeof(buf), strchr(addr, ':') ? "[%s]:%" JSON_INTEGER_FORMAT
-                                                             : "%s:%" JSON_INTEGER_FORMAT,
+                snprintf(buf, sizeof(buf),
+                         strchr(addr, ':') ? "[%s]:%" JSON_INTEGER_FORMAT
+                                           : "%s:%" JSON_INTEGER_FORMAT,
                          addr, json_integer_value(port));
                 json_object_set_new(conn, "client", json_string(buf));
             } else {

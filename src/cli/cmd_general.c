@@ -131,9 +131,8 @@ static int run_engines_list(struct dbt_cli *c)
     }
     if (engine && json_array_size(a) == 0) {
         json_decref(a);
-        return dbt_cli_fail(dbt_fail(DBT_E_NOT_FOUND,
-                                     "unknown engine \"%s\": expected postgres, mysql or mariadb",
-                                     engine));
+        return dbt_cli_fail(dbt_fail(
+            DBT_E_NOT_FOUND, "unknown engine \"%s\": expected postgres, mysql or mariadb", engine));
     }
     dbt_cli_print_list(c, a, cols);
     json_decref(a);
@@ -157,8 +156,9 @@ static int run_bundle(struct dbt_cli *c)
     } else if (strcmp(fmt, "json") == 0) {
         json = true;
     } else if (strcmp(fmt, "pem") != 0 && strcmp(fmt, "table") != 0) {
-        return dbt_cli_usage_error(c->cmd, "unknown bundle format '%s': expected pem or p7b "
-                                           "(or json)",
+        return dbt_cli_usage_error(c->cmd,
+                                   "unknown bundle format '%s': expected pem or p7b "
+                                   "(or json)",
                                    fmt);
     }
     if (json && out_path) {
@@ -239,8 +239,8 @@ static const struct dbt_cli_opt events_opts[] = {
 };
 
 const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
-    {"init", NULL, false,
-     "create the state directory, master key, store and the shared CAs", NULL, run_init, false},
+    {"init", NULL, false, "create the state directory, master key, store and the shared CAs", NULL,
+     run_init, false},
     {"cas list", NULL, false, "list the shared CAs (like aws rds describe-certificates)", NULL,
      run_cas_list, false},
     {"cas set-default", "CA_ID", false, "set the shared CA of new instances", NULL,

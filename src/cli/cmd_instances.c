@@ -39,8 +39,7 @@ static dbt_res read_text_file(const char *opt, const char *path, char **out)
     DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
     DBT_ENSURE(n <= RULES_FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path,
                RULES_FILE_MAX);
-    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt,
-               path);
+    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt, path);
     buf[n] = '\0';
     *out = buf;
     buf = NULL;
@@ -120,10 +119,17 @@ static int finish(struct dbt_cli *c, dbt_res res)
 }
 
 static const struct dbt_cli_col instance_cols[] = {
-    {"NAME", "name"},      {"ENGINE", "engine"},   {"VERSION", "engineVersion"},
-    {"REGION", "region"},  {"LISTEN", "listen"},   {"BACKEND", "backend"},
-    {"CA_MODE", "caMode"}, {"CA", "caId"},         {"SSL_MODE", "sslMode"},
-    {"CLIENT_CERTS", "clientCertCount"},           {NULL, NULL},
+    {"NAME", "name"},
+    {"ENGINE", "engine"},
+    {"VERSION", "engineVersion"},
+    {"REGION", "region"},
+    {"LISTEN", "listen"},
+    {"BACKEND", "backend"},
+    {"CA_MODE", "caMode"},
+    {"CA", "caId"},
+    {"SSL_MODE", "sslMode"},
+    {"CLIENT_CERTS", "clientCertCount"},
+    {NULL, NULL},
 };
 
 /* Prints one instance (describe view) after create/patch/describe. */
@@ -289,8 +295,7 @@ static int run_export(struct dbt_cli *c)
 
     for (size_t i = 0; i < 4; i++) {
         int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
-        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--dir \"%s\" is too long",
-                   dir);
+        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--dir \"%s\" is too long", dir);
     }
     DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO, "cannot create directory \"%s\": %s",
                dir, strerror(errno));
@@ -322,10 +327,15 @@ out:
     return finish(c, res);
 }
 
-#define OPT_END {NULL, NULL, NULL, false, false}
+#define OPT_END                                                                                    \
+    {                                                                                              \
+        NULL, NULL, NULL, false, false                                                             \
+    }
 #define HIDDEN_VALIDITY                                                                            \
     {"validity", "SECONDS", "validity of issued server certificates (tests)", false, true},        \
-        {"ca-validity", "SECONDS", "validity of issued CAs (tests)", false, true}
+    {                                                                                              \
+        "ca-validity", "SECONDS", "validity of issued CAs (tests)", false, true                    \
+    }
 
 /* The attributes of DESIGN.md §1; create requires some, patch takes any. */
 #define INSTANCE_OPTS(req)                                                                         \
@@ -333,14 +343,13 @@ out:
         {"engine-version", "V", "engine version (dbtls engines list)", false, false},              \
         {"listen", "HOST:PORT", "where dbtlsd accepts clients", req, false},                       \
         {"backend", "ADDR", "the database server: HOST:PORT or a unix socket path", req, false},   \
-        {"backend-tls-ca", "FILE", "use TLS to the backend, verified against FILE", false,         \
-         false},                                                                                   \
+        {"backend-tls-ca", "FILE", "use TLS to the backend, verified against FILE", false, false}, \
         {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
          false},                                                                                   \
         {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \
         {"ca", "CA_ID", "shared CA (dbtls cas list)", false, false},                               \
         {"ssl-mode", "MODE",                                                                       \
-         "ALLOW_UNENCRYPTED_AND_ENCRYPTED, ENCRYPTED_ONLY or TRUSTED_CLIENT_CERTIFICATE_REQUIRED",  \
+         "ALLOW_UNENCRYPTED_AND_ENCRYPTED, ENCRYPTED_ONLY or TRUSTED_CLIENT_CERTIFICATE_REQUIRED", \
          false, false},                                                                            \
         {"tls-min", "V", "minimum TLS version (TLSv1.2)", false, false},                           \
         {"tls-max", "V", "maximum TLS version (TLSv1.3)", false, false},                           \
@@ -386,8 +395,8 @@ const struct dbt_cli_cmd dbt_cli_cmds_instances[] = {
     {"instances delete", "NAME", false, "delete an instance with its certificates", NULL,
      run_delete, false},
     {"instances reset-ssl-config", "NAME", false,
-     "new server certificate and client CA; revoke every client certificate", reset_opts,
-     run_reset, false},
+     "new server certificate and client CA; revoke every client certificate", reset_opts, run_reset,
+     false},
     {"instances export", "NAME", false,
      "write server.crt, server.key, root.crt, root.crl for native TLS on the server", export_opts,
      run_export, false},

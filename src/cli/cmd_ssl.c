@@ -174,8 +174,7 @@ static int run_ca_download(struct dbt_cli *c)
     if (out_path) {
         DBT_TRY(dbt_cli_write_file(out_path, pem, strlen(pem), 0644, false));
         o = json_pack("{ssss}", "instance", inst, "file", out_path);
-        dbt_cli_print_done(c, o, "Wrote the server CA certificates of [%s] to %s.", inst,
-                           out_path);
+        dbt_cli_print_done(c, o, "Wrote the server CA certificates of [%s] to %s.", inst, out_path);
     } else if (c->format == DBT_CLI_FMT_JSON) {
         o = json_pack("{ssss}", "instance", inst, "pem", pem);
         DBT_ENSURE(o, NOMEM, "out of memory");
@@ -217,8 +216,8 @@ static int run_client_create(struct dbt_cli *c)
     DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
     for (size_t i = 0; i < nfiles; i++) {
         int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, client_files[i]);
-        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID,
-                   "--out-dir \"%s\" is too long", dir);
+        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--out-dir \"%s\" is too long",
+                   dir);
     }
     /* Check every file before the store changes and before writing any: a refused command
        leaves neither a certificate without its key nor a half-written set of files. */
@@ -228,12 +227,12 @@ static int run_client_create(struct dbt_cli *c)
         DBT_ENSURE(S_ISDIR(st.st_mode), INVALID, "--out-dir \"%s\" is not a directory", dir);
         for (size_t i = 0; i < nfiles; i++) {
             if (lstat(paths[i], &st) == 0) {
-                DBT_BAIL(EXISTS, "\"%s\" already exists; refusing to overwrite it (choose another "
-                                 "--out-dir or remove it)",
+                DBT_BAIL(EXISTS,
+                         "\"%s\" already exists; refusing to overwrite it (choose another "
+                         "--out-dir or remove it)",
                          paths[i]);
             }
-            DBT_ENSURE(errno == ENOENT, IO, "cannot check \"%s\": %s", paths[i],
-                       strerror(errno));
+            DBT_ENSURE(errno == ENOENT, IO, "cannot check \"%s\": %s", paths[i], strerror(errno));
         }
     }
     opts.validity_secs = validity;
@@ -242,12 +241,12 @@ static int run_client_create(struct dbt_cli *c)
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_client_cert_create(ctl, inst, c->positional, &opts, &nc));
     created = true;
-    DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO,
-               "cannot create directory \"%s\": %s", dir, strerror(errno));
+    DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO, "cannot create directory \"%s\": %s",
+               dir, strerror(errno));
     DBT_TRY(dbt_cli_write_file(paths[F_KEY], nc.key_pem, strlen(nc.key_pem), 0600, true));
     DBT_TRY(dbt_cli_write_file(paths[F_CERT], nc.cert.cert, strlen(nc.cert.cert), 0644, true));
-    DBT_TRY(dbt_cli_write_file(paths[F_CA], nc.server_ca_pem, strlen(nc.server_ca_pem), 0644,
-                               true));
+    DBT_TRY(
+        dbt_cli_write_file(paths[F_CA], nc.server_ca_pem, strlen(nc.server_ca_pem), 0644, true));
     if (p12) {
         DBT_ENSURE(nc.p12, INTERNAL, "the PKCS#12 file of \"%s\" was not built", c->positional);
         DBT_TRY(dbt_cli_write_file(paths[F_P12], nc.p12, nc.p12_len, 0600, true));
@@ -271,8 +270,8 @@ static int run_client_create(struct dbt_cli *c)
         printf("  sha1Fingerprint: %s\n  expirationTime:  %s\n",
                nc.cert.sha1_fingerprint ? nc.cert.sha1_fingerprint : "-",
                json_string_value(json_object_get(o, "expirationTime")));
-        printf("  %s\n  %s (mode 0600; the only copy of the private key)\n  %s\n",
-               paths[F_CERT], paths[F_KEY], paths[F_CA]);
+        printf("  %s\n  %s (mode 0600; the only copy of the private key)\n  %s\n", paths[F_CERT],
+               paths[F_KEY], paths[F_CA]);
         if (p12) {
             printf("  %s (mode 0600, for Java)\n", paths[F_P12]);
         }
@@ -353,11 +352,19 @@ out:
     return finish(c, res);
 }
 
-#define OPT_END {NULL, NULL, NULL, false, false}
-#define OPT_INSTANCE {"instance", "NAME", "the instance", true, false}
+#define OPT_END                                                                                    \
+    {                                                                                              \
+        NULL, NULL, NULL, false, false                                                             \
+    }
+#define OPT_INSTANCE                                                                               \
+    {                                                                                              \
+        "instance", "NAME", "the instance", true, false                                            \
+    }
 #define OPT_VALIDITY                                                                               \
     {"validity", "SECONDS", "validity of the issued certificate (tests)", false, true},            \
-        {"ca-validity", "SECONDS", "validity of an issued CA (tests)", false, true}
+    {                                                                                              \
+        "ca-validity", "SECONDS", "validity of an issued CA (tests)", false, true                  \
+    }
 
 static const struct dbt_cli_opt inst_opts[] = {OPT_INSTANCE, OPT_END};
 static const struct dbt_cli_opt create_opts[] = {OPT_INSTANCE, OPT_VALIDITY, OPT_END};
@@ -379,29 +386,28 @@ const struct dbt_cli_cmd dbt_cli_cmds_ssl[] = {
     {"ssl server-ca-certs list", NULL, false,
      "list the server CA certificates (previous, active, upcoming)", inst_opts, run_slots_list,
      false},
-    {"ssl server-ca-certs create", NULL, false,
-     "create an upcoming server CA (per-instance mode)", create_opts, run_slots_create, false},
+    {"ssl server-ca-certs create", NULL, false, "create an upcoming server CA (per-instance mode)",
+     create_opts, run_slots_create, false},
     {"ssl server-ca-certs rotate", NULL, false, "make the upcoming server CA active", inst_opts,
      run_slots_move, false},
     {"ssl server-ca-certs rollback", NULL, false, "make the previous server CA active again",
      inst_opts, run_slots_move, false},
     {"ssl server-ca-certs download", NULL, false,
-     "the CA certificates of all slots in one PEM (server-ca.pem)", download_opts,
-     run_ca_download, false},
-    {"ssl server-certs list", NULL, false,
-     "list the server certificates (previous, active, upcoming)", inst_opts, run_slots_list,
+     "the CA certificates of all slots in one PEM (server-ca.pem)", download_opts, run_ca_download,
      false},
-    {"ssl server-certs create", NULL, false,
-     "create an upcoming server certificate (shared mode)", create_opts, run_slots_create, false},
+    {"ssl server-certs list", NULL, false,
+     "list the server certificates (previous, active, upcoming)", inst_opts, run_slots_list, false},
+    {"ssl server-certs create", NULL, false, "create an upcoming server certificate (shared mode)",
+     create_opts, run_slots_create, false},
     {"ssl server-certs rotate", NULL, false, "make the upcoming server certificate active",
      inst_opts, run_slots_move, false},
-    {"ssl server-certs rollback", NULL, false,
-     "make the previous server certificate active again", inst_opts, run_slots_move, false},
+    {"ssl server-certs rollback", NULL, false, "make the previous server certificate active again",
+     inst_opts, run_slots_move, false},
     {"ssl client-certs create", "CERT_NAME", false,
      "issue a client certificate and write its files", client_create_opts, run_client_create,
      false},
-    {"ssl client-certs list", NULL, false, "list the client certificates of an instance",
-     inst_opts, run_client_list, false},
+    {"ssl client-certs list", NULL, false, "list the client certificates of an instance", inst_opts,
+     run_client_list, false},
     {"ssl client-certs describe", "NAME_OR_SHA1", false,
      "show a client certificate (never its key)", inst_opts, run_client_describe, false},
     {"ssl client-certs delete", "NAME_OR_SHA1", false, "revoke and delete a client certificate",

@@ -242,8 +242,7 @@ void dbt_cli_print_done(const struct dbt_cli *c, json_t *obj, const char *fmt, .
     fputc('\n', stderr);
 }
 
-dbt_res dbt_cli_write_file(const char *path, const void *data, size_t len, int mode,
-                           bool exclusive)
+dbt_res dbt_cli_write_file(const char *path, const void *data, size_t len, int mode, bool exclusive)
 {
     dbt_res res = DBT_OK;
     const unsigned char *p = data;

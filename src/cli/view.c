@@ -127,8 +127,7 @@ json_t *dbt_cli_view_instance(const struct dbt_ctl_instance *in)
     dbt_cli_jset(o, "listen", dbt_cli_jstr(in->listen));
     dbt_cli_jset(o, "backend", dbt_cli_jstr(in->backend));
     dbt_cli_jset(o, "backendTlsCa", dbt_cli_jstr(in->backend_tls_ca));
-    dbt_cli_jset(o, "endpoints",
-                 str_array((const char *const *)in->endpoints, in->n_endpoints));
+    dbt_cli_jset(o, "endpoints", str_array((const char *const *)in->endpoints, in->n_endpoints));
     dbt_cli_jset(o, "caMode", dbt_cli_jstr(in->ca_mode));
     dbt_cli_jset(o, "caId", dbt_cli_jstr(in->ca_id));
     dbt_cli_jset(o, "sslMode", dbt_cli_jstr(dbt_ctl_ssl_mode_name(in->ssl_mode)));
