@@ -158,8 +158,9 @@ const char *dbt_pki_digest_name(enum dbt_pki_digest d); /* "sha256" */
  *           (+keyEncipherment for an RSA key); EKU serverAuth; SAN from spec->san (required).
  *   CLIENT: basicConstraints critical CA:FALSE; keyUsage critical digitalSignature; EKU
  *           clientAuth; SAN only if spec->san is given.
- * Every certificate: v3, 128-bit random positive serial, subjectKeyIdentifier, and
- * authorityKeyIdentifier (keyid) when issued by another certificate.
+ * Every certificate: v3, 128-bit random positive serial, subjectKeyIdentifier and
+ * authorityKeyIdentifier (keyid; on a self-signed CA it equals its own SKI, as `openssl req
+ * -x509` does).
  */
 enum dbt_pki_profile {
     DBT_PKI_PROFILE_CA,
@@ -232,7 +233,7 @@ dbt_res dbt_pki_cert_key_match(const struct dbt_pki_cert *cert,
 
 /* What listings and JSON show about a certificate. Strings belong to the struct. */
 struct dbt_pki_cert_info {
-    char serial[65];    /* hex, uppercase, no separators, no leading zeros ("0" if 0) */
+    char serial[65];    /* hex uppercase, whole bytes, as `openssl x509 -serial` prints it */
     char sha1[41];      /* SHA-1 of the DER, hex lowercase, no colons (sha1Fingerprint) */
     char sha256[65];    /* SHA-256 of the DER, hex lowercase, no colons */
     char *cn;           /* subject CN ("" if none) */
