@@ -67,9 +67,13 @@
 #define DBT_PG_MSG_UNENCRYPTED_AFTER_GSS "received unencrypted data after GSSAPI encryption request"
 /* Logged (COMMERROR), connection closed without a reply: EOF inside the first packet. */
 #define DBT_PG_MSG_INCOMPLETE_STARTUP "incomplete startup packet"
-/* FATAL 08P01: direct TLS handshake without ALPN "postgresql" (PostgreSQL 17). */
+/*
+ * Direct TLS handshake completed without ALPN "postgresql": PostgreSQL 17+ logs this
+ * (COMMERROR, 08P01) and closes the connection without a reply. A client that offers ALPN but
+ * not "postgresql" gets a TLS no_application_protocol alert instead.
+ */
 #define DBT_PG_MSG_DIRECT_TLS_NO_ALPN                                                              \
-    "direct SSL connection was established without ALPN protocol negotiation extension"
+    "received direct SSL connection request without ALPN protocol negotiation extension"
 /* The ALPN protocol id of PostgreSQL (PostgreSQL 17 libpq sends it with sslnegotiation=direct). */
 #define DBT_PG_ALPN "postgresql"
 
@@ -163,7 +167,7 @@ struct dbt_pg_first {
  *   - first byte 0x16 (unless DBT_PG_FIRST_IN_TLS): DIRECT_TLS, nothing consumed;
  *   - length < 8 or > 10000: REJECT, send=false, "invalid length of startup packet";
  *   - CancelRequest (1234.5678): CANCEL; key of 1..256 bytes else REJECT send=false
- *     ("invalid length of query cancel packet" / "invalid length of query cancel key");
+ *     ("invalid length of cancel key in cancel request packet");
  *   - SSLRequest / GSSENCRequest the first time (flags): SSL_REQUEST / GSSENC_REQUEST. A repeat
  *     is treated as PostgreSQL does: as a protocol version, hence REJECT 0A000 "unsupported
  *     frontend protocol 1234.5679: server supports 3.0 to 3.2";
