@@ -124,7 +124,9 @@ struct dbt_hba_conn {
     const struct sockaddr *addr; /* client address: AF_INET or AF_INET6 */
     socklen_t addr_len;
     bool ssl;         /* the client leg runs TLS */
-    bool replication; /* replication=true/database in the startup packet */
+    bool replication; /* physical replication (replication=true): matches only the
+                         "replication" database keyword; replication=database (logical) is a
+                         normal connection */
     const char *user;
     const char *database;
     int engine_major; /* instance engine version: >= 14 says "SSL encryption" /
