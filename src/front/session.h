@@ -139,9 +139,12 @@ struct dbt_session {
     const struct dbt_gen_inst *inst;   /* this session's instance in gen */
     struct sockaddr_storage peer;      /* client address */
     socklen_t peerlen;
+    struct sockaddr_storage backend_peer; /* address the backend leg connected to */
+    socklen_t backend_peerlen;
     void *pstate;                      /* the protocol's per-session state */
     struct dbt_ev_timer deadline;
     bool relay;                        /* bytes flow without protocol callbacks */
+    bool client_tls_direct;            /* client.in holds the start of the ClientHello */
     bool finishing;                    /* flush client.out, then close */
     bool closed;                       /* freed at the end of the loop iteration */
     _Atomic uint64_t bytes_in;         /* from client */
@@ -165,6 +168,13 @@ dbt_res dbt_session_send_backend(struct dbt_session *s, const void *p, size_t n)
  * address, reason, certificate subject) and closes the session.
  */
 dbt_res dbt_session_start_client_tls(struct dbt_session *s) DBT_WUR;
+
+/*
+ * Direct TLS (PostgreSQL 17 sslnegotiation=direct): the bytes in client.in are the start of the
+ * client's TLS ClientHello; they are handed to OpenSSL first, then the handshake continues on
+ * the socket. on_client_tls_done runs as for dbt_session_start_client_tls.
+ */
+dbt_res dbt_session_start_client_tls_direct(struct dbt_session *s) DBT_WUR;
 
 /*
  * Connects the backend (non-blocking) to the instance's backend address, or to addr when not

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,137 @@ dbt_res dbt_tls_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_
         SSL_set_accept_state((*out)->ssl);
     }
     return r;
+}
+
+/*
+ * A read filter BIO that returns a saved prefix before reading from the next BIO (the socket).
+ * Used for direct TLS, where the ClientHello's first bytes were read before TLS started.
+ */
+struct prefix_bio {
+    uint8_t *p;
+    size_t n, off;
+};
+
+static int prefix_read(BIO *b, char *out, size_t n, size_t *got)
+{
+    struct prefix_bio *pb = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (pb != NULL && pb->off < pb->n) {
+        size_t k = pb->n - pb->off;
+        if (k > n) {
+            k = n;
+        }
+        memcpy(out, pb->p + pb->off, k);
+        pb->off += k;
+        *got = k;
+        return 1;
+    }
+    BIO *next = BIO_next(b);
+    if (next == NULL) {
+        return 0;
+    }
+    int rc = BIO_read_ex(next, out, n, got);
+    BIO_copy_next_retry(b);
+    return rc;
+}
+
+static int prefix_write(BIO *b, const char *in, size_t n, size_t *done)
+{
+    BIO *next = BIO_next(b);
+    if (next == NULL) {
+        return 0;
+    }
+    BIO_clear_retry_flags(b);
+    int rc = BIO_write_ex(next, in, n, done);
+    BIO_copy_next_retry(b);
+    return rc;
+}
+
+static long prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct prefix_bio *pb = BIO_get_data(b);
+    BIO *next = BIO_next(b);
+    if (cmd == BIO_CTRL_PENDING) {
+        long rest = pb != NULL ? (long)(pb->n - pb->off) : 0;
+        return rest + (next != NULL ? BIO_ctrl(next, cmd, num, ptr) : 0);
+    }
+    return next != NULL ? BIO_ctrl(next, cmd, num, ptr) : 0;
+}
+
+static int prefix_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int prefix_destroy(BIO *b)
+{
+    struct prefix_bio *pb = BIO_get_data(b);
+    if (pb != NULL) {
+        free(pb->p);
+        free(pb);
+        BIO_set_data(b, NULL);
+    }
+    return 1;
+}
+
+static BIO_METHOD *prefix_method;
+static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
+
+static void prefix_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "dbtls prefix");
+    if (m == NULL) {
+        return;
+    }
+    BIO_meth_set_read_ex(m, prefix_read);
+    BIO_meth_set_write_ex(m, prefix_write);
+    BIO_meth_set_ctrl(m, prefix_ctrl);
+    BIO_meth_set_create(m, prefix_create);
+    BIO_meth_set_destroy(m, prefix_destroy);
+    prefix_method = m;
+}
+
+dbt_res dbt_tls_conn_new_server_prefixed(struct dbt_tls_ctx *ctx, int fd, const void *prefix,
+                                         size_t prefix_len, struct dbt_tls_conn **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_tls_conn *c = NULL;
+    BIO *filter = NULL, *rsock = NULL, *wsock = NULL;
+    struct prefix_bio *pb = NULL;
+    pthread_once(&prefix_once, prefix_method_init);
+    DBT_ENSURE(prefix_method != NULL, NOMEM, "TLS prefix BIO: out of memory");
+    DBT_TRY(conn_new(ctx, fd, &c));
+    pb = calloc(1, sizeof(*pb));
+    DBT_ENSURE(pb != NULL, NOMEM, "TLS prefix: out of memory");
+    pb->p = malloc(prefix_len ? prefix_len : 1);
+    DBT_ENSURE(pb->p != NULL, NOMEM, "TLS prefix: out of memory");
+    memcpy(pb->p, prefix, prefix_len);
+    pb->n = prefix_len;
+    filter = BIO_new(prefix_method);
+    rsock = BIO_new_socket(fd, BIO_NOCLOSE);
+    wsock = BIO_new_socket(fd, BIO_NOCLOSE);
+    DBT_ENSURE(filter != NULL && rsock != NULL && wsock != NULL, NOMEM, "TLS BIO: out of memory");
+    BIO_set_data(filter, pb);
+    pb = NULL;
+    BIO_push(filter, rsock);
+    rsock = NULL;
+    SSL_set_bio(c->ssl, filter, wsock); /* the SSL owns both now */
+    filter = NULL;
+    wsock = NULL;
+    SSL_set_accept_state(c->ssl);
+    *out = c;
+    c = NULL;
+out:
+    if (pb != NULL) {
+        free(pb->p);
+        free(pb);
+    }
+    BIO_free_all(filter);
+    BIO_free(rsock);
+    BIO_free(wsock);
+    dbt_tls_conn_free(c);
+    return res;
 }
 
 dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,

@@ -56,6 +56,12 @@ enum dbt_tls_io {
 
 /* A server-side connection on fd (not owned: the caller closes fd after dbt_tls_conn_free). */
 dbt_res dbt_tls_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out) DBT_WUR;
+/*
+ * A server-side connection whose first prefix_len bytes were already read from fd (direct TLS:
+ * the ClientHello was read to recognise it). The prefix is copied and fed to OpenSSL first.
+ */
+dbt_res dbt_tls_conn_new_server_prefixed(struct dbt_tls_ctx *ctx, int fd, const void *prefix,
+                                         size_t prefix_len, struct dbt_tls_conn **out) DBT_WUR;
 /* A client-side connection verifying host (DNS name or IP) against the server certificate. */
 dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,
                                 struct dbt_tls_conn **out) DBT_WUR;

@@ -1,0 +1,571 @@
+/*
+ * front.c - the daemon (front.h): N worker threads each with its own epoll loop and its own
+ * SO_REUSEPORT listener per instance address, a main thread that owns signals, reloads
+ * (SIGHUP, change counter) and graceful shutdown (SIGTERM), and the current generation.
+ *
+ * Listener sockets are made by the main thread while it builds a generation (so a port in use
+ * fails that reload, not a worker) and handed to the workers through a small command inbox with
+ * an eventfd wakeup; workers own them from then on.
+ */
+#include "front/front.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "front/worker.h"
+
+#define CMD_ADD 1
+#define CMD_CLOSE_KEY 2
+#define CMD_CLOSE_ALL 3
+#define CMD_STOP 4
+
+struct lset {
+    char key[300];
+    int *fds; /* one per worker; -1 once handed over */
+};
+
+struct dbt_front {
+    struct dbt_front_opts o;
+    int nworkers;
+    struct dbt_worker *workers;
+    pthread_mutex_t gen_lock;
+    struct dbt_gen *gen;
+    uint64_t next_gen_id;
+    uint64_t last_counter;
+    struct lset *lsets;
+    size_t n_lsets;
+    struct dbt_ev_loop *loop;
+    struct dbt_ev_io sigio;
+    struct dbt_ev_timer poll;
+    struct dbt_ev_timer tick;
+    bool shutting_down;
+    uint64_t shutdown_deadline;
+    bool workers_started;
+};
+
+struct dbt_gen *dbt_front_current_gen(struct dbt_front *f)
+{
+    pthread_mutex_lock(&f->gen_lock);
+    struct dbt_gen *g = dbt_gen_ref(f->gen);
+    pthread_mutex_unlock(&f->gen_lock);
+    return g;
+}
+
+/* ---- workers ---- */
+
+static void worker_send(struct dbt_worker *w, int kind, int fd, const char *key)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->n_cmds == w->cap_cmds) {
+        size_t ncap = w->cap_cmds ? w->cap_cmds * 2 : 16;
+        struct dbt_worker_cmd *nc = realloc(w->cmds, ncap * sizeof(*nc));
+        if (nc == NULL) {
+            pthread_mutex_unlock(&w->lock);
+            dbt_error("worker %d: command lost: out of memory", w->idx);
+            if (fd >= 0) {
+                close(fd);
+            }
+            return;
+        }
+        w->cmds = nc;
+        w->cap_cmds = ncap;
+    }
+    struct dbt_worker_cmd *c = &w->cmds[w->n_cmds++];
+    c->kind = kind;
+    c->fd = fd;
+    snprintf(c->key, sizeof(c->key), "%s", key ? key : "");
+    pthread_mutex_unlock(&w->lock);
+    dbt_ev_async_send(&w->wake);
+}
+
+static void accept_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
+{
+    struct dbt_listener *ls = (struct dbt_listener *)io;
+    struct dbt_worker *w = ls->w;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t peerlen;
+        int fd;
+        dbt_res r = dbt_net_accept(io->fd, &peer, &peerlen, &fd);
+        if (r.code == DBT_E_AGAIN) {
+            return;
+        }
+        if (!dbt_ok(r)) {
+            dbt_warn("%s: %s", ls->key, dbt_errmsg());
+            return;
+        }
+        struct dbt_gen *g = dbt_front_current_gen(w->front);
+        const struct dbt_gen_inst *inst = dbt_gen_find_listen(g, ls->key);
+        if (inst == NULL) {
+            close(fd); /* the instance went away in a reload; its listener is closing */
+            dbt_gen_unref(g);
+            continue;
+        }
+        dbt_session_accept(w, g, inst, fd, &peer, peerlen);
+    }
+}
+
+static void listener_free(void *arg)
+{
+    free(arg);
+}
+
+static void listener_close(struct dbt_worker *w, struct dbt_listener *ls)
+{
+    int fd = ls->io.fd;
+    dbt_ev_io_del(w->loop, &ls->io);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (!dbt_ok(dbt_ev_defer(w->loop, listener_free, ls))) {
+        dbt_error("worker %d: %s", w->idx, dbt_errmsg());
+    }
+}
+
+static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
+{
+    struct dbt_worker *w = dbt_ev_data(l);
+    pthread_mutex_lock(&w->lock);
+    struct dbt_worker_cmd *cmds = w->cmds;
+    size_t n = w->n_cmds;
+    w->cmds = NULL;
+    w->n_cmds = w->cap_cmds = 0;
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct dbt_worker_cmd *c = &cmds[i];
+        if (c->kind == CMD_ADD) {
+            struct dbt_listener *ls = calloc(1, sizeof(*ls));
+            if (ls == NULL || !dbt_ok(dbt_ev_io_add(l, &ls->io, c->fd, EPOLLIN, accept_cb))) {
+                dbt_error("worker %d: cannot watch listener %s", w->idx, c->key);
+                free(ls);
+                close(c->fd);
+                continue;
+            }
+            ls->w = w;
+            snprintf(ls->key, sizeof(ls->key), "%s", c->key);
+            ls->next = w->listeners;
+            w->listeners = ls;
+        } else if (c->kind == CMD_CLOSE_KEY || c->kind == CMD_CLOSE_ALL) {
+            for (struct dbt_listener **pp = &w->listeners; *pp != NULL;) {
+                struct dbt_listener *ls = *pp;
+                if (c->kind == CMD_CLOSE_ALL || strcmp(ls->key, c->key) == 0) {
+                    *pp = ls->next;
+                    listener_close(w, ls);
+                } else {
+                    pp = &ls->next;
+                }
+            }
+        } else if (c->kind == CMD_STOP) {
+            dbt_session_close_all(w);
+            dbt_ev_stop(l);
+        }
+    }
+    free(cmds);
+}
+
+static void *worker_main(void *arg)
+{
+    struct dbt_worker *w = arg;
+    dbt_res r = dbt_ev_run(w->loop);
+    if (!dbt_ok(r)) {
+        dbt_error("worker %d: %s", w->idx, dbt_errmsg());
+    }
+    dbt_session_close_all(w);
+    while (w->listeners != NULL) {
+        struct dbt_listener *ls = w->listeners;
+        w->listeners = ls->next;
+        listener_close(w, ls);
+    }
+    /* run deferred frees */
+    if (!dbt_ok(dbt_ev_run_once(w->loop, 0))) {
+        dbt_warn("worker %d: %s", w->idx, dbt_errmsg());
+    }
+    return NULL;
+}
+
+static dbt_res worker_init(struct dbt_front *f, struct dbt_worker *w, int idx)
+{
+    w->idx = idx;
+    w->front = f;
+    pthread_mutex_init(&w->lock, NULL);
+    dbt_res r = dbt_ev_loop_new(&w->loop);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    dbt_ev_set_data(w->loop, w);
+    return dbt_ev_async_init(w->loop, &w->wake, worker_wake);
+}
+
+/* ---- listeners (main thread) ---- */
+
+static struct lset *lset_find(struct dbt_front *f, const char *key)
+{
+    for (size_t i = 0; i < f->n_lsets; i++) {
+        if (strcmp(f->lsets[i].key, key) == 0) {
+            return &f->lsets[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Makes the listener sockets a generation needs that are not open yet (one per worker). On
+ * failure closes what it made. New sets are appended after *n_old.
+ */
+static dbt_res lsets_open(struct dbt_front *f, const struct dbt_gen *g, size_t *n_old)
+{
+    dbt_res res = DBT_OK;
+    *n_old = f->n_lsets;
+    for (size_t i = 0; i < g->n; i++) {
+        const char *key = g->insts[i].rt->listen;
+        if (lset_find(f, key) != NULL) {
+            continue;
+        }
+        struct lset *nl = realloc(f->lsets, (f->n_lsets + 1) * sizeof(*nl));
+        DBT_ENSURE(nl != NULL, NOMEM, "listeners: out of memory");
+        f->lsets = nl;
+        struct lset *ls = &f->lsets[f->n_lsets];
+        memset(ls, 0, sizeof(*ls));
+        snprintf(ls->key, sizeof(ls->key), "%s", key);
+        ls->fds = malloc((size_t)f->nworkers * sizeof(int));
+        DBT_ENSURE(ls->fds != NULL, NOMEM, "listeners: out of memory");
+        f->n_lsets++;
+        for (int w = 0; w < f->nworkers; w++) {
+            ls->fds[w] = -1;
+        }
+        for (int w = 0; w < f->nworkers; w++) {
+            res = dbt_net_listen(&g->listen[i], 1024, &ls->fds[w]);
+            if (!dbt_ok(res)) {
+                res = dbt_fail_ctx(res, "instance \"%s\": ", g->insts[i].rt->name);
+                goto out;
+            }
+        }
+    }
+out:
+    if (!dbt_ok(res)) {
+        for (size_t i = *n_old; i < f->n_lsets; i++) {
+            for (int w = 0; w < f->nworkers; w++) {
+                if (f->lsets[i].fds[w] >= 0) {
+                    close(f->lsets[i].fds[w]);
+                }
+            }
+            free(f->lsets[i].fds);
+        }
+        f->n_lsets = *n_old;
+    }
+    return res;
+}
+
+/* Hands new listener sockets to the workers and closes those no instance uses any more. */
+static void lsets_commit(struct dbt_front *f, const struct dbt_gen *g, size_t n_old)
+{
+    for (size_t i = n_old; i < f->n_lsets; i++) {
+        for (int w = 0; w < f->nworkers; w++) {
+            worker_send(&f->workers[w], CMD_ADD, f->lsets[i].fds[w], f->lsets[i].key);
+            f->lsets[i].fds[w] = -1;
+        }
+        dbt_info("listening on %s", f->lsets[i].key);
+    }
+    for (size_t i = 0; i < f->n_lsets;) {
+        if (dbt_gen_find_listen(g, f->lsets[i].key) != NULL) {
+            i++;
+            continue;
+        }
+        for (int w = 0; w < f->nworkers; w++) {
+            worker_send(&f->workers[w], CMD_CLOSE_KEY, -1, f->lsets[i].key);
+        }
+        dbt_info("stopped listening on %s", f->lsets[i].key);
+        free(f->lsets[i].fds);
+        f->lsets[i] = f->lsets[f->n_lsets - 1];
+        f->n_lsets--;
+    }
+}
+
+/* ---- generations ---- */
+
+static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
+{
+    struct dbt_rt_config *cfg = NULL;
+    dbt_res r = f->o.load(f->o.arg, &cfg);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    uint64_t counter = cfg->change_counter;
+    r = dbt_gen_build(cfg, ++f->next_gen_id, out);
+    if (dbt_ok(r)) {
+        f->last_counter = counter;
+    }
+    return r;
+}
+
+dbt_res dbt_front_reload(struct dbt_front *f)
+{
+    struct dbt_gen *g = NULL;
+    dbt_res r = load_gen(f, &g);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    size_t n_old;
+    r = lsets_open(f, g, &n_old);
+    if (!dbt_ok(r)) {
+        dbt_gen_unref(g);
+        return r;
+    }
+    pthread_mutex_lock(&f->gen_lock);
+    struct dbt_gen *old = f->gen;
+    f->gen = g;
+    pthread_mutex_unlock(&f->gen_lock);
+    if (f->workers_started) {
+        lsets_commit(f, g, n_old);
+    }
+    dbt_gen_unref(old);
+    dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
+             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
+             (unsigned long long)f->last_counter);
+    return DBT_OK;
+}
+
+/* ---- main thread ---- */
+
+static void begin_shutdown(struct dbt_front *f)
+{
+    if (f->shutting_down) {
+        return;
+    }
+    f->shutting_down = true;
+    f->shutdown_deadline = dbt_now_ms() + f->o.shutdown_timeout_ms;
+    dbt_info("shutting down: no new connections; waiting up to %llu ms for sessions to end",
+             (unsigned long long)f->o.shutdown_timeout_ms);
+    for (int w = 0; w < f->nworkers; w++) {
+        worker_send(&f->workers[w], CMD_CLOSE_ALL, -1, NULL);
+    }
+    dbt_ev_timer_cancel(f->loop, &f->poll);
+    if (!dbt_ok(dbt_ev_timer_set(f->loop, &f->tick, dbt_now_ms()))) {
+        dbt_ev_stop(f->loop);
+    }
+}
+
+static void tick_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    struct dbt_front *f = dbt_ev_data(l);
+    size_t n = 0;
+    for (int w = 0; w < f->nworkers; w++) {
+        n += atomic_load(&f->workers[w].n_sessions);
+    }
+    if (n == 0 || dbt_now_ms() >= f->shutdown_deadline) {
+        if (n > 0) {
+            dbt_warn("shutdown timeout: closing %zu remaining session%s", n, n == 1 ? "" : "s");
+        }
+        dbt_ev_stop(l);
+        return;
+    }
+    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + 100))) {
+        dbt_ev_stop(l);
+    }
+}
+
+static void poll_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    struct dbt_front *f = dbt_ev_data(l);
+    uint64_t c = 0;
+    if (f->o.counter != NULL) {
+        if (!dbt_ok(f->o.counter(f->o.arg, &c))) {
+            dbt_warn("cannot read the change counter: %s", dbt_errmsg());
+        } else if (c != f->last_counter) {
+            dbt_info("configuration changed (change counter %llu): reloading",
+                     (unsigned long long)c);
+            if (!dbt_ok(dbt_front_reload(f))) {
+                dbt_error("reload failed, keeping configuration generation %llu: %s",
+                          (unsigned long long)f->gen->id, dbt_errmsg());
+                f->last_counter = c; /* log once per change, not every poll */
+            }
+        }
+    }
+    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + f->o.poll_ms))) {
+        dbt_error("poll timer: %s", dbt_errmsg());
+    }
+}
+
+static void signal_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
+{
+    struct dbt_front *f = dbt_ev_data(l);
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            dbt_info("SIGHUP: reloading configuration");
+            if (!f->shutting_down && !dbt_ok(dbt_front_reload(f))) {
+                dbt_error("reload failed, keeping configuration generation %llu: %s",
+                          (unsigned long long)f->gen->id, dbt_errmsg());
+            }
+        } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            if (f->shutting_down) {
+                dbt_info("second termination signal: closing now");
+                f->shutdown_deadline = 0;
+            }
+            begin_shutdown(f);
+        }
+    }
+}
+
+dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_front *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    f->o = *o;
+    if (f->o.auth_timeout_ms == 0) {
+        f->o.auth_timeout_ms = 60000;
+    }
+    if (f->o.shutdown_timeout_ms == 0) {
+        f->o.shutdown_timeout_ms = 30000;
+    }
+    if (f->o.poll_ms == 0) {
+        f->o.poll_ms = 500;
+    }
+    dbt_session_set_auth_timeout_ms(f->o.auth_timeout_ms);
+    f->nworkers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (f->nworkers < 1) {
+        f->nworkers = 1;
+    }
+    pthread_mutex_init(&f->gen_lock, NULL);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    DBT_TRY(dbt_ev_loop_new(&f->loop));
+    dbt_ev_set_data(f->loop, f);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    DBT_ENSURE(sfd >= 0, IO, "signalfd: %s", strerror(errno));
+    DBT_TRY(dbt_ev_io_add(f->loop, &f->sigio, sfd, EPOLLIN, signal_cb));
+    dbt_ev_timer_init(&f->poll, poll_cb);
+    dbt_ev_timer_init(&f->tick, tick_cb);
+
+    f->workers = calloc((size_t)f->nworkers, sizeof(*f->workers));
+    DBT_ENSURE(f->workers != NULL, NOMEM, "out of memory");
+    for (int i = 0; i < f->nworkers; i++) {
+        DBT_TRY(worker_init(f, &f->workers[i], i));
+    }
+    /* first generation: any error refuses to start */
+    DBT_TRY(dbt_front_reload(f));
+    lsets_commit(f, f->gen, 0);
+    for (int i = 0; i < f->nworkers; i++) {
+        int rc = pthread_create(&f->workers[i].thread, NULL, worker_main, &f->workers[i]);
+        DBT_ENSURE(rc == 0, IO, "pthread_create: %s", strerror(rc));
+        f->workers_started = true;
+    }
+    f->workers_started = true;
+    DBT_TRY(dbt_ev_timer_set(f->loop, &f->poll, dbt_now_ms() + f->o.poll_ms));
+    dbt_info("%d worker%s started", f->nworkers, f->nworkers == 1 ? "" : "s");
+    *out = f;
+    f = NULL;
+out:
+    if (f != NULL) {
+        dbt_front_free(f);
+    }
+    return res;
+}
+
+dbt_res dbt_front_run(struct dbt_front *f)
+{
+    dbt_res r = dbt_ev_run(f->loop);
+    for (int w = 0; w < f->nworkers; w++) {
+        worker_send(&f->workers[w], CMD_STOP, -1, NULL);
+    }
+    return r;
+}
+
+void dbt_front_free(struct dbt_front *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    if (f->workers != NULL) {
+        for (int w = 0; w < f->nworkers; w++) {
+            struct dbt_worker *wk = &f->workers[w];
+            if (wk->thread != 0) {
+                worker_send(wk, CMD_STOP, -1, NULL);
+                pthread_join(wk->thread, NULL);
+            }
+            if (wk->loop != NULL) {
+                pthread_mutex_lock(&wk->lock);
+                for (size_t i = 0; i < wk->n_cmds; i++) {
+                    if (wk->cmds[i].fd >= 0) {
+                        close(wk->cmds[i].fd);
+                    }
+                }
+                free(wk->cmds);
+                pthread_mutex_unlock(&wk->lock);
+                dbt_ev_async_cleanup(wk->loop, &wk->wake);
+                dbt_ev_loop_free(wk->loop);
+            }
+            pthread_mutex_destroy(&wk->lock);
+        }
+        free(f->workers);
+    }
+    for (size_t i = 0; i < f->n_lsets; i++) {
+        for (int w = 0; w < f->nworkers; w++) {
+            if (f->lsets[i].fds[w] >= 0) {
+                close(f->lsets[i].fds[w]);
+            }
+        }
+        free(f->lsets[i].fds);
+    }
+    free(f->lsets);
+    if (f->loop != NULL) {
+        int sfd = f->sigio.fd;
+        dbt_ev_io_del(f->loop, &f->sigio);
+        if (sfd >= 0) {
+            close(sfd);
+        }
+        dbt_ev_loop_free(f->loop);
+    }
+    dbt_gen_unref(f->gen);
+    pthread_mutex_destroy(&f->gen_lock);
+    free(f);
+}
+
+dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, size_t *n)
+{
+    size_t cap = 0, len = 0;
+    struct dbt_conn_row *out = NULL;
+    for (int w = 0; w < f->nworkers; w++) {
+        struct dbt_worker *wk = &f->workers[w];
+        pthread_mutex_lock(&wk->lock);
+        for (struct dbt_session *s = wk->sessions; s != NULL; s = s->next) {
+            if (len == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct dbt_conn_row *nr = realloc(out, ncap * sizeof(*nr));
+                if (nr == NULL) {
+                    pthread_mutex_unlock(&wk->lock);
+                    free(out);
+                    return dbt_fail(DBT_E_NOMEM, "connections: out of memory");
+                }
+                out = nr;
+                cap = ncap;
+            }
+            out[len].st = s->st;
+            out[len].bytes_in = atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
+            out[len].bytes_out = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
+            len++;
+        }
+        pthread_mutex_unlock(&wk->lock);
+    }
+    *rows = out;
+    *n = len;
+    return DBT_OK;
+}

@@ -1,0 +1,100 @@
+/*
+ * front.h - the daemon side of the TLS front: configuration generations, worker threads with
+ * their listeners, reload, graceful shutdown, the cancel-key table and the connection list the
+ * admin API shows. src/bin/dbtlsd.c wires it to the control plane (ctl/runtime.h) through the
+ * load/counter callbacks, so this layer never links the store.
+ */
+#ifndef DBT_FRONT_FRONT_H
+#define DBT_FRONT_FRONT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "ctl/runtime.h"
+#include "front/session.h"
+#include "net/net.h"
+
+/*
+ * An immutable configuration generation: the snapshot it was built from and, per instance, the
+ * SSL_CTXs, the resolved addresses and the protocol's compiled rules. Refcounted: the daemon
+ * holds the current one, every session holds the one it started with.
+ */
+struct dbt_gen {
+    _Atomic int refs;
+    uint64_t id;
+    struct dbt_rt_config *cfg; /* owned */
+    struct dbt_gen_inst *insts;
+    struct dbt_addr *listen; /* per instance, parallel to insts */
+    size_t n;
+};
+
+/*
+ * Builds and validates a whole generation from cfg (ownership of cfg passes to the generation,
+ * also on failure, when it is freed). Any invalid instance fails the build with a message naming
+ * the instance and why.
+ */
+dbt_res dbt_gen_build(struct dbt_rt_config *cfg, uint64_t id, struct dbt_gen **out) DBT_WUR;
+struct dbt_gen *dbt_gen_ref(struct dbt_gen *g);
+void dbt_gen_unref(struct dbt_gen *g);
+/* The instance of g listening on listen_key (the instance's listen text), or NULL. */
+const struct dbt_gen_inst *dbt_gen_find_listen(const struct dbt_gen *g, const char *listen_key);
+
+/* --- cancel routing: BackendKeyData key -> the backend that issued it (all workers) --- */
+
+struct dbt_cancel_target {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+/* Registers key (pid + secret bytes) for a session; the token identifies it for removal. */
+dbt_res dbt_cancel_register(uint32_t pid, const uint8_t *key, size_t key_len,
+                            const struct sockaddr *addr, socklen_t addrlen, uint64_t *token) DBT_WUR;
+void dbt_cancel_unregister(uint32_t pid, uint64_t token);
+/* Looks a key up (constant-time comparison of the secret). */
+bool dbt_cancel_lookup(uint32_t pid, const uint8_t *key, size_t key_len,
+                       struct dbt_cancel_target *out);
+
+/* --- the daemon --- */
+
+struct dbt_front_opts {
+    int workers;                  /* 0 = number of cores */
+    uint64_t auth_timeout_ms;     /* pre-authentication deadline (default 60 s) */
+    uint64_t shutdown_timeout_ms; /* SIGTERM: wait for sessions this long (default 30 s) */
+    uint64_t poll_ms;             /* change counter poll (default 500 ms) */
+    /* Reads a fresh snapshot. */
+    dbt_res (*load)(void *arg, struct dbt_rt_config **out);
+    /* Reads the change counter (cheap). */
+    dbt_res (*counter)(void *arg, uint64_t *out);
+    void *arg;
+};
+
+struct dbt_front;
+
+/*
+ * Loads and builds the first generation, binds every listener in every worker and starts the
+ * workers. Any failure (invalid configuration, a port in use) refuses to start with the reason.
+ * Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (call it before other threads start).
+ */
+dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out) DBT_WUR;
+
+/*
+ * Runs the main loop on the calling thread: reload on SIGHUP and on change-counter changes;
+ * returns after SIGTERM/SIGINT once sessions have finished or the shutdown timeout passed.
+ */
+dbt_res dbt_front_run(struct dbt_front *f) DBT_WUR;
+void dbt_front_free(struct dbt_front *f);
+
+/* Rebuilds the generation now (as SIGHUP). Failure keeps the old one and returns the reason. */
+dbt_res dbt_front_reload(struct dbt_front *f) DBT_WUR;
+
+/* One row of GET /v1/connections (a copy, consistent per row). */
+struct dbt_conn_row {
+    struct dbt_session_status st;
+    uint64_t bytes_in, bytes_out;
+};
+/* Snapshot of every session on every worker; *rows is malloc'd (free it). */
+dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, size_t *n) DBT_WUR;
+
+#endif

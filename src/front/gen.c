@@ -1,0 +1,131 @@
+/*
+ * gen.c - configuration generations (front.h): a snapshot from the control plane turned into
+ * everything the workers need, built and validated whole before it may replace the current one.
+ * TLS contexts are built here, once per instance per generation, never on accept.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "front/front.h"
+#include "tls/tls.h"
+
+static void inst_cleanup(struct dbt_gen_inst *gi)
+{
+    if (gi->proto != NULL && gi->proto->inst_free != NULL && gi->proto_conf != NULL) {
+        gi->proto->inst_free(gi->proto_conf);
+    }
+    dbt_tls_ctx_unref(gi->server_tls);
+    dbt_tls_ctx_unref(gi->backend_tls);
+}
+
+static void gen_free(struct dbt_gen *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        inst_cleanup(&g->insts[i]);
+    }
+    free(g->insts);
+    free(g->listen);
+    dbt_rt_config_free(g->cfg);
+    free(g);
+}
+
+static dbt_res inst_build(const struct dbt_rt_instance *rt, struct dbt_gen_inst *gi,
+                          struct dbt_addr *listen)
+{
+    dbt_res res = DBT_OK;
+    gi->rt = rt;
+    gi->proto = dbt_proto_for_engine(rt->engine);
+    DBT_ENSURE(gi->proto != NULL, INVALID, "engine \"%s\" is not supported by this dbtlsd",
+               rt->engine ? rt->engine : "(none)");
+    DBT_TRY(dbt_addr_parse(rt->listen, listen));
+    struct dbt_addr backend;
+    DBT_TRY(dbt_addr_parse(rt->backend, &backend));
+    gi->backend_addr = backend.ss;
+    gi->backend_addrlen = backend.len;
+    snprintf(gi->backend_host, sizeof(gi->backend_host), "%s", backend.host);
+    struct dbt_tls_policy pol = {
+        .min_version = rt->tls_min,
+        .max_version = rt->tls_max,
+        .ciphers = rt->ciphers,
+        .ciphersuites = rt->ciphersuites,
+        .groups = rt->groups,
+        .session_tickets = false,
+    };
+    bool is_pg = gi->proto == &dbt_pg_proto;
+    DBT_TRY(dbt_tls_server_ctx_new(rt->cert_chain_pem, rt->key_pem, rt->client_ca_pem, rt->crl_pem,
+                                   &pol, is_pg, &gi->server_tls));
+    if (rt->backend_tls_ca != NULL && rt->backend_tls_ca[0] != '\0') {
+        DBT_TRY(dbt_tls_client_ctx_new(rt->backend_tls_ca, &gi->backend_tls));
+    }
+    if (gi->proto->inst_prepare != NULL) {
+        DBT_TRY(gi->proto->inst_prepare(rt, &gi->proto_conf));
+    }
+out:
+    return res;
+}
+
+dbt_res dbt_gen_build(struct dbt_rt_config *cfg, uint64_t id, struct dbt_gen **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        dbt_rt_config_free(cfg);
+        return dbt_fail(DBT_E_NOMEM, "generation: out of memory");
+    }
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    g->cfg = cfg;
+    if (cfg->n_instances > 0) {
+        g->insts = calloc(cfg->n_instances, sizeof(*g->insts));
+        g->listen = calloc(cfg->n_instances, sizeof(*g->listen));
+        DBT_ENSURE(g->insts != NULL && g->listen != NULL, NOMEM, "generation: out of memory");
+    }
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        const struct dbt_rt_instance *rt = &cfg->instances[i];
+        g->n = i + 1;
+        res = inst_build(rt, &g->insts[i], &g->listen[i]);
+        if (!dbt_ok(res)) {
+            res = dbt_fail_ctx(res, "instance \"%s\": ", rt->name ? rt->name : "?");
+            goto out;
+        }
+        for (size_t j = 0; j < i; j++) {
+            DBT_ENSURE(strcmp(cfg->instances[j].listen, rt->listen) != 0, INVALID,
+                       "instance \"%s\": listen address %s is already used by instance \"%s\"",
+                       rt->name, rt->listen, cfg->instances[j].name);
+        }
+    }
+    *out = g;
+    g = NULL;
+out:
+    gen_free(g);
+    return res;
+}
+
+struct dbt_gen *dbt_gen_ref(struct dbt_gen *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+void dbt_gen_unref(struct dbt_gen *g)
+{
+    if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1) {
+        dbt_debug("generation %llu freed", (unsigned long long)g->id);
+        gen_free(g);
+    }
+}
+
+const struct dbt_gen_inst *dbt_gen_find_listen(const struct dbt_gen *g, const char *listen_key)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (strcmp(g->insts[i].rt->listen, listen_key) == 0) {
+            return &g->insts[i];
+        }
+    }
+    return NULL;
+}

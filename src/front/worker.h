@@ -1,0 +1,55 @@
+/*
+ * worker.h - internal to the front: a worker thread (its loop, listeners, sessions) and the
+ * session entry points the worker calls. Not for protocols (they use session.h).
+ */
+#ifndef DBT_FRONT_WORKER_H
+#define DBT_FRONT_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ev/ev.h"
+#include "front/front.h"
+#include "front/session.h"
+
+struct dbt_listener {
+    struct dbt_ev_io io;
+    struct dbt_worker *w;
+    char key[300]; /* the instance listen text */
+    struct dbt_listener *next;
+};
+
+/* A command from the main thread to a worker (guarded by the worker lock). */
+struct dbt_worker_cmd {
+    int kind; /* 1 = add listener fd, 2 = close listener key, 3 = close all listeners, 4 = stop */
+    int fd;
+    char key[300];
+};
+
+struct dbt_worker {
+    int idx;
+    struct dbt_front *front;
+    pthread_t thread;
+    struct dbt_ev_loop *loop;
+    struct dbt_ev_async wake;
+    pthread_mutex_t lock; /* sessions list + status fields + cmds */
+    struct dbt_session *sessions;
+    _Atomic size_t n_sessions;
+    struct dbt_listener *listeners; /* worker thread only */
+    struct dbt_worker_cmd *cmds;
+    size_t n_cmds, cap_cmds;
+};
+
+/* The current generation, referenced (never NULL once started). */
+struct dbt_gen *dbt_front_current_gen(struct dbt_front *f);
+
+/* Creates a session for an accepted fd (takes fd). */
+void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct dbt_gen_inst *inst,
+                        int fd, const struct sockaddr_storage *peer, socklen_t peerlen);
+/* Closes every session of the worker now (shutdown timeout). */
+void dbt_session_close_all(struct dbt_worker *w);
+
+/* Set by dbtlsd (--auth-timeout). */
+void dbt_session_set_auth_timeout_ms(uint64_t ms);
+
+#endif
