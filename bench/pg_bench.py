@@ -1,0 +1,336 @@
+#!/usr/bin/python3
+"""PostgreSQL TLS benchmark (issue 3): in one run on this machine, the same real PostgreSQL 15
+reached four ways, all with TLS on the client leg and the same ECDSA P-256 certificate (the one
+dbtls issues, exported with `dbtls instances export`):
+
+  native      PostgreSQL's own TLS (ssl=on), client -> postgres over TCP
+  pgb-term    PgBouncer 1.18 (Debian) with client TLS as a pure terminator: pool_mode=session,
+              server_lifetime=0, so every client gets a fresh server connection (dbtlsd's work)
+  pgb-pool    PgBouncer in its pooling default (session mode, server connections reused)
+  dbtlsd      the dbtls front, instance ENCRYPTED_ONLY
+
+PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). Measured:
+  new conn/s        pgbench -C -S (TLS, sslmode=require): one connection per transaction
+  TLS handshakes/s  handshake-only client: SSLRequest, TLS handshake, hang up
+  CPU ms/handshake  the daemon's utime+stime (/proc/<pid>/stat) / handshakes, handshake-only run
+                    (native: postmaster + reaped backends, i.e. a fork and backend start too)
+  CPU ms/conn       the same over the pgbench -C run (TLS + startup + relay + close)
+  steady tps, lat   pgbench -S with persistent connections
+  COPY out/in MB/s  a 50 MB COPY TO STDOUT / FROM STDIN through psql (\\timing)
+  idle kB/conn      daemon RSS delta / N after opening N idle TLS connections (psycopg)
+and prints the table, dbtlsd's ratios to the others, and the goals of issue 3.
+
+Run: /usr/bin/python3 bench/pg_bench.py [--seconds 10] [--idle 1000] [--targets ...] [--json F]
+(as root: PostgreSQL and PgBouncer are run as the postgres user).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import benchlib as bl
+from benchlib import servers
+
+TARGETS = ["native", "pgb-term", "pgb-pool", "dbtlsd"]
+USER = "trustuser"
+
+
+def pg_env(extra=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    e.update({"PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10"})
+    e.update(extra or {})
+    return e
+
+
+def pgbench(port, seconds, clients, threads, connect_each=False):
+    cmd = ["pgbench", "-n", "-S", "-T", str(seconds), "-c", str(clients), "-j", str(threads),
+           "-h", "127.0.0.1", "-p", str(port), "-U", USER]
+    if connect_each:
+        cmd.append("-C")
+    cmd.append("app")
+    cp = subprocess.run(cmd, capture_output=True, text=True, env=pg_env(),
+                        timeout=seconds + 120)
+    if cp.returncode != 0:
+        bl.die(f"{' '.join(cmd)} failed ({cp.returncode}):\n{cp.stderr}{cp.stdout}")
+
+    def grab(rx):
+        m = re.search(rx, cp.stdout)
+        return float(m.group(1)) if m else None
+    return {
+        "tps": grab(r"tps = ([\d.]+)"),
+        "latency_ms": grab(r"latency average = ([\d.]+) ms"),
+        "xacts": grab(r"number of transactions actually processed: (\d+)"),
+        "failed": grab(r"number of failed transactions: (\d+)"),
+    }
+
+
+def psql_timed(port, sql, stdin=None, repeat=3):
+    """Best (lowest) server-round-trip time in seconds of `sql` run through psql's \\timing."""
+    times = []
+    for _ in range(repeat):
+        fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+        try:
+            cp = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                                 "-p", str(port), "-U", USER, "-d", "app", "-c", "\\timing on",
+                                 "-c", sql, "-o", "/dev/null"], stdin=fin, capture_output=True,
+                                text=True, env=pg_env(), timeout=300)
+        finally:
+            if stdin:
+                fin.close()
+        m = re.search(r"Time: ([\d.]+) ms", cp.stdout)
+        if cp.returncode != 0 or not m:
+            bl.die(f"psql {sql!r} through port {port} failed:\n{cp.stderr}{cp.stdout}")
+        times.append(float(m.group(1)) / 1000)
+    return min(times)
+
+
+class PgBouncer:
+    def __init__(self, name, workdir, pg, cert, key, terminator):
+        self.name = name
+        self.port = servers.free_port()
+        d = os.path.join(workdir, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "userlist.txt"), "w") as f:
+            f.write(f'"{USER}" ""\n')
+        lines = [
+            "[databases]",
+            f"app = host={pg.socket_dir} port={pg.port} dbname=app",
+            "[pgbouncer]",
+            "listen_addr = 127.0.0.1",
+            f"listen_port = {self.port}",
+            "unix_socket_dir =",
+            "auth_type = trust",
+            f"auth_file = {d}/userlist.txt",
+            "pool_mode = session",
+            "max_client_conn = 5000",
+            "client_tls_sslmode = require",
+            f"client_tls_cert_file = {cert}",
+            f"client_tls_key_file = {key}",
+            "log_connections = 0",
+            "log_disconnections = 0",
+            "ignore_startup_parameters = extra_float_digits",
+        ]
+        if terminator:
+            # "Setting it to 0 means the connection is to be used only once, then closed."
+            lines += ["server_lifetime = 0", "default_pool_size = 100"]
+        with open(os.path.join(d, "pgbouncer.ini"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", d], check=True)
+        self.daemon = bl.Daemon(name, ["pgbouncer", os.path.join(d, "pgbouncer.ini")],
+                                os.path.join(d, "pgbouncer.log"), port=self.port,
+                                user="postgres")
+        self.pid = self.daemon.pid
+
+    def stop(self):
+        self.daemon.stop()
+
+
+def idle_memory(port, pid, n):
+    """Opens n idle TLS connections (psycopg, sslmode=require) and returns the RSS delta of
+    `pid` per connection in kB (after a warm-up of 20 connections opened and closed)."""
+    import psycopg
+    dsn = f"host=127.0.0.1 port={port} dbname=app user={USER} sslmode=require connect_timeout=10"
+    for c in [psycopg.connect(dsn) for _ in range(20)]:
+        c.close()
+    time.sleep(0.5)
+    before = bl.rss_kb(pid)
+    conns = []
+    try:
+        for _ in range(n):
+            conns.append(psycopg.connect(dsn))
+        time.sleep(1.0)
+        after = bl.rss_kb(pid)
+    finally:
+        for c in conns:
+            c.close()
+    return (after - before) / n
+
+
+def measure(name, port, pid, children, args, bulk_file, pg):
+    r = {}
+    bl.log(f"{name}: handshake-only client, {args.seconds} s")
+    cpu = bl.CpuMeter(pid, children)
+    cpu.start()
+    t0 = time.monotonic()
+    n, errors = bl.pg_handshakes("127.0.0.1", port, args.seconds, args.workers)
+    elapsed = time.monotonic() - t0
+    used = cpu.stop()
+    if n == 0:
+        bl.die(f"{name}: no TLS handshake succeeded ({errors} errors)")
+    r["hs_per_s"] = n / elapsed
+    r["cpu_ms_hs"] = used * 1000 / n
+    r["hs_errors"] = errors
+
+    bl.log(f"{name}: pgbench -C -S, {args.seconds} s")
+    cpu.start()
+    pb = pgbench(port, args.seconds, args.clients, args.threads, connect_each=True)
+    used = cpu.stop()
+    r["conn_per_s"] = pb["tps"]
+    r["cpu_ms_conn"] = used * 1000 / pb["xacts"] if pb["xacts"] else None
+
+    bl.log(f"{name}: pgbench -S, {args.seconds} s")
+    pb = pgbench(port, args.seconds, args.clients, args.threads)
+    r["tps"] = pb["tps"]
+    r["lat_ms"] = pb["latency_ms"]
+
+    bl.log(f"{name}: COPY {args.bulk_mb} MB out and in")
+    size_mb = os.path.getsize(bulk_file) / 1e6
+    r["copy_out_mbs"] = size_mb / psql_timed(port, "COPY bulk TO STDOUT")
+    ins = []
+    for _ in range(3):
+        pg.psql("TRUNCATE bulk_in", user=USER)
+        ins.append(psql_timed(port, "COPY bulk_in FROM STDIN", stdin=bulk_file, repeat=1))
+    r["copy_in_mbs"] = size_mb / min(ins)
+
+    if args.idle and not children:
+        bl.log(f"{name}: {args.idle} idle TLS connections")
+        r["idle_kb"] = idle_memory(port, pid, args.idle)
+    return r
+
+
+ROWS = [
+    ("new conn/s (pgbench -C -S)", "conn_per_s"),
+    ("TLS handshakes/s (handshake only)", "hs_per_s"),
+    ("CPU ms / TLS handshake", "cpu_ms_hs"),
+    ("CPU ms / connection (pgbench -C)", "cpu_ms_conn"),
+    ("steady tps (pgbench -S)", "tps"),
+    ("steady latency ms", "lat_ms"),
+    ("COPY out MB/s", "copy_out_mbs"),
+    ("COPY in MB/s", "copy_in_mbs"),
+    ("idle kB / TLS connection", "idle_kb"),
+]
+
+# (label, metric, other target, op, bound): dbtlsd's metric / other's metric `op` bound.
+GOALS = [
+    ("CPU per new TLS connection <= 0.5x PgBouncer", "cpu_ms_hs", "pgb-term", "<=", 0.5),
+    ("new-connection rate >= PgBouncer terminator", "conn_per_s", "pgb-term", ">=", 1.0),
+    ("new-connection rate >= 1.2x native TLS", "conn_per_s", "native", ">=", 1.2),
+    ("steady tps >= 1.25x PgBouncer", "tps", "pgb-pool", ">=", 1.25),
+    ("steady tps >= 0.9x native TLS", "tps", "native", ">=", 0.9),
+    ("bulk COPY out MB/s >= 1x native TLS", "copy_out_mbs", "native", ">=", 1.0),
+    ("memory per idle TLS connection <= 1.1x PgBouncer", "idle_kb", "pgb-term", "<=", 1.1),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each timed run")
+    ap.add_argument("--clients", type=int, default=8, help="pgbench clients")
+    ap.add_argument("--threads", type=int, default=2, help="pgbench threads")
+    ap.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
+                    help="handshake-only client processes")
+    ap.add_argument("--idle", type=int, default=1000, help="idle connections (0 = skip)")
+    ap.add_argument("--bulk-mb", type=int, default=50, help="size of the COPY")
+    ap.add_argument("--scale", type=int, default=10, help="pgbench -i scale")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"comma list of {', '.join(TARGETS)}")
+    ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
+    ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
+    ap.add_argument("--openssl-certs", action="store_true",
+                    help="baselines only: make the P-256 certificate with the openssl command "
+                         "instead of dbtls (same key type and chain shape)")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    for t in targets:
+        if t not in TARGETS:
+            bl.die(f"unknown target {t!r}: expected some of {', '.join(TARGETS)}")
+
+    bl.raise_nofile()
+    build_dir = bl.build(args.no_build)
+    work = bl.tmpdir("dbtls-bench-")
+    results, stops = {}, []
+    try:
+        pg = servers.PgServer(max_connections=args.idle + 200)
+        stops.append(pg.stop)
+        front_port = servers.free_port()
+        if args.openssl_certs:
+            if "dbtlsd" in targets:
+                bl.die("--openssl-certs is only for runs without the dbtlsd target")
+            cert, key, _root = bl.openssl_certs(os.path.join(work, "tls"))
+        else:
+            dbtls = bl.Dbtls(build_dir, os.path.join(work, "state"))
+            os.makedirs(dbtls.state_dir, mode=0o700)
+            dbtls("init")
+            dbtls("instances", "create", "bench-pg", "--engine", "postgres",
+                  "--engine-version", "15", "--listen", f"127.0.0.1:{front_port}",
+                  "--backend", pg.socket_path, "--endpoint", "localhost,127.0.0.1",
+                  "--ssl-mode", "ENCRYPTED_ONLY")
+            cert, key, _root = bl.export_cert(dbtls, "bench-pg", os.path.join(work, "tls"))
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", os.path.join(work, "tls")],
+                           check=True)
+        os.chmod(key, 0o600)
+        pg.extra_conf.update({"ssl": "on", "ssl_cert_file": f"'{cert}'",
+                              "ssl_key_file": f"'{key}'", "log_connections": "off"})
+        bl.log(f"PostgreSQL 15 on 127.0.0.1:{pg.port} (ssl=on) and {pg.socket_dir}")
+        pg.start()
+        bl.log(f"pgbench -i -s {args.scale}")
+        cp = subprocess.run(["pgbench", "-i", "-q", "-s", str(args.scale), "-h", pg.socket_dir,
+                             "-p", str(pg.port), "-U", USER, "app"], capture_output=True,
+                            text=True, timeout=600)
+        if cp.returncode != 0:
+            bl.die(f"pgbench -i failed:\n{cp.stderr}")
+        rows = args.bulk_mb * 1_000_000 // 490
+        pg.psql("CREATE TABLE bulk AS SELECT i AS id, repeat(md5(i::text), 15) AS payload "
+                f"FROM generate_series(1, {rows}) i; CREATE TABLE bulk_in (LIKE bulk);",
+                user=USER)
+        bulk_file = os.path.join(work, "bulk.copy")
+        with open(bulk_file, "wb") as f:
+            subprocess.run(["psql", "-X", "-h", pg.socket_dir, "-p", str(pg.port), "-U", USER,
+                            "-d", "app", "-c", "COPY bulk TO STDOUT"], stdout=f, check=True,
+                           timeout=300)
+        bl.log(f"COPY data: {os.path.getsize(bulk_file) / 1e6:.1f} MB")
+
+        for t in targets:
+            if t == "native":
+                results[t] = measure(t, pg.port, pg.proc.pid, True, args, bulk_file, pg)
+            elif t in ("pgb-term", "pgb-pool"):
+                pgb = PgBouncer(t, work, pg, cert, key, terminator=(t == "pgb-term"))
+                try:
+                    results[t] = measure(t, pgb.port, pgb.pid, False, args, bulk_file, pg)
+                finally:
+                    pgb.stop()
+            elif t == "dbtlsd":
+                d = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
+                try:
+                    results[t] = measure(t, front_port, d.pid, False, args, bulk_file, pg)
+                finally:
+                    d.stop()
+    finally:
+        for stop in reversed(stops):
+            stop()
+        bl.rmtree(work)
+
+    print(f"\nPostgreSQL 15 TLS benchmark: {os.cpu_count()} CPUs, {args.seconds} s per run, "
+          f"pgbench -c {args.clients} -j {args.threads}, {args.workers} handshake clients, "
+          f"{args.idle} idle connections")
+    bl.print_table("results", [(label, {t: results[t].get(k) for t in results})
+                               for label, k in ROWS], list(results))
+    if "dbtlsd" in results:
+        others = [t for t in results if t != "dbtlsd"]
+        bl.print_table("dbtlsd / other", [(label, {t: bl.ratio(results["dbtlsd"].get(k),
+                                                               results[t].get(k))
+                                                   for t in others}) for label, k in ROWS],
+                       others)
+        print("\ngoals (issue 3)")
+        for label, k, other, op, bound in GOALS:
+            r = bl.ratio(results["dbtlsd"].get(k), results.get(other, {}).get(k))
+            if r is None:
+                verdict = "not measured"
+            else:
+                met = r <= bound if op == "<=" else r >= bound
+                verdict = f"{r:.2f}x  {'met' if met else 'NOT met'}"
+            print(f"  {label:<52} {verdict}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
