@@ -1,0 +1,144 @@
+/*
+ * internal.h - what the ctl source files share: the handle, the shared-CA table, row structs
+ * read from the store, and small helpers (events, fault injection, sealing keys under the
+ * master key, string utilities). Not installed; nothing outside src/ctl includes it.
+ */
+#ifndef DBT_CTL_INTERNAL_H
+#define DBT_CTL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "ctl/ctl.h"
+#include "pki/pki.h"
+#include "store/store.h"
+
+struct dbt_ctl {
+    struct dbt_store *st;
+    uint8_t master[DBT_PKI_MASTER_KEY_LEN];
+    char *state_dir;
+    char *actor;
+    bool read_only;
+};
+
+#define CTL_YEAR_SECS (365LL * 86400)
+#define CTL_ROOT_SECS (40 * CTL_YEAR_SECS)
+#define CTL_CA_SECS (10 * CTL_YEAR_SECS)
+#define CTL_SERVER_SECS CTL_YEAR_SECS
+#define CTL_CLIENT_SECS (10 * CTL_YEAR_SECS)
+
+/* The shared CA families (DESIGN.md §1). */
+struct ctl_ca_family {
+    const char *id;
+    enum dbt_pki_key_type key_type;
+    enum dbt_pki_digest digest;
+};
+extern const struct ctl_ca_family ctl_ca_families[3];
+const struct ctl_ca_family *ctl_ca_family_find(const char *id);
+/* INVALID/NOT_FOUND naming the id and listing the valid ones. */
+dbt_res ctl_ca_family_check(const char *id, const struct ctl_ca_family **out) DBT_WUR;
+
+/* One instance row (public view + private columns). */
+struct ctl_inst {
+    int64_t id;
+    struct dbt_ctl_instance pub; /* server_cert / server_ca_cert not filled by ctl_inst_load */
+    char *client_ca_pem;
+    uint8_t *client_ca_key;
+    size_t client_ca_key_len;
+    char *client_ca_sha1;
+    char *crl_pem;
+    int64_t crl_number;
+};
+void ctl_inst_cleanup(struct ctl_inst *in);
+/* NOT_FOUND: `instance "x" does not exist`. */
+dbt_res ctl_inst_load(struct dbt_ctl *ctl, const char *name, struct ctl_inst *out) DBT_WUR;
+
+/* One server slot row. */
+struct ctl_slot {
+    char *slot;
+    char *ca_pem; /* per-instance server CA, or NULL */
+    uint8_t *ca_key;
+    size_t ca_key_len;
+    char *shared_ca_id; /* shared mode: issuing intermediate (ca_id, region) */
+    char *shared_region;
+    char *cert_pem;
+    uint8_t *key;
+    size_t key_len;
+    int64_t created_at;
+};
+struct ctl_slots {
+    struct ctl_slot v[3]; /* ordered active, upcoming, previous (those present) */
+    size_t n;
+};
+void ctl_slots_cleanup(struct ctl_slots *s);
+dbt_res ctl_slots_load(struct dbt_ctl *ctl, int64_t inst_id, struct ctl_slots *out) DBT_WUR;
+struct ctl_slot *ctl_slots_find(struct ctl_slots *s, const char *slot);
+dbt_res ctl_slot_put(struct dbt_ctl *ctl, int64_t inst_id, const char *slot,
+                     const struct ctl_slot *row) DBT_WUR;
+
+/* Key sealing: the label (AAD) is "key:" + the SHA-1 of the certificate the key belongs to,
+   so a blob moved to another row does not open. */
+dbt_res ctl_seal(struct dbt_ctl *ctl, const struct dbt_pki_cert *cert,
+                 const struct dbt_pki_key *key, uint8_t **blob, size_t *len) DBT_WUR;
+dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
+                   struct dbt_pki_key **key) DBT_WUR;
+dbt_res ctl_unseal_pem(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
+                       char **key_pem) DBT_WUR;
+
+/* Shared CA certificate + key for (ca_id, region); region "" = the root. With create, a missing
+   intermediate is made (first use of a region) inside the caller's write transaction. */
+dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region, bool create,
+                      struct dbt_pki_cert **cert, struct dbt_pki_key **key,
+                      char **cert_pem) DBT_WUR;
+/* Creates the root of a family and its intermediate for region (init). */
+dbt_res ctl_shared_family_create(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
+                                 const char *region) DBT_WUR;
+
+/* Issue helpers. */
+dbt_res ctl_issue_ca(enum dbt_pki_key_type kt, enum dbt_pki_digest dg, const char *cn, int64_t secs,
+                     int pathlen, const struct dbt_pki_cert *issuer,
+                     const struct dbt_pki_key *issuer_key, struct dbt_pki_cert **cert,
+                     struct dbt_pki_key **key) DBT_WUR;
+/* Builds a slot for the instance: per-instance mode a new server CA + leaf, shared mode a leaf
+   under (ca_id, region). Fills row (caller frees with ctl_slot_cleanup). */
+dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                       const struct dbt_ctl_validity *v, struct ctl_slot *row) DBT_WUR;
+/* Re-issues the leaf of an existing slot for new endpoints under the same issuer. */
+dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                         const struct dbt_ctl_validity *v, struct ctl_slot *row) DBT_WUR;
+void ctl_slot_cleanup(struct ctl_slot *s);
+/* A new client CA for the instance with an empty CRL; updates the row's client CA columns. */
+dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
+                          const struct dbt_ctl_validity *v, char **ca_pem, uint8_t **key_blob,
+                          size_t *key_len, char **sha1, char **crl_pem) DBT_WUR;
+/* Rebuilds and stores the CRL of the instance's current client CA. */
+dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in) DBT_WUR;
+/* All slots' CA certificates, active first (shared: root + intermediate of each). */
+dbt_res ctl_server_ca_pem(struct dbt_ctl *ctl, const struct ctl_inst *in, char **out) DBT_WUR;
+/* The slot's chain for the TLS front: leaf then intermediate (shared mode). */
+dbt_res ctl_slot_chain(struct dbt_ctl *ctl, const struct ctl_slot *s, char **out) DBT_WUR;
+
+/* Fills a public cert view from a PEM. */
+dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const char *instance,
+                      int64_t create_time, struct dbt_ctl_cert *out) DBT_WUR;
+
+/* Events and transactions. */
+dbt_res ctl_event(struct dbt_ctl *ctl, const char *action, const char *object, const char *fmt,
+                  ...) DBT_WUR DBT_PRINTF(4, 5);
+/* Commits a change: bumps the counter then COMMIT. */
+dbt_res ctl_commit(struct dbt_ctl *ctl) DBT_WUR;
+/* Aborts the process if env DBTLS_FAULT names this point (atomicity tests). */
+void ctl_fault(const char *point);
+
+/* Strings. */
+char *ctl_strdup(const char *s); /* NULL -> NULL; aborts on OOM (tiny strings) */
+char *ctl_printf(const char *fmt, ...) DBT_PRINTF(1, 2);
+/* Appends s to *acc (realloc). NOMEM. */
+dbt_res ctl_append(char **acc, const char *s) DBT_WUR;
+/* Splits a comma-separated list, trimming blanks; empty items INVALID. */
+dbt_res ctl_split(const char *s, char ***out, size_t *n) DBT_WUR;
+void ctl_strv_free(char **v, size_t n);
+
+#endif

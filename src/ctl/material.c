@@ -1,0 +1,802 @@
+/*
+ * material.c - the certificate material of the control plane on top of pki and store: the
+ * shared CA families, issuing CAs and server slots, sealing keys under the master key, the
+ * client CA and its CRL, and reading instance and slot rows. Operations (instances.c, slots.c,
+ * clients.c, cas.c) are built from these.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "ctl/internal.h"
+
+const struct ctl_ca_family ctl_ca_families[3] = {
+    {"dbtls-ca-ecc384-g1", DBT_PKI_KEY_EC384, DBT_PKI_SHA384},
+    {"dbtls-ca-rsa2048-g1", DBT_PKI_KEY_RSA2048, DBT_PKI_SHA256},
+    {"dbtls-ca-rsa4096-g1", DBT_PKI_KEY_RSA4096, DBT_PKI_SHA384},
+};
+
+const struct ctl_ca_family *ctl_ca_family_find(const char *id)
+{
+    for (size_t i = 0; id && i < DBT_ARRAY_LEN(ctl_ca_families); i++) {
+        if (strcmp(ctl_ca_families[i].id, id) == 0) {
+            return &ctl_ca_families[i];
+        }
+    }
+    return NULL;
+}
+
+dbt_res ctl_ca_family_check(const char *id, const struct ctl_ca_family **out)
+{
+    const struct ctl_ca_family *f = ctl_ca_family_find(id);
+    if (!f) {
+        return dbt_fail(DBT_E_NOT_FOUND,
+                        "unknown CA id \"%s\"; valid ids: dbtls-ca-ecc384-g1, "
+                        "dbtls-ca-rsa2048-g1, dbtls-ca-rsa4096-g1",
+                        id ? id : "");
+    }
+    if (out) {
+        *out = f;
+    }
+    return DBT_OK;
+}
+
+/* ---- sealing -------------------------------------------------------------------------------- */
+
+static dbt_res label_of(const struct dbt_pki_cert *cert, char label[48])
+{
+    struct dbt_pki_cert_info info;
+    dbt_res r = dbt_pki_cert_info(cert, &info);
+    if (dbt_ok(r)) {
+        snprintf(label, 48, "key:%s", info.sha1);
+        dbt_pki_cert_info_cleanup(&info);
+    }
+    return r;
+}
+
+dbt_res ctl_seal(struct dbt_ctl *ctl, const struct dbt_pki_cert *cert,
+                 const struct dbt_pki_key *key, uint8_t **blob, size_t *len)
+{
+    char label[48];
+    dbt_res r = label_of(cert, label);
+    if (dbt_ok(r)) {
+        r = dbt_pki_key_seal(ctl->master, label, key, blob, len);
+    }
+    return r;
+}
+
+static dbt_res label_of_pem(const char *pem, char label[48])
+{
+    struct dbt_pki_cert *c = NULL;
+    dbt_res r = dbt_pki_cert_from_pem(pem, &c);
+    if (dbt_ok(r)) {
+        r = label_of(c, label);
+    }
+    dbt_pki_cert_free(c);
+    return r;
+}
+
+static dbt_res unseal_fail(dbt_res r)
+{
+    if (r.code == DBT_E_CRYPTO || r.code == DBT_E_CORRUPT) {
+        return dbt_fail_ctx(r, "cannot decrypt a stored private key (wrong master key?)");
+    }
+    return r;
+}
+
+dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
+                   struct dbt_pki_key **key)
+{
+    char label[48];
+    dbt_res r = label_of_pem(cert_pem, label);
+    if (dbt_ok(r)) {
+        r = dbt_pki_key_unseal(ctl->master, label, blob, len, key);
+    }
+    return dbt_ok(r) ? r : unseal_fail(r);
+}
+
+dbt_res ctl_unseal_pem(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
+                       char **key_pem)
+{
+    char label[48];
+    dbt_res r = label_of_pem(cert_pem, label);
+    if (dbt_ok(r)) {
+        r = dbt_pki_key_unseal_pem(ctl->master, label, blob, len, key_pem);
+    }
+    return dbt_ok(r) ? r : unseal_fail(r);
+}
+
+/* ---- issuing ------------------------------------------------------------------------------- */
+
+dbt_res ctl_issue_ca(enum dbt_pki_key_type kt, enum dbt_pki_digest dg, const char *cn, int64_t secs,
+                     int pathlen, const struct dbt_pki_cert *issuer,
+                     const struct dbt_pki_key *issuer_key, struct dbt_pki_cert **cert,
+                     struct dbt_pki_key **key)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_key *k = NULL;
+    DBT_TRY(dbt_pki_key_generate(kt, &k));
+    struct dbt_pki_cert_spec spec = {
+        .profile = DBT_PKI_PROFILE_CA,
+        .cn = cn,
+        .o = "dbtls",
+        .validity_secs = secs,
+        .pathlen = pathlen,
+        .digest = dg,
+        .key = k,
+        .issuer = issuer,
+        .issuer_key = issuer_key,
+    };
+    DBT_TRY(dbt_pki_cert_issue(&spec, cert));
+    *key = k;
+    k = NULL;
+out:
+    dbt_pki_key_free(k);
+    return res;
+}
+
+static dbt_res put_ca_row(struct dbt_ctl *ctl, const struct ctl_ca_family *fam, const char *region,
+                          const struct dbt_pki_cert *cert, const struct dbt_pki_key *key)
+{
+    dbt_res res = DBT_OK;
+    char *pem = NULL;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    struct dbt_stmt *s = NULL;
+    DBT_TRY(dbt_pki_cert_to_pem(cert, &pem));
+    DBT_TRY(ctl_seal(ctl, cert, key, &blob, &blen));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_ADD, &s));
+    dbt_stmt_bind_text(s, 1, fam->id);
+    dbt_stmt_bind_text(s, 2, region);
+    dbt_stmt_bind_text(s, 3, dbt_pki_key_type_name(fam->key_type));
+    dbt_stmt_bind_text(s, 4, dbt_pki_digest_name(fam->digest));
+    dbt_stmt_bind_text(s, 5, pem);
+    dbt_stmt_bind_blob(s, 6, blob, blen);
+    dbt_stmt_bind_int(s, 7, dbt_now_unix());
+    DBT_TRY(dbt_stmt_exec(s));
+out:
+    free(pem);
+    free(blob);
+    return res;
+}
+
+static dbt_res make_intermediate(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
+                                 const char *region, const struct dbt_pki_cert *root,
+                                 const struct dbt_pki_key *root_key, struct dbt_pki_cert **cert,
+                                 struct dbt_pki_key **key)
+{
+    char *cn = ctl_printf("%s %s", fam->id, region);
+    dbt_res r =
+        ctl_issue_ca(fam->key_type, fam->digest, cn, CTL_CA_SECS, 0, root, root_key, cert, key);
+    free(cn);
+    if (dbt_ok(r)) {
+        r = put_ca_row(ctl, fam, region, *cert, *key);
+    }
+    return r;
+}
+
+dbt_res ctl_shared_family_create(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
+                                 const char *region)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *root = NULL, *inter = NULL;
+    struct dbt_pki_key *root_key = NULL, *inter_key = NULL;
+    char *cn = ctl_printf("%s root", fam->id);
+    DBT_TRY(ctl_issue_ca(fam->key_type, fam->digest, cn, CTL_ROOT_SECS, 1, NULL, NULL, &root,
+                         &root_key));
+    DBT_TRY(put_ca_row(ctl, fam, "", root, root_key));
+    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, &inter, &inter_key));
+out:
+    free(cn);
+    dbt_pki_cert_free(root);
+    dbt_pki_cert_free(inter);
+    dbt_pki_key_free(root_key);
+    dbt_pki_key_free(inter_key);
+    return res;
+}
+
+/* Loads (ca_id, region) into cert/key/pem; *found=false if there is no such row. */
+static dbt_res load_ca_row(struct dbt_ctl *ctl, const char *ca_id, const char *region, bool *found,
+                           struct dbt_pki_cert **cert, struct dbt_pki_key **key, char **pem)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    bool row = false;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_GET, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    dbt_stmt_bind_text(s, 2, region);
+    DBT_TRY(dbt_stmt_step(s, &row));
+    *found = row;
+    if (!row) {
+        goto out;
+    }
+    const char *p = dbt_stmt_text(s, 4);
+    DBT_ENSURE(p, CORRUPT, "CA %s region \"%s\" has no certificate", ca_id, region);
+    if (cert) {
+        DBT_TRY(dbt_pki_cert_from_pem(p, cert));
+    }
+    if (key) {
+        size_t blen = 0;
+        const void *b = dbt_stmt_blob(s, 5, &blen);
+        DBT_TRY(ctl_unseal(ctl, p, b, blen, key));
+    }
+    if (pem) {
+        *pem = ctl_strdup(p);
+    }
+out:
+    return res;
+}
+
+dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region, bool create,
+                      struct dbt_pki_cert **cert, struct dbt_pki_key **key, char **cert_pem)
+{
+    dbt_res res = DBT_OK;
+    const struct ctl_ca_family *fam = NULL;
+    struct dbt_pki_cert *root = NULL, *c = NULL;
+    struct dbt_pki_key *root_key = NULL, *k = NULL;
+    bool found = false;
+    DBT_TRY(ctl_ca_family_check(ca_id, &fam));
+    DBT_TRY(load_ca_row(ctl, ca_id, region, &found, cert, key, cert_pem));
+    if (found) {
+        goto out;
+    }
+    DBT_ENSURE(create && *region, NOT_FOUND, "CA %s has no intermediate for region \"%s\"", ca_id,
+               region);
+    DBT_TRY(load_ca_row(ctl, ca_id, "", &found, &root, &root_key, NULL));
+    DBT_ENSURE(found, CORRUPT, "the store has no root for CA %s; was `dbtls init` completed?",
+               ca_id);
+    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, &c, &k));
+    DBT_TRY(ctl_event(ctl, "ca.region-create", "ca", "ca=%s region=%s", ca_id, region));
+    if (cert_pem) {
+        DBT_TRY(dbt_pki_cert_to_pem(c, cert_pem));
+    }
+    if (cert) {
+        *cert = c;
+        c = NULL;
+    }
+    if (key) {
+        *key = k;
+        k = NULL;
+    }
+out:
+    dbt_pki_cert_free(root);
+    dbt_pki_cert_free(c);
+    dbt_pki_key_free(root_key);
+    dbt_pki_key_free(k);
+    return res;
+}
+
+void ctl_slot_cleanup(struct ctl_slot *s)
+{
+    free(s->slot);
+    free(s->ca_pem);
+    free(s->ca_key);
+    free(s->shared_ca_id);
+    free(s->shared_region);
+    free(s->cert_pem);
+    free(s->key);
+    memset(s, 0, sizeof *s);
+}
+
+static dbt_res leaf_issue(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                          const struct dbt_pki_cert *issuer, const struct dbt_pki_key *issuer_key,
+                          enum dbt_pki_digest dg, int64_t secs, struct ctl_slot *row)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_key *k = NULL;
+    struct dbt_pki_cert *c = NULL;
+    DBT_TRY(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+    struct dbt_pki_cert_spec spec = {
+        .profile = DBT_PKI_PROFILE_SERVER,
+        .o = "dbtls",
+        .validity_secs = secs,
+        .pathlen = -1,
+        .san = (const char *const *)inst->endpoints,
+        .n_san = inst->n_endpoints,
+        .digest = dg,
+        .key = k,
+        .issuer = issuer,
+        .issuer_key = issuer_key,
+    };
+    DBT_TRY(dbt_pki_cert_issue(&spec, &c));
+    char *pem = NULL;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    DBT_TRY(dbt_pki_cert_to_pem(c, &pem));
+    res = ctl_seal(ctl, c, k, &blob, &blen);
+    if (!dbt_ok(res)) {
+        free(pem);
+        goto out;
+    }
+    free(row->cert_pem);
+    free(row->key);
+    row->cert_pem = pem;
+    row->key = blob;
+    row->key_len = blen;
+    row->created_at = dbt_now_unix();
+out:
+    dbt_pki_key_free(k);
+    dbt_pki_cert_free(c);
+    return res;
+}
+
+static int64_t or_default(const struct dbt_ctl_validity *v, bool ca, int64_t def)
+{
+    if (!v) {
+        return def;
+    }
+    int64_t x = ca ? v->ca_secs : v->leaf_secs;
+    return x > 0 ? x : def;
+}
+
+dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                       const struct dbt_ctl_validity *v, struct ctl_slot *row)
+{
+    dbt_res res = DBT_OK;
+    const struct ctl_ca_family *fam = NULL;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *ca_key = NULL;
+    memset(row, 0, sizeof *row);
+    DBT_TRY(ctl_ca_family_check(inst->ca_id, &fam));
+    if (strcmp(inst->ca_mode, "per-instance") == 0) {
+        char *cn = ctl_printf("dbtls server CA %s", inst->name);
+        res = ctl_issue_ca(fam->key_type, fam->digest, cn, or_default(v, true, CTL_CA_SECS), 0,
+                           NULL, NULL, &ca, &ca_key);
+        free(cn);
+        DBT_TRY(res);
+        DBT_TRY(dbt_pki_cert_to_pem(ca, &row->ca_pem));
+        DBT_TRY(ctl_seal(ctl, ca, ca_key, &row->ca_key, &row->ca_key_len));
+        /* Like Cloud SQL's per-instance CA, the server cert lives as long as its CA. */
+        DBT_TRY(
+            leaf_issue(ctl, inst, ca, ca_key, fam->digest, or_default(v, false, CTL_CA_SECS), row));
+    } else {
+        DBT_TRY(ctl_shared_ca(ctl, inst->ca_id, inst->region, true, &ca, &ca_key, NULL));
+        row->shared_ca_id = ctl_strdup(inst->ca_id);
+        row->shared_region = ctl_strdup(inst->region);
+        DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest,
+                           or_default(v, false, CTL_SERVER_SECS), row));
+    }
+out:
+    if (!dbt_ok(res)) {
+        ctl_slot_cleanup(row);
+    }
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(ca_key);
+    return res;
+}
+
+dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                         const struct dbt_ctl_validity *v, struct ctl_slot *row)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *ca_key = NULL;
+    const struct ctl_ca_family *fam = NULL;
+    int64_t secs;
+    if (row->ca_pem) {
+        DBT_TRY(dbt_pki_cert_from_pem(row->ca_pem, &ca));
+        DBT_TRY(ctl_unseal(ctl, row->ca_pem, row->ca_key, row->ca_key_len, &ca_key));
+        secs = or_default(v, false, CTL_CA_SECS);
+    } else {
+        DBT_TRY(
+            ctl_shared_ca(ctl, row->shared_ca_id, row->shared_region, false, &ca, &ca_key, NULL));
+        secs = or_default(v, false, CTL_SERVER_SECS);
+    }
+    /* The digest follows the issuer's family; a per-instance CA keeps the instance's family. */
+    DBT_TRY(ctl_ca_family_check(row->shared_ca_id ? row->shared_ca_id : inst->ca_id, &fam));
+    DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest, secs, row));
+out:
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(ca_key);
+    return res;
+}
+
+/* ---- client CA and CRL ----------------------------------------------------------------------- */
+
+static dbt_res build_crl(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_pem,
+                         const uint8_t *key_blob, size_t key_len, const char *ca_sha1,
+                         int64_t number, char **crl_pem)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_crl *crl = NULL;
+    struct dbt_pki_revoked *rv = NULL;
+    char **serials = NULL;
+    size_t n = 0;
+    struct dbt_stmt *s = NULL;
+    DBT_TRY(dbt_pki_cert_from_pem(ca_pem, &ca));
+    DBT_TRY(ctl_unseal(ctl, ca_pem, key_blob, key_len, &key));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_REVOKE_LIST, &s));
+    dbt_stmt_bind_int(s, 1, inst_id);
+    dbt_stmt_bind_text(s, 2, ca_sha1);
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        struct dbt_pki_revoked *nrv = realloc(rv, (n + 1) * sizeof *rv);
+        char **ns = realloc(serials, (n + 1) * sizeof *serials);
+        if (nrv) {
+            rv = nrv;
+        }
+        if (ns) {
+            serials = ns;
+        }
+        DBT_ENSURE(nrv && ns, NOMEM, "out of memory");
+        serials[n] = ctl_strdup(dbt_stmt_text(s, 0));
+        rv[n].serial = serials[n];
+        rv[n].revoked_at = dbt_stmt_int(s, 1);
+        n++;
+    }
+    struct dbt_pki_crl_spec spec = {
+        .issuer = ca,
+        .issuer_key = key,
+        .revoked = rv,
+        .n_revoked = n,
+        .number = (uint64_t)number,
+        .digest = DBT_PKI_SHA384,
+    };
+    DBT_TRY(dbt_pki_crl_build(&spec, &crl));
+    DBT_TRY(dbt_pki_crl_to_pem(crl, crl_pem));
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(serials[i]);
+    }
+    free(serials);
+    free(rv);
+    dbt_pki_crl_free(crl);
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(key);
+    return res;
+}
+
+dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
+                          const struct dbt_ctl_validity *v, char **ca_pem, uint8_t **key_blob,
+                          size_t *key_len, char **sha1, char **crl_pem)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_cert_info info = {0};
+    char *cn = ctl_printf("dbtls client CA %s", inst_name);
+    *ca_pem = NULL;
+    *key_blob = NULL;
+    *sha1 = NULL;
+    *crl_pem = NULL;
+    DBT_TRY(ctl_issue_ca(DBT_PKI_KEY_EC384, DBT_PKI_SHA384, cn, or_default(v, true, CTL_CA_SECS), 0,
+                         NULL, NULL, &ca, &key));
+    DBT_TRY(dbt_pki_cert_to_pem(ca, ca_pem));
+    DBT_TRY(ctl_seal(ctl, ca, key, key_blob, key_len));
+    DBT_TRY(dbt_pki_cert_info(ca, &info));
+    *sha1 = ctl_strdup(info.sha1);
+    DBT_TRY(build_crl(ctl, inst_id, *ca_pem, *key_blob, *key_len, *sha1, 1, crl_pem));
+out:
+    if (!dbt_ok(res)) {
+        free(*ca_pem);
+        free(*key_blob);
+        free(*sha1);
+        free(*crl_pem);
+        *ca_pem = NULL;
+        *key_blob = NULL;
+        *sha1 = NULL;
+        *crl_pem = NULL;
+    }
+    free(cn);
+    dbt_pki_cert_info_cleanup(&info);
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(key);
+    return res;
+}
+
+dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in)
+{
+    dbt_res res = DBT_OK;
+    char *pem = NULL;
+    struct dbt_stmt *s = NULL;
+    int64_t number = in->crl_number + 1;
+    DBT_TRY(build_crl(ctl, in->id, in->client_ca_pem, in->client_ca_key, in->client_ca_key_len,
+                      in->client_ca_sha1, number, &pem));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_SET_CRL, &s));
+    dbt_stmt_bind_int(s, 1, in->id);
+    dbt_stmt_bind_text(s, 2, pem);
+    dbt_stmt_bind_int(s, 3, number);
+    DBT_TRY(dbt_stmt_exec(s));
+    free(in->crl_pem);
+    in->crl_pem = pem;
+    pem = NULL;
+    in->crl_number = number;
+out:
+    free(pem);
+    return res;
+}
+
+/* ---- rows ----------------------------------------------------------------------------------- */
+
+void ctl_inst_cleanup(struct ctl_inst *in)
+{
+    if (!in) {
+        return;
+    }
+    dbt_ctl_instance_cleanup(&in->pub);
+    free(in->client_ca_pem);
+    free(in->client_ca_key);
+    free(in->client_ca_sha1);
+    free(in->crl_pem);
+    memset(in, 0, sizeof *in);
+}
+
+dbt_res ctl_inst_load(struct dbt_ctl *ctl, const char *name, struct ctl_inst *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    bool row = false;
+    struct ctl_inst in = {0};
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_GET, &s));
+    dbt_stmt_bind_text(s, 1, name);
+    DBT_TRY(dbt_stmt_step(s, &row));
+    DBT_ENSURE(row, NOT_FOUND, "instance \"%s\" does not exist", name ? name : "");
+    struct dbt_ctl_instance *p = &in.pub;
+    in.id = dbt_stmt_int(s, 0);
+    p->name = ctl_strdup(dbt_stmt_text(s, 1));
+    p->engine = ctl_strdup(dbt_stmt_text(s, 2));
+    p->engine_version = ctl_strdup(dbt_stmt_text(s, 3));
+    p->listen = ctl_strdup(dbt_stmt_text(s, 4));
+    p->backend = ctl_strdup(dbt_stmt_text(s, 5));
+    p->backend_tls_ca = ctl_strdup(dbt_stmt_text(s, 6));
+    DBT_TRY(
+        ctl_split(dbt_stmt_text(s, 7) ? dbt_stmt_text(s, 7) : "", &p->endpoints, &p->n_endpoints));
+    p->region = ctl_strdup(dbt_stmt_text(s, 8));
+    p->ca_mode = ctl_strdup(dbt_stmt_text(s, 9));
+    p->ca_id = ctl_strdup(dbt_stmt_text(s, 10));
+    DBT_TRY(dbt_ctl_ssl_mode_parse(dbt_stmt_text(s, 11), &p->ssl_mode));
+    p->tls_min = ctl_strdup(dbt_stmt_text(s, 12));
+    p->tls_max = ctl_strdup(dbt_stmt_text(s, 13));
+    p->ciphers = ctl_strdup(dbt_stmt_text(s, 14));
+    p->ciphersuites = ctl_strdup(dbt_stmt_text(s, 15));
+    p->groups = ctl_strdup(dbt_stmt_text(s, 16));
+    p->hba_text = ctl_strdup(dbt_stmt_text(s, 17));
+    p->ident_text = ctl_strdup(dbt_stmt_text(s, 18));
+    p->user_require_text = ctl_strdup(dbt_stmt_text(s, 19));
+    p->max_client_certs = (int)dbt_stmt_int(s, 20);
+    p->create_time = dbt_stmt_int(s, 21);
+    p->update_time = dbt_stmt_int(s, 22);
+    in.client_ca_pem = ctl_strdup(dbt_stmt_text(s, 23));
+    size_t blen = 0;
+    const void *b = dbt_stmt_blob(s, 24, &blen);
+    in.client_ca_key = malloc(blen ? blen : 1);
+    DBT_ENSURE(in.client_ca_key, NOMEM, "out of memory");
+    if (blen) {
+        memcpy(in.client_ca_key, b, blen);
+    }
+    in.client_ca_key_len = blen;
+    in.client_ca_sha1 = ctl_strdup(dbt_stmt_text(s, 25));
+    in.crl_pem = ctl_strdup(dbt_stmt_text(s, 26));
+    in.crl_number = dbt_stmt_int(s, 27);
+    DBT_TRY(dbt_stmt_exec(s));
+
+    struct dbt_stmt *c = NULL;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_COUNT, &c));
+    dbt_stmt_bind_int(c, 1, in.id);
+    DBT_TRY(dbt_stmt_step(c, &row));
+    p->n_client_certs = row ? (int)dbt_stmt_int(c, 0) : 0;
+    DBT_TRY(dbt_stmt_exec(c));
+    *out = in;
+    memset(&in, 0, sizeof in);
+out:
+    ctl_inst_cleanup(&in);
+    return res;
+}
+
+static uint8_t *dup_blob(const void *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    if (!d) {
+        abort();
+    }
+    if (n) {
+        memcpy(d, p, n);
+    }
+    return d;
+}
+
+void ctl_slots_cleanup(struct ctl_slots *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        ctl_slot_cleanup(&s->v[i]);
+    }
+    s->n = 0;
+}
+
+dbt_res ctl_slots_load(struct dbt_ctl *ctl, int64_t inst_id, struct ctl_slots *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    memset(out, 0, sizeof *out);
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SLOT_GET, &s));
+    dbt_stmt_bind_int(s, 1, inst_id);
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        DBT_ENSURE(out->n < 3, CORRUPT, "instance has more than three server slots");
+        struct ctl_slot *r = &out->v[out->n++];
+        size_t n = 0;
+        const void *b;
+        r->slot = ctl_strdup(dbt_stmt_text(s, 0));
+        r->ca_pem = ctl_strdup(dbt_stmt_text(s, 1));
+        if (!dbt_stmt_is_null(s, 2)) {
+            b = dbt_stmt_blob(s, 2, &n);
+            r->ca_key = dup_blob(b, n);
+            r->ca_key_len = n;
+        }
+        r->shared_ca_id = ctl_strdup(dbt_stmt_text(s, 3));
+        r->shared_region = ctl_strdup(dbt_stmt_text(s, 4));
+        r->cert_pem = ctl_strdup(dbt_stmt_text(s, 5));
+        b = dbt_stmt_blob(s, 6, &n);
+        r->key = dup_blob(b, n);
+        r->key_len = n;
+        r->created_at = dbt_stmt_int(s, 7);
+    }
+out:
+    if (!dbt_ok(res)) {
+        ctl_slots_cleanup(out);
+    }
+    return res;
+}
+
+struct ctl_slot *ctl_slots_find(struct ctl_slots *s, const char *slot)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->v[i].slot, slot) == 0) {
+            return &s->v[i];
+        }
+    }
+    return NULL;
+}
+
+dbt_res ctl_slot_put(struct dbt_ctl *ctl, int64_t inst_id, const char *slot,
+                     const struct ctl_slot *row)
+{
+    struct dbt_stmt *s = NULL;
+    dbt_res r = dbt_store_stmt(ctl->st, DBT_SQL_SLOT_PUT, &s);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    dbt_stmt_bind_int(s, 1, inst_id);
+    dbt_stmt_bind_text(s, 2, slot);
+    dbt_stmt_bind_text(s, 3, row->ca_pem);
+    if (row->ca_key) {
+        dbt_stmt_bind_blob(s, 4, row->ca_key, row->ca_key_len);
+    }
+    dbt_stmt_bind_text(s, 5, row->shared_ca_id);
+    dbt_stmt_bind_text(s, 6, row->shared_region);
+    dbt_stmt_bind_text(s, 7, row->cert_pem);
+    dbt_stmt_bind_blob(s, 8, row->key, row->key_len);
+    dbt_stmt_bind_int(s, 9, row->created_at);
+    return dbt_stmt_exec(s);
+}
+
+/* ---- views ---------------------------------------------------------------------------------- */
+
+dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const char *instance,
+                      int64_t create_time, struct dbt_ctl_cert *out)
+{
+    struct dbt_pki_cert_info info;
+    memset(out, 0, sizeof *out);
+    dbt_res r = dbt_pki_cert_info_pem(pem, &info);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    out->slot = ctl_strdup(slot);
+    out->name = ctl_strdup(name);
+    out->instance = ctl_strdup(instance);
+    out->cert_serial_number = ctl_strdup(info.serial);
+    out->cert = ctl_strdup(pem);
+    out->common_name = ctl_strdup(info.cn);
+    out->sha1_fingerprint = ctl_strdup(info.sha1);
+    out->subject = ctl_strdup(info.subject);
+    out->issuer = ctl_strdup(info.issuer);
+    out->key_algorithm = ctl_strdup(info.key_alg);
+    out->create_time = create_time ? create_time : info.not_before;
+    out->not_before = info.not_before;
+    out->expiration_time = info.not_after;
+    dbt_pki_cert_info_cleanup(&info);
+    return DBT_OK;
+}
+
+void dbt_ctl_cert_cleanup(struct dbt_ctl_cert *c)
+{
+    if (!c) {
+        return;
+    }
+    free(c->slot);
+    free(c->name);
+    free(c->instance);
+    free(c->cert_serial_number);
+    free(c->cert);
+    free(c->common_name);
+    free(c->sha1_fingerprint);
+    free(c->subject);
+    free(c->issuer);
+    free(c->key_algorithm);
+    memset(c, 0, sizeof *c);
+}
+
+void dbt_ctl_cert_list_cleanup(struct dbt_ctl_cert_list *l)
+{
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        dbt_ctl_cert_cleanup(&l->items[i]);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+/* Appends pem to *acc unless an identical certificate is already there. */
+static dbt_res append_unique(char **acc, const char *pem)
+{
+    if (*acc && strstr(*acc, pem)) {
+        return DBT_OK;
+    }
+    dbt_res r = ctl_append(acc, pem);
+    if (dbt_ok(r) && pem[0] && pem[strlen(pem) - 1] != '\n') {
+        r = ctl_append(acc, "\n");
+    }
+    return r;
+}
+
+dbt_res ctl_server_ca_pem(struct dbt_ctl *ctl, const struct ctl_inst *in, char **out)
+{
+    dbt_res res = DBT_OK;
+    struct ctl_slots slots = {0};
+    char *acc = NULL, *pem = NULL;
+    DBT_TRY(ctl_slots_load(ctl, in->id, &slots));
+    for (size_t i = 0; i < slots.n; i++) {
+        const struct ctl_slot *sl = &slots.v[i];
+        if (sl->ca_pem) {
+            DBT_TRY(append_unique(&acc, sl->ca_pem));
+            continue;
+        }
+        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, "", false, NULL, NULL, &pem));
+        DBT_TRY(append_unique(&acc, pem));
+        free(pem);
+        pem = NULL;
+        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, sl->shared_region, false, NULL, NULL, &pem));
+        DBT_TRY(append_unique(&acc, pem));
+        free(pem);
+        pem = NULL;
+    }
+    DBT_ENSURE(acc, CORRUPT, "instance \"%s\" has no server certificate slots", in->pub.name);
+    *out = acc;
+    acc = NULL;
+out:
+    free(acc);
+    free(pem);
+    ctl_slots_cleanup(&slots);
+    return res;
+}
+
+dbt_res ctl_slot_chain(struct dbt_ctl *ctl, const struct ctl_slot *s, char **out)
+{
+    dbt_res res = DBT_OK;
+    char *acc = NULL, *pem = NULL;
+    DBT_TRY(append_unique(&acc, s->cert_pem));
+    if (s->shared_ca_id) {
+        DBT_TRY(ctl_shared_ca(ctl, s->shared_ca_id, s->shared_region, false, NULL, NULL, &pem));
+        DBT_TRY(append_unique(&acc, pem));
+    }
+    *out = acc;
+    acc = NULL;
+out:
+    free(acc);
+    free(pem);
+    return res;
+}

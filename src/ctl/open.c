@@ -1,0 +1,541 @@
+/*
+ * open.c - opening the control plane: state directory, master key (file with PostgreSQL-like
+ * permission check, or --master-key-command), the store; `dbtls init`; and the helpers every
+ * operation shares (events, commit with the change counter, fault injection, strings).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "ctl/internal.h"
+
+#define STORE_FILE "dbtls.db"
+#define MASTER_FILE "master.key"
+
+/* ---- strings ---------------------------------------------------------------------------- */
+
+char *ctl_strdup(const char *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    char *d = strdup(s);
+    if (!d) {
+        abort(); /* tiny strings: running out of memory here is not recoverable */
+    }
+    return d;
+}
+
+char *ctl_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        abort();
+    }
+    return s;
+}
+
+dbt_res ctl_append(char **acc, const char *s)
+{
+    size_t a = *acc ? strlen(*acc) : 0, b = strlen(s);
+    char *p = realloc(*acc, a + b + 1);
+    if (!p) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    memcpy(p + a, s, b + 1);
+    *acc = p;
+    return DBT_OK;
+}
+
+void ctl_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+dbt_res ctl_split(const char *s, char ***out, size_t *n)
+{
+    dbt_res res = DBT_OK;
+    char **v = NULL;
+    size_t cnt = 0;
+    const char *p = s;
+    *out = NULL;
+    *n = 0;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) {
+            p++, len--;
+        }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        DBT_ENSURE(len > 0, INVALID, "empty item in list \"%s\"", s);
+        char **nv = realloc(v, (cnt + 1) * sizeof *v);
+        DBT_ENSURE(nv, NOMEM, "out of memory");
+        v = nv;
+        v[cnt] = strndup(p, len);
+        DBT_ENSURE(v[cnt], NOMEM, "out of memory");
+        cnt++;
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    *out = v;
+    *n = cnt;
+    v = NULL;
+out:
+    if (v) {
+        ctl_strv_free(v, cnt);
+    }
+    return res;
+}
+
+/* ---- events, commit, faults ------------------------------------------------------------- */
+
+dbt_res ctl_event(struct dbt_ctl *ctl, const char *action, const char *object, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    struct dbt_stmt *s = NULL;
+    dbt_res r = dbt_store_stmt(ctl->st, DBT_SQL_EVENT_ADD, &s);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    dbt_stmt_bind_int(s, 1, dbt_now_unix());
+    dbt_stmt_bind_text(s, 2, ctl->actor);
+    dbt_stmt_bind_text(s, 3, action);
+    dbt_stmt_bind_text(s, 4, object);
+    dbt_stmt_bind_text(s, 5, detail);
+    return dbt_stmt_exec(s);
+}
+
+dbt_res ctl_commit(struct dbt_ctl *ctl)
+{
+    dbt_res r = dbt_store_bump(ctl->st);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    return dbt_store_commit(ctl->st);
+}
+
+void ctl_fault(const char *point)
+{
+    const char *f = getenv("DBTLS_FAULT");
+    if (f && strcmp(f, point) == 0) {
+        fprintf(stderr, "dbtls: DBTLS_FAULT=%s: aborting inside the transaction\n", point);
+        abort();
+    }
+}
+
+/* ---- master key ------------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* 64 hex characters (optionally followed by one newline / CRLF) or exactly 32 raw bytes. */
+static bool parse_key_bytes(const uint8_t *p, size_t n, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
+{
+    size_t hn = n;
+    if (hn && p[hn - 1] == '\n') {
+        hn--;
+        if (hn && p[hn - 1] == '\r') {
+            hn--;
+        }
+    }
+    if (hn == 2 * DBT_PKI_MASTER_KEY_LEN) {
+        bool ok = true;
+        for (size_t i = 0; i < DBT_PKI_MASTER_KEY_LEN && ok; i++) {
+            int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+            ok = hi >= 0 && lo >= 0;
+            out[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (ok) {
+            return true;
+        }
+    }
+    if (n == DBT_PKI_MASTER_KEY_LEN) {
+        memcpy(out, p, n);
+        return true;
+    }
+    return false;
+}
+
+static dbt_res key_from_command(const char *cmd, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
+{
+    dbt_res res = DBT_OK;
+    uint8_t buf[256];
+    size_t n = 0;
+    FILE *f = popen(cmd, "r"); /* popen runs /bin/sh -c cmd */
+    DBT_ENSURE(f, IO, "cannot run master key command \"%s\": %s", cmd, strerror(errno));
+    for (;;) {
+        size_t got = fread(buf + n, 1, sizeof buf - n, f);
+        n += got;
+        if (got == 0 || n == sizeof buf) {
+            break;
+        }
+    }
+    if (n == sizeof buf) { /* drain so the command does not die of SIGPIPE mid-way */
+        uint8_t sink[256];
+        while (fread(sink, 1, sizeof sink, f) > 0) {
+        }
+    }
+    int st = pclose(f);
+    DBT_ENSURE(st != -1, IO, "master key command \"%s\": %s", cmd, strerror(errno));
+    DBT_ENSURE(WIFEXITED(st) && WEXITSTATUS(st) == 0, INVALID,
+               "master key command \"%s\" failed (%s %d)", cmd,
+               WIFEXITED(st) ? "exit status" : "signal",
+               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    DBT_ENSURE(parse_key_bytes(buf, n, out), INVALID,
+               "master key command \"%s\" must print 64 hex characters or exactly 32 bytes "
+               "(it printed %zu bytes)",
+               cmd, n);
+out:
+    dbt_pki_wipe(buf, sizeof buf);
+    return res;
+}
+
+static dbt_res key_from_file(const char *path, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
+{
+    dbt_res res = DBT_OK;
+    uint8_t buf[DBT_PKI_MASTER_KEY_LEN + 1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return dbt_fail(DBT_E_NOT_FOUND,
+                            "master key file \"%s\" does not exist; run `dbtls init` or give "
+                            "--master-key-command",
+                            path);
+        }
+        return dbt_fail(DBT_E_IO, "could not open master key file \"%s\": %s", path,
+                        strerror(errno));
+    }
+    struct stat sb;
+    DBT_ENSURE(fstat(fd, &sb) == 0, IO, "could not stat master key file \"%s\": %s", path,
+               strerror(errno));
+    DBT_ENSURE(S_ISREG(sb.st_mode), PERM, "master key file \"%s\" is not a regular file", path);
+    /* Like PostgreSQL's check of ssl_key_file (be-secure-common.c): refuse group/world access. */
+    DBT_ENSURE((sb.st_mode & (S_IRWXG | S_IRWXO)) == 0, PERM,
+               "master key file \"%s\" has group or world access; permissions should be u=rw "
+               "(0600) or less (fix with: chmod 0600 %s)",
+               path, path);
+    ssize_t n = read(fd, buf, sizeof buf);
+    DBT_ENSURE(n >= 0, IO, "could not read master key file \"%s\": %s", path, strerror(errno));
+    DBT_ENSURE(n == DBT_PKI_MASTER_KEY_LEN, CORRUPT,
+               "master key file \"%s\" must hold exactly %d bytes (it has %s%zd)", path,
+               DBT_PKI_MASTER_KEY_LEN, n > DBT_PKI_MASTER_KEY_LEN ? "more than " : "",
+               n > DBT_PKI_MASTER_KEY_LEN ? (ssize_t)DBT_PKI_MASTER_KEY_LEN : n);
+    memcpy(out, buf, DBT_PKI_MASTER_KEY_LEN);
+out:
+    dbt_pki_wipe(buf, sizeof buf);
+    close(fd);
+    return res;
+}
+
+static dbt_res load_master(const struct dbt_ctl_opts *opts, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
+{
+    if (opts->master_key_command && *opts->master_key_command) {
+        return key_from_command(opts->master_key_command, out);
+    }
+    char *path = ctl_printf("%s/%s", opts->state_dir, MASTER_FILE);
+    dbt_res r = key_from_file(path, out);
+    free(path);
+    return r;
+}
+
+/* ---- open / close ------------------------------------------------------------------------ */
+
+static dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
+{
+    if (!opts || !opts->state_dir || !*opts->state_dir) {
+        return dbt_fail(DBT_E_INVALID, "no state directory given");
+    }
+    struct dbt_ctl *ctl = calloc(1, sizeof *ctl);
+    if (!ctl) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    ctl->state_dir = ctl_strdup(opts->state_dir);
+    const char *actor = opts->actor;
+    if (!actor || !*actor) {
+        actor = getenv("USER");
+    }
+    ctl->actor = ctl_strdup(actor && *actor ? actor : "dbtls");
+    ctl->read_only = opts->read_only != 0;
+    *out = ctl;
+    return DBT_OK;
+}
+
+dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    char *path = NULL;
+    *out = NULL;
+    DBT_TRY(ctl_new(opts, &ctl));
+    path = ctl_printf("%s/%s", opts->state_dir, STORE_FILE);
+    struct stat sb;
+    if (stat(opts->state_dir, &sb) != 0) {
+        DBT_BAIL(NOT_FOUND, "state directory \"%s\" does not exist; run `dbtls init` first",
+                 opts->state_dir);
+    }
+    DBT_TRY(dbt_store_open(path, ctl->read_only ? DBT_STORE_RO : DBT_STORE_RW, &ctl->st));
+    DBT_TRY(load_master(opts, ctl->master));
+    *out = ctl;
+    ctl = NULL;
+out:
+    free(path);
+    dbt_ctl_close(ctl);
+    return res;
+}
+
+void dbt_ctl_close(struct dbt_ctl *ctl)
+{
+    if (!ctl) {
+        return;
+    }
+    dbt_store_close(ctl->st);
+    dbt_pki_wipe(ctl->master, sizeof ctl->master);
+    free(ctl->state_dir);
+    free(ctl->actor);
+    free(ctl);
+}
+
+dbt_res dbt_ctl_change_counter(struct dbt_ctl *ctl, uint64_t *out)
+{
+    return dbt_store_counter(ctl->st, out);
+}
+
+/* ---- init ------------------------------------------------------------------------------- */
+
+static dbt_res mkdir_p(const char *dir)
+{
+    char *p = ctl_strdup(dir);
+    dbt_res res = DBT_OK;
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+                res = dbt_fail(DBT_E_IO, "cannot create directory \"%s\": %s", p, strerror(errno));
+                break;
+            }
+            *s = '/';
+        }
+    }
+    if (dbt_ok(res) && mkdir(p, 0700) != 0 && errno != EEXIST) {
+        res = dbt_fail(DBT_E_IO, "cannot create state directory \"%s\": %s", p, strerror(errno));
+    }
+    free(p);
+    return res;
+}
+
+static dbt_res write_master(const char *path, uint8_t key[DBT_PKI_MASTER_KEY_LEN])
+{
+    dbt_res res = DBT_OK;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return dbt_fail(errno == EEXIST ? DBT_E_EXISTS : DBT_E_IO,
+                        "cannot create master key file \"%s\": %s", path, strerror(errno));
+    }
+    ssize_t n = write(fd, key, DBT_PKI_MASTER_KEY_LEN);
+    DBT_ENSURE(n == DBT_PKI_MASTER_KEY_LEN, IO, "cannot write master key file \"%s\": %s", path,
+               n < 0 ? strerror(errno) : "short write");
+    DBT_ENSURE(fsync(fd) == 0, IO, "cannot sync master key file \"%s\": %s", path, strerror(errno));
+out:
+    close(fd);
+    if (!dbt_ok(res)) {
+        unlink(path);
+    }
+    return res;
+}
+
+/*
+ * The store is built under a temporary name and renamed into place only when complete, so an
+ * init that is killed half-way leaves no dbtls.db behind and can simply be run again.
+ */
+dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    char *db = NULL, *tmp = NULL, *mk = NULL;
+    bool made_key = false, made_tmp = false;
+    DBT_TRY(ctl_new(opts, &ctl));
+    DBT_TRY(mkdir_p(opts->state_dir));
+    /* An existing directory keeps its mode, but it must not be open to others. */
+    struct stat sb;
+    DBT_ENSURE(stat(opts->state_dir, &sb) == 0 && S_ISDIR(sb.st_mode), IO,
+               "state directory \"%s\" is not a directory", opts->state_dir);
+    db = ctl_printf("%s/%s", opts->state_dir, STORE_FILE);
+    tmp = ctl_printf("%s/%s.init-%ld", opts->state_dir, STORE_FILE, (long)getpid());
+    mk = ctl_printf("%s/%s", opts->state_dir, MASTER_FILE);
+    DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
+               "state directory \"%s\" is already initialized (%s exists)", opts->state_dir, db);
+    if (opts->master_key_command && *opts->master_key_command) {
+        DBT_TRY(load_master(opts, ctl->master));
+    } else if (access(mk, F_OK) == 0) {
+        /* A master key left by an interrupted init (or placed by the operator) is reused. */
+        DBT_TRY(key_from_file(mk, ctl->master));
+    } else {
+        DBT_TRY(dbt_pki_random(ctl->master, sizeof ctl->master));
+        DBT_TRY(write_master(mk, ctl->master));
+        made_key = true;
+    }
+    unlink(tmp);
+    DBT_TRY(dbt_store_open(tmp, DBT_STORE_CREATE, &ctl->st));
+    made_tmp = true;
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    for (size_t i = 0; i < DBT_ARRAY_LEN(ctl_ca_families); i++) {
+        DBT_TRY(ctl_shared_family_create(ctl, &ctl_ca_families[i], DBT_CTL_DEFAULT_REGION));
+    }
+    struct dbt_stmt *s = NULL;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_PUT, &s));
+    dbt_stmt_bind_text(s, 1, "default_ca_id");
+    dbt_stmt_bind_text(s, 2, DBT_CTL_DEFAULT_CA_ID);
+    DBT_TRY(dbt_stmt_exec(s));
+    ctl_fault("init-mid");
+    DBT_TRY(ctl_event(ctl, "init", "store", "cas=%zu region=%s default_ca=%s",
+                      DBT_ARRAY_LEN(ctl_ca_families), DBT_CTL_DEFAULT_REGION,
+                      DBT_CTL_DEFAULT_CA_ID));
+    DBT_TRY(ctl_commit(ctl));
+    dbt_store_close(ctl->st); /* checkpoints the WAL into the file before the rename */
+    ctl->st = NULL;
+    DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
+               "state directory \"%s\" is already initialized (%s exists)", opts->state_dir, db);
+    DBT_ENSURE(rename(tmp, db) == 0, IO, "cannot rename \"%s\" to \"%s\": %s", tmp, db,
+               strerror(errno));
+    made_tmp = false;
+out:
+    if (ctl && ctl->st) {
+        dbt_store_rollback(ctl->st);
+        dbt_store_close(ctl->st);
+        ctl->st = NULL;
+    }
+    if (made_tmp) {
+        unlink(tmp);
+        char *aux = ctl_printf("%s-wal", tmp);
+        unlink(aux);
+        free(aux);
+        aux = ctl_printf("%s-shm", tmp);
+        unlink(aux);
+        free(aux);
+    }
+    if (!dbt_ok(res) && made_key) {
+        unlink(mk);
+    }
+    free(db);
+    free(tmp);
+    free(mk);
+    dbt_ctl_close(ctl);
+    return res;
+}
+
+/* ---- events API -------------------------------------------------------------------------- */
+
+void dbt_ctl_event_list_cleanup(struct dbt_ctl_event_list *l)
+{
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].actor);
+        free(l->items[i].action);
+        free(l->items[i].object);
+        free(l->items[i].detail);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t limit,
+                            struct dbt_ctl_event_list *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    struct dbt_ctl_event_list l = {0};
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_LIST, &s));
+    dbt_stmt_bind_text(s, 1, instance);
+    dbt_stmt_bind_int(s, 2, limit ? (int64_t)limit : -1);
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        struct dbt_ctl_event *nv = realloc(l.items, (l.n + 1) * sizeof *nv);
+        DBT_ENSURE(nv, NOMEM, "out of memory");
+        l.items = nv;
+        struct dbt_ctl_event *e = &l.items[l.n++];
+        memset(e, 0, sizeof *e);
+        e->id = dbt_stmt_int(s, 0);
+        e->time = dbt_stmt_int(s, 1);
+        e->actor = ctl_strdup(dbt_stmt_text(s, 2));
+        e->action = ctl_strdup(dbt_stmt_text(s, 3));
+        e->object = ctl_strdup(dbt_stmt_text(s, 4));
+        e->detail = ctl_strdup(dbt_stmt_text(s, 5));
+    }
+    DBT_TRY(dbt_store_commit(ctl->st));
+    *out = l;
+    l = (struct dbt_ctl_event_list){0};
+out:
+    dbt_store_rollback(ctl->st);
+    dbt_ctl_event_list_cleanup(&l);
+    return res;
+}
+
+dbt_res dbt_ctl_event_add(struct dbt_ctl *ctl, const char *action, const char *object,
+                          const char *detail)
+{
+    dbt_res res = DBT_OK;
+    DBT_ENSURE(action && *action && object && *object, INVALID,
+               "an event needs an action and an object");
+    /* The daemon's handle is read-only for everything but the audit trail. */
+    struct dbt_store *w = ctl->st;
+    struct dbt_store *own = NULL;
+    if (ctl->read_only) {
+        DBT_TRY(dbt_store_open(dbt_store_path(ctl->st), DBT_STORE_RW, &own));
+        w = own;
+    }
+    struct dbt_store *saved = ctl->st;
+    ctl->st = w;
+    res = dbt_store_begin(w, true);
+    if (dbt_ok(res)) {
+        res = ctl_event(ctl, action, object, "%s", detail ? detail : "");
+    }
+    if (dbt_ok(res)) {
+        res = dbt_store_commit(w);
+    }
+    dbt_store_rollback(w);
+    ctl->st = saved;
+    dbt_store_close(own);
+out:
+    return res;
+}

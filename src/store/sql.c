@@ -1,0 +1,180 @@
+/*
+ * sql.c - every piece of SQL text dbtls runs against its SQLite store: the schema migrations
+ * (one per user_version step) and the statements ctl uses by id (enum dbt_sql in store.h).
+ * Keeping it in one file makes the schema reviewable at a glance and lets another backend supply
+ * its own text for the same ids. Column order of each SELECT is part of the contract with ctl
+ * and is written in the comment beside it.
+ *
+ * Tables:
+ *   counter       one row; n is bumped in the transaction of every change (dbtlsd polls it)
+ *   settings      key/value (default_ca_id)
+ *   cas           shared CAs: one root per ca_id (region '') and one intermediate per region
+ *   instances     every attribute of DESIGN.md §1 plus the client CA (cert, sealed key) and CRL
+ *   server_slots  previous/active/upcoming per instance: per-instance server CA (cert + sealed
+ *                 key) or the shared (ca_id, region) that issued it, and the server cert + key
+ *   client_certs  live client certificates: name, serial, SHA-1, cert PEM (never the key)
+ *   revocations   revoked client certs per client CA (by its SHA-1), the CRL's content
+ *   events        the audit trail
+ */
+#include "store/store.h"
+
+static const char *const migrations[] = {
+    /* 1: initial schema */
+    "CREATE TABLE counter (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);"
+    "INSERT INTO counter (id, n) VALUES (1, 0);"
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE cas ("
+    "  ca_id TEXT NOT NULL, region TEXT NOT NULL, key_type TEXT NOT NULL,"
+    "  digest TEXT NOT NULL, cert_pem TEXT NOT NULL, key_blob BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL, PRIMARY KEY (ca_id, region));"
+    "CREATE TABLE instances ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, engine TEXT NOT NULL,"
+    "  engine_version TEXT NOT NULL, listen TEXT NOT NULL UNIQUE, backend TEXT NOT NULL,"
+    "  backend_tls_ca TEXT, endpoints TEXT NOT NULL, region TEXT NOT NULL,"
+    "  ca_mode TEXT NOT NULL CHECK (ca_mode IN ('shared', 'per-instance')),"
+    "  ca_id TEXT NOT NULL, ssl_mode TEXT NOT NULL, tls_min TEXT NOT NULL,"
+    "  tls_max TEXT NOT NULL, ciphers TEXT NOT NULL, ciphersuites TEXT, groups TEXT,"
+    "  hba_text TEXT, ident_text TEXT, user_require_text TEXT,"
+    "  max_client_certs INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL, client_ca_pem TEXT NOT NULL,"
+    "  client_ca_key_blob BLOB NOT NULL, client_ca_sha1 TEXT NOT NULL, crl_pem TEXT NOT NULL,"
+    "  crl_number INTEGER NOT NULL);"
+    "CREATE TABLE server_slots ("
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  slot TEXT NOT NULL CHECK (slot IN ('previous', 'active', 'upcoming')),"
+    "  ca_pem TEXT, ca_key_blob BLOB, shared_ca_id TEXT, shared_region TEXT,"
+    "  cert_pem TEXT NOT NULL, key_blob BLOB NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (instance_id, slot),"
+    "  FOREIGN KEY (shared_ca_id, shared_region) REFERENCES cas(ca_id, region),"
+    "  CHECK ((ca_pem IS NULL) <> (shared_ca_id IS NULL)));"
+    "CREATE TABLE client_certs ("
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, serial TEXT NOT NULL, sha1 TEXT NOT NULL, cert_pem TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, name));"
+    "CREATE INDEX client_certs_sha1 ON client_certs (sha1);"
+    "CREATE TABLE revocations ("
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  client_ca_sha1 TEXT NOT NULL, serial TEXT NOT NULL, name TEXT, sha1 TEXT,"
+    "  revoked_at INTEGER NOT NULL);"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');",
+};
+
+#define INSTANCE_COLS                                                                              \
+    "id, name, engine, engine_version, listen, backend, backend_tls_ca, endpoints, region, "       \
+    "ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites, groups, hba_text, "        \
+    "ident_text, user_require_text, max_client_certs, created_at, updated_at, client_ca_pem, "     \
+    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number"
+#define SLOT_COLS                                                                                  \
+    "slot, ca_pem, ca_key_blob, shared_ca_id, shared_region, cert_pem, key_blob, created_at"
+#define CA_COLS "ca_id, region, key_type, digest, cert_pem, key_blob, created_at"
+#define CLIENT_COLS "name, serial, sha1, cert_pem, created_at"
+
+static const char *const statements[DBT_SQL__COUNT] = {
+    [DBT_SQL_COUNTER_GET] = "SELECT n FROM counter WHERE id = 1",
+    [DBT_SQL_COUNTER_BUMP] = "UPDATE counter SET n = n + 1 WHERE id = 1",
+    /* -> value */
+    [DBT_SQL_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+    [DBT_SQL_SETTING_PUT] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [DBT_SQL_EVENT_ADD] = "INSERT INTO events (time, actor, action, object, detail) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* ?1 instance name or NULL, ?2 limit (-1 = all) -> id, time, actor, action, object, detail;
+       the newest ?2 events, oldest first */
+    [DBT_SQL_EVENT_LIST] = "SELECT id, time, actor, action, object, detail FROM ("
+                           "  SELECT * FROM events WHERE ?1 IS NULL OR object = 'instance/' || ?1"
+                           "  OR substr(object, 1, length(?1) + 10) = 'instance/' || ?1 || '/'"
+                           "  ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    [DBT_SQL_EVENT_COUNT] = "SELECT count(*) FROM events",
+    [DBT_SQL_CA_ADD] = "INSERT INTO cas (" CA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* -> CA_COLS */
+    [DBT_SQL_CA_GET] = "SELECT " CA_COLS " FROM cas WHERE ca_id = ?1 AND region = ?2",
+    [DBT_SQL_CA_ROOTS] = "SELECT " CA_COLS " FROM cas WHERE region = '' ORDER BY ca_id",
+    /* -> region */
+    [DBT_SQL_CA_REGIONS] =
+        "SELECT region FROM cas WHERE ca_id = ?1 AND region <> '' ORDER BY region",
+    /* ?1 ca_id, ?2 region or NULL -> CA_COLS */
+    [DBT_SQL_CA_INTERMEDIATES] = "SELECT " CA_COLS " FROM cas WHERE ca_id = ?1 AND region <> ''"
+                                 " AND (?2 IS NULL OR region = ?2) ORDER BY region",
+    [DBT_SQL_CA_COUNT] = "SELECT count(*) FROM cas",
+    /* ?1..?27 = INSTANCE_COLS[1..27] -> id */
+    [DBT_SQL_INSTANCE_ADD] =
+        "INSERT INTO instances (name, engine, engine_version, listen, backend, backend_tls_ca,"
+        " endpoints, region, ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites,"
+        " groups, hba_text, ident_text, user_require_text, max_client_certs, created_at,"
+        " updated_at, client_ca_pem, client_ca_key_blob, client_ca_sha1, crl_pem, crl_number)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) RETURNING id",
+    /* -> INSTANCE_COLS */
+    [DBT_SQL_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE name = ?1",
+    [DBT_SQL_INSTANCE_NAMES] = "SELECT name FROM instances ORDER BY name",
+    /* ?1 listen, ?2 id to exclude -> name */
+    [DBT_SQL_INSTANCE_BY_LISTEN] = "SELECT name FROM instances WHERE listen = ?1 AND id <> ?2",
+    [DBT_SQL_INSTANCE_UPDATE] =
+        "UPDATE instances SET engine_version = ?2, listen = ?3, backend = ?4,"
+        " backend_tls_ca = ?5, endpoints = ?6, ca_mode = ?7, ca_id = ?8, ssl_mode = ?9,"
+        " tls_min = ?10, tls_max = ?11, ciphers = ?12, ciphersuites = ?13, groups = ?14,"
+        " hba_text = ?15, ident_text = ?16, user_require_text = ?17, max_client_certs = ?18,"
+        " updated_at = ?19 WHERE id = ?1",
+    [DBT_SQL_INSTANCE_SET_CLIENT_CA] =
+        "UPDATE instances SET client_ca_pem = ?2, client_ca_key_blob = ?3,"
+        " client_ca_sha1 = ?4, crl_pem = ?5, crl_number = ?6, updated_at = ?7 WHERE id = ?1",
+    [DBT_SQL_INSTANCE_SET_CRL] = "UPDATE instances SET crl_pem = ?2, crl_number = ?3 WHERE id = ?1",
+    [DBT_SQL_INSTANCE_DELETE] = "DELETE FROM instances WHERE id = ?1",
+    [DBT_SQL_INSTANCE_COUNT] = "SELECT count(*) FROM instances",
+    /* ?1 instance id, ?2 slot, ?3..?9 SLOT_COLS[1..7] */
+    [DBT_SQL_SLOT_PUT] = "INSERT OR REPLACE INTO server_slots (instance_id, " SLOT_COLS
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /* ?1 instance id -> SLOT_COLS, active, upcoming, previous */
+    [DBT_SQL_SLOT_GET] = "SELECT " SLOT_COLS " FROM server_slots WHERE instance_id = ?1"
+                         " ORDER BY CASE slot WHEN 'active' THEN 0 WHEN 'upcoming' THEN 1"
+                         " ELSE 2 END",
+    [DBT_SQL_SLOT_DELETE] = "DELETE FROM server_slots WHERE instance_id = ?1 AND slot = ?2",
+    [DBT_SQL_SLOT_DELETE_ALL] = "DELETE FROM server_slots WHERE instance_id = ?1",
+    /* ?1 instance id, ?2 from, ?3 to */
+    [DBT_SQL_SLOT_RENAME] =
+        "UPDATE server_slots SET slot = ?3 WHERE instance_id = ?1 AND slot = ?2",
+    [DBT_SQL_SLOT_COUNT] = "SELECT count(*) FROM server_slots",
+    /* ?1 instance id, ?2..?6 CLIENT_COLS */
+    [DBT_SQL_CLIENT_ADD] =
+        "INSERT INTO client_certs (instance_id, " CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* -> CLIENT_COLS */
+    [DBT_SQL_CLIENT_LIST] =
+        "SELECT " CLIENT_COLS " FROM client_certs WHERE instance_id = ?1 ORDER BY name",
+    /* ?1 instance id, ?2 name, ?3 sha1 (lower case) -> CLIENT_COLS */
+    [DBT_SQL_CLIENT_FIND] = "SELECT " CLIENT_COLS " FROM client_certs WHERE instance_id = ?1"
+                            " AND (name = ?2 OR sha1 = ?3) ORDER BY name = ?2 DESC LIMIT 1",
+    /* ?1 instance id or NULL for all */
+    [DBT_SQL_CLIENT_COUNT] =
+        "SELECT count(*) FROM client_certs WHERE ?1 IS NULL OR instance_id = ?1",
+    [DBT_SQL_CLIENT_DELETE] = "DELETE FROM client_certs WHERE instance_id = ?1 AND name = ?2",
+    [DBT_SQL_CLIENT_DELETE_ALL] = "DELETE FROM client_certs WHERE instance_id = ?1",
+    [DBT_SQL_REVOKE_ADD] = "INSERT INTO revocations (instance_id, client_ca_sha1, serial, name,"
+                           " sha1, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* ?1 instance id, ?2 client CA sha1 -> serial, revoked_at */
+    [DBT_SQL_REVOKE_LIST] = "SELECT serial, revoked_at FROM revocations WHERE instance_id = ?1"
+                            " AND client_ca_sha1 = ?2 ORDER BY revoked_at, serial",
+    [DBT_SQL_REVOKE_COUNT] = "SELECT count(*) FROM revocations",
+};
+
+int dbt_store_schema_version(void)
+{
+    return (int)DBT_ARRAY_LEN(migrations);
+}
+
+const char *dbt_sql_text(enum dbt_sql id)
+{
+    if ((int)id < 0 || id >= DBT_SQL__COUNT) {
+        return NULL;
+    }
+    return statements[id];
+}
+
+const char *dbt_sql_migration(int i)
+{
+    if (i < 1 || i > (int)DBT_ARRAY_LEN(migrations)) {
+        return NULL;
+    }
+    return migrations[i - 1];
+}

@@ -1,0 +1,130 @@
+/*
+ * store.h - the persistent store of dbtls: one SQLite database (state-dir/dbtls.db) in WAL mode
+ * with foreign keys, a busy timeout, schema migrations tracked in PRAGMA user_version, and a
+ * change counter that a running daemon polls. This is the only layer that includes <sqlite3.h>;
+ * all SQL text lives in sql.c, addressed here by statement ids (enum dbt_sql), so ctl holds no
+ * SQL and a PostgreSQL store can later supply its own text for the same ids.
+ *
+ * Use: open, then for each operation begin (write = BEGIN IMMEDIATE, so two writers serialize
+ * instead of failing mid-way), run statements, bump the counter if something changed, commit;
+ * on any error rollback. A crash before COMMIT leaves the previous state (SQLite's journal).
+ * A store handle is used by one thread at a time.
+ */
+#ifndef DBT_STORE_STORE_H
+#define DBT_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct dbt_store;
+struct dbt_stmt;
+
+enum dbt_store_mode {
+    DBT_STORE_CREATE, /* the file must not exist; creates it with the current schema */
+    DBT_STORE_RW,     /* the file must exist; migrates an older schema */
+    DBT_STORE_RO,     /* the file must exist and be current; never writes */
+};
+
+/* Statement ids; the SQL text of each is in sql.c (documented there). */
+enum dbt_sql {
+    DBT_SQL_COUNTER_GET,
+    DBT_SQL_COUNTER_BUMP,
+    DBT_SQL_SETTING_GET,
+    DBT_SQL_SETTING_PUT,
+    DBT_SQL_EVENT_ADD,
+    DBT_SQL_EVENT_LIST,
+    DBT_SQL_EVENT_COUNT,
+    DBT_SQL_CA_ADD,
+    DBT_SQL_CA_GET,
+    DBT_SQL_CA_ROOTS,
+    DBT_SQL_CA_REGIONS,
+    DBT_SQL_CA_INTERMEDIATES,
+    DBT_SQL_CA_COUNT,
+    DBT_SQL_INSTANCE_ADD,
+    DBT_SQL_INSTANCE_GET,
+    DBT_SQL_INSTANCE_NAMES,
+    DBT_SQL_INSTANCE_BY_LISTEN,
+    DBT_SQL_INSTANCE_UPDATE,
+    DBT_SQL_INSTANCE_SET_CLIENT_CA,
+    DBT_SQL_INSTANCE_SET_CRL,
+    DBT_SQL_INSTANCE_DELETE,
+    DBT_SQL_INSTANCE_COUNT,
+    DBT_SQL_SLOT_PUT,
+    DBT_SQL_SLOT_GET,
+    DBT_SQL_SLOT_DELETE,
+    DBT_SQL_SLOT_DELETE_ALL,
+    DBT_SQL_SLOT_RENAME,
+    DBT_SQL_SLOT_COUNT,
+    DBT_SQL_CLIENT_ADD,
+    DBT_SQL_CLIENT_LIST,
+    DBT_SQL_CLIENT_FIND,
+    DBT_SQL_CLIENT_COUNT,
+    DBT_SQL_CLIENT_DELETE,
+    DBT_SQL_CLIENT_DELETE_ALL,
+    DBT_SQL_REVOKE_ADD,
+    DBT_SQL_REVOKE_LIST,
+    DBT_SQL_REVOKE_COUNT,
+    DBT_SQL__COUNT
+};
+
+/*
+ * Opens path. Errors name the file: NOT_FOUND (RW/RO and missing: "run dbtls init"), EXISTS
+ * (CREATE and present), CORRUPT (not an SQLite database, or not one written by dbtls, or a
+ * schema newer than this program), STORE (locked, I/O). The file is created mode 0600.
+ */
+dbt_res dbt_store_open(const char *path, enum dbt_store_mode mode, struct dbt_store **out) DBT_WUR;
+void dbt_store_close(struct dbt_store *st);
+const char *dbt_store_path(const struct dbt_store *st);
+
+/* Starts a transaction: write = BEGIN IMMEDIATE (takes the write lock now, waits up to the busy
+   timeout), else a deferred read transaction (a consistent snapshot in WAL mode). */
+dbt_res dbt_store_begin(struct dbt_store *st, bool write) DBT_WUR;
+dbt_res dbt_store_commit(struct dbt_store *st) DBT_WUR;
+/* Rolls back the open transaction, if any (safe to call always, e.g. at `out:`). */
+void dbt_store_rollback(struct dbt_store *st);
+bool dbt_store_in_txn(const struct dbt_store *st);
+
+/* Adds one to the change counter (inside the caller's write transaction). */
+dbt_res dbt_store_bump(struct dbt_store *st) DBT_WUR;
+/* Reads the change counter (in or outside a transaction). */
+dbt_res dbt_store_counter(struct dbt_store *st, uint64_t *out) DBT_WUR;
+
+/*
+ * The prepared statement for id, reset with bindings cleared (statements are cached per
+ * handle; the pointer stays valid until the next dbt_store_stmt for the same id or close).
+ * Bind with the dbt_stmt_bind_* functions (1-based ?N parameters; a failure is remembered and
+ * reported by the next step), then step.
+ */
+dbt_res dbt_store_stmt(struct dbt_store *st, enum dbt_sql id, struct dbt_stmt **out) DBT_WUR;
+void dbt_stmt_bind_text(struct dbt_stmt *s, int idx, const char *v); /* NULL binds NULL */
+void dbt_stmt_bind_int(struct dbt_stmt *s, int idx, int64_t v);
+void dbt_stmt_bind_blob(struct dbt_stmt *s, int idx, const void *p, size_t n);
+/* One step: *row = true when a row is available. Errors as for open (STORE/CORRUPT/EXISTS for a
+   uniqueness violation). */
+dbt_res dbt_stmt_step(struct dbt_stmt *s, bool *row) DBT_WUR;
+/* Steps to the end (for statements that return no rows). */
+dbt_res dbt_stmt_exec(struct dbt_stmt *s) DBT_WUR;
+/* Rows changed by the last INSERT/UPDATE/DELETE on this handle. */
+int64_t dbt_store_changes(struct dbt_store *st);
+/* Column accessors for the current row (0-based). Text is NULL for SQL NULL; the pointers are
+   valid until the next step/reset of the statement. */
+const char *dbt_stmt_text(struct dbt_stmt *s, int col);
+int64_t dbt_stmt_int(struct dbt_stmt *s, int col);
+const void *dbt_stmt_blob(struct dbt_stmt *s, int col, size_t *len);
+bool dbt_stmt_is_null(struct dbt_stmt *s, int col);
+/* A malloc'd copy of a text column into *out (NULL for SQL NULL). NOMEM on failure. */
+dbt_res dbt_stmt_dup(struct dbt_stmt *s, int col, char **out) DBT_WUR;
+
+/* The schema version this program writes (PRAGMA user_version). */
+int dbt_store_schema_version(void);
+/* Internal (sql.c): the SQL text of a statement and the migration steps. */
+const char *dbt_sql_text(enum dbt_sql id);
+/* Migration i (1-based) brings user_version i-1 to i; NULL past the last. */
+const char *dbt_sql_migration(int i);
+/* PRAGMA application_id that marks a dbtls store ("DBTS"). */
+#define DBT_STORE_APPLICATION_ID 0x44425453
+
+#endif
