@@ -1,0 +1,168 @@
+/*
+ * dbtlsd.c - main of the TLS front daemon: parses the command line, opens the control plane
+ * read-only, starts the front (workers, listeners) and the admin socket, prints "dbtlsd: ready"
+ * once everything listens, and runs until SIGTERM/SIGINT (graceful) with SIGHUP reloading.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "base/log.h"
+#include "ctl/runtime.h"
+#include "dbtls_config.h"
+#include "front/front.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dbtlsd [--state-dir DIR] [--workers N] [--admin-socket PATH]\n"
+               "              [--auth-timeout SECONDS] [--shutdown-timeout SECONDS]\n"
+               "              [--master-key-command CMD] [--version]\n"
+               "  --state-dir DIR          state directory (default $DBTLS_STATE_DIR)\n"
+               "  --workers N              worker threads (default: number of cores)\n"
+               "  --admin-socket PATH      admin API socket (default DIR/admin.sock)\n"
+               "  --auth-timeout S         pre-authentication deadline (default 60)\n"
+               "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
+               "  --master-key-command CMD obtain the master key from CMD's output\n");
+}
+
+static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
+{
+    return dbt_ctl_runtime_load(arg, out);
+}
+
+static dbt_res counter_cb(void *arg, uint64_t *out)
+{
+    return dbt_ctl_change_counter(arg, out);
+}
+
+static bool parse_num(const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || v < lo || v > hi) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    const char *state_dir = getenv("DBTLS_STATE_DIR");
+    const char *admin_socket = NULL;
+    const char *mkc = NULL;
+    long workers = 0, auth_timeout = 60, shutdown_timeout = 30;
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 's'},
+        {"workers", required_argument, NULL, 'w'},
+        {"admin-socket", required_argument, NULL, 'a'},
+        {"auth-timeout", required_argument, NULL, 't'},
+        {"shutdown-timeout", required_argument, NULL, 'T'},
+        {"master-key-command", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            state_dir = optarg;
+            break;
+        case 'w':
+            if (!parse_num(optarg, 1, 1024, &workers)) {
+                fprintf(stderr, "dbtlsd: --workers: \"%s\" is not a number from 1 to 1024\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'a':
+            admin_socket = optarg;
+            break;
+        case 't':
+            if (!parse_num(optarg, 1, 86400, &auth_timeout)) {
+                fprintf(stderr, "dbtlsd: --auth-timeout: \"%s\" is not a number of seconds\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            if (!parse_num(optarg, 0, 86400, &shutdown_timeout)) {
+                fprintf(stderr, "dbtlsd: --shutdown-timeout: \"%s\" is not a number of seconds\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'm':
+            mkc = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("dbtlsd %s\n", DBTLS_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dbtlsd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (state_dir == NULL || state_dir[0] == '\0') {
+        fprintf(stderr, "dbtlsd: no state directory: use --state-dir or DBTLS_STATE_DIR\n");
+        return 2;
+    }
+    char sockbuf[4096];
+    if (admin_socket == NULL) {
+        snprintf(sockbuf, sizeof(sockbuf), "%s/admin.sock", state_dir);
+        admin_socket = sockbuf;
+    }
+
+    int rc = 1;
+    struct dbt_ctl *ctl = NULL;
+    struct dbt_front *front = NULL;
+    struct dbt_admin *admin = NULL;
+    struct dbt_ctl_opts co = {
+        .state_dir = state_dir, .master_key_command = mkc, .read_only = 1, .actor = "dbtlsd"};
+    if (!dbt_ok(dbt_ctl_open(&co, &ctl))) {
+        dbt_error("dbtlsd: %s", dbt_errmsg());
+        fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
+        goto out;
+    }
+    struct dbt_front_opts fo = {
+        .workers = (int)workers,
+        .auth_timeout_ms = (uint64_t)auth_timeout * 1000,
+        .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
+        .poll_ms = 500,
+        .load = load_cb,
+        .counter = counter_cb,
+        .arg = ctl,
+    };
+    if (!dbt_ok(dbt_front_start(&fo, &front))) {
+        fprintf(stderr, "dbtlsd: invalid configuration, not starting: %s\n", dbt_errmsg());
+        goto out;
+    }
+    if (!dbt_ok(dbt_admin_start(front, admin_socket, &admin))) {
+        fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
+        goto out;
+    }
+    dbt_info("admin API on %s", admin_socket);
+    dbt_info("dbtlsd: ready");
+    if (!dbt_ok(dbt_front_run(front))) {
+        dbt_error("dbtlsd: %s", dbt_errmsg());
+        goto out;
+    }
+    dbt_info("dbtlsd: stopped");
+    rc = 0;
+out:
+    dbt_admin_stop(admin);
+    dbt_front_free(front);
+    dbt_ctl_close(ctl);
+    return rc;
+}
