@@ -161,7 +161,7 @@ static void test_direct_tls_and_lengths(void)
 static void test_cancel(void)
 {
     uint8_t p[300];
-    uint8_t body[260];
+    uint8_t body[270];
     for (size_t i = 0; i < sizeof(body); i++) {
         body[i] = (uint8_t)i;
     }
