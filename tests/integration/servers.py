@@ -320,7 +320,7 @@ class PgServer:
 
 class MariaDbServer:
     """A real MariaDB 10.11 server in a throwaway directory, run as the `mysql` OS user, with no
-    TLS of its own (--skip-ssl).
+    TLS of its own (--skip-ssl) unless ssl_cert/ssl_key are given.
 
     Attributes: host ("127.0.0.1"), port, socket (the unix socket path), datadir, base,
     log_path, users ({user: password} for the password accounts, all '%' hosts, plugin
@@ -335,9 +335,12 @@ class MariaDbServer:
     CERTUSER = ("certuser", "certuser-secret-3")
     ED25519 = ("edna", "edna-secret-4")
 
-    def __init__(self, port=None, extra_args=(), keep=False):
+    def __init__(self, port=None, extra_args=(), keep=False, ssl_cert=None, ssl_key=None):
+        """ssl_cert/ssl_key: PEM files to run MariaDB's own TLS with (the benchmarks' native
+        baseline); without them the server has no TLS."""
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.ssl_cert, self.ssl_key = ssl_cert, ssl_key
         self.base = tempfile.mkdtemp(prefix="dbtls-my-")
         os.chmod(self.base, 0o755)
         self.datadir = os.path.join(self.base, "data")
@@ -360,7 +363,9 @@ class MariaDbServer:
         self._logf = open(self.log_path, "a")
         cmd = ["mariadbd", "--no-defaults", f"--datadir={self.datadir}",
                f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
-               "--skip-ssl", "--skip-name-resolve", "--skip-log-bin",
+               *(["--ssl", f"--ssl-cert={self.ssl_cert}", f"--ssl-key={self.ssl_key}"]
+                 if self.ssl_cert else ["--skip-ssl"]),
+               "--skip-name-resolve", "--skip-log-bin",
                f"--pid-file={os.path.join(self.base, 'mariadbd.pid')}",
                f"--tmpdir={self.base}", "--innodb-buffer-pool-size=64M",
                "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=0",

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""MariaDB TLS benchmark (issue 4): in one run on this machine, the same real MariaDB 10.11
+reached with TLS two ways, with the same ECDSA P-256 certificate (issued by dbtls, exported with
+`dbtls instances export`):
+
+  native      MariaDB's own TLS (--ssl-cert/--ssl-key), client -> mariadbd over TCP
+  dbtlsd      the dbtls front (instance ENCRYPTED_ONLY, engine mariadb) -> mariadbd over TCP
+              without TLS
+
+Measured with mariadb-slap (the C client shipped with MariaDB), mysql_native_password account:
+  new conn/s     --detach=1: every query on a new TLS connection (connect, TLS, auth, query)
+  CPU ms/conn    the daemon's utime+stime (/proc/<pid>/stat) over that run / connections
+                 (native: mariadbd, i.e. TLS + authentication + thread; dbtlsd: the front only)
+  queries/s      persistent connections, SELECT 1
+and prints dbtlsd's ratios to native.
+
+Run: /usr/bin/python3 bench/my_bench.py [--queries 20000] [--concurrency 8] [--json FILE]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import benchlib as bl
+from benchlib import servers
+
+USER, PASSWORD = "bench", "bench-secret"
+
+
+def slap(port, ca, queries, concurrency, detach):
+    """Runs mariadb-slap over TLS and returns (seconds, queries)."""
+    per_client = max(1, queries // concurrency)
+    cmd = ["mariadb-slap", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
+           "--protocol=TCP", f"--user={USER}", f"--password={PASSWORD}", "--ssl",
+           f"--ssl-ca={ca}", f"--concurrency={concurrency}", "--iterations=1",
+           f"--number-of-queries={per_client * concurrency}", "--query=SELECT 1",
+           "--create-schema=app", "--no-drop", "--silent"]
+    if detach:
+        cmd.append(f"--detach={detach}")
+    t0 = time.monotonic()
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    wall = time.monotonic() - t0
+    if cp.returncode != 0:
+        bl.die(f"mariadb-slap through port {port} failed ({cp.returncode}):\n"
+               f"{cp.stderr}{cp.stdout}")
+    m = re.search(r"Average number of seconds to run all queries: ([\d.]+)", cp.stdout)
+    secs = float(m.group(1)) if m and float(m.group(1)) > 0 else wall
+    return secs, per_client * concurrency
+
+
+def check_tls(port, ca):
+    """One mariadb client session must report a TLS cipher (the run is really over TLS)."""
+    cp = subprocess.run(["mariadb", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
+                         "--protocol=TCP", f"--user={USER}", f"--password={PASSWORD}", "--ssl",
+                         f"--ssl-ca={ca}", "--connect-timeout=10", "-e", "status"],
+                        capture_output=True, text=True, timeout=60)
+    m = re.search(r"SSL:\s+Cipher in use is (\S+)", cp.stdout)
+    if cp.returncode != 0 or not m:
+        bl.die(f"no TLS session through port {port}:\n{cp.stderr}{cp.stdout}")
+    return m.group(1)
+
+
+def measure(name, port, pid, ca, args):
+    r = {"cipher": check_tls(port, ca)}
+    bl.log(f"{name}: new connections, {args.conn_queries} connections x {args.concurrency}")
+    cpu = bl.CpuMeter(pid)
+    cpu.start()
+    secs, n = slap(port, ca, args.conn_queries, args.concurrency, detach=1)
+    used = cpu.stop()
+    r["conn_per_s"] = n / secs
+    r["cpu_ms_conn"] = used * 1000 / n
+    bl.log(f"{name}: {args.queries} queries on persistent connections")
+    secs, n = slap(port, ca, args.queries, args.concurrency, detach=0)
+    r["qps"] = n / secs
+    return r
+
+
+ROWS = [
+    ("new conn/s (connect+TLS+auth+query)", "conn_per_s"),
+    ("CPU ms / connection", "cpu_ms_conn"),
+    ("queries/s (persistent, SELECT 1)", "qps"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--conn-queries", type=int, default=4000,
+                    help="connections in the new-connection run")
+    ap.add_argument("--queries", type=int, default=100000, help="queries in the steady run")
+    ap.add_argument("--concurrency", type=int, default=8, help="mariadb-slap clients")
+    ap.add_argument("--targets", default="native,dbtlsd")
+    ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
+    ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
+    ap.add_argument("--openssl-certs", action="store_true",
+                    help="native only: make the certificate with the openssl command")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    if set(targets) - {"native", "dbtlsd"}:
+        bl.die("--targets: expected native and/or dbtlsd")
+
+    bl.raise_nofile()
+    build_dir = bl.build(args.no_build)
+    work = bl.tmpdir("dbtls-mybench-")
+    results, my, dbtlsd = {}, None, None
+    try:
+        backend_port, front_port = servers.free_port(), servers.free_port()
+        tls_dir = os.path.join(work, "tls")
+        if args.openssl_certs:
+            if "dbtlsd" in targets:
+                bl.die("--openssl-certs is only for runs without the dbtlsd target")
+            cert, key, root = bl.openssl_certs(tls_dir)
+        else:
+            dbtls = bl.Dbtls(build_dir, os.path.join(work, "state"))
+            os.makedirs(dbtls.state_dir, mode=0o700)
+            dbtls("init")
+            dbtls("instances", "create", "bench-my", "--engine", "mariadb",
+                  "--engine-version", "10.11", "--listen", f"127.0.0.1:{front_port}",
+                  "--backend", f"127.0.0.1:{backend_port}", "--endpoint", "localhost,127.0.0.1",
+                  "--ssl-mode", "ENCRYPTED_ONLY")
+            cert, key, root = bl.export_cert(dbtls, "bench-my", tls_dir)
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "mysql:mysql", tls_dir], check=True)
+        my = servers.MariaDbServer(port=backend_port, ssl_cert=cert, ssl_key=key)
+        my.start()
+        my.sql(f"CREATE USER '{USER}'@'%' IDENTIFIED VIA mysql_native_password USING "
+               f"PASSWORD('{PASSWORD}'); GRANT ALL ON *.* TO '{USER}'@'%'")
+        bl.log(f"MariaDB on 127.0.0.1:{my.port} with its own TLS")
+        if "native" in targets:
+            results["native"] = measure("native", my.port, my.proc.pid, root, args)
+        if "dbtlsd" in targets:
+            dbtlsd = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
+            results["dbtlsd"] = measure("dbtlsd", front_port, dbtlsd.pid, root, args)
+    finally:
+        if dbtlsd:
+            dbtlsd.stop()
+        if my:
+            my.stop()
+        bl.rmtree(work)
+
+    print(f"\nMariaDB 10.11 TLS benchmark: {os.cpu_count()} CPUs, mariadb-slap "
+          f"--concurrency={args.concurrency}, ciphers: "
+          + ", ".join(f"{t} {r['cipher']}" for t, r in results.items()))
+    bl.print_table("results", [(label, {t: results[t].get(k) for t in results})
+                               for label, k in ROWS], list(results))
+    if "dbtlsd" in results and "native" in results:
+        bl.print_table("dbtlsd / native", [(label, {"ratio": bl.ratio(
+            results["dbtlsd"].get(k), results["native"].get(k))}) for label, k in ROWS],
+            ["ratio"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
