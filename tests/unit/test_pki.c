@@ -880,6 +880,15 @@ static void test_cert_io(void)
     memcpy(longer, der, der_len);
     longer[der_len] = 0;
     CHECK_ERR(dbt_pki_cert_from_der(longer, der_len + 1, &c), DBT_E_INVALID);
+    int parsed = 0;
+    for (size_t n = 0; n < der_len; n++) { /* truncation at every byte */
+        if (dbt_ok(dbt_pki_cert_from_der(der, n, &c))) {
+            parsed++;
+            dbt_pki_cert_free(c);
+            c = NULL;
+        }
+    }
+    CHECK(parsed == 0);
     CHECK_ERR(dbt_pki_cert_from_der(der, der_len - 1, &c), DBT_E_INVALID);
     CHECK_ERR(dbt_pki_cert_from_der(der, 0, &c), DBT_E_INVALID);
     free(longer);
@@ -1001,7 +1010,7 @@ static void test_crl(void)
     CHECK(strcmp(info.issuer, "CN=Client CA,O=dbtls,C=US") == 0);
 
     /* PEM round trip; the openssl command reads it and finds the revoked serial. */
-    char *pem = NULL, *ca_pem = NULL, *out = NULL, path[512], ca_path[512], cmd[1400];
+    char *pem = NULL, *ca_pem = NULL, *out = NULL, path[512], ca_path[512], cmd[2048];
     CHECK_OK(dbt_pki_crl_to_pem(crl, &pem));
     CHECK(pem && strncmp(pem, "-----BEGIN X509 CRL-----\n", 25) == 0);
     CHECK_OK(dbt_pki_crl_from_pem(pem, &crl2));
@@ -1022,6 +1031,24 @@ static void test_crl(void)
     CHECK(strstr(out, "verify OK") != NULL);
     CHECK(strstr(out, "Version 2") != NULL);
     free(out);
+    /* openssl verify with the CRL agrees: alice revoked, bob fine. */
+    char *leaf_pem = NULL, leaf_path[512];
+    struct dbt_pki_cert *leaves[2] = {alice, bob};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(dbt_pki_cert_to_pem(leaves[i], &leaf_pem));
+        snprintf(leaf_path, sizeof(leaf_path), "%s/leaf%d.pem", tmpdir, i);
+        CHECK(leaf_pem && write_file(leaf_path, leaf_pem, strlen(leaf_pem)));
+        free(leaf_pem);
+        leaf_pem = NULL;
+        snprintf(cmd, sizeof(cmd),
+                 "openssl verify -x509_strict -crl_check -purpose sslclient -CRLfile %s "
+                 "-CAfile %s %s",
+                 path, ca_path, leaf_path);
+        int rc = run(cmd, &out);
+        CHECK(i == 0 ? rc != 0 && strstr(out, "certificate revoked") != NULL
+                     : rc == 0 && strstr(out, ": OK") != NULL);
+        free(out);
+    }
 
     /* The default CRL number is the issue time; nextUpdate configurable. */
     struct dbt_pki_crl *c3 = NULL;
