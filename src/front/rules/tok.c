@@ -92,7 +92,10 @@ void dbt_tok_file_free(struct dbt_tok_file *f)
 
 static void *grow(void *p, size_t n, size_t size)
 {
-    /* Grows arrays one element at a time in powers of two (n is the new count). */
+    /*
+     * Arrays grow in powers of two: when the new count n is a power of two the array is
+     * reallocated to 2n elements (n == 1 allocates the first two).
+     */
     if (n == 0 || (n & (n - 1)) != 0) {
         return p;
     }
@@ -190,9 +193,6 @@ static dbt_res tokenize_line(const char *line, struct dbt_tok_line *out)
                 break;
             }
             struct dbt_tok *nt = grow(field.toks, field.n + 1, sizeof(*nt));
-            if (field.n == 0) {
-                nt = malloc(2 * sizeof(*nt));
-            }
             if (nt == NULL) {
                 free(tok.s);
                 for (size_t t = 0; t < field.n; t++) {
@@ -207,8 +207,7 @@ static dbt_res tokenize_line(const char *line, struct dbt_tok_line *out)
         if (field.n == 0) {
             continue; /* end of line or comment */
         }
-        struct dbt_tok_field *nf =
-            out->n == 0 ? malloc(2 * sizeof(*nf)) : grow(out->fields, out->n + 1, sizeof(*nf));
+        struct dbt_tok_field *nf = grow(out->fields, out->n + 1, sizeof(*nf));
         if (nf == NULL) {
             for (size_t t = 0; t < field.n; t++) {
                 free(field.toks[t].s);
@@ -272,8 +271,7 @@ dbt_res dbt_tok_file(const char *text, size_t len, struct dbt_tok_file *out)
         }
         if (tl.n > 0) {
             tl.raw = strdup((const char *)dbt_buf_head(&lb));
-            struct dbt_tok_line *nl =
-                out->n == 0 ? malloc(2 * sizeof(*nl)) : grow(out->lines, out->n + 1, sizeof(*nl));
+            struct dbt_tok_line *nl = grow(out->lines, out->n + 1, sizeof(*nl));
             if (tl.raw == NULL || nl == NULL) {
                 free_line(&tl);
                 DBT_BAIL(NOMEM, "out of memory tokenizing a rules file");

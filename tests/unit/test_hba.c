@@ -1,0 +1,450 @@
+/*
+ * test_hba.c - unit tests of the access rules (src/front/rules): golden files for pg_hba.conf
+ * and pg_ident.conf parsing (tests/golden/hba/NAME.conf|NAME.ident -> NAME.<ext>.out, either the
+ * canonical dump or "ERROR: <message>"), first-match lookup over IPv4/IPv6, SSL and replication,
+ * and every decision with PostgreSQL's exact texts. Set DBTLS_GOLDEN_UPDATE=1 to rewrite the
+ * .out files after a deliberate change (then review the diff).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "check.h"
+#include "front/rules/hba.h"
+
+/* ---------------------------------------------------------------- golden files ------------- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void golden_one(const char *dir, const char *name, int is_ident, int update)
+{
+    char path[1024], outpath[1100];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(outpath, sizeof(outpath), "%s.out", path);
+    size_t len;
+    char *text = read_file(path, &len);
+    CHECK(text != NULL);
+    if (text == NULL) {
+        return;
+    }
+    struct dbt_buf got;
+    dbt_buf_init(&got, 0);
+    dbt_res r;
+    if (is_ident) {
+        struct dbt_ident *id = NULL;
+        r = dbt_ident_parse(text, len, "pg_ident.conf", &id);
+        if (dbt_ok(r)) {
+            CHECK_OK(dbt_ident_dump(id, &got));
+            dbt_ident_free(id);
+        }
+    } else {
+        struct dbt_hba *hba = NULL;
+        r = dbt_hba_parse(text, len, "pg_hba.conf", &hba);
+        if (dbt_ok(r)) {
+            CHECK_OK(dbt_hba_dump(hba, &got));
+            dbt_hba_free(hba);
+        }
+    }
+    if (!dbt_ok(r)) {
+        CHECK(r.code == DBT_E_INVALID);
+        const char *e = dbt_errmsg();
+        CHECK_OK(dbt_buf_append(&got, "ERROR: ", 7));
+        CHECK_OK(dbt_buf_append(&got, e, strlen(e)));
+        CHECK_OK(dbt_buf_append(&got, "\n", 1));
+    }
+    /* Error files are named err_*: a parse that succeeds there (or fails elsewhere) is a bug. */
+    CHECK((strncmp(name, "err_", 4) == 0) == !dbt_ok(r));
+    if (update) {
+        FILE *f = fopen(outpath, "wb");
+        CHECK(f != NULL);
+        if (f) {
+            fwrite(got.data, 1, got.len, f);
+            fclose(f);
+        }
+    } else {
+        size_t wl;
+        char *want = read_file(outpath, &wl);
+        CHECK(want != NULL);
+        int same = want != NULL && wl == got.len && (wl == 0 || memcmp(want, got.data, wl) == 0);
+        if (!same) {
+            fprintf(stderr, "golden mismatch for %s:\n--- want\n%s--- got\n%.*s---\n", name,
+                    want ? want : "(missing)\n", (int)got.len, (const char *)got.data);
+        }
+        CHECK(same);
+        free(want);
+    }
+    dbt_buf_cleanup(&got);
+    free(text);
+}
+
+static void test_golden(void)
+{
+    const char *root = getenv("DBTLS_SOURCE_ROOT");
+    char dir[900];
+    snprintf(dir, sizeof(dir), "%s/tests/golden/hba", root ? root : ".");
+    int update = getenv("DBTLS_GOLDEN_UPDATE") != NULL;
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    if (d == NULL) {
+        fprintf(stderr, "cannot open %s (set DBTLS_SOURCE_ROOT)\n", dir);
+        return;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (ends_with(e->d_name, ".conf")) {
+            golden_one(dir, e->d_name, 0, update);
+            n++;
+        } else if (ends_with(e->d_name, ".ident")) {
+            golden_one(dir, e->d_name, 1, update);
+            n++;
+        }
+    }
+    closedir(d);
+    CHECK(n >= 30);
+}
+
+/* ---------------------------------------------------------------- matching ----------------- */
+
+static struct sockaddr_storage ss;
+
+static const struct sockaddr *ip(const char *s)
+{
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, s, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(40000);
+    } else if (inet_pton(AF_INET6, s, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+    } else {
+        abort();
+    }
+    return (const struct sockaddr *)&ss;
+}
+
+static struct dbt_hba *parse(const char *text)
+{
+    struct dbt_hba *h = NULL;
+    CHECK_OK(dbt_hba_parse(text, strlen(text), "pg_hba.conf", &h));
+    return h;
+}
+
+/* The line of the first matching rule, 0 when none. */
+static int match_line(const struct dbt_hba *h, const char *addr, bool ssl, const char *user,
+                      const char *db, bool repl)
+{
+    struct dbt_hba_conn c = {ip(addr), sizeof(ss), ssl, repl, user, db, 15};
+    const struct dbt_hba_rule *r = dbt_hba_match(h, &c);
+    return r ? r->line : 0;
+}
+
+static void test_match(void)
+{
+    struct dbt_hba *h = parse("hostnossl all      all     127.0.0.1/32  reject\n"         /* 1 */
+                              "hostssl   sameuser all     127.0.0.0/8   backend\n"        /* 2 */
+                              "host      \"all\"  all     127.0.0.0/8   backend\n"        /* 3 */
+                              "host      db1,db2  u1,\"U2\" 10.1.0.0 255.255.0.0 trust\n" /* 4 */
+                              "host      replication repl all           trust\n"          /* 5 */
+                              "hostssl   all      all     ::1/128       backend\n"        /* 6 */
+                              "host      all      all     10.0.0.0/8    reject\n"         /* 7 */
+                              "host      all      \"all\" 0.0.0.0/0     backend\n");      /* 8 */
+    if (h == NULL) {
+        return;
+    }
+    CHECK(dbt_hba_count(h) == 8);
+    /* SSL decides between hostnossl and hostssl. */
+    CHECK(match_line(h, "127.0.0.1", false, "u", "u", false) == 1);
+    CHECK(match_line(h, "127.0.0.1", true, "u", "u", false) == 2);
+    /* sameuser needs database = user; a quoted "all" is a database named all. */
+    CHECK(match_line(h, "127.0.0.2", true, "u", "other", false) == 0);
+    CHECK(match_line(h, "127.0.0.2", true, "u", "all", false) == 3);
+    /* Lists, quoted user names are case-sensitive names, separate mask column. */
+    CHECK(match_line(h, "10.1.200.3", false, "u1", "db2", false) == 4);
+    CHECK(match_line(h, "10.1.200.3", false, "U2", "db1", false) == 4);
+    CHECK(match_line(h, "10.1.200.3", false, "u2", "db1", false) == 7);
+    CHECK(match_line(h, "10.2.0.1", false, "u1", "db1", false) == 7);
+    /* Physical replication matches only the replication keyword; normal never does. */
+    CHECK(match_line(h, "192.0.2.1", false, "repl", "", true) == 5);
+    CHECK(match_line(h, "192.0.2.1", false, "repl", "replication", false) == 0);
+    CHECK(match_line(h, "192.0.2.1", false, "other", "", true) == 0);
+    /* IPv6 rules do not match IPv4 clients and the reverse. */
+    CHECK(match_line(h, "::1", true, "u", "d", false) == 6);
+    CHECK(match_line(h, "::1", false, "u", "d", false) == 0);
+    CHECK(match_line(h, "::ffff:127.0.0.1", true, "u", "d", false) == 0);
+    /* A user literally named "all" matches a quoted "all". */
+    CHECK(match_line(h, "192.0.2.1", false, "all", "d", false) == 8);
+    CHECK(match_line(h, "192.0.2.1", false, "bob", "d", false) == 0);
+    /* No address: nothing matches. */
+    struct dbt_hba_conn none = {NULL, 0, false, false, "u", "u", 15};
+    CHECK(dbt_hba_match(h, &none) == NULL);
+    dbt_hba_free(h);
+
+    /* CIDR edges: /0, /32, /128, an odd prefix. */
+    h = parse("host all all 192.168.0.0/23 trust\n"
+              "host all all 2001:db8::/33 trust\n"
+              "host all all 0.0.0.0/0 reject\n"
+              "host all all ::/0 backend\n");
+    if (h == NULL) {
+        return;
+    }
+    CHECK(match_line(h, "192.168.1.255", false, "u", "d", false) == 1);
+    CHECK(match_line(h, "192.168.2.0", false, "u", "d", false) == 3);
+    CHECK(match_line(h, "2001:db8:7fff::1", false, "u", "d", false) == 2);
+    CHECK(match_line(h, "2001:db8:8000::1", false, "u", "d", false) == 4);
+    dbt_hba_free(h);
+}
+
+/* ---------------------------------------------------------------- decisions ---------------- */
+
+static struct dbt_hba_verdict v;
+
+static void decide(const struct dbt_hba *h, const struct dbt_ident *id, const char *addr, bool ssl,
+                   const char *user, const char *db, int major, bool cert, const char *cn)
+{
+    struct dbt_hba_conn c = {ip(addr), sizeof(ss), ssl, false, user, db, major};
+    struct dbt_hba_tls t = {cert, cn};
+    dbt_hba_check(h, id, &c, &t, &v);
+    if (v.accept) {
+        CHECK(v.sqlstate == NULL);
+    } else {
+        CHECK(v.sqlstate != NULL && strcmp(v.sqlstate, "28000") == 0);
+    }
+}
+
+static void test_defaults(void)
+{
+    struct dbt_hba *allow = NULL, *enc = NULL, *certreq = NULL;
+    CHECK_OK(dbt_hba_default_rules(DBT_HBA_DEFAULT_ALLOW, &allow));
+    CHECK_OK(dbt_hba_default_rules(DBT_HBA_DEFAULT_ENCRYPTED_ONLY, &enc));
+    CHECK_OK(dbt_hba_default_rules(DBT_HBA_DEFAULT_CERT_REQUIRED, &certreq));
+    CHECK_ERR(dbt_hba_default_rules((enum dbt_hba_default)9, &allow), DBT_E_INVALID);
+    if (!allow || !enc || !certreq) {
+        return;
+    }
+    decide(allow, NULL, "127.0.0.1", false, "u", "d", 15, false, NULL);
+    CHECK(v.accept && v.rule && v.rule->method == DBT_HBA_METHOD_BACKEND);
+    decide(allow, NULL, "::1", true, "u", "d", 15, false, NULL);
+    CHECK(v.accept);
+
+    decide(enc, NULL, "127.0.0.1", true, "u", "d", 15, false, NULL);
+    CHECK(v.accept);
+    decide(enc, NULL, "127.0.0.1", false, "u", "d", 15, false, NULL);
+    CHECK(!v.accept && v.rule == NULL);
+    CHECK(strcmp(v.message, "no pg_hba.conf entry for host \"127.0.0.1\", user \"u\", database "
+                            "\"d\", no encryption") == 0);
+    decide(enc, NULL, "::1", false, "u", "d", 13, false, NULL);
+    CHECK(strcmp(v.message,
+                 "no pg_hba.conf entry for host \"::1\", user \"u\", database \"d\", SSL off") ==
+          0);
+
+    decide(certreq, NULL, "127.0.0.1", true, "u", "d", 15, false, NULL);
+    CHECK(!v.accept && v.rule != NULL);
+    CHECK(strcmp(v.message, "connection requires a valid client certificate") == 0);
+    decide(certreq, NULL, "127.0.0.1", true, "u", "d", 15, true, "someone-else");
+    CHECK(v.accept); /* verify-ca: any CN */
+    decide(certreq, NULL, "127.0.0.1", false, "u", "d", 15, false, NULL);
+    CHECK(!v.accept && strstr(v.message, "no pg_hba.conf entry") == v.message);
+    dbt_hba_free(allow);
+    dbt_hba_free(enc);
+    dbt_hba_free(certreq);
+}
+
+static void test_decisions(void)
+{
+    static const char ident_text[] = "corp /^(.*)@example\\.com$ \\1\n"
+                                     "corp alice.admin alice\n";
+    struct dbt_ident *id = NULL;
+    CHECK_OK(dbt_ident_parse(ident_text, strlen(ident_text), "pg_ident.conf", &id));
+    struct dbt_hba *h = parse("hostssl certdb  all all cert\n"
+                              "hostssl mapdb   all all cert map=corp\n"
+                              "hostssl fulldb  all all backend clientcert=verify-full\n"
+                              "hostssl fullmap all all backend clientcert=verify-full map=corp\n"
+                              "hostssl trustdb all all trust clientcert=verify-full\n"
+                              "host    nodb    all all reject\n"
+                              "host    all     all 192.0.2.0/24 reject\n"
+                              "host    all     all all backend\n");
+    if (h == NULL || id == NULL) {
+        return;
+    }
+    /* Reject lines, with each engine's encryption wording. */
+    decide(h, id, "127.0.0.1", false, "u", "nodb", 15, false, NULL);
+    CHECK(!v.accept && v.rule && v.rule->line == 6);
+    CHECK(strcmp(v.message, "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"u\", "
+                            "database \"nodb\", no encryption") == 0);
+    decide(h, id, "192.0.2.9", true, "u", "x", 14, false, NULL);
+    CHECK(strcmp(v.message, "pg_hba.conf rejects connection for host \"192.0.2.9\", user \"u\", "
+                            "database \"x\", SSL encryption") == 0);
+    decide(h, id, "192.0.2.9", true, "u", "x", 12, false, NULL);
+    CHECK(strcmp(v.message, "pg_hba.conf rejects connection for host \"192.0.2.9\", user \"u\", "
+                            "database \"x\", SSL on") == 0);
+
+    /* cert: CN = user. */
+    decide(h, id, "127.0.0.1", true, "alice", "certdb", 15, true, "alice");
+    CHECK(v.accept && v.rule->method == DBT_HBA_METHOD_CERT);
+    decide(h, id, "127.0.0.1", true, "alice", "certdb", 15, true, "mallory");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message, "certificate authentication failed for user \"alice\"") == 0);
+    CHECK(strcmp(v.log, "provided user name (alice) and authenticated user name (mallory) do "
+                        "not match") == 0);
+    decide(h, id, "127.0.0.1", true, "alice", "certdb", 15, true, "");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message, "certificate authentication failed for user \"alice\"") == 0);
+    CHECK(strcmp(v.log, "certificate authentication failed for user \"alice\": client "
+                        "certificate contains no user name") == 0);
+    decide(h, id, "127.0.0.1", true, "alice", "certdb", 15, false, NULL);
+    CHECK(strcmp(v.message, "connection requires a valid client certificate") == 0);
+    /* Without TLS the hostssl cert lines do not match at all. */
+    decide(h, id, "127.0.0.1", false, "alice", "certdb", 15, true, "alice");
+    CHECK(v.accept && v.rule->line == 8);
+
+    /* cert + map: regex with \1, and a plain line. */
+    decide(h, id, "127.0.0.1", true, "bob", "mapdb", 15, true, "bob@example.com");
+    CHECK(v.accept);
+    decide(h, id, "127.0.0.1", true, "alice", "mapdb", 15, true, "alice.admin");
+    CHECK(v.accept);
+    decide(h, id, "127.0.0.1", true, "bob", "mapdb", 15, true, "bob@example.org");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message, "certificate authentication failed for user \"bob\"") == 0);
+    CHECK(strcmp(v.log, "no match in usermap \"corp\" for user \"bob\" authenticated as "
+                        "\"bob@example.org\"") == 0);
+
+    /* clientcert=verify-full with the backend method. */
+    decide(h, id, "127.0.0.1", true, "carol", "fulldb", 15, true, "carol");
+    CHECK(v.accept && v.rule->method == DBT_HBA_METHOD_BACKEND);
+    decide(h, id, "127.0.0.1", true, "carol", "fulldb", 15, true, "dave");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message,
+                 "certificate validation (clientcert=verify-full) failed for user \"carol\"") == 0);
+    CHECK(strstr(v.log, "certificate validation (clientcert=verify-full) failed for user "
+                        "\"carol\": CN mismatch") != NULL);
+    CHECK(strstr(v.log, "provided user name (carol) and authenticated user name (dave)") != NULL);
+    decide(h, id, "127.0.0.1", true, "carol", "fulldb", 15, false, NULL);
+    CHECK(strcmp(v.message, "connection requires a valid client certificate") == 0);
+    decide(h, id, "127.0.0.1", true, "bob", "fullmap", 15, true, "bob@example.com");
+    CHECK(v.accept);
+    decide(h, id, "127.0.0.1", true, "eve", "fullmap", 15, true, "bob@example.com");
+    CHECK(!v.accept);
+    CHECK(strstr(v.log, "no match in usermap \"corp\"") == v.log);
+
+    /* trust + verify-full: PostgreSQL names the method in its failure. */
+    decide(h, id, "127.0.0.1", true, "u", "trustdb", 15, true, "x");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message, "\"trust\" authentication failed for user \"u\"") == 0);
+    decide(h, id, "127.0.0.1", true, "u", "trustdb", 15, true, "u");
+    CHECK(v.accept && v.rule->method == DBT_HBA_METHOD_TRUST);
+
+    /* Replication wording (only the replication keyword matches such a connection). */
+    dbt_hba_free(h);
+    h = parse("host replication all 192.0.2.0/24 reject\n"
+              "host all all all backend\n");
+    if (h == NULL) {
+        return;
+    }
+    struct dbt_hba_conn rc = {ip("192.0.2.1"), sizeof(ss), false, true, "r", "", 15};
+    struct dbt_hba_tls nt = {false, NULL};
+    dbt_hba_check(h, id, &rc, &nt, &v);
+    CHECK(strcmp(v.message, "pg_hba.conf rejects replication connection for host \"192.0.2.1\", "
+                            "user \"r\", no encryption") == 0);
+    rc.addr = ip("127.0.0.1");
+    dbt_hba_check(h, id, &rc, &nt, &v);
+    CHECK(strcmp(v.message, "no pg_hba.conf entry for replication connection from host "
+                            "\"127.0.0.1\", user \"r\", no encryption") == 0);
+
+    dbt_hba_free(h);
+    dbt_ident_free(id);
+}
+
+/* ---------------------------------------------------------------- ident maps --------------- */
+
+static void test_ident(void)
+{
+    static const char text[] = "m /^(.*)@example\\.com$ \\1\n"
+                               "m /svc ops\n"
+                               "m /^x-(.*)$ pre_\\1_\\1\n"
+                               "m /^nosub$ \\1\n"
+                               "m Case Case\n"
+                               "n carol carol\n";
+    struct dbt_ident *id = NULL;
+    char log[512];
+    CHECK_OK(dbt_ident_parse(text, strlen(text), "pg_ident.conf", &id));
+    if (id == NULL) {
+        return;
+    }
+    CHECK(dbt_ident_check(id, "m", "bob", "bob@example.com", log, sizeof(log)));
+    CHECK(!dbt_ident_check(id, "m", "bob", "bob@example.com.evil", log, sizeof(log)));
+    /* Unanchored: "/svc" matches anywhere. */
+    CHECK(dbt_ident_check(id, "m", "ops", "my-svc-1", log, sizeof(log)));
+    /* Only the first \1 is replaced. */
+    CHECK(dbt_ident_check(id, "m", "pre_a_\\1", "x-a", log, sizeof(log)));
+    CHECK(!dbt_ident_check(id, "m", "pre_a_a", "x-a", log, sizeof(log)));
+    /* A backreference without a capture is an error, logged as PostgreSQL does. */
+    CHECK(!dbt_ident_check(id, "m", "whatever", "nosub", log, sizeof(log)));
+    CHECK(strcmp(log, "regular expression \"^nosub$\" has no subexpressions as requested by "
+                      "backreference in \"\\1\"") == 0);
+    /* Case-sensitive. */
+    CHECK(dbt_ident_check(id, "m", "Case", "Case", log, sizeof(log)));
+    CHECK(!dbt_ident_check(id, "m", "case", "Case", log, sizeof(log)));
+    /* Lines of another map do not count. */
+    CHECK(!dbt_ident_check(id, "m", "carol", "carol", log, sizeof(log)));
+    CHECK(strcmp(log, "no match in usermap \"m\" for user \"carol\" authenticated as \"carol\"") ==
+          0);
+    CHECK(dbt_ident_check(id, "n", "carol", "carol", log, sizeof(log)));
+    /* No map name: equality; no ident file: nothing maps. */
+    CHECK(dbt_ident_check(NULL, NULL, "a", "a", log, sizeof(log)));
+    CHECK(dbt_ident_check(id, "", "a", "a", log, sizeof(log)));
+    CHECK(!dbt_ident_check(NULL, "m", "a", "a", log, sizeof(log)));
+    CHECK(!dbt_ident_check(NULL, NULL, "a", "b", log, sizeof(log)));
+    CHECK(strcmp(log, "provided user name (a) and authenticated user name (b) do not match") == 0);
+    dbt_ident_free(id);
+
+    /* Not NUL-terminated input is fine (length given); an embedded NUL ends the line. */
+    static const char nul[] = "m a b\0ignored\nm c d";
+    CHECK_OK(dbt_ident_parse(nul, sizeof(nul) - 1, "pg_ident.conf", &id));
+    if (id) {
+        CHECK(dbt_ident_check(id, "m", "b", "a", log, sizeof(log)));
+        CHECK(dbt_ident_check(id, "m", "d", "c", log, sizeof(log)));
+        dbt_ident_free(id);
+    }
+}
+
+int main(void)
+{
+    test_golden();
+    test_match();
+    test_defaults();
+    test_decisions();
+    test_ident();
+    return check_exit();
+}
