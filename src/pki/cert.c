@@ -89,7 +89,9 @@ static dbt_res set_subject(X509 *x, const struct dbt_pki_cert_spec *spec, const 
         DBT_TRY(
             add_name_entry(name, NID_organizationalUnitName, "organizational unit", spec->ou, 64));
     }
-    DBT_TRY(add_name_entry(name, NID_commonName, "common name", cn, 64));
+    if (cn != NULL) {
+        DBT_TRY(add_name_entry(name, NID_commonName, "common name", cn, 64));
+    }
     if (!X509_set_subject_name(x, name)) {
         res = pki_ossl_fail(DBT_E_CRYPTO, "cannot set the subject name");
     }
@@ -99,7 +101,7 @@ out:
 }
 
 /* subjectAltName built entry by entry (no config-string parsing of user input). */
-static dbt_res add_san(X509 *x, const char *const *san, size_t n)
+static dbt_res add_san(X509 *x, const char *const *san, size_t n, bool critical)
 {
     dbt_res res = DBT_OK;
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
@@ -140,7 +142,7 @@ static dbt_res add_san(X509 *x, const char *const *san, size_t n)
             DBT_BAIL(NOMEM, "out of memory for subjectAltName");
         }
     }
-    if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT)) {
+    if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical ? 1 : 0, X509V3_ADD_DEFAULT)) {
         res = pki_ossl_fail(DBT_E_CRYPTO, "cannot add subjectAltName");
     }
 out:
@@ -256,7 +258,9 @@ dbt_res dbt_pki_cert_issue(const struct dbt_pki_cert_spec *spec, struct dbt_pki_
     }
     const char *cn = spec->cn;
     if (spec->profile == DBT_PKI_PROFILE_SERVER && (cn == NULL || cn[0] == '\0')) {
-        cn = spec->san[0];
+        /* CN = first endpoint, unless it exceeds X.520's 64-character ub-common-name: clients
+         * match server names against the SAN (RFC 6125), so the CN is then left out. */
+        cn = strlen(spec->san[0]) <= 64 ? spec->san[0] : NULL;
     }
 
     x = X509_new();
@@ -324,14 +328,17 @@ dbt_res dbt_pki_cert_issue(const struct dbt_pki_cert_spec *spec, struct dbt_pki_
         break;
     }
     if (spec->n_san > 0) {
-        DBT_TRY(add_san(x, spec->san, spec->n_san));
+        /* RFC 5280 section 4.2.1.6: with an empty subject the SAN must be critical. */
+        bool empty_subject = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;
+        DBT_TRY(add_san(x, spec->san, spec->n_san, empty_subject));
     }
     DBT_TRY(add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     DBT_TRY(add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
 
     const struct dbt_pki_key *signer = spec->issuer ? spec->issuer_key : spec->key;
     if (X509_sign(x, signer->pk, pki_md(spec->digest)) <= 0) {
-        DBT_TRY(pki_ossl_fail(DBT_E_CRYPTO, "cannot sign certificate \"%s\"", cn));
+        DBT_TRY(
+            pki_ossl_fail(DBT_E_CRYPTO, "cannot sign certificate \"%s\"", cn ? cn : spec->san[0]));
     }
     res = pki_cert_wrap(x, out);
     x = NULL;

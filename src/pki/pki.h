@@ -123,9 +123,9 @@ enum dbt_pki_endpoint_kind {
 
 /*
  * Classifies an endpoint. A DNS name: 1..253 characters, labels of 1..63 characters of
- * [A-Za-z0-9-] not starting or ending with '-', optional leading "*." label, optional single
- * trailing dot refused (certificates carry names without it), an all-numeric last label refused
- * (it would be a malformed IP). An IP is detected first.
+ * [A-Za-z0-9-] not starting or ending with '-'; an optional leading "*." followed by at least
+ * two labels; no trailing dot (certificates carry names without it); the last label not all
+ * digits (that would be a malformed IPv4 address). An IP is detected first.
  */
 enum dbt_pki_endpoint_kind dbt_pki_endpoint_kind(const char *s);
 bool dbt_pki_valid_dns_name(const char *s);
@@ -172,7 +172,9 @@ enum dbt_pki_profile {
 
 struct dbt_pki_cert_spec {
     enum dbt_pki_profile profile;
-    /* Subject CN. SERVER: NULL means san[0] (the first endpoint). CA/CLIENT: required. */
+    /* Subject CN, at most 64 characters. SERVER: NULL means san[0] (the first endpoint), or no
+     * CN when san[0] is longer than 64 (the SAN is then marked critical if the subject is
+     * empty, RFC 5280 4.2.1.6). CA/CLIENT: required. */
     const char *cn;
     const char *o;  /* optional organization */
     const char *ou; /* optional organizational unit */

@@ -831,6 +831,30 @@ static void test_issue_rules(void)
     CHECK(msg_has("pathlen 0"));
     dbt_pki_cert_free(inter0);
 
+    /* A first endpoint longer than the CN limit: no CN, critical SAN, still verifies. */
+    const char *long_san[] = {
+        "a-very-long-database-endpoint-name-for-tests.region-1.db.example.com", "10.9.8.7"};
+    CHECK(strlen(long_san[0]) > 64);
+    struct dbt_pki_cert *lc = make_leaf(DBT_PKI_PROFILE_SERVER, NULL, long_san, 2, ek, root, ek2,
+                                        DBT_PKI_SHA256, DAY, now);
+    if (lc != NULL) {
+        CHECK_OK(dbt_pki_cert_info(lc, &li));
+        CHECK(strcmp(li.cn, "") == 0 && strcmp(li.subject, "") == 0);
+        CHECK(li.n_san == 2);
+        dbt_pki_cert_info_cleanup(&li);
+        CHECK_OK(verify(lc, root, NULL, NULL, DBT_PKI_PURPOSE_SERVER, long_san[0], 0));
+        char *pem = NULL, *out = NULL, path[512], cmd[1024];
+        CHECK_OK(dbt_pki_cert_to_pem(lc, &pem));
+        snprintf(path, sizeof(path), "%s/long.pem", tmpdir);
+        CHECK(pem && write_file(path, pem, strlen(pem)));
+        snprintf(cmd, sizeof(cmd), "openssl x509 -noout -ext subjectAltName -in %s", path);
+        CHECK(run(cmd, &out) == 0);
+        CHECK(strstr(out, "X509v3 Subject Alternative Name: critical") != NULL);
+        free(out);
+        free(pem);
+    }
+    dbt_pki_cert_free(lc);
+
     /* Key match. */
     CHECK_OK(dbt_pki_cert_key_match(leaf, ek));
     CHECK_ERR(dbt_pki_cert_key_match(leaf, ek2), DBT_E_INVALID);
