@@ -412,9 +412,12 @@ int dbt_cli_main(int argc, char **argv)
     }
     cmd = find_exact(prefix);
     if (!cmd) {
-        if (help || prefix[0] == '\0') {
-            print_group_help(help ? stdout : stderr, prefix);
-            return help ? 0 : 2;
+        if (help) {
+            print_group_help(stdout, prefix);
+            return 0;
+        }
+        if (prefix[0] == '\0') {
+            return dbt_cli_usage_error(NULL, "missing command");
         }
         fprintf(stderr, "dbtls: '%s' needs a command\n", prefix);
         print_group_help(stderr, prefix);

@@ -132,13 +132,19 @@ static const struct dbt_cli_col instance_cols[] = {
     {NULL, NULL},
 };
 
-/* Prints one instance (describe view) after create/patch/describe. */
+/* Prints one instance (describe view) after create/patch/describe. For people the nested
+   certificates are shown without their PEM (`ssl server-ca-certs download` gives it); JSON keeps
+   everything. */
 static dbt_res print_instance(struct dbt_cli *c, const struct dbt_ctl_instance *inst)
 {
     json_t *o = dbt_cli_view_instance(inst);
 
     if (!o) {
         return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    if (c->format == DBT_CLI_FMT_TABLE) {
+        json_object_del(json_object_get(o, "serverCaCert"), "cert");
+        json_object_del(json_object_get(o, "serverCert"), "cert");
     }
     dbt_cli_print_object(c, o);
     json_decref(o);

@@ -115,11 +115,18 @@ static int run_slots_create(struct dbt_cli *c)
     DBT_TRY(validity_from_args(c, &v));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_slots_create(ctl, inst, kind_of(c), &v, &cert));
-    if (c->format == DBT_CLI_FMT_TABLE) {
+    if (c->format == DBT_CLI_FMT_TABLE && kind_of(c) == DBT_CTL_SLOT_SERVER_CA) {
+        /* A new CA: clients must trust it before the rotation (Cloud SQL's advice). */
         fprintf(stderr,
-                "Created the upcoming %s of [%s]. Add it to your clients' trust (dbtls ssl "
-                "server-ca-certs download --instance %s), then rotate.\n",
-                kind_label(kind_of(c)), inst, inst);
+                "Created the upcoming server CA of [%s]. Give clients the new server-ca.pem "
+                "(dbtls ssl server-ca-certs download --instance %s), then rotate.\n",
+                inst, inst);
+    } else if (c->format == DBT_CLI_FMT_TABLE) {
+        /* Same issuing CA as the active certificate: clients need nothing new. */
+        fprintf(stderr,
+                "Created the upcoming server certificate of [%s]. Rotate when ready (dbtls ssl "
+                "server-certs rotate --instance %s).\n",
+                inst, inst);
     }
     o = dbt_cli_view_cert(&cert);
     DBT_ENSURE(o, NOMEM, "out of memory");

@@ -56,7 +56,8 @@ class FakeAdmin:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-        os.unlink(self.path)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
 
 
 @pytest.fixture
