@@ -964,6 +964,13 @@ static void test_cert_io(void)
     dbt_pki_certs_free(&list);
     CHECK(list.v == NULL && list.n == 0);
     CHECK_ERR(dbt_pki_certs_from_pem(key_pem, &list), DBT_E_INVALID);
+    /* A combined "cert then key" file yields its key. */
+    struct dbt_pki_key *bk = NULL;
+    CHECK_OK(dbt_pki_key_from_pem(bundle, &bk));
+    if (bk != NULL) {
+        CHECK_OK(dbt_pki_cert_key_match(leaf, bk));
+    }
+    dbt_pki_key_free(bk);
     CHECK_ERR(dbt_pki_certs_from_pem(NULL, &list), DBT_E_INVALID);
     free(bundle);
 
