@@ -127,3 +127,48 @@ def test_bad_reply(dbtls, admin, body):
     admin(body=body)
     cp = dbtls.fail("connections")
     assert "dbtlsd at" in cp.stderr
+
+
+# --- against the real daemon ------------------------------------------------------------------
+def test_real_dbtlsd_shows_a_client_certificate_session(dbtls, dbtlsd, pg_server, free_port,
+                                                        tmp_dir):
+    """End to end: the files of `ssl client-certs create` let psycopg log in through dbtlsd, and
+    `dbtls connections` (table and JSON) shows that session with its TLS parameters and client
+    certificate; --instance filters; after the daemon stops, the one-line error."""
+    import psycopg
+    from cli_helpers import use_template, serial_of
+    use_template(dbtls)
+    port = free_port()
+    dbtls("instances", "create", "live", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    out = os.path.join(tmp_dir, "alice")
+    dbtls("ssl", "client-certs", "create", "alice", "--instance", "live", "--out-dir", out)
+    d = dbtlsd.start(dbtls.state_dir)
+    user, password = pg_server.ALICE
+    conn = psycopg.connect(host="localhost", port=port, user=user, password=password,
+                           dbname="app", application_name="cli-test", sslmode="verify-full",
+                           sslrootcert=os.path.join(out, "server-ca.pem"),
+                           sslcert=os.path.join(out, "client-cert.pem"),
+                           sslkey=os.path.join(out, "client-key.pem"), connect_timeout=10)
+    try:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        j = dbtls.json("connections")
+        mine = [c for c in j["connections"] if c.get("application_name") == "cli-test"]
+        assert len(mine) == 1, j
+        c = mine[0]
+        assert c["instance"] == "live" and c["user"] == "alice" and c["database"] == "app"
+        assert c["ssl"] is True and c["version"] in ("TLSv1.2", "TLSv1.3") and c["cipher"]
+        assert "CN=alice" in c["client_dn"].replace(" ", "")
+        cert = open(os.path.join(out, "client-cert.pem")).read()
+        # Decimal, as pg_stat_ssl.client_serial shows it.
+        assert int(c["client_serial"]) == int(serial_of(cert), 16)
+        assert c["client_addr"] == "127.0.0.1" and c["backend_start"].endswith("Z")
+        table = dbtls("connections", "--instance", "live").stdout
+        assert "alice" in table and "cli-test" in table and c["version"] in table
+        assert dbtls.json("connections", "--instance", "other")["connections"] == []
+    finally:
+        conn.close()
+    d.stop()
+    cp = dbtls.fail("connections")
+    assert "cannot reach dbtlsd at" in cp.stderr
