@@ -171,47 +171,19 @@ def start_dbtlsd(dbtls, log_dir, extra=()):
 
 
 def export_cert(dbtls, instance, out_dir):
-    """`dbtls instances export` -> (server.crt with chain, server.key, root.crt) paths: the
-    same certificate and key dbtlsd serves, for the native servers and PgBouncer."""
+    """`dbtls instances export` + `ssl server-ca-certs download` -> (server.crt with chain,
+    server.key, server-ca.pem) paths: the same certificate and key dbtlsd serves, for the
+    native servers and PgBouncer, and the CA file clients verify it with. (The export's
+    root.crt is the instance's client CA, what a native server trusts for client certs.)"""
     os.makedirs(out_dir, exist_ok=True)
     dbtls("instances", "export", instance, "--dir", out_dir)
-    paths = [os.path.join(out_dir, n) for n in ("server.crt", "server.key", "root.crt")]
+    ca = os.path.join(out_dir, "server-ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", instance, "--out", ca)
+    paths = [os.path.join(out_dir, n) for n in ("server.crt", "server.key")] + [ca]
     for p in paths:
         if not os.path.exists(p):
-            die(f"dbtls instances export did not write {p}")
+            die(f"dbtls did not write {p}")
     return paths
-
-
-def openssl_certs(out_dir):
-    """The same shape as dbtls' default without dbtls: a P-384 root (SHA-384), a P-384
-    intermediate and an ECDSA P-256 leaf for localhost/127.0.0.1, made with the openssl command.
-    Returns (server.crt with chain, server.key, root.crt) paths."""
-    os.makedirs(out_dir, exist_ok=True)
-
-    def ossl(*a):
-        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=out_dir)
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
-         "-keyout", "root.key", "-out", "root.crt", "-days", "30", "-sha384",
-         "-subj", "/CN=bench root", "-addext", "basicConstraints=critical,CA:TRUE")
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
-         "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=bench intermediate")
-    with open(os.path.join(out_dir, "int.ext"), "w") as f:
-        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\n"
-                "keyUsage=critical,keyCertSign,cRLSign\n")
-    ossl("x509", "-req", "-in", "int.csr", "-CA", "root.crt", "-CAkey", "root.key",
-         "-CAcreateserial", "-out", "int.crt", "-days", "30", "-sha384", "-extfile", "int.ext")
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    with open(os.path.join(out_dir, "server.ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    ossl("x509", "-req", "-in", "server.csr", "-CA", "int.crt", "-CAkey", "int.key",
-         "-CAcreateserial", "-out", "leaf.crt", "-days", "30", "-sha384",
-         "-extfile", "server.ext")
-    with open(os.path.join(out_dir, "server.crt"), "w") as f:
-        for n in ("leaf.crt", "int.crt"):
-            with open(os.path.join(out_dir, n)) as g:
-                f.write(g.read())
-    return [os.path.join(out_dir, n) for n in ("server.crt", "server.key", "root.crt")]
 
 
 # --- handshake-only client ------------------------------------------------------------------

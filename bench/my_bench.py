@@ -31,11 +31,13 @@ USER, PASSWORD = "bench", "bench-secret"
 
 
 def slap(port, ca, queries, concurrency, detach):
-    """Runs mariadb-slap over TLS and returns (seconds, queries)."""
+    """Runs mariadb-slap over TLS (server certificate verified against `ca`) and returns
+    (seconds, queries)."""
     per_client = max(1, queries // concurrency)
     cmd = ["mariadb-slap", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
            "--protocol=TCP", f"--user={USER}", f"--password={PASSWORD}", "--ssl",
-           f"--ssl-ca={ca}", f"--concurrency={concurrency}", "--iterations=1",
+           f"--ssl-ca={ca}", "--ssl-verify-server-cert", f"--concurrency={concurrency}",
+           "--iterations=1",
            f"--number-of-queries={per_client * concurrency}", "--query=SELECT 1",
            "--create-schema=app", "--no-drop", "--silent"]
     if detach:
@@ -55,7 +57,8 @@ def check_tls(port, ca):
     """One mariadb client session must report a TLS cipher (the run is really over TLS)."""
     cp = subprocess.run(["mariadb", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
                          "--protocol=TCP", f"--user={USER}", f"--password={PASSWORD}", "--ssl",
-                         f"--ssl-ca={ca}", "--connect-timeout=10", "-e", "status"],
+                         f"--ssl-ca={ca}", "--ssl-verify-server-cert", "--connect-timeout=10",
+                         "-e", "status"],
                         capture_output=True, text=True, timeout=60)
     m = re.search(r"SSL:\s+Cipher in use is (\S+)", cp.stdout)
     if cp.returncode != 0 or not m:
@@ -94,6 +97,7 @@ def main():
     ap.add_argument("--targets", default="native,dbtlsd")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
+    ap.add_argument("--build-dir", help="use this build instead of building build/")
     ap.add_argument("--openssl-certs", action="store_true",
                     help="native only: make the certificate with the openssl command")
     ap.add_argument("--json", help="also write the results to this file")
@@ -103,7 +107,7 @@ def main():
         bl.die("--targets: expected native and/or dbtlsd")
 
     bl.raise_nofile()
-    build_dir = bl.build(args.no_build)
+    build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
     work = bl.tmpdir("dbtls-mybench-")
     results, my, dbtlsd = {}, None, None
     try:

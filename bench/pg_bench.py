@@ -230,6 +230,7 @@ def main():
                     help=f"comma list of {', '.join(TARGETS)}")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
+    ap.add_argument("--build-dir", help="use this build instead of building build/")
     ap.add_argument("--openssl-certs", action="store_true",
                     help="baselines only: make the P-256 certificate with the openssl command "
                          "instead of dbtls (same key type and chain shape)")
@@ -241,7 +242,7 @@ def main():
             bl.die(f"unknown target {t!r}: expected some of {', '.join(TARGETS)}")
 
     bl.raise_nofile()
-    build_dir = bl.build(args.no_build)
+    build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
     work = bl.tmpdir("dbtls-bench-")
     results, stops = {}, []
     try:
