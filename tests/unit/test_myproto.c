@@ -962,8 +962,29 @@ static void test_reqs_check(void)
     dbt_my_reqs_free(&reqs);
 }
 
+static void test_dn_oneline(void)
+{
+    char out[256];
+    CHECK_OK(dbt_my_dn_oneline("CN=alice,O=Acme,C=US", out, sizeof(out)));
+    CHECK(strcmp(out, "/C=US/O=Acme/CN=alice") == 0);
+    CHECK_OK(dbt_my_dn_oneline("CN=dbtls client CA inst1", out, sizeof(out)));
+    CHECK(strcmp(out, "/CN=dbtls client CA inst1") == 0);
+    CHECK_OK(dbt_my_dn_oneline("", out, sizeof(out)));
+    CHECK(strcmp(out, "") == 0);
+    /* RFC 2253 escapes: a comma inside a value, hex pairs, multi-valued RDNs. */
+    CHECK_OK(dbt_my_dn_oneline("CN=Smith\\, John,O=A\\2bB", out, sizeof(out)));
+    CHECK(strcmp(out, "/O=A+B/CN=Smith, John") == 0);
+    CHECK_OK(dbt_my_dn_oneline("CN=x+UID=7,DC=org", out, sizeof(out)));
+    CHECK(strcmp(out, "/DC=org/UID=7/CN=x") == 0);
+    CHECK_ERR(dbt_my_dn_oneline("CN=x\\", out, sizeof(out)), DBT_E_INVALID);
+    CHECK_ERR(dbt_my_dn_oneline("CN=alice,O=Acme", out, 10), DBT_E_LIMIT);
+    CHECK_OK(dbt_my_dn_oneline("CN=alice,O=Acme", out, 17));
+    CHECK_ERR(dbt_my_dn_oneline("CN=alice,O=Acme", out, 16), DBT_E_LIMIT);
+}
+
 int main(void)
 {
+    test_dn_oneline();
     test_golden();
     test_greeting_rewrite();
     test_response_encodings();

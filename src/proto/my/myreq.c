@@ -348,3 +348,67 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_f
     }
     return DBT_OK;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+dbt_res dbt_my_dn_oneline(const char *dn, char *out, size_t outlen)
+{
+    /* Unescape each component into tmp, remembering where each starts, then emit in reverse. */
+    size_t len = strlen(dn);
+    char *tmp = malloc(len + 1);
+    size_t *starts = malloc((len + 1) * sizeof(*starts));
+    size_t n = 0, ncomp = 0;
+    dbt_res res = DBT_OK;
+
+    DBT_ENSURE(tmp != NULL && starts != NULL, NOMEM, "out of memory");
+    if (len > 0) {
+        starts[ncomp++] = 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = dn[i];
+        if (c == '\\') {
+            DBT_ENSURE(i + 1 < len, INVALID, "DN \"%s\" ends with a dangling escape", dn);
+            int hi = hexval(dn[i + 1]);
+            int lo = i + 2 < len ? hexval(dn[i + 2]) : -1;
+            if (hi >= 0 && lo >= 0) {
+                tmp[n++] = (char)(hi << 4 | lo);
+                i += 2;
+            } else {
+                tmp[n++] = dn[++i];
+            }
+        } else if (c == ',' || c == '+') {
+            tmp[n++] = '\0';
+            starts[ncomp++] = n;
+        } else {
+            tmp[n++] = c;
+        }
+    }
+    tmp[n] = '\0';
+    size_t o = 0;
+    for (size_t k = ncomp; k-- > 0;) {
+        const char *comp = tmp + starts[k];
+        size_t cl = strlen(comp);
+        DBT_ENSURE(o + 1 + cl < outlen, LIMIT, "DN \"%s\" is too long", dn);
+        out[o++] = '/';
+        memcpy(out + o, comp, cl);
+        o += cl;
+    }
+    DBT_ENSURE(o < outlen, LIMIT, "DN \"%s\" is too long", dn);
+    out[o] = '\0';
+out:
+    free(tmp);
+    free(starts);
+    return res;
+}

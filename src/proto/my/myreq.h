@@ -87,6 +87,15 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req,
 /* "NONE", "SSL", "X509" or "SPECIFIED" (for logs and status). */
 const char *dbt_my_req_type_name(enum dbt_my_req_type type);
 
+/*
+ * Converts a DN printed by OpenSSL's X509_NAME_print_ex(XN_FLAG_RFC2253) ("CN=alice,O=Acme,C=US",
+ * last RDN first, RFC 2253 escapes) into X509_NAME_oneline()'s form ("/C=US/O=Acme/CN=alice"),
+ * which is what MySQL compares REQUIRE ISSUER/SUBJECT against. Multi-valued RDNs ('+') become
+ * separate components, as oneline prints them. INVALID on a dangling escape; LIMIT when out is
+ * too small.
+ */
+dbt_res dbt_my_dn_oneline(const char *rfc2253, char *out, size_t outlen) DBT_WUR;
+
 /* MySQL LIKE matching of a host pattern ('%', '_', '\\' escapes), case-insensitive. */
 bool dbt_my_host_like(const char *pattern, const char *host);
 

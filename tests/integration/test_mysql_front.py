@@ -1,0 +1,573 @@
+"""The MySQL/MariaDB TLS front (dbtlsd) with a real MariaDB 10.11 behind it (no TLS of its own)
+and real clients (the mariadb client, PyMySQL): TLS with server verification, ssl modes with
+MySQL's exact errors (3159), client certificates, per-user REQUIRE rules (1045), revoked and
+foreign certificates, rotation without dropping a session, ed25519 (auth switch), and the
+status shown by the admin socket.
+"""
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import time
+
+import pymysql
+import pytest
+
+SECURE_TRANSPORT_MSG = ("Connections using insecure transport are prohibited while "
+                        "--require_secure_transport=ON.")
+
+
+# --- helpers --------------------------------------------------------------------------------
+def make_instance(dbtls, free_port, mariadb_server, name="my1", ssl_mode="ENCRYPTED_ONLY",
+                  extra=(), engine="mariadb"):
+    port = free_port()
+    dbtls("instances", "create", name, "--engine", engine, "--engine-version",
+          "10.11" if engine == "mariadb" else "8.0",
+          "--listen", f"127.0.0.1:{port}", "--backend",
+          f"127.0.0.1:{mariadb_server.port}", "--endpoint", "localhost",
+          "--ssl-mode", ssl_mode, *extra)
+    return port
+
+
+def ca_file(dbtls, tmp_dir, name="my1"):
+    path = os.path.join(tmp_dir, f"{name}-ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", name, "--out", path)
+    return path
+
+
+def client_cert(dbtls, tmp_dir, cert_name, instance="my1"):
+    d = os.path.join(tmp_dir, f"cc-{cert_name}")
+    os.mkdir(d)
+    dbtls("ssl", "client-certs", "create", cert_name, "--instance", instance, "--out-dir", d)
+    return {"ca": os.path.join(d, "server-ca.pem"), "cert": os.path.join(d, "client-cert.pem"),
+            "key": os.path.join(d, "client-key.pem")}
+
+
+def mariadb(port, user, password, *args, sql="SELECT CURRENT_USER()", host="localhost"):
+    """Runs the mariadb client through the front over TCP; returns (rc, stdout, stderr)."""
+    cmd = ["mariadb", "--no-defaults", f"--host={host}", f"--port={port}", "--protocol=TCP",
+           f"--user={user}", "--connect-timeout=10", "-N", "-B", *args]
+    if password is not None:
+        cmd.append(f"--password={password}")
+    cp = subprocess.run(cmd + ["-e", sql], capture_output=True, text=True, timeout=30)
+    return cp.returncode, cp.stdout, cp.stderr
+
+
+def pymy(port, user, password, ssl_opts=None, host="localhost", database="app"):
+    return pymysql.connect(host=host, port=port, user=user, password=password,
+                           database=database, ssl=ssl_opts, connect_timeout=10,
+                           read_timeout=20, write_timeout=20)
+
+
+def recv_all(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+def read_packet(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    hdr = b""
+    while len(hdr) < 4:
+        chunk = sock.recv(4 - len(hdr))
+        if not chunk:
+            raise EOFError("connection closed")
+        hdr += chunk
+    n = int.from_bytes(hdr[:3], "little")
+    body = b""
+    while len(body) < n:
+        chunk = sock.recv(n - len(body))
+        if not chunk:
+            raise EOFError("connection closed")
+        body += chunk
+    return hdr[3], body
+
+
+def packet(seq, payload):
+    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
+
+
+def parse_err(payload):
+    assert payload[0] == 0xFF, payload
+    code = struct.unpack_from("<H", payload, 1)[0]
+    if payload[3:4] == b"#":
+        return code, payload[4:9].decode(), payload[9:].decode()
+    return code, None, payload[3:].decode()
+
+
+CLIENT_CAPS = (0x1 | 0x4 | 0x8 | 0x200 | 0x8000 | 0x80000 | 0x200000)
+
+
+def response41(user, caps=CLIENT_CAPS, db=b"app", plugin=b"mysql_native_password",
+               auth=b""):
+    p = struct.pack("<IIB", caps, 1 << 24, 33) + b"\0" * 23 + user + b"\0"
+    p += bytes([len(auth)]) + auth + db + b"\0" + plugin + b"\0"
+    return p
+
+
+def ssl_request(caps=CLIENT_CAPS | 0x800):
+    return struct.pack("<IIB", caps, 1 << 24, 33) + b"\0" * 23
+
+
+def wait_reload(d, start, timeout=10):
+    d.wait_log("configuration generation", timeout=timeout, start=start)
+
+
+# --- TLS with real clients ------------------------------------------------------------------
+def test_mariadb_client_verify_server_cert(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                           tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    ca = ca_file(dbtls, tmp_dir)
+    d = dbtlsd.start(state_dir, ["--workers", "2"])
+    user, pw = mariadb_server.ALICE
+    rc, out, err = mariadb(port, user, pw, f"--ssl-ca={ca}", "--ssl-verify-server-cert",
+                           sql="\\s")
+    assert rc == 0, err
+    assert "Cipher in use is TLS_AES" in out, out
+    rc, out, err = mariadb(port, user, pw, f"--ssl-ca={ca}", "--ssl-verify-server-cert",
+                           sql="SHOW STATUS LIKE 'Ssl_cipher'; SELECT CURRENT_USER(), DATABASE()",
+                           )
+    assert rc == 0, err
+    assert out.startswith("Ssl_cipher\t")  # answered by the backend, whose leg is plain
+    assert "alice@%" in out
+    # a name that is not in the certificate's SAN fails verification
+    rc, out, err = mariadb(port, user, pw, f"--ssl-ca={ca}", "--ssl-verify-server-cert",
+                           host="127.0.0.1")
+    assert rc != 0
+    assert "2026" in err or "certificate" in err.lower() or "SSL" in err, err
+    assert "authenticated" in d.log()
+
+
+def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                        tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    cc = client_cert(dbtls, tmp_dir, "certuser")
+    dbtlsd.start(state_dir)
+    user, pw = mariadb_server.ALICE
+    conn = pymy(port, user, pw, ssl_opts={"ca": cc["ca"], "check_hostname": True})
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER(), 6 * 7")
+        assert cur.fetchone() == ("alice@%", 42)
+    assert conn._sock.version() in ("TLSv1.3", "TLSv1.2")
+    conn.close()
+    u, pw = "certuser", mariadb_server.users["certuser"]
+    conn = pymy(port, u, pw, ssl_opts={"ca": cc["ca"], "cert": cc["cert"], "key": cc["key"]})
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone()[0] == "certuser@%"
+        # a larger result crosses many TLS records through the relay
+        cur.execute("SELECT REPEAT('x', 3000000)")
+        assert len(cur.fetchone()[0]) == 3000000
+    conn.close()
+
+
+def test_wrong_password_is_the_servers_error(mariadb_server, dbtls, dbtlsd, state_dir,
+                                             free_port, tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    ca = ca_file(dbtls, tmp_dir)
+    dbtlsd.start(state_dir)
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, "alice", "not-the-password", ssl_opts={"ca": ca})
+    assert ei.value.args[0] == 1045
+    assert "Access denied for user 'alice'@'127.0.0.1' (using password: YES)" in ei.value.args[1]
+
+
+# --- ssl modes ------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode,client,ok", [
+    ("ENCRYPTED_ONLY", "--ssl", True),
+    ("ENCRYPTED_ONLY", "--skip-ssl", False),
+    ("ALLOW_UNENCRYPTED_AND_ENCRYPTED", "--skip-ssl", True),
+    ("ALLOW_UNENCRYPTED_AND_ENCRYPTED", "--ssl", True),
+    ("TRUSTED_CLIENT_CERTIFICATE_REQUIRED", "--ssl", False),
+    ("TRUSTED_CLIENT_CERTIFICATE_REQUIRED", "--skip-ssl", False),
+])
+def test_ssl_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, mode, client, ok):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server, ssl_mode=mode)
+    dbtlsd.start(state_dir)
+    user, pw = mariadb_server.BOB
+    rc, out, err = mariadb(port, user, pw, client, sql="SELECT CURRENT_USER()")
+    if ok:
+        assert rc == 0, err
+        assert out.strip() == "bob@%"
+    else:
+        assert rc != 0
+        if client == "--skip-ssl":
+            assert f"ERROR 3159 (HY000)" in err and SECURE_TRANSPORT_MSG in err, err
+        else:
+            assert ("ERROR 1045 (28000): Access denied for user 'bob'@'127.0.0.1' "
+                    "(using password: YES)") in err, err
+
+
+@pytest.mark.parametrize("engine", ["mariadb", "mysql"])
+def test_encrypted_only_3159_byte_exact(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                        engine):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server, engine=engine)
+    dbtlsd.start(state_dir)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        seq, greeting = read_packet(s)
+        assert seq == 0 and greeting[0] == 10
+        caps = struct.unpack_from("<H", greeting, greeting.index(b"\0", 1) + 1 + 4 + 8 + 1)[0]
+        assert caps & 0x800, "CLIENT_SSL must be advertised"
+        assert not caps & 0x20, "CLIENT_COMPRESS must be masked"
+        s.sendall(packet(1, response41(b"alice", auth=b"\x01" * 20)))
+        seq, payload = read_packet(s)
+        assert seq == 2
+        assert payload == (b"\xff\x57\x0c#HY000" + SECURE_TRANSPORT_MSG.encode())
+        assert recv_all(s, 3) == b""
+    # PyMySQL sees the same
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, "alice", "alice-secret-1")
+    assert ei.value.args == (3159, SECURE_TRANSPORT_MSG)
+
+
+def test_greeting_keeps_backend_scramble_and_clears_ssl_without_tls(mariadb_server, dbtls,
+                                                                    dbtlsd, state_dir,
+                                                                    free_port):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
+    dbtlsd.start(state_dir)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        _, g = read_packet(s)
+    with socket.create_connection(("127.0.0.1", mariadb_server.port), timeout=5) as s:
+        _, direct = read_packet(s)
+    # same server version and plugin; the capability bytes differ only in SSL/COMPRESS
+    ver_end = g.index(b"\0", 1)
+    assert g[:ver_end] == direct[:ver_end]
+    assert g.endswith(b"mysql_native_password\0")
+    off = ver_end + 1 + 4 + 8 + 1
+    front = struct.unpack_from("<H", g, off)[0]
+    back = struct.unpack_from("<H", direct, off)[0]
+    assert front & 0x800 and not front & 0x20
+    assert (front | 0x20) == (back | 0x800 | 0x20)
+
+
+# --- per-user REQUIRE rules -------------------------------------------------------------------
+def test_user_require_rules(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    dbtls("init")
+    rules = os.path.join(tmp_dir, "require.txt")
+    with open(rules, "w") as f:
+        f.write("# mirrors ALTER USER ... REQUIRE\n"
+                "alice=SSL\n"
+                "bob=X509\n"
+                "certuser=SUBJECT '/CN=certuser'\n")
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                         extra=("--user-require-file", rules))
+    cc = client_cert(dbtls, tmp_dir, "certuser")
+    other = client_cert(dbtls, tmp_dir, "someone-else")
+    d = dbtlsd.start(state_dir)
+    a, apw = mariadb_server.ALICE
+    b, bpw = mariadb_server.BOB
+    c, cpw = "certuser", mariadb_server.users["certuser"]
+    ca = cc["ca"]
+    denied = "ERROR 1045 (28000): Access denied for user '{}'@'127.0.0.1' (using password: YES)"
+    # REQUIRE SSL
+    rc, out, err = mariadb(port, a, apw, "--skip-ssl")
+    assert rc != 0 and denied.format(a) in err, err
+    rc, out, err = mariadb(port, a, apw, f"--ssl-ca={ca}")
+    assert rc == 0 and out.strip() == "alice@%", err
+    # REQUIRE X509
+    rc, out, err = mariadb(port, b, bpw, f"--ssl-ca={ca}")
+    assert rc != 0 and denied.format(b) in err, err
+    rc, out, err = mariadb(port, b, bpw, f"--ssl-ca={ca}", f"--ssl-cert={other['cert']}",
+                           f"--ssl-key={other['key']}")
+    assert rc == 0 and out.strip() == "bob@%", err
+    # REQUIRE SUBJECT
+    rc, out, err = mariadb(port, c, cpw, f"--ssl-ca={ca}", f"--ssl-cert={other['cert']}",
+                           f"--ssl-key={other['key']}")
+    assert rc != 0 and denied.format(c) in err, err
+    rc, out, err = mariadb(port, c, cpw, f"--ssl-ca={ca}", f"--ssl-cert={cc['cert']}",
+                           f"--ssl-key={cc['key']}")
+    assert rc == 0 and out.strip() == "certuser@%", err
+    # users without a rule: REQUIRE NONE
+    rc, out, err = mariadb(port, "edna" if mariadb_server.ed25519_user else b, "x", "--skip-ssl")
+    assert "3159" not in err
+    log = d.log()
+    assert "REQUIRE rule on line 2" in log and "REQUIRE rule on line 4" in log
+    assert "SUBJECT '/CN=certuser'" in log
+
+
+def test_bad_require_rules_refused_at_reload(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                             tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    ca = ca_file(dbtls, tmp_dir)
+    d = dbtlsd.start(state_dir)
+    rules = os.path.join(tmp_dir, "bad.txt")
+    with open(rules, "w") as f:
+        f.write("alice=SSL\nbob=TLS\n")
+    start = d.log_size()
+    dbtls("instances", "patch", "my1", "--user-require-file", rules)
+    d.wait_log("line 2: expected NONE, SSL", timeout=10, start=start)
+    # the old generation keeps serving
+    rc, out, err = mariadb(port, "alice", "alice-secret-1", f"--ssl-ca={ca}")
+    assert rc == 0, err
+
+
+# --- client certificates: trusted, revoked, foreign -------------------------------------------
+def test_trusted_client_cert_required_revoked_and_foreign(mariadb_server, dbtls, dbtlsd,
+                                                          state_dir, free_port, tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         ssl_mode="TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+    cc = client_cert(dbtls, tmp_dir, "certuser")
+    d = dbtlsd.start(state_dir)
+    u, pw = "certuser", mariadb_server.users["certuser"]
+    opts = {"ca": cc["ca"], "cert": cc["cert"], "key": cc["key"]}
+    conn = pymy(port, u, pw, ssl_opts=opts)
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone()[0] == "certuser@%"
+    conn.close()
+    # no certificate: access denied as for REQUIRE X509
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, u, pw, ssl_opts={"ca": cc["ca"]})
+    assert ei.value.args[0] == 1045
+    # a certificate from a foreign CA: the TLS handshake fails
+    key = os.path.join(tmp_dir, "fk.pem")
+    crt = os.path.join(tmp_dir, "fc.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days",
+                    "2", "-subj", "/CN=certuser"], check=True, capture_output=True, timeout=30)
+    rc, out, err = mariadb(port, u, pw, f"--ssl-ca={cc['ca']}", f"--ssl-cert={crt}",
+                           f"--ssl-key={key}")
+    assert rc != 0
+    d.wait_log("TLS handshake with client 127.0.0.1")
+    # revoked: the CRL reaches the daemon without a restart
+    start = d.log_size()
+    dbtls("ssl", "client-certs", "delete", "certuser", "--instance", "my1")
+    wait_reload(d, start)
+    with pytest.raises(pymysql.err.OperationalError):
+        pymy(port, u, pw, ssl_opts=opts)
+    assert "revoked" in d.log()
+
+
+# --- rotation without a restart or a dropped session ------------------------------------------
+@pytest.mark.parametrize("ca_mode,kind", [("shared", "server-certs"),
+                                          ("per-instance", "server-ca-certs")])
+def test_rotation_keeps_session(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir,
+                                ca_mode, kind):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server, extra=("--ca-mode", ca_mode))
+    d = dbtlsd.start(state_dir)
+    dbtls("ssl", kind, "create", "--instance", "my1")
+    ca = ca_file(dbtls, tmp_dir)  # all slots: old and new
+    session = pymy(port, "alice", "alice-secret-1", ssl_opts={"ca": ca, "check_hostname": True})
+    before = session._sock.getpeercert(binary_form=True)
+    start = d.log_size()
+    dbtls("ssl", kind, "rotate", "--instance", "my1")
+    wait_reload(d, start)
+    with session.cursor() as cur:
+        cur.execute("SELECT 2")
+        assert cur.fetchone()[0] == 2
+    fresh = pymy(port, "alice", "alice-secret-1", ssl_opts={"ca": ca, "check_hostname": True})
+    assert fresh._sock.getpeercert(binary_form=True) != before
+    fresh.close()
+    with session.cursor() as cur:
+        cur.execute("SELECT 3")
+        assert cur.fetchone()[0] == 3
+    session.close()
+
+
+# --- other authentication plugins ----------------------------------------------------------
+def test_ed25519_auth_switch_through_tls(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                         tmp_dir):
+    if not mariadb_server.ed25519_user:
+        pytest.skip("auth_ed25519 plugin not available")
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    ca = ca_file(dbtls, tmp_dir)
+    dbtlsd.start(state_dir)
+    u, pw = mariadb_server.ED25519
+    # the client starts with mysql_native_password; the server switches to client_ed25519,
+    # and the sequence ids of the switch exchange are renumbered both ways
+    rc, out, err = mariadb(port, u, pw, f"--ssl-ca={ca}", "--ssl-verify-server-cert")
+    assert rc == 0, err
+    assert out.strip() == "edna@%"
+    rc, out, err = mariadb(port, u, "wrong", f"--ssl-ca={ca}")
+    assert rc != 0 and "1045" in err
+
+
+# --- status ---------------------------------------------------------------------------------
+def test_connections_show_mysql_sessions(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                         tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    cc = client_cert(dbtls, tmp_dir, "certuser")
+    dbtlsd.start(state_dir)
+    conn = pymy(port, "certuser", mariadb_server.users["certuser"],
+                ssl_opts={"ca": cc["ca"], "cert": cc["cert"], "key": cc["key"]})
+    conns = dbtls.json("connections")
+    rows = conns["connections"] if isinstance(conns, dict) else conns
+    mine = [r for r in rows if r.get("instance") == "my1"]
+    assert len(mine) == 1, rows
+    r = mine[0]
+    assert r["user"] == "certuser" and r["database"] == "app"
+    assert r["ssl"] is True and r["version"].startswith("TLSv1.")
+    assert "certuser" in r["client_dn"]
+    conn.close()
+
+
+# --- hostile input --------------------------------------------------------------------------
+class FakeBackend:
+    """A TCP server that sends scripted bytes to each connection and then closes it."""
+
+    def __init__(self, payload, hold=0.0):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.payload = payload
+        self.hold = hold
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                c.sendall(self.payload)
+                time.sleep(self.hold)
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.t.join(2)
+        self.sock.close()
+
+
+def test_hostile_inputs_keep_daemon_serving(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
+                                            tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         extra=())
+    ca = ca_file(dbtls, tmp_dir)
+    d = dbtlsd.start(state_dir, ["--auth-timeout", "2"])
+
+    def conn():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        seq, g = read_packet(s)
+        assert seq == 0 and g[0] == 10
+        return s
+
+    # SSLRequest followed by plaintext: Bad handshake
+    with conn() as s:
+        s.sendall(packet(1, ssl_request()) + packet(2, response41(b"alice")))
+        seq, p = read_packet(s)
+        assert seq == 2 and parse_err(p) == (1043, "08S01", "Bad handshake")
+    # oversize packet header: refused before its payload is buffered
+    with conn() as s:
+        s.sendall(b"\xff\xff\xff\x01")
+        seq, p = read_packet(s)
+        assert parse_err(p)[0] == 1153
+    # wrong sequence id
+    with conn() as s:
+        s.sendall(packet(5, response41(b"alice")))
+        seq, p = read_packet(s)
+        assert parse_err(p)[:2] == (1156, "08S01")
+    # truncated response / 32 bytes without CLIENT_SSL / CLIENT_SSL with credentials
+    for bad in (response41(b"alice")[:40], ssl_request(CLIENT_CAPS),
+                response41(b"alice", caps=CLIENT_CAPS | 0x800)):
+        with conn() as s:
+            s.sendall(packet(1, bad))
+            seq, p = read_packet(s)
+            assert parse_err(p) == (1043, "08S01", "Bad handshake")
+    # a second SSLRequest inside TLS
+    with conn() as s:
+        s.sendall(packet(1, ssl_request()))
+        ctx = ssl.create_default_context(cafile=ca)
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(packet(2, ssl_request()))
+            seq, p = read_packet(t)
+            assert seq == 3 and parse_err(p)[0] == 1043
+    # a client that stops mid-handshake (after the greeting, after TLS): bounded by the deadline
+    with conn() as s:
+        t0 = time.monotonic()
+        seq, p = read_packet(s, timeout=10)
+        assert parse_err(p)[0] == 1043 and time.monotonic() - t0 < 8
+    with conn() as s:
+        s.sendall(packet(1, ssl_request()))
+        ctx = ssl.create_default_context(cafile=ca)
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            seq, p = read_packet(t, timeout=10)
+            assert seq == 3 and parse_err(p)[0] == 1043
+    # garbage instead of a MySQL packet
+    with conn() as s:
+        s.sendall(os.urandom(3000))
+        data = recv_all(s, 5)
+        assert data == b"" or data[4] == 0xFF
+    # the daemon still serves
+    rc, out, err = mariadb(port, "alice", "alice-secret-1", f"--ssl-ca={ca}")
+    assert rc == 0, err
+    assert d.alive()
+
+
+@pytest.mark.parametrize("payload,what", [
+    (b"", "closed before its greeting"),
+    (b"\x30\x00\x00\x00\x0a5.5.5-10.11", "closed before its greeting"),
+    (b"\x05\x00\x00\x00\x0a\x00\x01\x02\x03", "invalid greeting"),
+    (b"\x05\x00\x00\x00\x09abc\x00", "protocol version 9"),
+    (b"\xff\xff\xff\x00", "invalid greeting"),
+    (b"\x17\x00\x00\x00\xff\x10\x04Too many connections", None),
+])
+def test_broken_backend_greeting(dbtls, dbtlsd, state_dir, free_port, payload, what):
+    fake = FakeBackend(payload, hold=0.5)
+    try:
+        dbtls("init")
+        port = free_port()
+        dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen",
+              f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{fake.port}", "--endpoint",
+              "localhost")
+        d = dbtlsd.start(state_dir)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            try:
+                seq, p = read_packet(s)
+            except EOFError:
+                assert payload == b"", "expected a MySQL error"
+                return
+        assert seq == 0
+        code, state, msg = parse_err(p)
+        if what is None:
+            assert (code, msg) == (1040, "Too many connections")
+        else:
+            assert code == 2003 and state is None
+            assert what in msg, msg
+        assert d.alive()
+    finally:
+        fake.close()
+
+
+def test_backend_down(dbtls, dbtlsd, state_dir, free_port):
+    dbtls("init")
+    port = free_port()
+    dead = free_port()
+    dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen", f"127.0.0.1:{port}",
+          "--backend", f"127.0.0.1:{dead}", "--endpoint", "localhost")
+    dbtlsd.start(state_dir)
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, "alice", "x")
+    assert ei.value.args[0] == 2003
+    assert f"Can't connect to MySQL server on '127.0.0.1:{dead}'" in ei.value.args[1]
