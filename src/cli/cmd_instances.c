@@ -297,14 +297,18 @@ static int run_export(struct dbt_cli *c)
     struct dbt_rt_config *cfg = NULL;
     const char *dir = dbt_cli_get(c, "dir");
     char paths[4][4096];
+    bool made_dir = false, written[4] = {false};
     json_t *o = NULL;
 
     for (size_t i = 0; i < 4; i++) {
         int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
         DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--dir \"%s\" is too long", dir);
     }
-    DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO, "cannot create directory \"%s\": %s",
-               dir, strerror(errno));
+    if (mkdir(dir, 0700) == 0) {
+        made_dir = true;
+    } else {
+        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
+    }
     for (size_t i = 0; i < 4; i++) {
         DBT_TRY(must_not_exist(paths[i]));
     }
@@ -319,6 +323,7 @@ static int run_export(struct dbt_cli *c)
         for (size_t i = 0; i < 4; i++) {
             DBT_ENSURE(texts[i], INTERNAL, "export of \"%s\" lacks %s", c->positional, names[i]);
             DBT_TRY(dbt_cli_write_file(paths[i], texts[i], strlen(texts[i]), modes[i], true));
+            written[i] = true;
         }
     }
     o = json_pack("{ss ss ss ss ss}", "serverCert", paths[0], "serverKey", paths[1], "rootCert",
@@ -328,6 +333,17 @@ static int run_export(struct dbt_cli *c)
                        "ssl_ca_file and ssl_crl_file to them.",
                        paths[0], paths[1], paths[2], paths[3]);
 out:
+    if (!dbt_ok(res)) {
+        /* All or nothing: remove what this command wrote (O_EXCL: only ours). */
+        for (size_t i = 0; i < 4; i++) {
+            if (written[i]) {
+                (void)unlink(paths[i]);
+            }
+        }
+        if (made_dir) {
+            (void)rmdir(dir);
+        }
+    }
     json_decref(o);
     dbt_rt_config_free(cfg);
     return finish(c, res);

@@ -213,7 +213,10 @@ static int run_client_create(struct dbt_cli *c)
     struct dbt_ctl_client_cert_new nc = {0};
     char paths[F_COUNT][4096];
     size_t nfiles = p12 ? F_COUNT : F_P12;
-    bool created = false;
+    bool created = false, made_dir = false, written[F_COUNT] = {false};
+    const void *data[F_COUNT];
+    size_t len[F_COUNT];
+    static const int modes[F_COUNT] = {0644, 0600, 0644, 0600};
     struct stat st;
     json_t *o = NULL, *files = NULL;
 
@@ -245,18 +248,30 @@ static int run_client_create(struct dbt_cli *c)
     opts.validity_secs = validity;
     opts.pkcs12 = p12;
     opts.p12_password = dbt_cli_get(c, "pkcs12-password");
+    /* The directory first: a directory we cannot make must not cost a certificate. */
+    if (mkdir(dir, 0700) == 0) {
+        made_dir = true;
+    } else {
+        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
+    }
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_client_cert_create(ctl, inst, c->positional, &opts, &nc));
     created = true;
-    DBT_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, IO, "cannot create directory \"%s\": %s",
-               dir, strerror(errno));
-    DBT_TRY(dbt_cli_write_file(paths[F_KEY], nc.key_pem, strlen(nc.key_pem), 0600, true));
-    DBT_TRY(dbt_cli_write_file(paths[F_CERT], nc.cert.cert, strlen(nc.cert.cert), 0644, true));
-    DBT_TRY(
-        dbt_cli_write_file(paths[F_CA], nc.server_ca_pem, strlen(nc.server_ca_pem), 0644, true));
-    if (p12) {
-        DBT_ENSURE(nc.p12, INTERNAL, "the PKCS#12 file of \"%s\" was not built", c->positional);
-        DBT_TRY(dbt_cli_write_file(paths[F_P12], nc.p12, nc.p12_len, 0600, true));
+    DBT_ENSURE(!p12 || nc.p12, INTERNAL, "the PKCS#12 file of \"%s\" was not built", c->positional);
+    data[F_CERT] = nc.cert.cert;
+    data[F_KEY] = nc.key_pem;
+    data[F_CA] = nc.server_ca_pem;
+    data[F_P12] = nc.p12;
+    for (size_t i = 0; i < F_P12; i++) {
+        len[i] = strlen(data[i]);
+    }
+    len[F_P12] = nc.p12_len;
+    /* The key first: if anything fails, the user has not yet been handed a certificate. */
+    static const int order[F_COUNT] = {F_KEY, F_CERT, F_CA, F_P12};
+    for (size_t k = 0; k < nfiles; k++) {
+        int i = order[k];
+        DBT_TRY(dbt_cli_write_file(paths[i], data[i], len[i], modes[i], true));
+        written[i] = true;
     }
     created = false; /* delivered */
 
@@ -293,8 +308,7 @@ out:
         char msg[1024];
         snprintf(msg, sizeof(msg), "%s", dbt_errmsg());
         for (size_t i = 0; i < nfiles; i++) {
-            /* O_EXCL guaranteed these did not exist before this command. */
-            if (lstat(paths[i], &st) == 0) {
+            if (written[i]) { /* created by us with O_EXCL: nobody else's file */
                 (void)unlink(paths[i]);
             }
         }
@@ -303,6 +317,9 @@ out:
                      c->positional, dbt_errmsg());
         }
         res = dbt_fail(saved.code, "%s (the certificate was revoked again)", msg);
+    }
+    if (!dbt_ok(res) && made_dir) {
+        (void)rmdir(dir);
     }
     json_decref(files);
     json_decref(o);

@@ -142,6 +142,9 @@ def test_list_describe_delete_and_crl(d, tmp_dir):
            os.path.join(tmp_dir, "bad"))
     d.fail("ssl", "client-certs", "create", "x", "--instance", "nope", "--out-dir",
            os.path.join(tmp_dir, "nope"))
+    # A refused command leaves no directory behind either.
+    for sub in ("again", "bad", "nope"):
+        assert not os.path.exists(os.path.join(tmp_dir, sub))
     assert_unchanged(before, d.state_dir)
 
     files = export(d, "db", tmp_dir, "crl-before")

@@ -70,7 +70,8 @@ def test_describe_and_list(d):
     table = d("instances", "list").stdout.splitlines()
     assert table[0].split()[:3] == ["NAME", "ENGINE", "VERSION"] and len(table) == 4
     text = d("instances", "describe", "alpha").stdout
-    assert "sslMode: ENCRYPTED_ONLY" in text and "BEGIN CERTIFICATE" in text
+    assert "sslMode: ENCRYPTED_ONLY" in text and "sha1Fingerprint: " in text
+    assert "BEGIN CERTIFICATE" not in text  # PEM only in JSON / download
     for out in (text, d("instances", "describe", "alpha", "--format", "json").stdout):
         assert "PRIVATE KEY" not in out
     cp = d.fail("instances", "describe", "nope")
