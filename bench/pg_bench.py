@@ -206,7 +206,7 @@ ROWS = [
 
 # (label, metric, other target, op, bound): dbtlsd's metric / other's metric `op` bound.
 GOALS = [
-    ("CPU per new TLS connection <= 0.5x PgBouncer", "cpu_ms_hs", "pgb-term", "<=", 0.5),
+    ("CPU per new TLS connection <= 0.5x PgBouncer", "cpu_ms_conn", "pgb-term", "<=", 0.5),
     ("new-connection rate >= PgBouncer terminator", "conn_per_s", "pgb-term", ">=", 1.0),
     ("new-connection rate >= 1.2x native TLS", "conn_per_s", "native", ">=", 1.2),
     ("steady tps >= 1.25x PgBouncer", "tps", "pgb-pool", ">=", 1.25),
