@@ -293,6 +293,27 @@ class DbtlsdFactory:
             pytest.fail("\n".join(errors))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a test that started dbtlsd fails, its report gets a section per daemon with the
+    daemon's log (the log files are removed at teardown)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    factory = getattr(item, "funcargs", {}).get("dbtlsd")
+    if not isinstance(factory, DbtlsdFactory):
+        return
+    for i, d in enumerate(factory.started):
+        try:
+            text = d.log()
+        except OSError:
+            continue
+        if len(text) > 20000:
+            text = "[...]\n" + text[-20000:]
+        rep.sections.append((f"dbtlsd #{i + 1} log ({' '.join(d.args[1:])})", text))
+
+
 @pytest.fixture
 def dbtlsd(request):
     """Factory for dbtlsd processes (see DbtlsdFactory/DbtlsdProcess):
