@@ -185,7 +185,12 @@ int dbt_cli_fail(dbt_res r)
 {
     const char *msg = dbt_errmsg();
 
-    fprintf(stderr, "dbtls: %s\n", msg[0] ? msg : dbt_err_desc(r.code));
+    /* One line, always: a message carrying a newline (e.g. from a file name) is flattened. */
+    fputs("dbtls: ", stderr);
+    for (const char *p = msg[0] ? msg : dbt_err_desc(r.code); *p; p++) {
+        fputc(*p == '\n' || *p == '\r' ? ' ' : *p, stderr);
+    }
+    fputc('\n', stderr);
     return dbt_err_exit_code(r);
 }
 
@@ -367,6 +372,12 @@ int dbt_cli_main(int argc, char **argv)
     int i = 1, rc = 0;
     bool help = false, only_positional = false;
     const struct dbt_cli_cmd *cmd = NULL;
+
+    /* "dbtls help instances create" = "dbtls instances create --help" (as gcloud help). */
+    if (argc > 1 && strcmp(argv[1], "help") == 0) {
+        help = true;
+        i = 2;
+    }
 
     /* 1. Global options and command words. */
     while (i < argc) {

@@ -52,14 +52,46 @@ out:
 }
 
 struct spec_files {
-    char *hba, *ident, *user_require;
+    char *hba, *ident, *user_require, *endpoints;
 };
 
 static void spec_files_cleanup(struct spec_files *f)
 {
+    free(f->endpoints);
     free(f->hba);
     free(f->ident);
     free(f->user_require);
+}
+
+/* All values of a repeatable option joined with ',' (--endpoint a --endpoint b,c = "a,b,c");
+ *out stays NULL when the option is absent. */
+static dbt_res join_values(const struct dbt_cli *c, const char *name, char **out)
+{
+    size_t n = 0;
+    char *s;
+
+    for (size_t i = 0; i < c->n_values; i++) {
+        if (strcmp(c->values[i].name, name) == 0) {
+            n += strlen(c->values[i].value) + 1;
+        }
+    }
+    if (n == 0) {
+        return DBT_OK;
+    }
+    s = calloc(1, n);
+    if (!s) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_values; i++) {
+        if (strcmp(c->values[i].name, name) == 0) {
+            if (s[0]) {
+                strcat(s, ",");
+            }
+            strcat(s, c->values[i].value);
+        }
+    }
+    *out = s;
+    return DBT_OK;
 }
 
 /* Fills spec and validity from the command line (shared by create and patch). */
@@ -75,7 +107,8 @@ static dbt_res spec_from_args(struct dbt_cli *c, struct dbt_ctl_instance_spec *s
     s->listen = dbt_cli_get(c, "listen");
     s->backend = dbt_cli_get(c, "backend");
     s->backend_tls_ca = dbt_cli_get(c, "backend-tls-ca");
-    s->endpoints = dbt_cli_get(c, "endpoint");
+    DBT_TRY(join_values(c, "endpoint", &files->endpoints));
+    s->endpoints = files->endpoints;
     s->region = dbt_cli_get(c, "region");
     s->ca_mode = dbt_cli_get(c, "ca-mode");
     s->ca_id = dbt_cli_get(c, "ca");

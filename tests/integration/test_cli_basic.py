@@ -218,3 +218,13 @@ def test_json_everywhere_is_valid(dbtls):
     # bundle's --format also takes pem|p7b; json wraps the PEM.
     b = dbtls.json("bundle")
     assert len(split_pem(b["pem"])) == 6
+
+
+def test_help_word(dbtls_bin):
+    cp = run(dbtls_bin, "help", "ssl", "client-certs", "delete")
+    assert cp.returncode == 0
+    assert cp.stdout.startswith("usage: dbtls ssl client-certs delete NAME_OR_SHA1")
+    cp = run(dbtls_bin, "help")
+    assert cp.returncode == 0 and "instances create" in cp.stdout
+    cp = run(dbtls_bin, "--version")
+    assert cp.returncode == 0 and cp.stdout.startswith("dbtls ")

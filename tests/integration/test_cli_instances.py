@@ -242,3 +242,11 @@ def test_export_for_native_tls(d, tmp_dir):
     # Never overwrites.
     cp = d.fail("instances", "export", "ex", "--dir", os.path.dirname(files["server.crt"]))
     assert "already exists" in cp.stderr
+
+
+def test_repeated_endpoint_options_are_joined(d, tmp_dir):
+    d("instances", "create", "rep", "--engine", "postgres", "--listen",
+      f"127.0.0.1:{next_port()}", "--backend", "127.0.0.1:5432",
+      "--endpoint", "a.example.com", "--endpoint", "b.example.com,198.51.100.1")
+    leaf = assert_chain_ok(d, "rep", tmp_dir)
+    assert san(leaf) == ["DNS:a.example.com", "DNS:b.example.com", "IP Address:198.51.100.1"]
