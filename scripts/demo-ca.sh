@@ -13,11 +13,13 @@ cd "$(dirname "$0")/.."
 KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
 
+fail() { echo "demo-ca: FAILED: $*" >&2; exit 1; }
 if [ -n "${DBTLS_BUILD:-}" ]; then
     BUILD=$DBTLS_BUILD
 else
     BUILD=$PWD/$(./scripts/build.sh)
 fi
+BUILD=$(cd "$BUILD" && pwd) || fail "build directory $BUILD does not exist"
 DBTLS_BIN=$BUILD/src/bin/dbtls
 
 B=$'\033[1m'; N=$'\033[0m'
