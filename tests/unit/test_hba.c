@@ -358,10 +358,11 @@ static void test_decisions(void)
     CHECK(!v.accept);
     CHECK(strstr(v.log, "no match in usermap \"corp\"") == v.log);
 
-    /* trust + verify-full: PostgreSQL names the method in its failure. */
+    /* trust + verify-full: the same certificate validation failure. */
     decide(h, id, "127.0.0.1", true, "u", "trustdb", 15, true, "x");
     CHECK(!v.accept);
-    CHECK(strcmp(v.message, "\"trust\" authentication failed for user \"u\"") == 0);
+    CHECK(strcmp(v.message,
+                 "certificate validation (clientcert=verify-full) failed for user \"u\"") == 0);
     decide(h, id, "127.0.0.1", true, "u", "trustdb", 15, true, "u");
     CHECK(v.accept && v.rule->method == DBT_HBA_METHOD_TRUST);
 

@@ -694,11 +694,12 @@ void dbt_hba_decide(const struct dbt_hba_rule *rule, const struct dbt_ident *ide
             case DBT_HBA_METHOD_CERT:
                 refuse(out, log, "certificate authentication failed for user \"%s\"", user);
                 break;
-            case DBT_HBA_METHOD_TRUST:
-                /* PostgreSQL reports the failed check under the line's method (auth_failed). */
-                refuse(out, log, "\"trust\" authentication failed for user \"%s\"", user);
-                break;
             default:
+                /*
+                 * PostgreSQL itself would name the line's method here ('"trust" authentication
+                 * failed', 'password authentication failed') and log the CN mismatch; the front
+                 * says what actually failed, as issue 3 asks.
+                 */
                 refuse(out, NULL,
                        "certificate validation (clientcert=verify-full) failed for user \"%s\"",
                        user);
