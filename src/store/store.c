@@ -247,6 +247,15 @@ dbt_res dbt_store_commit(struct dbt_store *st)
     if (!st->in_txn) {
         return dbt_fail(DBT_E_INTERNAL, "store: commit without a transaction");
     }
+    /*
+     * A cached statement that was not stepped to the end keeps its read snapshot open after
+     * COMMIT (WAL): a long-lived reader such as dbtlsd would then never see new changes.
+     */
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        if (st->stmts[i].s) {
+            sqlite3_reset(st->stmts[i].s);
+        }
+    }
     dbt_res r = exec_sql(st, "COMMIT", "commit");
     if (dbt_ok(r)) {
         st->in_txn = false;
