@@ -976,6 +976,16 @@ static void test_read_only(void)
     CHECK_OK(dbt_ctl_runtime_load(c, &rt));
     dbt_rt_config_free(rt);
     CHECK_ERR(dbt_ctl_cas_set_default(c, "dbtls-ca-ecc384-g1"), DBT_E_PERM);
+    /* The daemon's poll sees every change committed by another handle. */
+    uint64_t c0 = 0, c1 = 0, c2 = 0;
+    CHECK_OK(dbt_ctl_change_counter(c, &c0));
+    CHECK_OK(dbt_ctl_cas_set_default(ctl, "dbtls-ca-ecc384-g1"));
+    CHECK_OK(dbt_ctl_change_counter(c, &c1));
+    CHECK(c1 == c0 + 1);
+    CHECK_OK(dbt_ctl_client_cert_create(ctl, "db1", "ro-poll", NULL, NULL));
+    CHECK_OK(dbt_ctl_client_cert_delete(ctl, "db1", "ro-poll"));
+    CHECK_OK(dbt_ctl_change_counter(c, &c2));
+    CHECK(c2 == c1 + 2);
     CHECK_OK(dbt_ctl_event_add(c, "daemon.start", "daemon", "pid=1"));
     dbt_ctl_close(c);
 }
