@@ -27,7 +27,27 @@ struct dbt_tls_ctx {
 
 struct dbt_tls_conn {
     SSL *ssl;
+    char failed_subject[256]; /* subject of a peer certificate that failed verification */
 };
+
+static void name_str(const X509_NAME *nm, char *out, size_t outlen);
+
+/*
+ * Verification keeps OpenSSL's verdict; it only remembers the subject of a certificate that
+ * failed, so the log can name it (OpenSSL drops the peer certificate of a failed handshake).
+ */
+static int verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (!ok) {
+        SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+        struct dbt_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+        X509 *leaf = X509_STORE_CTX_get0_cert(x);
+        if (c != NULL && leaf != NULL && c->failed_subject[0] == '\0') {
+            name_str(X509_get_subject_name(leaf), c->failed_subject, sizeof(c->failed_subject));
+        }
+    }
+    return ok;
+}
 
 /* The OpenSSL error queue as one line (emptied). */
 static void err_queue_str(char *out, size_t outlen)
@@ -196,7 +216,7 @@ static dbt_res load_trust(SSL_CTX *ctx, const char *ca_pem, const char *crl_pem)
         X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     }
     /* Request a certificate; do not require one: the access rules decide (like PostgreSQL). */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, verify_cb);
 out:
     X509_free(x);
     X509_CRL_free(crl);
@@ -352,6 +372,7 @@ static dbt_res conn_new(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **o
         free(c);
         return ssl_fail("SSL_new");
     }
+    SSL_set_app_data(c->ssl, c);
     *out = c;
     return DBT_OK;
 }
@@ -637,6 +658,8 @@ void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
     if (x != NULL) {
         name_str(X509_get_subject_name(x), out, outlen);
         X509_free(x);
+    } else {
+        snprintf(out, outlen, "%s", c->failed_subject);
     }
 }
 
