@@ -37,8 +37,13 @@
 #define DBT_PG_SSL_REQUEST_CODE DBT_PG_PROTO(1234, 5679)    /* 80877103 */
 #define DBT_PG_GSSENC_REQUEST_CODE DBT_PG_PROTO(1234, 5680) /* 80877104 */
 
-/* PostgreSQL's MAX_STARTUP_PACKET_LENGTH; the length word counts itself. */
+/*
+ * PostgreSQL's MAX_STARTUP_PACKET_LENGTH applies to what FOLLOWS the length word
+ * (ProcessStartupPacket subtracts the 4 bytes first), so a whole first packet may be up to
+ * DBT_PG_MAX_STARTUP_PACKET_TOTAL = 10004 bytes: size buffers that hold one with the latter.
+ */
 #define DBT_PG_MAX_STARTUP_PACKET_LENGTH 10000
+#define DBT_PG_MAX_STARTUP_PACKET_TOTAL (DBT_PG_MAX_STARTUP_PACKET_LENGTH + 4)
 /* Cancel keys: 4 bytes in protocol 3.0, up to 256 bytes from 3.2 (MAX_CANCEL_KEY_LENGTH). */
 #define DBT_PG_MAX_CANCEL_KEY_LENGTH 256
 /* NAMEDATALEN: user and database names are truncated to NAMEDATALEN-1 bytes, as PostgreSQL does. */
@@ -165,7 +170,8 @@ struct dbt_pg_first {
  * ProcessStartupPacket:
  *   - n == 0 or an incomplete packet: NEED_MORE (need = full length once the length word is in);
  *   - first byte 0x16 (unless DBT_PG_FIRST_IN_TLS): DIRECT_TLS, nothing consumed;
- *   - length < 8 or > 10000: REJECT, send=false, "invalid length of startup packet";
+ *   - length word < 8 or > 10004 (more than 10000 bytes after it): REJECT, send=false,
+ *     "invalid length of startup packet";
  *   - CancelRequest (1234.5678): CANCEL; key of 1..256 bytes else REJECT send=false
  *     ("invalid length of cancel key in cancel request packet");
  *   - SSLRequest / GSSENCRequest the first time (flags): SSL_REQUEST / GSSENC_REQUEST. A repeat
@@ -216,7 +222,7 @@ dbt_res dbt_pg_negotiate_encode(struct dbt_buf *out, uint32_t newest,
 
 /*
  * StartupMessage with protocol proto and the given pairs (none may be NULL or have an empty
- * name). Fails with INVALID past DBT_PG_MAX_STARTUP_PACKET_LENGTH.
+ * name). Fails with INVALID past DBT_PG_MAX_STARTUP_PACKET_TOTAL bytes.
  */
 dbt_res dbt_pg_startup_encode(struct dbt_buf *out, uint32_t proto,
                               const struct dbt_pg_param *params, size_t n_params) DBT_WUR;
