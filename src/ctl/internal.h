@@ -113,6 +113,10 @@ void ctl_slot_cleanup(struct ctl_slot *s);
 dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
                           const struct dbt_ctl_validity *v, char **ca_pem, uint8_t **key_blob,
                           size_t *key_len, char **sha1, char **crl_pem) DBT_WUR;
+/* Builds (does not store) a CRL of the instance's current client CA with the given cRLNumber
+   (0 = the issue time). */
+dbt_res ctl_crl_build(struct dbt_ctl *ctl, const struct ctl_inst *in, int64_t number,
+                      char **crl_pem) DBT_WUR;
 /* Rebuilds and stores the CRL of the instance's current client CA. */
 dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in) DBT_WUR;
 /* All slots' CA certificates, active first (shared: root + intermediate of each). */

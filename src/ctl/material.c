@@ -491,6 +491,13 @@ out:
     return res;
 }
 
+dbt_res ctl_crl_build(struct dbt_ctl *ctl, const struct ctl_inst *in, int64_t number,
+                      char **crl_pem)
+{
+    return build_crl(ctl, in->id, in->client_ca_pem, in->client_ca_key, in->client_ca_key_len,
+                     in->client_ca_sha1, number, crl_pem);
+}
+
 dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in)
 {
     dbt_res res = DBT_OK;

@@ -49,6 +49,7 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
+    struct dbt_pki_crl *crl = NULL;
     DBT_TRY(ctl_inst_load(ctl, name, &in));
     DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
     struct ctl_slot *a = ctl_slots_find(&slots, "active");
@@ -56,6 +57,13 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     struct dbt_ctl_instance *p = &in.pub;
     DBT_TRY(ctl_slot_chain(ctl, a, &r->cert_chain_pem));
     DBT_TRY(ctl_unseal_pem(ctl, a->cert_pem, a->key, a->key_len, &r->key_pem));
+    /* A fresh CRL per load: the stored one would expire (nextUpdate) in a daemon that runs for
+       weeks without a change; cRLNumber 0 = the issue time, above every stored number. */
+    DBT_TRY(ctl_crl_build(ctl, &in, 0, &r->crl_pem));
+    DBT_TRY(dbt_pki_crl_from_pem(r->crl_pem, &crl));
+    struct dbt_pki_crl_info ci;
+    DBT_TRY(dbt_pki_crl_info(crl, &ci));
+    r->crl_next_update = ci.next_update;
     r->name = p->name;
     r->engine = p->engine;
     r->engine_version = p->engine_version;
@@ -74,15 +82,15 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     r->ident_text = p->ident_text;
     r->user_require_text = p->user_require_text;
     r->client_ca_pem = in.client_ca_pem;
-    r->crl_pem = in.crl_pem;
     /* Ownership moved to r: forget it in the row so cleanup does not free it. */
     p->name = p->engine = p->engine_version = p->listen = p->backend = p->backend_tls_ca = NULL;
     p->endpoints = NULL;
     p->n_endpoints = 0;
     p->tls_min = p->tls_max = p->ciphers = p->ciphersuites = p->groups = NULL;
     p->hba_text = p->ident_text = p->user_require_text = NULL;
-    in.client_ca_pem = in.crl_pem = NULL;
+    in.client_ca_pem = NULL;
 out:
+    dbt_pki_crl_free(crl);
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     return res;

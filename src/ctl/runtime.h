@@ -62,6 +62,10 @@ struct dbt_rt_instance {
     char *hba_text;          /* access rules (pg_hba.conf syntax); NULL = derived from ssl_mode */
     char *ident_text;        /* ident map (pg_ident.conf syntax); NULL = none */
     char *user_require_text; /* MySQL per-user REQUIRE rules, one "user=REQ" per line; or NULL */
+    /* crl_pem is signed afresh by every load (same revocations as the stored CRL), so a daemon
+       that reloads before this time (unix seconds: the CRL's nextUpdate) never serves an
+       expired CRL, which OpenSSL would answer with "CRL has expired" for every client cert. */
+    int64_t crl_next_update;
 };
 
 struct dbt_rt_config {

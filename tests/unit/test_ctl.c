@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -776,6 +777,15 @@ static void test_client_certs(void)
             CHECK_OK(dbt_pki_cert_key_match(chain.v[0], k));
         }
         CHECK(ri->client_ca_pem && ri->crl_pem && ri->n_endpoints >= 1);
+        /* A fresh CRL with the same revocations as the stored one. */
+        CHECK(ri->crl_next_update > time(NULL) + 29LL * 86400);
+        if (strcmp(ri->name, "db1") == 0) {
+            struct dbt_pki_crl *rc = NULL;
+            CHECK_OK(dbt_pki_crl_from_pem(ri->crl_pem, &rc));
+            CHECK(rc && dbt_pki_crl_has_serial(rc, a.cert.cert_serial_number));
+            CHECK(rc && !dbt_pki_crl_has_serial(rc, b.cert.cert_serial_number));
+            dbt_pki_crl_free(rc);
+        }
         if (strcmp(ri->name, "db1") == 0) {
             CHECK(streq_opt(ri->client_ca_pem, ca));
             CHECK(ri->ssl_mode == DBT_SSL_MODE_TRUSTED_CLIENT_CERTIFICATE_REQUIRED);
