@@ -573,6 +573,9 @@ const struct dbt_hba_rule *dbt_hba_match(const struct dbt_hba *hba, const struct
     if (c->addr == NULL || (c->addr->sa_family != AF_INET && c->addr->sa_family != AF_INET6)) {
         return NULL; /* only host* records exist: a non-TCP client matches none */
     }
+    if (c->user == NULL || c->database == NULL) {
+        return NULL; /* the startup packet always gives both; refuse rather than guess */
+    }
     for (size_t i = 0; i < hba->n; i++) {
         const struct hba_rule *r = &hba->rules[i];
         if (r->pub.conn_type == DBT_HBA_HOSTSSL && !c->ssl) {
