@@ -377,3 +377,31 @@ def test_client_vanishes_mid_relay(serving, use_tls):
     while _backend_sessions(serving.pg, app) != 0:
         assert time.monotonic() < deadline, "the backend session outlived its vanished client"
         time.sleep(0.2)
+
+
+# --- protocol versions ----------------------------------------------------------------------
+@pytest.mark.parametrize("proto,options", [
+    (0x00030002, ()),                         # protocol 3.2 (libpq 18)
+    (0x00030000, (("_pq_.test_option", "1"),)),  # an unknown protocol option
+    (0x00030009, (("_pq_.x", "y"),)),
+], ids=["3.2", "pq-option", "3.9-and-option"])
+def test_newer_protocol_is_negotiated_not_refused(serving, proto, options):
+    """A client asking for a newer minor version or "_pq_." options gets the backend's
+    NegotiateProtocolVersion relayed (PostgreSQL 15 speaks 3.0 and knows no options), then
+    authentication proceeds."""
+    for port, wrap in ((serving.plain_port, False), (serving.tls_port, True)):
+        s = start_tls(port) if wrap else connect(port)
+        s.sendall(startup(proto=proto, extra=options))
+        data = b""
+        while b"Z\0\0\0\x05I" not in data:
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+        msgs = messages(data)
+        assert msgs[0][0] == b"v", msgs
+        newest, n = struct.unpack("!II", msgs[0][1][:8])
+        assert newest == 0x00030000
+        names = [x.decode() for x in msgs[0][1][8:].split(b"\0") if x]
+        assert n == len(names) and names == [k for k, _ in options]
+        assert msgs[1][0] == b"R" and struct.unpack("!I", msgs[1][1][:4])[0] == 0
+        s.close()
