@@ -158,7 +158,7 @@ static dbt_res load_key(SSL_CTX *ctx, const char *pem)
         DBT_TRY(ssl_fail("server private key: cannot parse PEM"));
     }
     if (SSL_CTX_use_PrivateKey(ctx, k) != 1) {
-        DBT_TRY(ssl_fail("server private key: not usable"));
+        DBT_TRY(ssl_fail("server private key is not usable or does not match the certificate"));
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         DBT_TRY(ssl_fail("server private key does not match the certificate"));

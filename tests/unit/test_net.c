@@ -1,0 +1,145 @@
+/*
+ * test_net.c - addresses ("host:port", "[v6]:port", unix paths) with their errors, REUSEPORT
+ * listeners (two on one port), non-blocking connect/accept (TCP and unix), refused connects,
+ * printable peer addresses.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "net/net.h"
+
+static void test_parse(void)
+{
+    struct dbt_addr a;
+    CHECK_OK(dbt_addr_parse("127.0.0.1:5432", &a));
+    CHECK(a.ss.ss_family == AF_INET && ntohs(((struct sockaddr_in *)&a.ss)->sin_port) == 5432);
+    CHECK(strcmp(a.host, "127.0.0.1") == 0);
+    CHECK_OK(dbt_addr_parse("[::1]:6432", &a));
+    CHECK(a.ss.ss_family == AF_INET6 && strcmp(a.host, "::1") == 0);
+    CHECK_OK(dbt_addr_parse("localhost:1", &a));
+    CHECK(strcmp(a.host, "localhost") == 0);
+    CHECK_OK(dbt_addr_parse("/run/postgresql/.s.PGSQL.5432", &a));
+    CHECK(a.ss.ss_family == AF_UNIX && a.host[0] == '\0');
+    char out[300];
+    dbt_net_addr_fmt((struct sockaddr *)&a.ss, a.len, out, sizeof(out));
+    CHECK(strcmp(out, "/run/postgresql/.s.PGSQL.5432") == 0);
+
+    const char *bad[] = {"", "5432", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                         "127.0.0.1:-1", "127.0.0.1:54x", ":5432", "::1:5432", "[::1]5432",
+                         "[]:5432", "no-such-host.invalid:5432"};
+    for (size_t i = 0; i < DBT_ARRAY_LEN(bad); i++) {
+        dbt_res r = dbt_addr_parse(bad[i], &a);
+        CHECK(r.code == DBT_E_INVALID);
+        if (bad[i][0] != '\0') {
+            CHECK(strstr(dbt_errmsg(), bad[i]) != NULL);
+        }
+    }
+    char longpath[200];
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    CHECK_ERR(dbt_addr_parse(longpath, &a), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "too long") != NULL);
+}
+
+static int wait_fd(int fd, short ev)
+{
+    struct pollfd p = {.fd = fd, .events = ev};
+    return poll(&p, 1, 2000);
+}
+
+static void roundtrip(const struct dbt_addr *a)
+{
+    int l1 = -1, c = -1, s = -1;
+    CHECK_OK(dbt_net_listen(a, 16, &l1));
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    getsockname(l1, (struct sockaddr *)&bound, &bl);
+    struct sockaddr_storage peer;
+    socklen_t pl;
+    CHECK_ERR(dbt_net_accept(l1, &peer, &pl, &s), DBT_E_AGAIN);
+    bool inprog = false;
+    CHECK_OK(dbt_net_connect((struct sockaddr *)&bound, bl, &c, &inprog));
+    if (inprog) {
+        CHECK(wait_fd(c, POLLOUT) == 1);
+        CHECK_OK(dbt_net_connect_result(c));
+    }
+    CHECK(wait_fd(l1, POLLIN) == 1);
+    CHECK_OK(dbt_net_accept(l1, &peer, &pl, &s));
+    CHECK(write(c, "hi", 2) == 2);
+    CHECK(wait_fd(s, POLLIN) == 1);
+    char buf[4];
+    CHECK(read(s, buf, sizeof(buf)) == 2);
+    char host[64];
+    int port = -1;
+    dbt_net_addr_str((struct sockaddr *)&peer, pl, host, sizeof(host), &port);
+    if (a->ss.ss_family == AF_INET) {
+        CHECK(strcmp(host, "127.0.0.1") == 0 && port > 0);
+        /* SO_REUSEPORT: a second listener on the same port (one per worker) */
+        struct dbt_addr same = *a;
+        memcpy(&same.ss, &bound, bl);
+        same.len = bl;
+        int l2 = -1;
+        CHECK_OK(dbt_net_listen(&same, 16, &l2));
+        close(l2);
+    } else if (a->ss.ss_family == AF_UNIX) {
+        CHECK(strcmp(host, "[local]") == 0 && port == 0);
+    }
+    close(c);
+    close(s);
+    close(l1);
+}
+
+static void test_sockets(void)
+{
+    struct dbt_addr a;
+    CHECK_OK(dbt_addr_parse("127.0.0.1:0", &a));
+    roundtrip(&a);
+    CHECK_OK(dbt_addr_parse("[::1]:0", &a));
+    int fd = -1;
+    if (dbt_ok(dbt_net_listen(&a, 1, &fd))) { /* IPv6 may be off in a container */
+        close(fd);
+        roundtrip(&a);
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/dbtls-test-net-%d.sock", (int)getpid());
+    unlink(path);
+    CHECK_OK(dbt_addr_parse(path, &a));
+    roundtrip(&a);
+    unlink(path);
+    /* a port nobody listens on: refused now or after the connect completes */
+    CHECK_OK(dbt_addr_parse("127.0.0.1:0", &a));
+    int l = -1;
+    CHECK_OK(dbt_net_listen(&a, 1, &l));
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    getsockname(l, (struct sockaddr *)&bound, &bl);
+    close(l);
+    int c = -1;
+    bool inprog = false;
+    dbt_res r = dbt_net_connect((struct sockaddr *)&bound, bl, &c, &inprog);
+    if (dbt_ok(r)) {
+        CHECK(wait_fd(c, POLLOUT) == 1);
+        r = dbt_net_connect_result(c);
+        close(c);
+    }
+    CHECK(r.code == DBT_E_IO);
+    CHECK(strstr(dbt_errmsg(), "refused") != NULL);
+    /* a listener on a port in use without REUSEPORT partner */
+    CHECK_OK(dbt_addr_parse("/nonexistent-dir/x.sock", &a));
+    CHECK_ERR(dbt_net_listen(&a, 1, &l), DBT_E_IO);
+    CHECK(strstr(dbt_errmsg(), "/nonexistent-dir/x.sock") != NULL);
+}
+
+int main(void)
+{
+    test_parse();
+    test_sockets();
+    return check_exit();
+}
