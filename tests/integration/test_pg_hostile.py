@@ -185,6 +185,14 @@ def test_ssl_request_twice(serving):
                  "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.2")
 
 
+def test_gss_request_inside_tls(serving):
+    """After TLS both negotiations are done: a GSSENCRequest is just a bad protocol version."""
+    t = start_tls(serving.tls_port)
+    t.sendall(GSS_REQUEST)
+    expect_fatal(recv_until_close(t), "0A000",
+                 "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.2")
+
+
 def test_gss_request_twice_and_either_order(serving):
     s = connect(serving.tls_port)
     s.sendall(GSS_REQUEST)

@@ -331,8 +331,12 @@ dbt_res dbt_pg_first_decode(const uint8_t *p, size_t n, unsigned flags, struct d
     }
     /*
      * SSLRequest and GSSENCRequest are special codes only the first time; a repeat falls
-     * through to the version check, as in PostgreSQL, and is refused there.
+     * through to the version check, as in PostgreSQL, and is refused there. "A successful
+     * negotiation of either encryption layer sets both flags": inside TLS neither is special.
      */
+    if (flags & DBT_PG_FIRST_IN_TLS) {
+        flags |= DBT_PG_FIRST_SSL_DONE | DBT_PG_FIRST_GSS_DONE;
+    }
     if (proto == DBT_PG_SSL_REQUEST_CODE && !(flags & DBT_PG_FIRST_SSL_DONE)) {
         out->kind = DBT_PG_FIRST_SSL_REQUEST;
         out->consumed = len;

@@ -99,7 +99,9 @@ const char *dbt_pg_first_kind_name(enum dbt_pg_first_kind k);
 /* Flags for dbt_pg_first_decode: which negotiations already happened on this connection. */
 #define DBT_PG_FIRST_SSL_DONE 0x1u /* an SSLRequest was answered (either 'S' or 'N') */
 #define DBT_PG_FIRST_GSS_DONE 0x2u /* a GSSENCRequest was answered */
-#define DBT_PG_FIRST_IN_TLS 0x4u   /* the bytes came through TLS: a 0x16 is not direct TLS */
+#define DBT_PG_FIRST_IN_TLS                                                                        \
+    0x4u /* the bytes came through TLS (direct or after 'S'):                                      \
+            implies both flags above, as in PostgreSQL */
 
 struct dbt_pg_cancel_key {
     uint32_t pid;
