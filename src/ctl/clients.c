@@ -146,8 +146,10 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
                                   name, &n.p12, &n.p12_len));
     }
     obj = ctl_printf("instance/%s/client-cert/%s", instance, name);
-    DBT_TRY(ctl_event(ctl, "client-cert.create", obj, "serial=%s sha1=%s expires=%lld", info.serial,
-                      info.sha1, (long long)info.not_after));
+    char expires[32];
+    dbt_time_rfc3339(info.not_after, expires, sizeof expires);
+    DBT_TRY(ctl_event(ctl, "client-cert.create", obj, "serial=%s sha1=%s expires=%s", info.serial,
+                      info.sha1, expires));
     DBT_TRY(ctl_commit(ctl));
     if (out) {
         *out = n;

@@ -36,6 +36,23 @@ static dbt_res check_kind(const struct ctl_inst *in, enum dbt_ctl_slot_kind kind
     return DBT_OK;
 }
 
+/* The serial of what a slot rotates (its CA in per-instance mode, else its server cert), for
+   the audit trail. */
+static char *slot_serial(const struct ctl_slot *sl, enum dbt_ctl_slot_kind kind)
+{
+    struct dbt_pki_cert_info info;
+    if (!sl) {
+        return ctl_strdup("?");
+    }
+    const char *pem = kind == DBT_CTL_SLOT_SERVER_CA && sl->ca_pem ? sl->ca_pem : sl->cert_pem;
+    if (!dbt_ok(dbt_pki_cert_info_pem(pem, &info))) {
+        return ctl_strdup("?");
+    }
+    char *r = ctl_strdup(info.serial);
+    dbt_pki_cert_info_cleanup(&info);
+    return r;
+}
+
 static dbt_res rename_slot(struct dbt_ctl *ctl, int64_t id, const char *from, const char *to)
 {
     struct dbt_stmt *s = NULL;
@@ -152,7 +169,7 @@ dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance, enum dbt
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
-    char *obj = NULL;
+    char *obj = NULL, *new_serial = NULL, *old_serial = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
     DBT_TRY(check_kind(&in, kind));
@@ -160,6 +177,10 @@ dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance, enum dbt
     DBT_ENSURE(ctl_slots_find(&slots, "upcoming"), STATE,
                "instance \"%s\": no upcoming %s to rotate to; create one first", instance,
                noun(kind));
+    struct ctl_slot *cur = ctl_slots_find(&slots, "active");
+    DBT_ENSURE(cur, CORRUPT, "instance \"%s\" has no active %s", instance, noun(kind));
+    new_serial = slot_serial(ctl_slots_find(&slots, "upcoming"), kind);
+    old_serial = slot_serial(cur, kind);
     DBT_TRY(delete_slot(ctl, in.id, "previous"));
     DBT_TRY(rename_slot(ctl, in.id, "active", "previous"));
     ctl_fault("rotate-mid");
@@ -167,13 +188,15 @@ dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance, enum dbt
     obj = ctl_printf("instance/%s", instance);
     DBT_TRY(ctl_event(ctl,
                       kind == DBT_CTL_SLOT_SERVER_CA ? "server-ca.rotate" : "server-cert.rotate",
-                      obj, "active->previous upcoming->active"));
+                      obj, "active=%s previous=%s", new_serial, old_serial));
     DBT_TRY(ctl_commit(ctl));
 out:
     dbt_store_rollback(ctl->st);
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     free(obj);
+    free(new_serial);
+    free(old_serial);
     return res;
 }
 
@@ -184,7 +207,7 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
     struct dbt_pki_cert_info info = {0};
-    char *obj = NULL;
+    char *obj = NULL, *new_serial = NULL, *old_serial = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
     DBT_TRY(check_kind(&in, kind));
@@ -203,6 +226,10 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
                  "possible",
                  instance, noun(kind), when);
     }
+    struct ctl_slot *cur = ctl_slots_find(&slots, "active");
+    DBT_ENSURE(cur, CORRUPT, "instance \"%s\" has no active %s", instance, noun(kind));
+    new_serial = slot_serial(prev, kind);
+    old_serial = slot_serial(cur, kind);
     DBT_TRY(delete_slot(ctl, in.id, "upcoming"));
     DBT_TRY(rename_slot(ctl, in.id, "active", "upcoming"));
     ctl_fault("rollback-mid");
@@ -210,7 +237,7 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
     obj = ctl_printf("instance/%s", instance);
     DBT_TRY(ctl_event(
         ctl, kind == DBT_CTL_SLOT_SERVER_CA ? "server-ca.rollback" : "server-cert.rollback", obj,
-        "active->upcoming previous->active"));
+        "active=%s upcoming=%s", new_serial, old_serial));
     DBT_TRY(ctl_commit(ctl));
 out:
     dbt_store_rollback(ctl->st);
@@ -218,6 +245,8 @@ out:
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     free(obj);
+    free(new_serial);
+    free(old_serial);
     return res;
 }
 

@@ -853,7 +853,11 @@ static void test_bundles_and_events(void)
         for (int j = 0; j < 6; j++) {
             saw[j] = saw[j] || strcmp(ev.items[i].action, want[j]) == 0;
         }
-        CHECK(ev.items[i].actor && *ev.items[i].actor);
+        CHECK(streq_opt(ev.items[i].actor, "unit-test"));
+        if (strcmp(ev.items[i].action, "server-cert.rotate") == 0) {
+            CHECK(strncmp(ev.items[i].detail, "active=", 7) == 0 &&
+                  strstr(ev.items[i].detail, " previous=") != NULL);
+        }
         CHECK(i == 0 || ev.items[i].id > ev.items[i - 1].id);
     }
     for (int j = 0; j < 6; j++) {
