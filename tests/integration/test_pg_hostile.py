@@ -413,3 +413,83 @@ def test_newer_protocol_is_negotiated_not_refused(serving, proto, options):
         assert n == len(names) and names == [k for k, _ in options]
         assert msgs[1][0] == b"R" and struct.unpack("!I", msgs[1][1][:4])[0] == 0
         s.close()
+
+
+# --- the same bytes to a real PostgreSQL 15 and to the front --------------------------------
+REF_RULES = [
+    ("host app alice 10.0.0.0/8 scram-sha-256", "host app alice 10.0.0.0/8 backend"),
+    ("host rejectdb all 127.0.0.1/32 reject", "host rejectdb all 127.0.0.1/32 reject"),
+]
+
+
+@pytest.fixture(scope="module")
+def reference(pg_server, dbtls_bin, dbtlsd_bin):
+    """A second, real PostgreSQL 15 with the rules above, and a front (instance `ref`, the same
+    rules as an --hba-file) before the session's server: the two must answer alike."""
+    ref = servers.PgServer(keep=conftest.KEEP_TMP)
+    base = tempfile.mkdtemp(prefix="dbtls-rf-")
+    os.chmod(base, 0o700)
+    st = os.path.join(base, "st")
+    os.mkdir(st, 0o700)
+    daemon = None
+    try:
+        ref.start()
+        ref.write_hba(["local all all trust"] + [pg for pg, _ in REF_RULES])
+        ref.reload()
+        hba = os.path.join(base, "hba.conf")
+        with open(hba, "w") as f:
+            f.write("\n".join(front for _, front in REF_RULES) + "\n")
+        dbtls = conftest.Dbtls(dbtls_bin, st)
+        dbtls("init")
+        port = servers.free_port()
+        dbtls("instances", "create", "ref", "--engine", "postgres", "--engine-version", "15",
+              "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
+              "--endpoint", "localhost", "--hba-file", hba)
+        daemon = conftest.DbtlsdProcess(dbtlsd_bin, st, [], None, base)
+        daemon.wait_log("dbtlsd: ready", timeout=20)
+        yield ref.port, port
+        assert daemon.stop(expect_clean=False) == 0, daemon.log()
+    finally:
+        if daemon is not None and not daemon.stopped:
+            daemon.stop(expect_clean=False)
+        ref.stop()
+        if not conftest.KEEP_TMP:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _answer(port, raw):
+    s = connect(port)
+    s.sendall(raw)
+    data = recv_until_close(s)
+    if not data:
+        return None
+    msgs = messages(data)
+    assert msgs[-1][0] == b"E", msgs
+    f = error_fields(msgs[-1][1])
+    return {k: v for k, v in f.items() if k in "SVCMDH"}  # F/L/R name PostgreSQL's source
+
+
+def _relen(raw):
+    """The same packet with its length word made to cover exactly its bytes."""
+    return struct.pack("!I", len(raw)) + raw[4:]
+
+
+@pytest.mark.parametrize("raw", [
+    startup(user="alice", database="app"),
+    startup(user="bob", database="rejectdb"),
+    startup(user="alice", database="app", extra=(("replication", "true"),)),
+    startup(user="alice", database="app", extra=(("replication", "database"),)),
+    startup(user="alice", extra=(("replication", "maybe"),)),
+    struct.pack("!II", 9, 196608) + b"\0",
+    _relen(startup()[:-1]),
+    _relen(startup() + b"x"),
+    struct.pack("!II", 10005, 196608),
+    struct.pack("!I", 6) + b"\0\0",
+    struct.pack("!IIII", 16, 80877102, 1, 2),
+], ids=["no-entry", "reject", "replication-no-entry", "logical-no-entry", "bad-replication",
+        "no-user", "no-terminator", "trailing-byte", "oversize", "undersize", "cancel-unknown"])
+def test_same_answer_as_postgresql(reference, raw):
+    """PostgreSQL's own answer (severity, SQLSTATE, message, detail, hint) or its silent close,
+    byte for byte the same from the front."""
+    ref_port, front_port = reference
+    assert _answer(front_port, raw) == _answer(ref_port, raw)
