@@ -141,6 +141,7 @@ int main(int argc, char **argv)
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .poll_ms = 500,
         .load = load_cb,
+        .free_config = dbt_rt_config_free,
         .counter = counter_cb,
         .arg = ctl,
     };

@@ -299,7 +299,7 @@ static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
         return r;
     }
     uint64_t counter = cfg->change_counter;
-    r = dbt_gen_build(cfg, ++f->next_gen_id, out);
+    r = dbt_gen_build(cfg, f->o.free_config, ++f->next_gen_id, out);
     if (dbt_ok(r)) {
         f->last_counter = counter;
     }

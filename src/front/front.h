@@ -25,7 +25,8 @@
 struct dbt_gen {
     _Atomic int refs;
     uint64_t id;
-    struct dbt_rt_config *cfg; /* owned */
+    struct dbt_rt_config *cfg; /* owned, released with free_config */
+    void (*free_config)(struct dbt_rt_config *cfg);
     struct dbt_gen_inst *insts;
     struct dbt_addr *listen; /* per instance, parallel to insts */
     size_t n;
@@ -36,7 +37,8 @@ struct dbt_gen {
  * also on failure, when it is freed). Any invalid instance fails the build with a message naming
  * the instance and why.
  */
-dbt_res dbt_gen_build(struct dbt_rt_config *cfg, uint64_t id, struct dbt_gen **out) DBT_WUR;
+dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_rt_config *),
+                      uint64_t id, struct dbt_gen **out) DBT_WUR;
 struct dbt_gen *dbt_gen_ref(struct dbt_gen *g);
 void dbt_gen_unref(struct dbt_gen *g);
 /* The instance of g listening on listen_key (the instance's listen text), or NULL. */
@@ -65,6 +67,8 @@ struct dbt_front_opts {
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
     /* Reads a fresh snapshot. */
     dbt_res (*load)(void *arg, struct dbt_rt_config **out);
+    /* Frees a snapshot from load (dbt_rt_config_free for the control plane's). */
+    void (*free_config)(struct dbt_rt_config *cfg);
     /* Reads the change counter (cheap). */
     dbt_res (*counter)(void *arg, uint64_t *out);
     void *arg;

@@ -30,7 +30,9 @@ static void gen_free(struct dbt_gen *g)
     }
     free(g->insts);
     free(g->listen);
-    dbt_rt_config_free(g->cfg);
+    if (g->cfg != NULL && g->free_config != NULL) {
+        g->free_config(g->cfg);
+    }
     free(g);
 }
 
@@ -69,14 +71,18 @@ out:
     return res;
 }
 
-dbt_res dbt_gen_build(struct dbt_rt_config *cfg, uint64_t id, struct dbt_gen **out)
+dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_rt_config *),
+                      uint64_t id, struct dbt_gen **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_gen *g = calloc(1, sizeof(*g));
     if (g == NULL) {
-        dbt_rt_config_free(cfg);
+        if (free_config != NULL) {
+            free_config(cfg);
+        }
         return dbt_fail(DBT_E_NOMEM, "generation: out of memory");
     }
+    g->free_config = free_config;
     atomic_init(&g->refs, 1);
     g->id = id;
     g->cfg = cfg;
