@@ -87,4 +87,8 @@ extern const struct dbt_cli_cmd dbt_cli_cmds_instances[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_ssl[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_connections[];
 
+/* `instances export` (cmd_export.c): its handler and options, listed in the instances table. */
+extern const struct dbt_cli_opt dbt_cli_export_opts[];
+int dbt_cli_run_export(struct dbt_cli *c);
+
 #endif

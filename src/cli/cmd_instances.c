@@ -1,5 +1,6 @@
 /*
- * cmd_instances.c - `dbtls instances create|list|describe|patch|delete|reset-ssl-config|export`.
+ * cmd_instances.c - `dbtls instances create|list|describe|patch|delete|reset-ssl-config`
+ * (`instances export` is in cmd_export.c; its table entry is here).
  * Options map one to one onto struct dbt_ctl_instance_spec; files named by --hba-file,
  * --ident-file and --user-require-file are read here and their text goes to the store, so the
  * daemon never depends on files outside the state directory.
@@ -308,80 +309,6 @@ out:
     return finish(c, res);
 }
 
-/* Fails with EXISTS when path exists: artifacts are never overwritten. */
-static dbt_res must_not_exist(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) == 0) {
-        return dbt_fail(DBT_E_EXISTS, "\"%s\" already exists; refusing to overwrite it", path);
-    }
-    if (errno != ENOENT) {
-        return dbt_fail(DBT_E_IO, "cannot check \"%s\": %s", path, strerror(errno));
-    }
-    return DBT_OK;
-}
-
-static int run_export(struct dbt_cli *c)
-{
-    static const char *const names[] = {"server.crt", "server.key", "root.crt", "root.crl"};
-    dbt_res res = DBT_OK;
-    struct dbt_ctl *ctl;
-    struct dbt_rt_config *cfg = NULL;
-    const char *dir = dbt_cli_get(c, "dir");
-    char paths[4][4096];
-    bool made_dir = false, written[4] = {false};
-    json_t *o = NULL;
-
-    for (size_t i = 0; i < 4; i++) {
-        int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
-        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--dir \"%s\" is too long", dir);
-    }
-    if (mkdir(dir, 0700) == 0) {
-        made_dir = true;
-    } else {
-        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
-    }
-    for (size_t i = 0; i < 4; i++) {
-        DBT_TRY(must_not_exist(paths[i]));
-    }
-    DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_instance_export(ctl, c->positional, &cfg));
-    DBT_ENSURE(cfg->n_instances == 1, INTERNAL, "export of \"%s\" returned %zu instances",
-               c->positional, cfg->n_instances);
-    {
-        const struct dbt_rt_instance *in = &cfg->instances[0];
-        const char *texts[4] = {in->cert_chain_pem, in->key_pem, in->client_ca_pem, in->crl_pem};
-        const int modes[4] = {0644, 0600, 0644, 0644};
-        for (size_t i = 0; i < 4; i++) {
-            DBT_ENSURE(texts[i], INTERNAL, "export of \"%s\" lacks %s", c->positional, names[i]);
-            DBT_TRY(dbt_cli_write_file(paths[i], texts[i], strlen(texts[i]), modes[i], true));
-            written[i] = true;
-        }
-    }
-    o = json_pack("{ss ss ss ss ss}", "serverCert", paths[0], "serverKey", paths[1], "rootCert",
-                  paths[2], "rootCrl", paths[3], "instance", c->positional);
-    dbt_cli_print_done(c, o,
-                       "Wrote %s, %s (0600), %s and %s: set ssl_cert_file, ssl_key_file, "
-                       "ssl_ca_file and ssl_crl_file to them.",
-                       paths[0], paths[1], paths[2], paths[3]);
-out:
-    if (!dbt_ok(res)) {
-        /* All or nothing: remove what this command wrote (O_EXCL: only ours). */
-        for (size_t i = 0; i < 4; i++) {
-            if (written[i]) {
-                (void)unlink(paths[i]);
-            }
-        }
-        if (made_dir) {
-            (void)rmdir(dir);
-        }
-    }
-    json_decref(o);
-    dbt_rt_config_free(cfg);
-    return finish(c, res);
-}
-
 #define OPT_END                                                                                    \
     {                                                                                              \
         NULL, NULL, NULL, false, false                                                             \
@@ -434,11 +361,6 @@ static const struct dbt_cli_opt reset_opts[] = {
     OPT_END,
 };
 
-static const struct dbt_cli_opt export_opts[] = {
-    {"dir", "DIR", "directory for server.crt, server.key, root.crt, root.crl", true, false},
-    OPT_END,
-};
-
 const struct dbt_cli_cmd dbt_cli_cmds_instances[] = {
     {"instances create", "NAME", false, "create an instance and issue its certificates",
      create_opts, run_create, false},
@@ -453,7 +375,8 @@ const struct dbt_cli_cmd dbt_cli_cmds_instances[] = {
      "new server certificate and client CA; revoke every client certificate", reset_opts, run_reset,
      false},
     {"instances export", "NAME", false,
-     "write server.crt, server.key, root.crt, root.crl for native TLS on the server", export_opts,
-     run_export, false},
+     "write server.crt, server.key, root.crt, root.crl and the TLS lines of the server's own "
+     "configuration",
+     dbt_cli_export_opts, dbt_cli_run_export, false},
     {0},
 };
