@@ -3,7 +3,9 @@
  * permission check, or --master-key-command), the store; `dbtls init`; and the helpers every
  * operation shares (events, commit with the change counter, fault injection, strings).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -376,6 +378,31 @@ out:
     return res;
 }
 
+/* Removes what an init killed half-way left behind (dbtls.db.init-<pid>[-wal|-shm]) when that
+   process is gone. */
+static void remove_stale_init_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return;
+    }
+    const char *prefix = STORE_FILE ".init-";
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) {
+            continue;
+        }
+        long pid = strtol(e->d_name + strlen(prefix), NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) {
+            continue; /* an init still running */
+        }
+        char *p = ctl_printf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
 /*
  * The store is built under a temporary name and renamed into place only when complete, so an
  * init that is killed half-way leaves no dbtls.db behind and can simply be run again.
@@ -407,6 +434,7 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
         DBT_TRY(write_master(mk, ctl->master));
         made_key = true;
     }
+    remove_stale_init_files(opts->state_dir);
     unlink(tmp);
     DBT_TRY(dbt_store_open(tmp, DBT_STORE_CREATE, &ctl->st));
     made_tmp = true;

@@ -210,6 +210,32 @@ static void test_master_key_command(void)
     CHECK(strstr(dbt_errmsg(), "master.key") != NULL);
 }
 
+/* An init killed inside its transaction leaves no store; the next init succeeds and cleans up. */
+static void test_init_interrupted(void)
+{
+    char d[400];
+    snprintf(d, sizeof d, "%s/init-crash", root_dir);
+    struct dbt_ctl_opts o = {.state_dir = d};
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("DBTLS_FAULT", "init-mid", 1);
+        _exit(dbt_ok(dbt_ctl_init(&o)) ? 0 : 3);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    CHECK(access(path_in(d, "dbtls.db"), F_OK) != 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c init- >/dev/null", d);
+    CHECK(system(cmd) == 0); /* the crashed init's temporary store is there... */
+    struct dbt_ctl *c = NULL;
+    CHECK_ERR(dbt_ctl_open(&o, &c), DBT_E_NOT_FOUND);
+    CHECK_OK(dbt_ctl_init(&o));
+    CHECK_OK(dbt_ctl_open(&o, &c));
+    dbt_ctl_close(c);
+    CHECK(system(cmd) != 0); /* ...and the next init removed it */
+}
+
 static void test_corrupt_store(void)
 {
     char d[400];
@@ -1018,6 +1044,7 @@ int main(void)
         return check_exit();
     }
     test_master_key_command();
+    test_init_interrupted();
     test_corrupt_store();
     test_cas_and_engines();
     test_instance_validation();
