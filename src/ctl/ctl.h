@@ -15,6 +15,9 @@
  * - Output structs are filled by the callee and owned by the caller, who releases them with the
  *   matching _cleanup/_free function (safe on zeroed structs, and after a failed call).
  *   Strings are NUL-terminated and heap-allocated; optional ones are NULL when unset.
+ * - A handle (struct dbt_ctl) is used by one thread at a time; threads that run operations
+ *   concurrently (the admin API) open one handle each: writers then serialize on the store's
+ *   write lock (BEGIN IMMEDIATE, 10 s busy timeout) and readers see consistent snapshots.
  * - Times are unix seconds (int64_t); format them with dbt_time_rfc3339 (base/clock.h).
  * - Fault injection for atomicity tests: if env DBTLS_FAULT names a fault point that an
  *   operation passes (listed per function below, e.g. "rotate-mid"), the process abort()s there,
