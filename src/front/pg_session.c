@@ -52,7 +52,7 @@ struct pg_sess {
     bool authenticated;
     uint64_t deadline_ms; /* absolute, monotonic */
     struct dbt_buf startup; /* the client's StartupMessage, forwarded as received */
-    struct dbt_pg_cancel_key cancel;
+    struct dbt_pg_cancel_key *cancel; /* a CancelRequest being forwarded (rare: allocated) */
     uint32_t key_pid;
     uint64_t cancel_token;
 };
@@ -263,13 +263,17 @@ static dbt_res handle_first(struct dbt_session *s, struct pg_sess *ps)
         }
         case DBT_PG_FIRST_CANCEL: {
             dbt_buf_consume(&s->client.in, f.consumed);
-            ps->cancel = f.cancel;
             struct dbt_cancel_target t;
             if (!dbt_cancel_lookup(f.cancel.pid, f.cancel.key, f.cancel.key_len, &t)) {
                 dbt_info("instance \"%s\": cancel request for an unknown key (pid %u)",
                          s->st.instance, f.cancel.pid);
                 return dbt_fail(DBT_E_NOT_FOUND, "unknown cancel key");
             }
+            ps->cancel = malloc(sizeof(*ps->cancel));
+            if (ps->cancel == NULL) {
+                return dbt_fail(DBT_E_NOMEM, "out of memory");
+            }
+            *ps->cancel = f.cancel;
             set_state(s, ps, PG_CANCEL);
             return dbt_session_connect_backend(s, (const struct sockaddr *)&t.addr, t.addrlen);
         }
@@ -363,13 +367,13 @@ static dbt_res pg_on_backend_connected(struct dbt_session *s, dbt_res r)
         }
         struct dbt_buf b;
         dbt_buf_init(&b, 0);
-        dbt_res er = dbt_pg_cancel_encode(&b, &ps->cancel);
+        dbt_res er = dbt_pg_cancel_encode(&b, ps->cancel);
         if (dbt_ok(er)) {
             er = dbt_session_send_backend(s, dbt_buf_head(&b), dbt_buf_avail(&b));
         }
         dbt_buf_cleanup(&b);
         dbt_info("instance \"%s\": cancel request for backend pid %u forwarded", s->st.instance,
-                 ps->cancel.pid);
+                 ps->cancel->pid);
         /* the backend closes the connection once it has read the request */
         return er;
     }
@@ -530,6 +534,7 @@ static void pg_on_close(struct dbt_session *s)
     }
     dbt_cancel_unregister(ps->key_pid, ps->cancel_token);
     dbt_buf_cleanup(&ps->startup);
+    free(ps->cancel);
     free(ps);
     s->pstate = NULL;
 }

@@ -27,7 +27,7 @@ struct dbt_tls_ctx {
 
 struct dbt_tls_conn {
     SSL *ssl;
-    char failed_subject[256]; /* subject of a peer certificate that failed verification */
+    char *failed_subject; /* subject of a peer certificate that failed verification */
 };
 
 static void name_str(const X509_NAME *nm, char *out, size_t outlen);
@@ -42,8 +42,10 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
         SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
         struct dbt_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
         X509 *leaf = X509_STORE_CTX_get0_cert(x);
-        if (c != NULL && leaf != NULL && c->failed_subject[0] == '\0') {
-            name_str(X509_get_subject_name(leaf), c->failed_subject, sizeof(c->failed_subject));
+        if (c != NULL && leaf != NULL && c->failed_subject == NULL) {
+            char subject[256];
+            name_str(X509_get_subject_name(leaf), subject, sizeof(subject));
+            c->failed_subject = strdup(subject);
         }
     }
     return ok;
@@ -545,6 +547,7 @@ void dbt_tls_conn_free(struct dbt_tls_conn *c)
 {
     if (c != NULL) {
         SSL_free(c->ssl);
+        free(c->failed_subject);
         free(c);
     }
 }
@@ -659,7 +662,7 @@ void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
         name_str(X509_get_subject_name(x), out, outlen);
         X509_free(x);
     } else {
-        snprintf(out, outlen, "%s", c->failed_subject);
+        snprintf(out, outlen, "%s", c->failed_subject ? c->failed_subject : "");
     }
 }
 
