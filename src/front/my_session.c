@@ -153,7 +153,7 @@ static dbt_res backend_error_early(struct dbt_session *s, const char *why)
              why);
     dbt_warn("instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
              s->st.client_port, msg);
-    return send_err(s, 0, false, DBT_MY_CR_CONN_HOST_ERROR, NULL, msg);
+    return send_err(s, 0, false, DBT_MY_ER_BACKEND_UNREACHABLE, NULL, msg);
 }
 
 /* The backend failed after the client's response: a 4.1 error with the next sequence id. */
@@ -164,7 +164,7 @@ static dbt_res backend_error_late(struct dbt_session *s, uint8_t seq, const char
              s->inst->rt->backend, why);
     dbt_warn("instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
              s->st.client_port, msg);
-    return send_err(s, seq, true, DBT_MY_CR_CONN_HOST_ERROR, DBT_MY_STATE_GENERAL, msg);
+    return send_err(s, seq, true, DBT_MY_ER_BACKEND_UNREACHABLE, DBT_MY_STATE_GENERAL, msg);
 }
 
 static bool frame_of(struct dbt_buf *in, size_t max, struct dbt_my_frame *f, dbt_res *r)

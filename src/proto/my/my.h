@@ -294,10 +294,12 @@ void dbt_my_err_encode(struct dbt_wr *w, uint8_t seq, bool protocol41, uint16_t 
 /* ER_NET_PACKET_TOO_LARGE (08S01). */
 #define DBT_MY_ER_NET_PACKET_TOO_LARGE 1153
 /*
- * CR_CONN_HOST_ERROR: what MySQL Router sends when it cannot reach its destination; the front
- * sends it (as the first packet, seq 0, no SQLSTATE) when the backend is down.
+ * The front's error when the backend cannot be reached or fails during the handshake. MySQL
+ * Router sends 2003, but 2000-2999 are client error numbers and libmariadb rejects them from a
+ * server as "Received malformed packet"; the front uses the server error
+ * ER_CONNECT_TO_FOREIGN_DATA_SOURCE (1429, HY000) with its own text naming the backend.
  */
-#define DBT_MY_CR_CONN_HOST_ERROR 2003
+#define DBT_MY_ER_BACKEND_UNREACHABLE 1429
 #define DBT_MY_STATE_GENERAL "HY000"
 #define DBT_MY_STATE_COMM "08S01"
 
