@@ -1,0 +1,113 @@
+"""dbtlsd with TLS on the backend leg too (verify-full against a CA file): a real PostgreSQL 15
+with ssl=on using a certificate dbtls issued (`dbtls instances export`), the front connecting to
+it as `localhost`; the backend sees an SSL connection; a wrong CA makes the front answer FATAL
+08006 naming the failure; a unix-socket backend works too.
+
+SCRAM over a TLS backend leg: the backend offers SCRAM-SHA-256-PLUS (it is on TLS), the front
+hides it (channel binding cannot cross the front), and libpq on TLS then sends the gs2 flag "y"
+("I support channel binding, you did not offer it"), which the backend rightly treats as a
+downgrade. So with a TLS backend, SCRAM users connect with channel_binding=disable (flag "n"),
+or the backend authenticates the front's connections another way (trust/cert from the front).
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
+
+
+def _chown(path, user="postgres"):
+    subprocess.run(["chown", "-R", user, path], check=True)
+
+
+@pytest.fixture
+def tls_backend(dbtls, state_dir, free_port, tmp_dir):
+    """A PostgreSQL 15 with ssl=on serving the certificate of instance "native" (SAN
+    localhost), and the CA file that verifies it."""
+    dbtls("init")
+    dbtls("instances", "create", "native", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1",
+          "--endpoint", "localhost")
+    exp = os.path.join(tmp_dir, "export")
+    os.mkdir(exp)
+    dbtls("instances", "export", "native", "--dir", exp)
+    ca = os.path.join(tmp_dir, "backend-ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "native", "--out", ca)
+    srv = servers.PgServer(keep=False)
+    keydir = os.path.join(srv.base, "tls")
+    os.mkdir(keydir)
+    for f in ("server.crt", "server.key"):
+        shutil.copy(os.path.join(exp, f), keydir)
+    os.chmod(os.path.join(keydir, "server.key"), 0o600)
+    srv.extra_conf.update({"ssl": "on",
+                           "ssl_cert_file": f"'{keydir}/server.crt'",
+                           "ssl_key_file": f"'{keydir}/server.key'"})
+    try:
+        srv.start()
+        srv.write_hba(["local all all trust",
+                       "hostssl all trustuser 127.0.0.1/32 trust",
+                       "hostssl all all 127.0.0.1/32 scram-sha-256",
+                       "hostnossl all all all reject"])
+        srv.reload()
+        yield srv, ca
+    finally:
+        srv.stop()
+
+
+def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    srv, ca = tls_backend
+    port = free_port()
+    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"localhost:{srv.port}",
+          "--backend-tls-ca", ca, "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    d = dbtlsd.start(state_dir)
+    ci = (f"host=127.0.0.1 port={port} user=alice password=alice-secret-1 dbname=app "
+          "sslmode=require channel_binding=disable")
+    with psycopg.connect(ci) as c:
+        # the backend saw TLS from the front (its own pg_stat_ssl)
+        assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                         ).fetchone()[0] is True
+        assert c.execute("SELECT current_user").fetchone()[0] == "alice"
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
+                         "sslmode=require") as c:
+        assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                         ).fetchone()[0] is True
+    # channel binding cannot cross the front: libpq's default (prefer) is refused by the
+    # backend with its own message, which the front relays
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(ci.replace("channel_binding=disable", ""))
+    assert "channel binding" in str(ei.value)
+    # a CA that did not sign the backend's certificate: FATAL 08006 from the front
+    other = os.path.join(tmp_dir, "other-ca.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                    os.path.join(tmp_dir, "other.key"), "-out", other, "-days", "2", "-subj",
+                    "/CN=other CA"], check=True, capture_output=True, timeout=30)
+    start = d.log_size()
+    dbtls("instances", "patch", "pg1", "--backend-tls-ca", other)
+    d.wait_log("configuration generation", start=start)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(ci)
+    msg = str(ei.value)
+    assert "could not connect to the database server" in msg
+    assert "certificate verify failed" in msg or "TLS" in msg
+    assert "TLS handshake with backend" in d.log()
+
+
+def test_unix_socket_backend(pg_server, dbtls, dbtlsd, state_dir, free_port):
+    dbtls("init")
+    port = free_port()
+    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    dbtlsd.start(state_dir)
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
+                         "sslmode=require") as c:
+        # the backend sees a unix-socket client: no client address
+        assert c.execute("SELECT client_addr FROM pg_stat_activity "
+                         "WHERE pid = pg_backend_pid()").fetchone()[0] is None
