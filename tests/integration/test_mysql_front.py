@@ -594,3 +594,239 @@ def test_backend_down(dbtls, dbtlsd, state_dir, free_port):
         seq, p = read_packet(s)
     assert seq == 0 and parse_err(p)[:2] == (1429, None)
     assert d.alive()
+
+
+# --- scripted backend: sequence ids, caching_sha2_password, auth switch ----------------------
+class ScriptedServer:
+    """A fake MySQL 8 server for one scenario: sends a greeting (plugin caching_sha2_password),
+    records every packet the front forwards (seq, payload) and answers per `script`:
+    "fast" (AuthMoreData 0x03 + OK), "full" (AuthMoreData 0x04, then waits), "switch"
+    (AuthSwitchRequest to mysql_native_password, then OK). After OK it answers every command
+    with OK until COM_QUIT or EOF."""
+
+    CAPS = (0x1 | 0x4 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000 | 0x100000 | 0x200000 |
+            0x20 | 0x1000000)
+
+    def __init__(self, script):
+        import threading
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def greeting(self):
+        scramble = b"abcdefgh" + b"ijklmnopqrst"
+        caps = self.CAPS
+        p = b"\x0a8.0.36-scripted\x00" + struct.pack("<I", 7) + scramble[:8] + b"\x00"
+        p += struct.pack("<HBHHB", caps & 0xFFFF, 255, 2, caps >> 16, 21) + b"\x00" * 10
+        p += scramble[8:] + b"\x00" + b"caching_sha2_password\x00"
+        return packet(0, p)
+
+    @staticmethod
+    def ok(seq):
+        return packet(seq, b"\x00\x00\x00\x02\x00\x00\x00")
+
+    def run(self):
+        self.sock.settimeout(15)
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            self.done.set()
+            return
+        try:
+            c.sendall(self.greeting())
+            seq, p = read_packet(c, timeout=15)
+            self.received.append((seq, p))
+            if self.script == "fast":
+                c.sendall(packet(seq + 1, b"\x01\x03") + self.ok(seq + 2))
+            elif self.script == "full":
+                c.sendall(packet(seq + 1, b"\x01\x04"))
+                try:
+                    seq2, p2 = read_packet(c, timeout=5)
+                    self.received.append((seq2, p2))
+                except (EOFError, OSError):
+                    pass
+                return
+            elif self.script == "switch":
+                c.sendall(packet(seq + 1, b"\xfemysql_native_password\x00" + b"Z" * 20 + b"\x00"))
+                seq2, p2 = read_packet(c, timeout=15)
+                self.received.append((seq2, p2))
+                c.sendall(self.ok(seq2 + 1))
+            while True:
+                seq, p = read_packet(c, timeout=15)
+                self.received.append((seq, p))
+                if p[:1] == b"\x01":  # COM_QUIT
+                    return
+                c.sendall(self.ok(seq + 1))
+        except (EOFError, OSError):
+            pass
+        finally:
+            c.close()
+            self.done.set()
+
+    def close(self):
+        self.sock.close()
+        self.t.join(5)
+
+
+def scripted_instance(dbtls, free_port, srv, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED"):
+    port = free_port()
+    dbtls("instances", "create", "my1", "--engine", "mysql", "--engine-version", "8.0",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{srv.port}", "--endpoint",
+          "localhost", "--ssl-mode", ssl_mode)
+    return port
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_caching_sha2_fast_auth_sequence_ids(dbtls, dbtlsd, state_dir, free_port, tmp_dir, tls):
+    srv = ScriptedServer("fast")
+    try:
+        dbtls("init")
+        port = scripted_instance(dbtls, free_port, srv)
+        ca = ca_file(dbtls, tmp_dir)
+        dbtlsd.start(state_dir)
+        # PyMySQL checks every sequence id: success means the offset was applied both ways
+        conn = pymy(port, "alice", "pw", ssl_opts={"ca": ca} if tls else None)
+        conn.ping(reconnect=False)
+        conn.close()
+        srv.done.wait(10)
+        seq, resp = srv.received[0]
+        assert seq == 1  # renumbered from 2 when the client used TLS
+        caps = struct.unpack_from("<I", resp)[0]
+        assert not caps & 0x800, "CLIENT_SSL must be cleared towards a plain backend"
+        assert not caps & 0x20
+        assert resp[32:38] == b"alice\x00"
+        # the command after authentication starts again at 0, untouched by the relay
+        assert srv.received[1][0] == 0
+    finally:
+        srv.close()
+
+
+def test_caching_sha2_full_auth_needs_tls_backend_leg(dbtls, dbtlsd, state_dir, free_port,
+                                                      tmp_dir):
+    srv = ScriptedServer("full")
+    try:
+        dbtls("init")
+        port = scripted_instance(dbtls, free_port, srv)
+        ca = ca_file(dbtls, tmp_dir)
+        d = dbtlsd.start(state_dir)
+        with pytest.raises(pymysql.err.OperationalError) as ei:
+            pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+        assert ei.value.args[0] == 1045
+        assert "needs TLS on the backend leg" in ei.value.args[1]
+        srv.done.wait(10)
+        # the cleartext password never reached the plain backend leg
+        assert len(srv.received) == 1
+        assert b"secret-password" not in b"".join(p for _, p in srv.received)
+        assert "caching_sha2_password full authentication" in d.log()
+    finally:
+        srv.close()
+
+
+def test_auth_switch_renumbered(dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    srv = ScriptedServer("switch")
+    try:
+        dbtls("init")
+        port = scripted_instance(dbtls, free_port, srv)
+        ca = ca_file(dbtls, tmp_dir)
+        dbtlsd.start(state_dir)
+        conn = pymy(port, "alice", "pw", ssl_opts={"ca": ca})
+        conn.close()
+        srv.done.wait(10)
+        # response 2 -> 1; the client's switch reply 4 -> 3
+        assert [s for s, _ in srv.received[:2]] == [1, 3]
+        assert len(srv.received[1][1]) == 20  # the native-password scramble of the new salt
+    finally:
+        srv.close()
+
+
+# --- TLS on the backend leg ---------------------------------------------------------------------
+def _backend_pki(d):
+    """A CA and a server certificate for 127.0.0.1 / localhost, readable by the mysql user."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    ca_key, ca = os.path.join(d, "bca.key"), os.path.join(d, "bca.pem")
+    key, csr, crt = (os.path.join(d, n) for n in ("b.key", "b.csr", "b.pem"))
+    ext = os.path.join(d, "b.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=backend test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+        "-out", csr, "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+        "-days", "2", "-extfile", ext)
+    for p in (ca, key, crt):
+        os.chmod(p, 0o644)
+    os.chmod(d, 0o755)
+    return ca, crt, key
+
+
+@pytest.fixture(scope="module")
+def tls_mariadb():
+    """A second MariaDB 10.11 with TLS of its own (for the front's TLS backend leg)."""
+    import tempfile
+    import servers
+    d = tempfile.mkdtemp(prefix="dbtls-mytls-")
+    ca, crt, key = _backend_pki(d)
+    srv = servers.MariaDbServer(extra_args=["--ssl", f"--ssl-ca={ca}", f"--ssl-cert={crt}",
+                                            f"--ssl-key={key}"])
+    try:
+        srv.start()
+    except BaseException:
+        srv.stop()
+        raise
+    srv.backend_ca = ca
+    yield srv
+    srv.stop()
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_backend_tls_leg(tls_mariadb, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    dbtls("init")
+    port = make_instance(dbtls, free_port, tls_mariadb, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                         extra=("--backend-tls-ca", tls_mariadb.backend_ca))
+    ca = ca_file(dbtls, tmp_dir)
+    dbtlsd.start(state_dir)
+    a, apw = tls_mariadb.ALICE
+    # TLS client -> TLS backend: seq ids pass unchanged; the server sees its own TLS session
+    for args in ([f"--ssl-ca={ca}", "--ssl-verify-server-cert"], ["--skip-ssl"]):
+        rc, out, err = mariadb(port, a, apw, *args,
+                               sql="SHOW STATUS LIKE 'Ssl_version'; SELECT CURRENT_USER()")
+        assert rc == 0, err
+        lines = out.strip().split("\n")
+        assert lines[0].startswith("Ssl_version\tTLSv1."), out
+        assert lines[1] == "alice@%"
+    if tls_mariadb.ed25519_user:
+        u, pw = tls_mariadb.ED25519
+        for args in ([f"--ssl-ca={ca}"], ["--skip-ssl"]):
+            rc, out, err = mariadb(port, u, pw, *args)
+            assert rc == 0 and out.strip() == "edna@%", err
+    conn = pymy(port, a, apw, ssl_opts={"ca": ca})
+    with conn.cursor() as cur:
+        cur.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+        assert cur.fetchone()[1] != ""
+    conn.close()
+
+
+def test_backend_tls_leg_refused_when_backend_has_no_tls(mariadb_server, dbtls, dbtlsd,
+                                                         state_dir, free_port, tmp_dir):
+    dbtls("init")
+    ca_pem = os.path.join(tmp_dir, "some-ca.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", os.path.join(tmp_dir, "k"),
+                    "-out", ca_pem, "-days", "2", "-subj", "/CN=x"], check=True,
+                   capture_output=True, timeout=30)
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                         extra=("--backend-tls-ca", ca_pem))
+    dbtlsd.start(state_dir)
+    rc, out, err = mariadb(port, "alice", "alice-secret-1", "--skip-ssl")
+    assert rc != 0
+    assert "does not offer TLS" in err, err
