@@ -12,6 +12,7 @@ the endpoint name and fails against a name that is not in the certificate's SAN.
 One daemon with three instances serves the whole module (each test connects fresh).
 """
 import os
+import re
 import shutil
 import tempfile
 
@@ -219,3 +220,112 @@ def test_verify_ca_refuses_foreign_ca(front, psql):
         assert "certificate verify failed" in err, err
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --- client certificates: the front and a real PostgreSQL 15 with native TLS agree -----------
+CERT_HBA = [
+    "hostssl app certuser  127.0.0.1/32 cert",
+    "hostssl app trustuser 127.0.0.1/32 cert",
+    "hostssl app bob       127.0.0.1/32 trust clientcert=verify-ca",
+    "hostssl app alice     127.0.0.1/32 cert map=m",
+    "hostssl app postgres  127.0.0.1/32 cert map=m",
+]
+CERT_IDENT = ["m certuser alice"]
+
+
+@pytest.fixture(scope="module")
+def cert_reference(pg_server, dbtls_bin, dbtlsd_bin):
+    """Instance `cref` (the rules above as --hba-file/--ident-file) before the session's server,
+    and a second real PostgreSQL 15 running native TLS with the files `dbtls instances export`
+    writes and the very same pg_hba.conf / pg_ident.conf lines. Yields (ref_port, front_port,
+    dir of certuser's client certificate files)."""
+    base = tempfile.mkdtemp(prefix="dbtls-cr-")
+    os.chmod(base, 0o755)
+    st = os.path.join(base, "st")
+    os.mkdir(st, 0o700)
+    dbtls = conftest.Dbtls(dbtls_bin, st)
+    daemon = None
+    ref = None
+    try:
+        hba = os.path.join(base, "hba.conf")
+        ident = os.path.join(base, "ident.conf")
+        with open(hba, "w") as f:
+            f.write("\n".join(CERT_HBA) + "\n")
+        with open(ident, "w") as f:
+            f.write("\n".join(CERT_IDENT) + "\n")
+        dbtls("init")
+        port = servers.free_port()
+        dbtls("instances", "create", "cref", "--engine", "postgres", "--engine-version", "15",
+              "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
+              "--endpoint", "localhost", "--hba-file", hba, "--ident-file", ident)
+        certs = os.path.join(base, "certuser")
+        dbtls("ssl", "client-certs", "create", "certuser", "--instance", "cref", "--out-dir",
+              certs)
+        tls = dict.fromkeys(("server.crt", "server.key", "root.crt", "root.crl"))
+        ref = servers.PgServer(keep=conftest.KEEP_TMP)
+        tls_dir = os.path.join(ref.base, "tls")
+        dbtls("instances", "export", "cref", "--dir", tls_dir)
+        for k in tls:
+            tls[k] = os.path.join(tls_dir, k)
+        ref.extra_conf.update({
+            "ssl": "on",
+            "ssl_cert_file": f"'{tls['server.crt']}'",
+            "ssl_key_file": f"'{tls['server.key']}'",
+            "ssl_ca_file": f"'{tls['root.crt']}'",
+            "ssl_crl_file": f"'{tls['root.crl']}'",
+        })
+        ref.start()  # chowns its base (tls files included) to postgres
+        ref.write_hba(["local all all trust"] + CERT_HBA)
+        with open(os.path.join(ref.datadir, "pg_ident.conf"), "w") as f:
+            f.write("\n".join(CERT_IDENT) + "\n")
+        servers._chown_tree(os.path.join(ref.datadir, "pg_ident.conf"), "postgres")
+        ref.reload()
+        daemon = conftest.DbtlsdProcess(dbtlsd_bin, st, [], None, base)
+        daemon.wait_log("dbtlsd: ready", timeout=20)
+        yield ref.port, port, certs
+        assert daemon.stop(expect_clean=False) == 0, daemon.log()
+    finally:
+        if daemon is not None and not daemon.stopped:
+            daemon.stop(expect_clean=False)
+        if ref is not None:
+            ref.stop()
+        if not conftest.KEEP_TMP:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+PASSWORDS = {"alice": servers.PgServer.ALICE[1], "bob": servers.PgServer.BOB[1]}
+
+
+@pytest.mark.parametrize("user,cert,sslmode", [
+    ("certuser", True, "require"),    # cert, CN = user
+    ("trustuser", True, "require"),   # cert, CN != user
+    ("certuser", False, "require"),   # cert without a certificate
+    ("bob", False, "require"),        # clientcert=verify-ca without a certificate
+    ("bob", True, "require"),         # clientcert=verify-ca with one (any CN)
+    ("alice", True, "require"),       # cert + map: certuser -> alice
+    ("postgres", True, "require"),    # cert + map: no line for postgres
+    ("certuser", True, "disable"),    # hostssl only
+    ("nobody", True, "require"),      # no line at all
+])
+def test_cert_rules_answer_like_postgresql(cert_reference, psql, user, cert, sslmode):
+    ref_port, front_port, certs = cert_reference
+
+    def attempt(port):
+        parts = {"host": "127.0.0.1", "port": port, "user": user, "dbname": "app",
+                 "sslmode": sslmode, "connect_timeout": "10"}
+        if user in PASSWORDS:
+            parts["password"] = PASSWORDS[user]
+        if cert:
+            parts["sslcert"] = os.path.join(certs, "client-cert.pem")
+            parts["sslkey"] = os.path.join(certs, "client-key.pem")
+        else:
+            parts["sslcert"] = "/nonexistent/cert.pem"
+            parts["sslkey"] = "/nonexistent/key.pem"
+        rc, out, err = psql(" ".join(f"{k}='{v}'" for k, v in parts.items()),
+                            "SELECT current_user")
+        return rc == 0, out.strip() if rc == 0 else re.findall(r"FATAL:  ([^\n]*)", err)
+
+    want = attempt(ref_port)
+    got = attempt(front_port)
+    assert got == want
+    assert want[0] or want[1], want  # a refusal always carries PostgreSQL's text
