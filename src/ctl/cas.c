@@ -44,6 +44,7 @@ out:
 
 dbt_res dbt_ctl_cas_list(struct dbt_ctl *ctl, struct dbt_ctl_ca_list *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct dbt_ctl_ca_list l = {0};
     struct dbt_pki_cert_info info = {0};
@@ -166,6 +167,8 @@ dbt_res dbt_ctl_bundle(struct dbt_ctl *ctl, const char *ca_id, const char *regio
                        const char *instance, enum dbt_ctl_bundle_format fmt, uint8_t **out,
                        size_t *len)
 {
+    *out = NULL;
+    *len = 0;
     dbt_res res = DBT_OK;
     char *acc = NULL;
     struct ctl_inst in = {0};

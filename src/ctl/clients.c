@@ -81,6 +81,9 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
                                    const struct dbt_ctl_client_cert_opts *opts,
                                    struct dbt_ctl_client_cert_new *out)
 {
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct dbt_pki_cert *ca = NULL, *cert = NULL;
@@ -173,6 +176,7 @@ out:
 dbt_res dbt_ctl_client_cert_list(struct dbt_ctl *ctl, const char *instance,
                                  struct dbt_ctl_cert_list *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct dbt_ctl_cert_list l = {0};
@@ -207,6 +211,7 @@ out:
 dbt_res dbt_ctl_client_cert_describe(struct dbt_ctl *ctl, const char *instance,
                                      const char *name_or_sha1, struct dbt_ctl_cert *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     DBT_TRY(dbt_store_begin(ctl->st, false));
@@ -215,6 +220,9 @@ dbt_res dbt_ctl_client_cert_describe(struct dbt_ctl *ctl, const char *instance,
     DBT_TRY(dbt_store_commit(ctl->st));
 out:
     dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res)) {
+        dbt_ctl_cert_cleanup(out);
+    }
     ctl_inst_cleanup(&in);
     return res;
 }
@@ -259,6 +267,12 @@ out:
 dbt_res dbt_ctl_client_ca(struct dbt_ctl *ctl, const char *instance, char **ca_pem_out,
                           char **crl_pem_out)
 {
+    if (ca_pem_out) {
+        *ca_pem_out = NULL;
+    }
+    if (crl_pem_out) {
+        *crl_pem_out = NULL;
+    }
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     DBT_TRY(dbt_store_begin(ctl->st, false));

@@ -457,6 +457,9 @@ dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
                                 const struct dbt_ctl_validity *validity,
                                 struct dbt_ctl_instance *out)
 {
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
     dbt_res res = DBT_OK;
     struct dbt_ctl_instance p = {0};
     struct ctl_slot slot = {0};
@@ -557,6 +560,9 @@ dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
     DBT_TRY(ctl_commit(ctl));
 out:
     dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res) && out) {
+        dbt_ctl_instance_cleanup(out);
+    }
     dbt_ctl_instance_cleanup(&p);
     ctl_slot_cleanup(&slot);
     free(eps);
@@ -569,6 +575,7 @@ out:
 
 dbt_res dbt_ctl_instance_list(struct dbt_ctl *ctl, struct dbt_ctl_instance_list *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct dbt_ctl_instance_list l = {0};
     char **names = NULL;
@@ -606,12 +613,16 @@ out:
 dbt_res dbt_ctl_instance_describe(struct dbt_ctl *ctl, const char *name,
                                   struct dbt_ctl_instance *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     DBT_TRY(dbt_store_begin(ctl->st, false));
     DBT_TRY(describe_in_txn(ctl, name, out));
     DBT_TRY(dbt_store_commit(ctl->st));
 out:
     dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res)) {
+        dbt_ctl_instance_cleanup(out);
+    }
     return res;
 }
 
@@ -620,6 +631,9 @@ dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
                                const struct dbt_ctl_validity *validity,
                                struct dbt_ctl_instance *out)
 {
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
@@ -697,6 +711,9 @@ dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
     DBT_TRY(ctl_commit(ctl));
 out:
     dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res) && out) {
+        dbt_ctl_instance_cleanup(out);
+    }
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     ctl_slot_cleanup(&fresh);

@@ -505,6 +505,7 @@ void dbt_ctl_event_list_cleanup(struct dbt_ctl_event_list *l)
 dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t limit,
                             struct dbt_ctl_event_list *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     struct dbt_ctl_event_list l = {0};

@@ -98,6 +98,7 @@ out:
 
 static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config **out)
 {
+    *out = NULL;
     dbt_res res = DBT_OK;
     struct dbt_rt_config *cfg = calloc(1, sizeof *cfg);
     char **names = NULL;

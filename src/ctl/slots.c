@@ -99,6 +99,7 @@ static dbt_res slot_view(struct dbt_ctl *ctl, const struct ctl_inst *in, const s
 dbt_res dbt_ctl_slots_list(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
                            struct dbt_ctl_cert_list *out)
 {
+    memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
@@ -126,6 +127,9 @@ out:
 dbt_res dbt_ctl_slots_create(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
                              const struct dbt_ctl_validity *validity, struct dbt_ctl_cert *out)
 {
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
@@ -252,6 +256,7 @@ out:
 
 dbt_res dbt_ctl_server_ca_download(struct dbt_ctl *ctl, const char *instance, char **pem_out)
 {
+    *pem_out = NULL;
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     DBT_TRY(dbt_store_begin(ctl->st, false));
@@ -260,6 +265,10 @@ dbt_res dbt_ctl_server_ca_download(struct dbt_ctl *ctl, const char *instance, ch
     DBT_TRY(dbt_store_commit(ctl->st));
 out:
     dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res)) {
+        free(*pem_out);
+        *pem_out = NULL;
+    }
     ctl_inst_cleanup(&in);
     return res;
 }
