@@ -62,6 +62,7 @@ static void leg_init(struct dbt_leg *l, size_t in_max)
 {
     memset(l, 0, sizeof(*l));
     l->io.fd = -1;
+    l->fd = -1;
     l->state = DBT_LEG_NONE;
     l->in_max = in_max;
     dbt_buf_init(&l->in, 0);
@@ -70,7 +71,8 @@ static void leg_init(struct dbt_leg *l, size_t in_max)
 
 static void leg_close(struct dbt_session *s, struct dbt_leg *l, bool notify)
 {
-    int fd = l->io.fd;
+    int fd = l->fd;
+    l->fd = -1;
     dbt_ev_io_del(s->worker->loop, &l->io);
     if (l->tls != NULL) {
         if (notify) {
@@ -203,6 +205,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
         close(fd);
         return r;
     }
+    s->backend.fd = fd;
     s->backend.state = DBT_LEG_CONNECTING;
     if (!in_progress) {
         s->backend.state = DBT_LEG_OPEN;
@@ -322,7 +325,7 @@ static enum io_res leg_write_some(struct dbt_leg *l, const uint8_t *p, size_t n,
     *done = 0;
     l->wr_wants_read = false;
     if (l->tls == NULL) {
-        ssize_t w = write(l->io.fd, p, n);
+        ssize_t w = write(l->fd, p, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 return IO_NONE;
@@ -416,7 +419,7 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
     for (;;) {
         size_t got = 0;
         if (l->tls == NULL) {
-            ssize_t n = read(l->io.fd, dbt_buf_tail(&l->in), room);
+            ssize_t n = read(l->fd, dbt_buf_tail(&l->in), room);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                     break;
@@ -505,14 +508,14 @@ static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
     if (l->tls == NULL) {
         dbt_res r;
         if (l == &s->client && s->client_tls_direct) {
-            r = dbt_tls_conn_new_server_prefixed(s->inst->server_tls, l->io.fd,
+            r = dbt_tls_conn_new_server_prefixed(s->inst->server_tls, l->fd,
                                                  dbt_buf_head(&l->in), dbt_buf_avail(&l->in),
                                                  &l->tls);
             dbt_buf_cleanup(&l->in);
         } else if (l == &s->client) {
-            r = dbt_tls_conn_new_server(s->inst->server_tls, l->io.fd, &l->tls);
+            r = dbt_tls_conn_new_server(s->inst->server_tls, l->fd, &l->tls);
         } else {
-            r = dbt_tls_conn_new_client(s->inst->backend_tls, l->io.fd, s->inst->backend_host,
+            r = dbt_tls_conn_new_client(s->inst->backend_tls, l->fd, s->inst->backend_host,
                                         &l->tls);
         }
         if (!dbt_ok(r)) {
@@ -731,10 +734,33 @@ static void session_drive(struct dbt_session *s)
     }
 }
 
+/*
+ * EPOLLERR/EPOLLHUP are reported even for a socket nobody waits on, so a leg that hung up
+ * would wake the loop forever while the other leg drains: after one last attempt to make
+ * progress, a hung-up client ends the session and a hung-up backend is unregistered (what it
+ * already sent still goes to the client).
+ */
+static void after_hangup(struct dbt_session *s, struct dbt_leg *l)
+{
+    if (s->closed) {
+        return;
+    }
+    if (l == &s->client) {
+        session_close(s);
+        return;
+    }
+    l->eof = true;
+    dbt_ev_io_del(s->worker->loop, &l->io);
+    session_drive(s);
+}
+
 static void client_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
 {
     struct dbt_session *s = CONTAINER_OF(io, struct dbt_session, client.io);
     session_drive(s);
+    if (revents & (EPOLLERR | EPOLLHUP)) {
+        after_hangup(s, &s->client);
+    }
 }
 
 static void backend_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
@@ -766,6 +792,9 @@ static void backend_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t 
         }
     }
     session_drive(s);
+    if ((revents & (EPOLLERR | EPOLLHUP)) && s->backend.state == DBT_LEG_OPEN) {
+        after_hangup(s, &s->backend);
+    }
 }
 
 static void deadline_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
@@ -816,6 +845,7 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
         free(s);
         return;
     }
+    s->client.fd = fd;
     s->client.state = DBT_LEG_OPEN;
     pthread_mutex_lock(&w->lock);
     s->next = w->sessions;

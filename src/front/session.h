@@ -100,6 +100,7 @@ enum dbt_leg_state {
 /* One half of a session. Protocols read `in` and use the helpers; the rest is the engine's. */
 struct dbt_leg {
     struct dbt_ev_io io;
+    int fd;                   /* the socket (kept when io is unregistered after a hangup) */
     enum dbt_leg_state state;
     struct dbt_tls_conn *tls; /* NULL while plain */
     struct dbt_buf in;        /* received bytes not yet consumed */
