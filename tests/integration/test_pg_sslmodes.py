@@ -225,12 +225,13 @@ def test_verify_ca_refuses_foreign_ca(front, psql):
 # --- client certificates: the front and a real PostgreSQL 15 with native TLS agree -----------
 CERT_HBA = [
     "hostssl app certuser  127.0.0.1/32 cert",
-    "hostssl app trustuser 127.0.0.1/32 cert",
+    "hostssl app trustuser 127.0.0.1/32 cert map=r",
+    "hostssl postgres trustuser 127.0.0.1/32 cert",
     "hostssl app bob       127.0.0.1/32 trust clientcert=verify-ca",
     "hostssl app alice     127.0.0.1/32 cert map=m",
     "hostssl app postgres  127.0.0.1/32 cert map=m",
 ]
-CERT_IDENT = ["m certuser alice"]
+CERT_IDENT = ["m certuser alice", "r /^cert(user)$ trust\\1"]
 
 
 @pytest.fixture(scope="module")
@@ -296,22 +297,23 @@ def cert_reference(pg_server, dbtls_bin, dbtlsd_bin):
 PASSWORDS = {"alice": servers.PgServer.ALICE[1], "bob": servers.PgServer.BOB[1]}
 
 
-@pytest.mark.parametrize("user,cert,sslmode", [
-    ("certuser", True, "require"),    # cert, CN = user
-    ("trustuser", True, "require"),   # cert, CN != user
-    ("certuser", False, "require"),   # cert without a certificate
-    ("bob", False, "require"),        # clientcert=verify-ca without a certificate
-    ("bob", True, "require"),         # clientcert=verify-ca with one (any CN)
-    ("alice", True, "require"),       # cert + map: certuser -> alice
-    ("postgres", True, "require"),    # cert + map: no line for postgres
-    ("certuser", True, "disable"),    # hostssl only
-    ("nobody", True, "require"),      # no line at all
+@pytest.mark.parametrize("user,cert,sslmode,db", [
+    ("certuser", True, "require", "app"),        # cert, CN = user
+    ("trustuser", True, "require", "postgres"),  # cert, CN != user
+    ("trustuser", True, "require", "app"),       # cert + regex map with \1: certuser -> trustuser
+    ("certuser", False, "require", "app"),       # cert without a certificate
+    ("bob", False, "require", "app"),            # clientcert=verify-ca without a certificate
+    ("bob", True, "require", "app"),             # clientcert=verify-ca with one (any CN)
+    ("alice", True, "require", "app"),           # cert + map: certuser -> alice
+    ("postgres", True, "require", "app"),        # cert + map: no line maps to postgres
+    ("certuser", True, "disable", "app"),        # hostssl only
+    ("nobody", True, "require", "app"),          # no line at all
 ])
-def test_cert_rules_answer_like_postgresql(cert_reference, psql, user, cert, sslmode):
+def test_cert_rules_answer_like_postgresql(cert_reference, psql, user, cert, sslmode, db):
     ref_port, front_port, certs = cert_reference
 
     def attempt(port):
-        parts = {"host": "127.0.0.1", "port": port, "user": user, "dbname": "app",
+        parts = {"host": "127.0.0.1", "port": port, "user": user, "dbname": db,
                  "sslmode": sslmode, "connect_timeout": "10"}
         if user in PASSWORDS:
             parts["password"] = PASSWORDS[user]
