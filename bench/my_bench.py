@@ -30,15 +30,21 @@ from benchlib import servers
 USER, PASSWORD = "bench", "bench-secret"
 
 
+def server_status(my):
+    """(Connections, Com_select) of the MariaDB server: what the clients really did."""
+    out = my.sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('Connections', 'Com_select')")
+    vals = dict(line.split("\t") for line in out.splitlines())
+    return int(vals["Connections"]), int(vals["Com_select"])
+
+
 def slap(port, ca, queries, concurrency, detach):
-    """Runs mariadb-slap over TLS (server certificate verified against `ca`) and returns
-    (seconds, queries)."""
-    per_client = max(1, queries // concurrency)
+    """Runs mariadb-slap over TLS (server certificate verified against `ca`): about `queries`
+    SELECT 1 in all, spread over the clients. Returns the seconds it took."""
     cmd = ["mariadb-slap", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
            "--protocol=TCP", f"--user={USER}", f"--password={PASSWORD}", "--ssl",
            f"--ssl-ca={ca}", "--ssl-verify-server-cert", f"--concurrency={concurrency}",
            "--iterations=1",
-           f"--number-of-queries={per_client * concurrency}", "--query=SELECT 1",
+           f"--number-of-queries={queries}", "--query=SELECT 1",
            "--create-schema=app", "--no-drop", "--silent"]
     if detach:
         cmd.append(f"--detach={detach}")
@@ -49,8 +55,7 @@ def slap(port, ca, queries, concurrency, detach):
         bl.die(f"mariadb-slap through port {port} failed ({cp.returncode}):\n"
                f"{cp.stderr}{cp.stdout}")
     m = re.search(r"Average number of seconds to run all queries: ([\d.]+)", cp.stdout)
-    secs = float(m.group(1)) if m and float(m.group(1)) > 0 else wall
-    return secs, per_client * concurrency
+    return float(m.group(1)) if m and float(m.group(1)) > 0 else wall
 
 
 def check_tls(port, ca):
@@ -66,18 +71,27 @@ def check_tls(port, ca):
     return m.group(1)
 
 
-def measure(name, port, pid, ca, args):
+def measure(name, port, pid, ca, args, my):
+    """Counts come from the server's own status counters (Connections, Com_select), so they
+    are what happened, whatever the client's options mean."""
     r = {"cipher": check_tls(port, ca)}
-    bl.log(f"{name}: new connections, {args.conn_queries} connections x {args.concurrency}")
+    bl.log(f"{name}: about {args.conn_queries} new connections, {args.concurrency} clients")
     cpu = bl.CpuMeter(pid)
+    c0, _ = server_status(my)
     cpu.start()
-    secs, n = slap(port, ca, args.conn_queries, args.concurrency, detach=1)
+    secs = slap(port, ca, args.conn_queries, args.concurrency, detach=1)
     used = cpu.stop()
+    c1, _ = server_status(my)
+    n = c1 - c0 - 1  # less our own status query's connection
+    r["connections"] = n
     r["conn_per_s"] = n / secs
     r["cpu_ms_conn"] = used * 1000 / n
-    bl.log(f"{name}: {args.queries} queries on persistent connections")
-    secs, n = slap(port, ca, args.queries, args.concurrency, detach=0)
-    r["qps"] = n / secs
+    bl.log(f"{name}: about {args.queries} queries on persistent connections")
+    _, q0 = server_status(my)
+    secs = slap(port, ca, args.queries, args.concurrency, detach=0)
+    _, q1 = server_status(my)
+    r["queries"] = q1 - q0 - 1
+    r["qps"] = r["queries"] / secs
     return r
 
 
@@ -134,10 +148,10 @@ def main():
                f"PASSWORD('{PASSWORD}'); GRANT ALL ON *.* TO '{USER}'@'%'")
         bl.log(f"MariaDB on 127.0.0.1:{my.port} with its own TLS")
         if "native" in targets:
-            results["native"] = measure("native", my.port, my.proc.pid, root, args)
+            results["native"] = measure("native", my.port, my.proc.pid, root, args, my)
         if "dbtlsd" in targets:
             dbtlsd = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
-            results["dbtlsd"] = measure("dbtlsd", front_port, dbtlsd.pid, root, args)
+            results["dbtlsd"] = measure("dbtlsd", front_port, dbtlsd.pid, root, args, my)
     finally:
         if dbtlsd:
             dbtlsd.stop()
