@@ -1006,6 +1006,47 @@ static void test_atomicity(void)
     free(crl1);
 }
 
+/* Concurrent writers (several dbtls commands at once) serialize on the write lock: none fails. */
+static void test_concurrent_writers(void)
+{
+    struct dbt_ctl_instance_spec s = pg_spec("127.0.0.1:15435", "db4.example.com");
+    s.max_client_certs = 100;
+    CHECK_OK(dbt_ctl_instance_create(ctl, "db4", &s, NULL, NULL));
+    struct snap before = snap();
+    pid_t pids[4];
+    for (int k = 0; k < 4; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            struct dbt_ctl *c = NULL;
+            if (!dbt_ok(dbt_ctl_open(&opts, &c))) {
+                _exit(2);
+            }
+            for (int i = 0; i < 5; i++) {
+                char name[32];
+                snprintf(name, sizeof name, "w%d-%d", k, i);
+                if (!dbt_ok(dbt_ctl_client_cert_create(c, "db4", name, NULL, NULL))) {
+                    fprintf(stderr, "writer %d: %s\n", k, dbt_errmsg());
+                    _exit(3);
+                }
+            }
+            dbt_ctl_close(c);
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        int st = 0;
+        waitpid(pids[k], &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    struct snap after = snap();
+    CHECK(after.counter == before.counter + 20 && after.events == before.events + 20);
+    struct dbt_ctl_cert_list l = {0};
+    CHECK_OK(dbt_ctl_client_cert_list(ctl, "db4", &l));
+    CHECK(l.n == 20);
+    dbt_ctl_cert_list_cleanup(&l);
+    CHECK_OK(dbt_ctl_instance_delete(ctl, "db4"));
+}
+
 static void test_read_only(void)
 {
     struct dbt_ctl_opts ro = opts;
@@ -1054,6 +1095,7 @@ int main(void)
     test_client_certs();
     test_bundles_and_events();
     test_atomicity();
+    test_concurrent_writers();
     test_read_only();
     dbt_ctl_close(ctl);
     char cmd[400];
