@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "cli/cmd.h"
 #include "cli/out.h"
 #include "ctl/ctl.h"
@@ -163,6 +164,21 @@ static const struct export_file *file_named(const struct export *e, const char *
     return NULL;
 }
 
+/* The reminder that root.crl expires: past its nextUpdate OpenSSL fails every client
+   certificate with "CRL has expired", in PostgreSQL and MySQL alike. */
+static void crl_note(FILE *f, const struct dbt_rt_instance *in, const char *reload)
+{
+    char t[32];
+    if (in->crl_next_update <= 0) {
+        return;
+    }
+    dbt_time_rfc3339(in->crl_next_update, t, sizeof(t));
+    fprintf(f,
+            "# root.crl is valid until %s: export again with --force and %s before then\n"
+            "# (and after deleting a client certificate).\n",
+            t, reload);
+}
+
 /* ---- PostgreSQL ---- */
 
 static dbt_res pg_conf(const struct export *e, char **out)
@@ -183,6 +199,7 @@ static dbt_res pg_conf(const struct export *e, char **out)
             "# Append to postgresql.conf (later lines win), then reload: SELECT "
             "pg_reload_conf();\n",
             in->name, in->engine_version ? in->engine_version : "");
+    crl_note(t.f, in, "reload");
     fputs("ssl = on\n", t.f);
     for (size_t i = 0; i < DBT_ARRAY_LEN(keys); i++) {
         fprintf(t.f, "%s = ", keys[i][0]);
@@ -469,6 +486,7 @@ static dbt_res my_cnf(const struct export *e, char **out)
             "restart the server.\n",
             in->name, mariadb ? "MariaDB" : "MySQL", in->engine_version ? in->engine_version : "",
             ssl_mode_name(in->ssl_mode));
+    crl_note(t.f, in, "restart the server");
     fputs("[mysqld]\n", t.f);
     for (size_t i = 0; i < DBT_ARRAY_LEN(keys); i++) {
         fprintf(t.f, "%s = ", keys[i][0]);
@@ -677,6 +695,7 @@ static json_t *result_json(const struct export *e)
     dbt_cli_jset(o, "engine", dbt_cli_jstr(e->in->engine));
     dbt_cli_jset(o, "sslMode", dbt_cli_jstr(ssl_mode_name(e->in->ssl_mode)));
     dbt_cli_jset(o, "dir", dbt_cli_jstr(e->dir));
+    dbt_cli_jset(o, "crlNextUpdate", dbt_cli_jtime(e->in->crl_next_update));
     for (size_t i = 0; i < e->n_files; i++) {
         const struct export_file *f = &e->files[i];
         char mode[8];

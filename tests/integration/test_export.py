@@ -24,7 +24,7 @@ import pymysql
 import pytest
 
 import servers
-from cli_helpers import create_instance, download_ca, use_template
+from cli_helpers import create_instance, download_ca, openssl, use_template
 
 KEEP = os.environ.get("DBTLS_KEEP_TMP") == "1"
 EXPORTED = ["server.crt", "server.key", "root.crt", "root.crl"]
@@ -120,6 +120,12 @@ def test_postgres_encrypted_only_verify_full(d, tmp_dir, psql):
         check_written(j, out, ["postgresql.conf", "pg_hba.conf"])
         assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
         assert j["engine"] == "postgres" and j["sslMode"] == "ENCRYPTED_ONLY"
+        # The CRL's expiry is reported (past it OpenSSL fails every client certificate).
+        nu = openssl("crl", "-noout", "-nextupdate", "-in", os.path.join(out, "root.crl"))
+        nu = nu.stdout.decode().strip().split("=", 1)[1]
+        nu = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(nu, "%b %d %H:%M:%S %Y GMT"))
+        assert j["crlNextUpdate"] == nu
+        assert f"# root.crl is valid until {nu}" in j["snippets"]["postgresql.conf"]
         assert records(j["snippets"]["postgresql.conf"]) == [
             "ssl = on",
             f"ssl_cert_file = '{out}/server.crt'",
@@ -492,3 +498,28 @@ def test_refusals_write_nothing(d, tmp_dir):
     open(blocker, "w").close()
     cp = d.fail("instances", "export", "r1", "--dir", blocker)
     assert "is not a directory" in cp.stderr
+
+
+def test_rules_dbtlsd_could_not_load_are_refused(d, tmp_dir):
+    """Access rules and REQUIRE rules are translated with the parsers dbtlsd uses: rules it
+    would refuse are refused here too, with their message, and nothing is written."""
+    bad_hba = os.path.join(tmp_dir, "bad_hba")
+    with open(bad_hba, "w") as f:
+        f.write("hostssl all all all backend\nhostssl all all all md5x\n")
+    bad_req = os.path.join(tmp_dir, "bad_req")
+    with open(bad_req, "w") as f:
+        f.write("alice=FOO\n")
+    cases = [("b1", "postgres", "--hba-file", bad_hba,
+              'invalid authentication method "md5x" (line 2 of configuration file '
+              '"access rules")'),
+             ("b2", "mariadb", "--user-require-file", bad_req, "per-user REQUIRE rules: line 1")]
+    for name, engine, opt, path, msg in cases:
+        cp = d.run("instances", "create", name, "--engine", engine, "--listen",
+                   f"127.0.0.1:{servers.free_port()}", "--backend", "127.0.0.1:1",
+                   "--endpoint", f"{name}.example.test", opt, path, check=False)
+        if cp.returncode != 0:
+            continue  # refused at create: nothing to export
+        out = os.path.join(tmp_dir, f"out-{name}")
+        cp = d.fail("instances", "export", name, "--dir", out)
+        assert cp.stderr.startswith(f'dbtls: instance "{name}": ') and msg in cp.stderr
+        assert not os.path.exists(out)
