@@ -58,7 +58,11 @@ struct export
 static void export_cleanup(struct export *e)
 {
     for (size_t i = 0; i < e->n_files; i++) {
-        free(e->files[i].text);
+        if (e->files[i].text != NULL) {
+            /* server.key's copy: wiped like the snapshot's (dbt_rt_config_free). */
+            explicit_bzero(e->files[i].text, strlen(e->files[i].text));
+            free(e->files[i].text);
+        }
     }
 }
 
