@@ -480,6 +480,7 @@ def _relen(raw):
     startup(user="alice", database="app", extra=(("replication", "true"),)),
     startup(user="alice", database="app", extra=(("replication", "database"),)),
     startup(user="alice", extra=(("replication", "maybe"),)),
+    startup(user="alice", extra=(("replication", "database"), ("replication", "off"))),
     struct.pack("!II", 9, 196608) + b"\0",
     _relen(startup()[:-1]),
     _relen(startup() + b"x"),
@@ -487,7 +488,7 @@ def _relen(raw):
     struct.pack("!I", 6) + b"\0\0",
     struct.pack("!IIII", 16, 80877102, 1, 2),
 ], ids=["no-entry", "reject", "replication-no-entry", "logical-no-entry", "bad-replication",
-        "no-user", "no-terminator", "trailing-byte", "oversize", "undersize", "cancel-unknown"])
+        "replication-database-then-off", "no-user", "no-terminator", "trailing-byte", "oversize", "undersize", "cancel-unknown"])
 def test_same_answer_as_postgresql(reference, raw):
     """PostgreSQL's own answer (severity, SQLSTATE, message, detail, hint) or its silent close,
     byte for byte the same from the front."""

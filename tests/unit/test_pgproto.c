@@ -384,6 +384,24 @@ static void test_replication(void)
     CHECK(first.startup.replication == DBT_PG_REPLICATION_DATABASE);
     CHECK(strcmp(first.startup.database, "r") == 0);
 
+    /* Repeats: "database" is sticky, a later false turns replication off, true back on. */
+    static const char *const dt[] = {"user",        "r",    "replication", "database",
+                                     "replication", "true", NULL};
+    n = startup_of(p, sizeof(p), DBT_PG_PROTO(3, 0), dt);
+    CHECK(decode(p, n, 0) == DBT_PG_FIRST_STARTUP);
+    CHECK(first.startup.replication == DBT_PG_REPLICATION_DATABASE);
+    CHECK(strcmp(first.startup.database, "r") == 0);
+    static const char *const df[] = {"user",        "r",   "replication", "database",
+                                     "replication", "off", NULL};
+    n = startup_of(p, sizeof(p), DBT_PG_PROTO(3, 0), df);
+    CHECK(decode(p, n, 0) == DBT_PG_FIRST_STARTUP);
+    CHECK(first.startup.replication == DBT_PG_REPLICATION_NONE);
+    static const char *const tf[] = {"user", "r", "replication", "yes", "replication", "0", NULL};
+    n = startup_of(p, sizeof(p), DBT_PG_PROTO(3, 0), tf);
+    CHECK(decode(p, n, 0) == DBT_PG_FIRST_STARTUP);
+    CHECK(first.startup.replication == DBT_PG_REPLICATION_NONE);
+    CHECK(strcmp(first.startup.database, "r") == 0);
+
     static const struct {
         const char *v;
         int want; /* -1 invalid, 0 none, 1 physical */

@@ -158,21 +158,31 @@ static bool parse_bool(const char *s, size_t n, bool *v)
     return false;
 }
 
-/* The "replication" startup parameter: a boolean or "database". */
+/*
+ * The "replication" startup parameter: a boolean or "database". PostgreSQL keeps two flags,
+ * am_walsender (set by every value) and am_db_walsender (set by "database", never cleared), so
+ * a later boolean turns a logical walsender off or back on but never into a physical one.
+ */
 static dbt_res startup_replication(struct dbt_pg_first *out, const char *v, size_t n)
 {
-    bool b = false;
+    bool walsender = false;
     if (n == 8 && strncmp(v, "database", 8) == 0) {
         out->startup.replication = DBT_PG_REPLICATION_DATABASE;
+        out->db_walsender_ = true;
         return DBT_OK;
     }
-    if (!parse_bool(v, n, &b)) {
+    if (!parse_bool(v, n, &walsender)) {
         return reject(out, true, DBT_PG_SQLSTATE_INVALID_PARAMETER_VALUE,
                       "Valid values are: \"false\", 0, \"true\", 1, \"database\".",
                       "invalid value for parameter \"%s\": \"%.*s\"", "replication",
                       (int)(n > 64 ? 64 : n), v);
     }
-    out->startup.replication = b ? DBT_PG_REPLICATION_PHYSICAL : DBT_PG_REPLICATION_NONE;
+    if (!walsender) {
+        out->startup.replication = DBT_PG_REPLICATION_NONE;
+    } else {
+        out->startup.replication =
+            out->db_walsender_ ? DBT_PG_REPLICATION_DATABASE : DBT_PG_REPLICATION_PHYSICAL;
+    }
     return DBT_OK;
 }
 

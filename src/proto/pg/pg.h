@@ -165,6 +165,7 @@ struct dbt_pg_first {
     struct dbt_pg_cancel_key cancel;
     struct dbt_pg_startup startup;
     struct dbt_pg_reject reject;
+    bool db_walsender_; /* private to the decoder: "replication=database" was seen */
 };
 
 /*
