@@ -15,6 +15,7 @@
 #include "cli/cmd.h"
 #include "cli/out.h"
 #include "cli/view.h"
+#include "ctl/auto.h"
 #include "ctl/ctl.h"
 
 #define RULES_FILE_MAX (1u << 20) /* access rules larger than 1 MiB are a mistake */
@@ -185,6 +186,22 @@ static dbt_res print_instance(struct dbt_cli *c, const struct dbt_ctl_instance *
     return DBT_OK;
 }
 
+/* --server-cert-rotation / --rotation-lead (ctl/auto.h): *given counts the flags present. */
+static dbt_res rotation_from_args(struct dbt_cli *c, const char **mode, int64_t *lead, int *given)
+{
+    dbt_res res = DBT_OK;
+    *mode = dbt_cli_get(c, "server-cert-rotation");
+    *lead = -1;
+    *given = *mode != NULL;
+    if (dbt_cli_get(c, "rotation-lead") != NULL) {
+        DBT_TRY(dbt_cli_get_int(c, "rotation-lead", 0, DBT_CTL_MAX_ROTATION_LEAD_DAYS, lead));
+        (*given)++;
+    }
+    DBT_TRY(dbt_ctl_rotation_check(*mode, *lead));
+out:
+    return res;
+}
+
 static int run_create(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -194,9 +211,16 @@ static int run_create(struct dbt_cli *c)
     struct spec_files files = {0};
     struct dbt_ctl_instance inst = {0};
 
+    const char *rot_mode = NULL;
+    int64_t rot_lead = -1;
+    int rot_given = 0;
     DBT_TRY(spec_from_args(c, &spec, &v, &files));
+    DBT_TRY(rotation_from_args(c, &rot_mode, &rot_lead, &rot_given));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_instance_create(ctl, c->positional, &spec, &v, &inst));
+    if (rot_given) {
+        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, rot_mode, rot_lead));
+    }
     if (c->format == DBT_CLI_FMT_TABLE) {
         fprintf(stderr, "Created instance [%s].\n", c->positional);
     }
@@ -256,9 +280,20 @@ static int run_patch(struct dbt_cli *c)
     if (c->n_values == 0) {
         return dbt_cli_usage_error(c->cmd, "nothing to change: give at least one option");
     }
+    const char *rot_mode = NULL;
+    int64_t rot_lead = -1;
+    int rot_given = 0;
     DBT_TRY(spec_from_args(c, &spec, &v, &files));
+    DBT_TRY(rotation_from_args(c, &rot_mode, &rot_lead, &rot_given));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_instance_patch(ctl, c->positional, &spec, &v, &inst));
+    if (rot_given) {
+        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, rot_mode, rot_lead));
+    }
+    if (c->n_values > (size_t)rot_given) {
+        DBT_TRY(dbt_ctl_instance_patch(ctl, c->positional, &spec, &v, &inst));
+    } else {
+        DBT_TRY(dbt_ctl_instance_describe(ctl, c->positional, &inst));
+    }
     if (c->format == DBT_CLI_FMT_TABLE) {
         fprintf(stderr, "Patched instance [%s].\n", c->positional);
     }
@@ -343,6 +378,10 @@ out:
         {"user-require-file", "FILE", "MySQL per-user REQUIRE rules (user=REQ lines)", false,      \
          false},                                                                                   \
         {"max-client-certs", "N", "live client certificates allowed (10)", false, false},          \
+        {"server-cert-rotation", "MODE",                                                           \
+         "auto (default in shared mode) or manual (default in per-instance mode)", false, false},  \
+        {"rotation-lead", "DAYS", "act this long before expiry, or at half-life if earlier (90)",  \
+         false, false},                                                                            \
         HIDDEN_VALIDITY
 
 static const struct dbt_cli_opt create_opts[] = {

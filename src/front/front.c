@@ -8,6 +8,7 @@
  * an eventfd wakeup; workers own them from then on.
  */
 #include "front/front.h"
+#include "front/stats.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -311,14 +312,17 @@ dbt_res dbt_front_reload(struct dbt_front *f)
     struct dbt_gen *g = NULL;
     dbt_res r = load_gen(f, &g);
     if (!dbt_ok(r)) {
+        dbt_stats_reload(false);
         return r;
     }
     size_t n_old;
     r = lsets_open(f, g, &n_old);
     if (!dbt_ok(r)) {
         dbt_gen_unref(g);
+        dbt_stats_reload(false);
         return r;
     }
+    dbt_stats_reload(true);
     pthread_mutex_lock(&f->gen_lock);
     struct dbt_gen *old = f->gen;
     f->gen = g;

@@ -11,6 +11,7 @@
  * holds little memory besides OpenSSL's own session state.
  */
 #include "front/session.h"
+#include "front/stats.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -110,6 +111,8 @@ static void session_close(struct dbt_session *s)
     leg_close(s, &s->client, true);
     leg_close(s, &s->backend, false);
     pthread_mutex_lock(&w->lock);
+    /* metrics: fold the bytes into the instance's total as the session leaves the list */
+    dbt_stats_session_end(s->st.instance, atomic_load(&s->bytes_in), atomic_load(&s->bytes_out));
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -231,7 +234,8 @@ void dbt_session_finish(struct dbt_session *s)
         return;
     }
     s->finishing = true;
-    if (!dbt_ok(dbt_ev_timer_set(s->worker->loop, &s->deadline, dbt_now_ms() + FINISH_TIMEOUT_MS))) {
+    if (!dbt_ok(
+            dbt_ev_timer_set(s->worker->loop, &s->deadline, dbt_now_ms() + FINISH_TIMEOUT_MS))) {
         session_close(s);
     }
 }
@@ -247,7 +251,8 @@ void dbt_session_set_state(struct dbt_session *s, const char *name, uint64_t tim
     }
     if (timeout_ms == 0) {
         dbt_ev_timer_cancel(s->worker->loop, &s->deadline);
-    } else if (!dbt_ok(dbt_ev_timer_set(s->worker->loop, &s->deadline, dbt_now_ms() + timeout_ms))) {
+    } else if (!dbt_ok(
+                   dbt_ev_timer_set(s->worker->loop, &s->deadline, dbt_now_ms() + timeout_ms))) {
         session_close(s);
     }
 }
@@ -508,9 +513,8 @@ static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
     if (l->tls == NULL) {
         dbt_res r;
         if (l == &s->client && s->client_tls_direct) {
-            r = dbt_tls_conn_new_server_prefixed(s->inst->server_tls, l->fd,
-                                                 dbt_buf_head(&l->in), dbt_buf_avail(&l->in),
-                                                 &l->tls);
+            r = dbt_tls_conn_new_server_prefixed(s->inst->server_tls, l->fd, dbt_buf_head(&l->in),
+                                                 dbt_buf_avail(&l->in), &l->tls);
             dbt_buf_cleanup(&l->in);
         } else if (l == &s->client) {
             r = dbt_tls_conn_new_server(s->inst->server_tls, l->fd, &l->tls);
@@ -554,8 +558,8 @@ static uint32_t leg_interest(struct dbt_session *s, struct dbt_leg *l, struct db
         return 0;
     }
     bool pending_out = dbt_buf_avail(&l->out) > 0 || (s->relay && dbt_buf_avail(&other->in) > 0);
-    bool want_in = !l->eof && (s->relay ? dbt_buf_avail(&l->in) == 0
-                                        : dbt_buf_avail(&l->in) < l->in_max);
+    bool want_in =
+        !l->eof && (s->relay ? dbt_buf_avail(&l->in) == 0 : dbt_buf_avail(&l->in) < l->in_max);
     if (s->finishing && l == &s->client) {
         want_in = false;
     }
@@ -599,11 +603,13 @@ static void session_drive(struct dbt_session *s)
         /* handshakes */
         r = leg_handshake(s, &s->client);
         if (r == IO_ERR) {
+            dbt_stats_handshake(s->st.instance, false, dbt_errmsg());
             log_tls_failure(s, &s->client);
             session_close(s);
             return;
         }
         if (r == IO_PROGRESS) {
+            dbt_stats_handshake(s->st.instance, true, NULL);
             client_tls_established(s);
             progress = true;
             if (!call(s, p->on_client_tls_done)) {
@@ -613,8 +619,8 @@ static void session_drive(struct dbt_session *s)
         r = leg_handshake(s, &s->backend);
         if (r == IO_ERR) {
             log_tls_failure(s, &s->backend);
-            dbt_res fail = dbt_fail(DBT_E_TLS, "TLS to backend %s failed: %s",
-                                    s->inst->rt->backend, dbt_errmsg());
+            dbt_res fail = dbt_fail(DBT_E_TLS, "TLS to backend %s failed: %s", s->inst->rt->backend,
+                                    dbt_errmsg());
             s->backend.state = DBT_LEG_CLOSED;
             if (p->on_backend_tls_done == NULL) {
                 session_close(s);
@@ -696,8 +702,8 @@ static void session_drive(struct dbt_session *s)
         }
 
         /* endings */
-        if (s->client.eof && (!s->relay || dbt_buf_avail(&s->client.in) == 0 ||
-                              s->backend.state != DBT_LEG_OPEN)) {
+        if (s->client.eof &&
+            (!s->relay || dbt_buf_avail(&s->client.in) == 0 || s->backend.state != DBT_LEG_OPEN)) {
             session_close(s);
             return;
         }

@@ -59,6 +59,19 @@ static const char *const migrations[] = {
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, actor TEXT NOT NULL,"
     "  action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');",
+    /* 2: automatic rotation policy per instance (no row = the CA mode's default), notices the
+       scheduler raised once (so a restart does not raise them again), and per notification sink
+       the id of the last event delivered (at-least-once delivery across restarts) */
+    "CREATE TABLE rotation_policy ("
+    "  instance_id INTEGER PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,"
+    "  mode TEXT CHECK (mode IN ('auto', 'manual')), lead_days INTEGER"
+    "  CHECK (lead_days IS NULL OR lead_days >= 0));"
+    "CREATE TABLE notices ("
+    "  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL, serial TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (instance_id, kind, serial));"
+    "CREATE TABLE notify_marks (sink TEXT PRIMARY KEY, last_event_id INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);",
 };
 
 #define INSTANCE_COLS                                                                              \
@@ -156,6 +169,28 @@ static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_REVOKE_LIST] = "SELECT serial, revoked_at FROM revocations WHERE instance_id = ?1"
                             " AND client_ca_sha1 = ?2 ORDER BY revoked_at, serial",
     [DBT_SQL_REVOKE_COUNT] = "SELECT count(*) FROM revocations",
+    /* ?1 instance id -> mode (or NULL), lead_days (or NULL) */
+    [DBT_SQL_ROTATION_GET] = "SELECT mode, lead_days FROM rotation_policy WHERE instance_id = ?1",
+    /* ?1 instance id, ?2 mode, ?3 lead_days (NULL = default) */
+    [DBT_SQL_ROTATION_PUT] = "INSERT OR REPLACE INTO rotation_policy (instance_id, mode, lead_days)"
+                             " VALUES (?1, ?2, ?3)",
+    /* ?1 instance id, ?2 kind, ?3 serial, ?4 time; changes() = 0 when already raised */
+    [DBT_SQL_NOTICE_ADD] = "INSERT OR IGNORE INTO notices (instance_id, kind, serial, created_at)"
+                           " VALUES (?1, ?2, ?3, ?4)",
+    /* ?1 instance id, ?2 kind, ?3 serial -> 1 if raised */
+    [DBT_SQL_NOTICE_HAS] = "SELECT 1 FROM notices WHERE instance_id = ?1 AND kind = ?2"
+                           " AND serial = ?3",
+    /* ?1 sink -> last_event_id */
+    [DBT_SQL_NOTIFY_MARK_GET] = "SELECT last_event_id FROM notify_marks WHERE sink = ?1",
+    /* ?1 sink, ?2 last_event_id, ?3 time */
+    [DBT_SQL_NOTIFY_MARK_PUT] = "INSERT INTO notify_marks (sink, last_event_id, updated_at)"
+                                " VALUES (?1, ?2, ?3) ON CONFLICT (sink) DO UPDATE SET"
+                                " last_event_id = excluded.last_event_id,"
+                                " updated_at = excluded.updated_at",
+    /* ?1 after id, ?2 limit -> id, time, actor, action, object, detail; oldest first */
+    [DBT_SQL_EVENT_AFTER] = "SELECT id, time, actor, action, object, detail FROM events"
+                            " WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [DBT_SQL_EVENT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM events",
 };
 
 int dbt_store_schema_version(void)

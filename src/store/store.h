@@ -67,6 +67,15 @@ enum dbt_sql {
     DBT_SQL_REVOKE_ADD,
     DBT_SQL_REVOKE_LIST,
     DBT_SQL_REVOKE_COUNT,
+    /* automatic rotation and notification delivery (ctl/auto.c, migration 2) */
+    DBT_SQL_ROTATION_GET,
+    DBT_SQL_ROTATION_PUT,
+    DBT_SQL_NOTICE_ADD,
+    DBT_SQL_NOTICE_HAS,
+    DBT_SQL_NOTIFY_MARK_GET,
+    DBT_SQL_NOTIFY_MARK_PUT,
+    DBT_SQL_EVENT_AFTER,
+    DBT_SQL_EVENT_MAX_ID,
     DBT_SQL__COUNT
 };
 

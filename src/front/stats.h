@@ -1,0 +1,47 @@
+/*
+ * stats.h - process-wide counters of the TLS front for GET /metrics (admin/metrics.c): TLS
+ * handshakes with the client by instance, result and reason; bytes of closed sessions by
+ * instance and direction (open sessions are added from the connection list at scrape time);
+ * configuration reloads and failed reloads. Updated by the workers and the main thread (a short
+ * mutex per handshake / session end / reload; nothing per byte), read by the admin thread.
+ */
+#ifndef DBT_FRONT_STATS_H
+#define DBT_FRONT_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A client TLS handshake finished: ok, or failed with errmsg (reduced to a short reason). */
+void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg);
+/* A session ended having moved these bytes (from the client / to the client). */
+void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t bytes_out);
+/* A reload (SIGHUP, change counter, admin call) succeeded or failed. */
+void dbt_stats_reload(bool ok);
+
+/* The short reason label of a failed handshake's message ("certificate", "protocol_version",
+   "no_shared_cipher", "alpn", "other"). */
+const char *dbt_stats_reason(const char *errmsg);
+
+struct dbt_stats_handshakes {
+    char instance[64];
+    const char *result; /* "success" | "failure" */
+    const char *reason; /* "" for success */
+    uint64_t n;
+};
+struct dbt_stats_bytes {
+    char instance[64];
+    uint64_t in, out;
+};
+struct dbt_stats_snapshot {
+    struct dbt_stats_handshakes *hs;
+    size_t n_hs;
+    struct dbt_stats_bytes *bytes;
+    size_t n_bytes;
+    uint64_t reloads, reload_failures;
+};
+/* A consistent copy (malloc'd arrays; free with dbt_stats_snapshot_cleanup). false on OOM. */
+bool dbt_stats_snapshot(struct dbt_stats_snapshot *out);
+void dbt_stats_snapshot_cleanup(struct dbt_stats_snapshot *s);
+
+#endif
