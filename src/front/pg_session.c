@@ -164,7 +164,10 @@ static dbt_res handle_startup(struct dbt_session *s, struct pg_sess *ps,
         .addr = (const struct sockaddr *)&s->peer,
         .addr_len = s->peerlen,
         .ssl = dbt_session_client_tls(s),
-        .replication = su->replication != DBT_PG_REPLICATION_NONE,
+        /* PostgreSQL (hba.c check_db): only physical replication (am_walsender &&
+         * !am_db_walsender) is a "replication connection"; replication=database matches and
+         * is worded like any connection to that database */
+        .replication = su->replication == DBT_PG_REPLICATION_PHYSICAL,
         .user = su->user,
         .database = su->database,
         .engine_major = conf->engine_major,
@@ -302,7 +305,8 @@ static dbt_res pg_on_accept(struct dbt_session *s)
     if (ps == NULL) {
         return dbt_fail(DBT_E_NOMEM, "out of memory");
     }
-    dbt_buf_init(&ps->startup, DBT_PG_MAX_STARTUP_PACKET_LENGTH);
+    /* the length word counts itself: a packet may take 4 + 10000 bytes */
+    dbt_buf_init(&ps->startup, DBT_PG_MAX_STARTUP_PACKET_LENGTH + 4);
     ps->deadline_ms = dbt_now_ms() + dbt_session_auth_timeout_ms();
     s->pstate = ps;
     /* the first packet is at most 10000 bytes; a little more lets pipelining be detected */
