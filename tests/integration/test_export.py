@@ -244,7 +244,7 @@ def test_postgres_own_access_rules_are_translated(d, tmp_dir, psql):
                 "hostssl app certuser 127.0.0.1/32 cert\n"
                 "hostssl all alice 127.0.0.1/32 backend\n"
                 'host "app" bob 127.0.0.0 255.0.0.0 \\\n  reject\n')
-    create_instance(d, "pgr", endpoints=[ep],
+    create_instance(d, "pgr", mode="per-instance", endpoints=[ep],
                     extra=("--engine-version", "15", "--hba-file", hba))
     cert = client_cert(d, "pgr", tmp_dir, "certuser")
     other = client_cert(d, "pgr", tmp_dir, "someone")
