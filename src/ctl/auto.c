@@ -416,6 +416,149 @@ dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_r
     return DBT_OK;
 }
 
+/* ---- expiry list --------------------------------------------------------------------------- */
+
+void dbt_ctl_expiry_list_cleanup(struct dbt_ctl_expiry_list *l)
+{
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].instance);
+        free(l->items[i].kind);
+        free(l->items[i].slot);
+        free(l->items[i].name);
+        free(l->items[i].serial);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static dbt_res expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
+                          const char *slot, const char *name, const char *pem)
+{
+    struct dbt_pki_cert_info info = {0};
+    dbt_res r = dbt_pki_cert_info_pem(pem, &info);
+    if (!dbt_ok(r)) {
+        return r;
+    }
+    struct dbt_ctl_expiry *nv = realloc(l->items, (l->n + 1) * sizeof *nv);
+    if (nv == NULL) {
+        dbt_pki_cert_info_cleanup(&info);
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    l->items = nv;
+    l->items[l->n++] = (struct dbt_ctl_expiry){
+        .instance = ctl_strdup(instance ? instance : ""),
+        .kind = ctl_strdup(kind),
+        .slot = ctl_strdup(slot ? slot : ""),
+        .name = ctl_strdup(name ? name : ""),
+        .serial = ctl_strdup(info.serial),
+        .not_after = info.not_after,
+    };
+    dbt_pki_cert_info_cleanup(&info);
+    return DBT_OK;
+}
+
+static dbt_res strv_push(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (nv == NULL) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    *v = nv;
+    (*v)[(*n)++] = ctl_strdup(s);
+    return DBT_OK;
+}
+
+dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)
+{
+    memset(out, 0, sizeof *out);
+    dbt_res res = DBT_OK;
+    struct dbt_ctl_expiry_list l = {0};
+    struct dbt_stmt *s = NULL;
+    char **ids = NULL, **names = NULL;
+    size_t n_ids = 0, n_names = 0;
+    struct ctl_inst in = {0};
+    struct ctl_slots slots = {0};
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_ROOTS, &s));
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        DBT_TRY(expiry_add(&l, "", "root-ca", "", dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
+        DBT_TRY(strv_push(&ids, &n_ids, dbt_stmt_text(s, 0)));
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_INTERMEDIATES, &s));
+        dbt_stmt_bind_text(s, 1, ids[i]);
+        dbt_stmt_bind_text(s, 2, NULL);
+        for (;;) {
+            bool row = false;
+            DBT_TRY(dbt_stmt_step(s, &row));
+            if (!row) {
+                break;
+            }
+            char *nm = ctl_printf("%s/%s", ids[i], dbt_stmt_text(s, 1));
+            res = expiry_add(&l, "", "intermediate-ca", "", nm, dbt_stmt_text(s, 4));
+            free(nm);
+            DBT_TRY(res);
+        }
+    }
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        DBT_TRY(strv_push(&names, &n_names, dbt_stmt_text(s, 0)));
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        ctl_inst_cleanup(&in);
+        ctl_slots_cleanup(&slots);
+        DBT_TRY(ctl_inst_load(ctl, names[i], &in));
+        DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
+        for (size_t k = 0; k < slots.n; k++) {
+            if (slots.v[k].ca_pem) {
+                DBT_TRY(
+                    expiry_add(&l, names[i], "server-ca", slots.v[k].slot, "", slots.v[k].ca_pem));
+            }
+        }
+        for (size_t k = 0; k < slots.n; k++) {
+            DBT_TRY(
+                expiry_add(&l, names[i], "server-cert", slots.v[k].slot, "", slots.v[k].cert_pem));
+        }
+        DBT_TRY(expiry_add(&l, names[i], "client-ca", "", "", in.client_ca_pem));
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_LIST, &s));
+        dbt_stmt_bind_int(s, 1, in.id);
+        for (;;) {
+            bool row = false;
+            DBT_TRY(dbt_stmt_step(s, &row));
+            if (!row) {
+                break;
+            }
+            DBT_TRY(expiry_add(&l, names[i], "client-cert", "", dbt_stmt_text(s, 0),
+                               dbt_stmt_text(s, 3)));
+        }
+    }
+    DBT_TRY(dbt_store_commit(ctl->st));
+    *out = l;
+    l = (struct dbt_ctl_expiry_list){0};
+out:
+    dbt_store_rollback(ctl->st);
+    ctl_strv_free(ids, n_ids);
+    ctl_strv_free(names, n_names);
+    ctl_inst_cleanup(&in);
+    ctl_slots_cleanup(&slots);
+    dbt_ctl_expiry_list_cleanup(&l);
+    return res;
+}
+
 /* ---- notification delivery ----------------------------------------------------------------- */
 
 dbt_res dbt_ctl_events_after(struct dbt_ctl *ctl, int64_t after, size_t limit,

@@ -75,6 +75,28 @@ struct dbt_ctl_auto_report {
 dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_report *rep) DBT_WUR;
 
 /* ------------------------------------------------------------------------------------------ */
+/* Expiry of every certificate (Prometheus gauges)                                             */
+
+struct dbt_ctl_expiry {
+    char *instance; /* "" for shared CAs */
+    char *kind;     /* "root-ca" | "intermediate-ca" | "server-ca" | "server-cert" | "client-ca"
+                       | "client-cert" */
+    char *slot;     /* "previous" | "active" | "upcoming" for server-ca/server-cert, else "" */
+    char *name;     /* shared CA id (intermediates: "ID/REGION"), client cert name, or "" */
+    char *serial;   /* hex upper case */
+    int64_t not_after;
+};
+struct dbt_ctl_expiry_list {
+    struct dbt_ctl_expiry *items;
+    size_t n;
+};
+void dbt_ctl_expiry_list_cleanup(struct dbt_ctl_expiry_list *l);
+/* Every CA and certificate in one read transaction: shared roots and intermediates (by id),
+   then per instance (by name) its per-instance server CAs, server certificates, client CA and
+   client certificates. */
+dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out) DBT_WUR;
+
+/* ------------------------------------------------------------------------------------------ */
 /* Notification delivery                                                                       */
 
 /* Events with id > after, oldest first, at most limit (0 = all). */
