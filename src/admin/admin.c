@@ -1,5 +1,8 @@
 /*
- * admin.c - the admin unix socket of dbtlsd (admin.h).
+ * admin.c - the listeners of the admin API (admin.h): the 0600 unix socket and the optional TCP
+ * listener with mutual TLS (libmicrohttpd over GnuTLS; the client certificate is verified here
+ * against the admin CA, with the clientAuth purpose, before any handler runs), request bodies
+ * collected up to a limit, and the reply. Routing and resources are in api.c.
  */
 #include "admin/admin.h"
 
@@ -14,13 +17,30 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <netdb.h>
+
+#include "admin/internal.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "ctl/admin_ca.h"
+#include "ctl/ctl.h"
+
+/* One HTTP listener: its MHD daemon (one internal thread) and its own control handle. */
+struct listener {
+    struct dbt_admin_ctx ctx;
+    struct MHD_Daemon *mhd;
+    bool tls;
+    size_t max_body;
+};
 
 struct dbt_admin {
-    struct dbt_front *front;
-    struct MHD_Daemon *mhd;
+    struct listener unix_l;
+    struct listener tcp_l;
+    int tcp_port;
     char *path;
+    struct dbt_ctl_admin_cert server_cert;
 };
 
 static json_t *str_or_null(const char *s)
@@ -62,61 +82,154 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
     return text;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *body)
+/* The state of one request across libmicrohttpd's calls: the body so far. */
+struct req {
+    char *body;
+    size_t len;
+    bool too_big;
+};
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct dbt_admin_reply *r)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(body);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(r->body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+    r->body = NULL;
+    MHD_add_response_header(resp, "Content-Type",
+                            r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->allow != NULL) {
+        MHD_add_response_header(resp, "Allow", r->allow);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
+    MHD_destroy_response(resp);
     return ret;
 }
 
-static char *error_body(const char *msg)
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-    json_t *o = json_pack("{s:s}", "error", msg);
-    char *t = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return t;
+    struct dbt_admin_reply r = {0};
+    dbt_admin_error(&r, status, "%s", msg);
+    return send_reply(c, &r);
+}
+
+/*
+ * The TCP listener admits only clients whose certificate chains to the admin CA (the trust
+ * libmicrohttpd was given) and carries the clientAuth purpose. GnuTLS only *requests* a client
+ * certificate during the handshake, so the check is made here, before any handler runs.
+ * Returns 0 when the client is admitted, else the HTTP status to refuse with (*why says why).
+ */
+static unsigned check_client_cert(struct MHD_Connection *c, const char **why)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL) {
+        *why = "this listener requires TLS";
+        return 401;
+    }
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0) {
+        *why = "a client certificate issued by the dbtls admin CA is required "
+               "(dbtls admin-certs create NAME --out-dir DIR)";
+        return 401;
+    }
+    gnutls_typed_vdata_st purpose = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+        .size = 0,
+    };
+    unsigned status = 0;
+    int rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
+    if (rc < 0 || status != 0) {
+        *why = "the client certificate was not issued by the dbtls admin CA for client "
+               "authentication, or it has expired";
+        return 403;
+    }
+    return 0;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
 {
-    struct dbt_admin *a = cls;
-    if (strcmp(url, "/v1/connections") != 0) {
-        return reply(c, MHD_HTTP_NOT_FOUND, error_body("no such resource"));
+    struct listener *l = cls;
+    struct req *rq = *con_cls;
+
+    if (rq == NULL) {
+        /* First call: headers only. Refuse early what will be refused anyway. */
+        if (l->tls) {
+            const char *why = NULL;
+            unsigned st = check_client_cert(c, &why);
+            if (st != 0) {
+                dbt_warn("admin API: refused a TCP client: %s", why);
+                return send_error(c, st, why);
+            }
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL && strtoull(cl, NULL, 10) > l->max_body) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "the request body is larger than %zu bytes", l->max_body);
+            return send_error(c, 413, msg);
+        }
+        rq = calloc(1, sizeof(*rq));
+        if (rq == NULL) {
+            return MHD_NO;
+        }
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        /* Enforced while receiving: nothing past the limit is kept. */
+        if (!rq->too_big && rq->len + *upload_size <= l->max_body) {
+            char *nb = realloc(rq->body, rq->len + *upload_size + 1);
+            if (nb == NULL) {
+                return MHD_NO;
+            }
+            memcpy(nb + rq->len, upload, *upload_size);
+            rq->body = nb;
+            rq->len += *upload_size;
+        } else {
+            rq->too_big = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rq->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the request body is larger than %zu bytes", l->max_body);
+        return send_error(c, 413, msg);
+    }
+    struct dbt_admin_reply r = {0};
+    dbt_errclear();
+    dbt_admin_api_handle(&l->ctx, c, method, url, rq->body ? rq->body : "", rq->len, &r);
+    if (r.body == NULL) {
+        dbt_admin_error(&r, 500, "the handler gave no reply");
     }
     if (strcmp(method, "GET") != 0) {
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, error_body("only GET is allowed"));
+        dbt_info("admin API: %s %s -> %u", method, url, r.status);
     }
-    struct dbt_conn_row *rows = NULL;
-    size_t n = 0;
-    if (!dbt_ok(dbt_front_connections(a->front, &rows, &n))) {
-        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, error_body(dbt_errmsg()));
-    }
-    char *body = dbt_admin_connections_json(rows, n);
-    free(rows);
-    if (body == NULL) {
-        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, error_body("out of memory"));
-    }
-    return reply(c, MHD_HTTP_OK, body);
+    return send_reply(c, &r);
 }
 
-dbt_res dbt_admin_start(struct dbt_front *front, const char *path, struct dbt_admin **out)
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct req *rq = *con_cls;
+    if (rq != NULL) {
+        free(rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+static dbt_res unix_socket(const char *path, int *out)
 {
     dbt_res res = DBT_OK;
     int fd = -1;
-    struct dbt_admin *a = calloc(1, sizeof(*a));
-    DBT_ENSURE(a != NULL, NOMEM, "admin: out of memory");
-    a->front = front;
-    a->path = strdup(path);
-    DBT_ENSURE(a->path != NULL, NOMEM, "admin: out of memory");
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     DBT_ENSURE(strlen(path) < sizeof(sa.sun_path), INVALID,
                "admin socket path \"%s\" is too long (max %zu bytes)", path,
@@ -142,25 +255,183 @@ dbt_res dbt_admin_start(struct dbt_front *front, const char *path, struct dbt_ad
     int e = errno;
     umask(old);
     DBT_ENSURE(rc == 0, IO, "admin socket \"%s\": bind: %s", path, strerror(e));
-    DBT_ENSURE(chmod(path, 0600) == 0, IO, "admin socket \"%s\": chmod: %s", path,
-               strerror(errno));
+    DBT_ENSURE(chmod(path, 0600) == 0, IO, "admin socket \"%s\": chmod: %s", path, strerror(errno));
     DBT_ENSURE(listen(fd, 64) == 0, IO, "admin socket \"%s\": listen: %s", path, strerror(errno));
-    a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                              handle, a, MHD_OPTION_LISTEN_SOCKET, fd,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
-    DBT_ENSURE(a->mhd != NULL, IO, "admin socket \"%s\": cannot start the HTTP server", path);
+    *out = fd;
+    fd = -1;
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return res;
+}
+
+/* "host:port" / "[v6]:port" -> host (without brackets) and port. */
+static dbt_res split_listen(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':') {
+            return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected [IPv6]:PORT", s);
+        }
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || strchr(s, ':') != colon) {
+            return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected HOST:PORT", s);
+        }
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostsz || strlen(colon + 1) == 0 || strlen(colon + 1) >= portsz ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) > 65535) {
+        return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected HOST:PORT", s);
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    strcpy(port, colon + 1);
+    return DBT_OK;
+}
+
+static dbt_res tcp_socket(const char *listen_addr, char *host, size_t hostsz, int *out,
+                          int *port_out)
+{
+    dbt_res res = DBT_OK;
+    char port[8];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    int fd = -1;
+    DBT_TRY(split_listen(listen_addr, host, hostsz, port, sizeof(port)));
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    DBT_ENSURE(gai == 0, INVALID, "--admin-listen \"%s\": %s", listen_addr, gai_strerror(gai));
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    DBT_ENSURE(fd >= 0, IO, "--admin-listen \"%s\": socket: %s", listen_addr, strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    DBT_ENSURE(bind(fd, ai->ai_addr, ai->ai_addrlen) == 0, IO, "--admin-listen \"%s\": bind: %s",
+               listen_addr, strerror(errno));
+    DBT_ENSURE(listen(fd, 64) == 0, IO, "--admin-listen \"%s\": listen: %s", listen_addr,
+               strerror(errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    *out = fd;
+    fd = -1;
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (ai != NULL) {
+        freeaddrinfo(ai);
+    }
+    return res;
+}
+
+static dbt_res open_ctl(const struct dbt_admin_opts *o, struct dbt_ctl **out)
+{
+    if (o->ctl == NULL) {
+        return DBT_OK;
+    }
+    struct dbt_ctl_opts co = *o->ctl;
+    co.read_only = 0;
+    co.actor = "admin-api";
+    dbt_res r = dbt_ctl_open(&co, out);
+    if (!dbt_ok(r)) {
+        return dbt_fail_ctx(r, "admin API: ");
+    }
+    return r;
+}
+
+static bool is_wildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0';
+}
+
+dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **out)
+{
+    dbt_res res = DBT_OK;
+    int fd = -1, tfd = -1;
+    char host[256];
+    struct dbt_admin *a = calloc(1, sizeof(*a));
+    DBT_ENSURE(a != NULL, NOMEM, "admin: out of memory");
+    size_t max_body = o->max_body ? o->max_body : DBT_ADMIN_MAX_BODY;
+    a->path = strdup(o->socket_path);
+    DBT_ENSURE(a->path != NULL, NOMEM, "admin: out of memory");
+    a->unix_l.ctx.front = o->front;
+    a->unix_l.max_body = max_body;
+    a->tcp_l.ctx.front = o->front;
+    a->tcp_l.max_body = max_body;
+    a->tcp_l.tls = true;
+    DBT_TRY(open_ctl(o, &a->unix_l.ctx.ctl));
+
+    if (o->tcp_listen != NULL) {
+        DBT_ENSURE(o->ctl != NULL, INVALID, "--admin-listen needs the control plane");
+        DBT_TRY(open_ctl(o, &a->tcp_l.ctx.ctl));
+        DBT_TRY(tcp_socket(o->tcp_listen, host, sizeof(host), &tfd, &a->tcp_port));
+        const char *hosts[4];
+        size_t nh = 0;
+        if (!is_wildcard(host) && strcmp(host, "localhost") != 0 &&
+            strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0) {
+            hosts[nh++] = host;
+        }
+        hosts[nh++] = "localhost";
+        hosts[nh++] = "127.0.0.1";
+        hosts[nh++] = "::1";
+        DBT_TRY(dbt_ctl_admin_server_cert(a->tcp_l.ctx.ctl, hosts, nh, 0, &a->server_cert));
+        a->tcp_l.mhd = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL,
+            handle, &a->tcp_l, MHD_OPTION_LISTEN_SOCKET, tfd, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_HTTPS_MEM_KEY,
+            a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT, a->server_cert.cert_pem,
+            MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
+            "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
+        DBT_ENSURE(a->tcp_l.mhd != NULL, IO, "--admin-listen \"%s\": cannot start the HTTPS server",
+                   o->tcp_listen);
+        tfd = -1; /* owned by MHD */
+    }
+
+    DBT_TRY(unix_socket(o->socket_path, &fd));
+    a->unix_l.mhd =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+                         &a->unix_l, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    DBT_ENSURE(a->unix_l.mhd != NULL, IO, "admin socket \"%s\": cannot start the HTTP server",
+               o->socket_path);
     fd = -1; /* owned by MHD */
     *out = a;
     a = NULL;
 out:
     if (fd >= 0) {
         close(fd);
+        unlink(o->socket_path);
+    }
+    if (tfd >= 0) {
+        close(tfd);
     }
     if (a != NULL) {
         free(a->path);
-        free(a);
+        a->path = NULL;
+        dbt_admin_stop(a);
     }
     return res;
+}
+
+dbt_res dbt_admin_start(struct dbt_front *front, const char *path, struct dbt_admin **out)
+{
+    struct dbt_admin_opts o = {.front = front, .socket_path = path};
+    return dbt_admin_start_opts(&o, out);
+}
+
+int dbt_admin_tcp_port(const struct dbt_admin *a)
+{
+    return a != NULL ? a->tcp_port : 0;
 }
 
 void dbt_admin_stop(struct dbt_admin *a)
@@ -168,8 +439,22 @@ void dbt_admin_stop(struct dbt_admin *a)
     if (a == NULL) {
         return;
     }
-    MHD_stop_daemon(a->mhd);
-    unlink(a->path);
+    if (a->tcp_l.mhd != NULL) {
+        MHD_stop_daemon(a->tcp_l.mhd);
+    }
+    if (a->unix_l.mhd != NULL) {
+        MHD_stop_daemon(a->unix_l.mhd);
+    }
+    if (a->path != NULL) {
+        unlink(a->path);
+    }
+    if (a->unix_l.ctx.ctl != NULL) {
+        dbt_ctl_close(a->unix_l.ctx.ctl);
+    }
+    if (a->tcp_l.ctx.ctl != NULL) {
+        dbt_ctl_close(a->tcp_l.ctx.ctl);
+    }
+    dbt_ctl_admin_cert_cleanup(&a->server_cert);
     free(a->path);
     free(a);
 }

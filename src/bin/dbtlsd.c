@@ -24,7 +24,9 @@ static void usage(FILE *f)
                "  --admin-socket PATH      admin API socket (default DIR/admin.sock)\n"
                "  --auth-timeout S         pre-authentication deadline (default 60)\n"
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
-               "  --master-key-command CMD obtain the master key from CMD's output\n");
+               "  --master-key-command CMD obtain the master key from CMD's output\n"
+               "  --admin-listen HOST:PORT also serve the admin API over TCP with mutual TLS\n"
+               "                           (client certificates from the admin CA)\n");
 }
 
 static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
     const char *state_dir = getenv("DBTLS_STATE_DIR");
     const char *admin_socket = NULL;
     const char *mkc = NULL;
+    const char *admin_listen = NULL;
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
         {"auth-timeout", required_argument, NULL, 't'},
         {"shutdown-timeout", required_argument, NULL, 'T'},
         {"master-key-command", required_argument, NULL, 'm'},
+        {"admin-listen", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -97,6 +101,9 @@ int main(int argc, char **argv)
             break;
         case 'm':
             mkc = optarg;
+            break;
+        case 'L':
+            admin_listen = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -149,11 +156,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "dbtlsd: invalid configuration, not starting: %s\n", dbt_errmsg());
         goto out;
     }
-    if (!dbt_ok(dbt_admin_start(front, admin_socket, &admin))) {
+    /* The admin API opens its own read-write control handles (one per listener thread). */
+    struct dbt_ctl_opts aco = {.state_dir = state_dir, .master_key_command = mkc};
+    struct dbt_admin_opts ao = {
+        .front = front, .socket_path = admin_socket, .ctl = &aco, .tcp_listen = admin_listen};
+    if (!dbt_ok(dbt_admin_start_opts(&ao, &admin))) {
         fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
         goto out;
     }
     dbt_info("admin API on %s", admin_socket);
+    if (admin_listen != NULL) {
+        dbt_info("admin API on https://%s (port %d, mutual TLS)", admin_listen,
+                 dbt_admin_tcp_port(admin));
+    }
     dbt_info("dbtlsd: ready");
     if (!dbt_ok(dbt_front_run(front))) {
         dbt_error("dbtlsd: %s", dbt_errmsg());

@@ -52,7 +52,8 @@ struct dbt_cancel_target {
 };
 /* Registers key (pid + secret bytes) for a session; the token identifies it for removal. */
 dbt_res dbt_cancel_register(uint32_t pid, const uint8_t *key, size_t key_len,
-                            const struct sockaddr *addr, socklen_t addrlen, uint64_t *token) DBT_WUR;
+                            const struct sockaddr *addr, socklen_t addrlen,
+                            uint64_t *token) DBT_WUR;
 void dbt_cancel_unregister(uint32_t pid, uint64_t token);
 /* Looks a key up (constant-time comparison of the secret). */
 bool dbt_cancel_lookup(uint32_t pid, const uint8_t *key, size_t key_len,

@@ -24,19 +24,19 @@
 #include "proto/pg/pg.h"
 
 enum pg_state {
-    PG_STARTUP,       /* waiting for the first packet (or the next one after 'N'/TLS) */
-    PG_CLIENT_TLS,    /* TLS handshake with the client */
-    PG_CONNECTING,    /* backend connect in progress */
-    PG_BACKEND_SSL,   /* SSLRequest sent to the backend, waiting for 'S'/'N' */
-    PG_BACKEND_TLS,   /* TLS handshake with the backend */
-    PG_AUTH,          /* startup forwarded, authentication exchange relayed */
-    PG_CANCEL,        /* forwarding a CancelRequest */
-    PG_DONE,          /* error sent or relay started */
+    PG_STARTUP,     /* waiting for the first packet (or the next one after 'N'/TLS) */
+    PG_CLIENT_TLS,  /* TLS handshake with the client */
+    PG_CONNECTING,  /* backend connect in progress */
+    PG_BACKEND_SSL, /* SSLRequest sent to the backend, waiting for 'S'/'N' */
+    PG_BACKEND_TLS, /* TLS handshake with the backend */
+    PG_AUTH,        /* startup forwarded, authentication exchange relayed */
+    PG_CANCEL,      /* forwarding a CancelRequest */
+    PG_DONE,        /* error sent or relay started */
 };
 
 static const char *const state_names[] = {
-    "startup", "client-tls", "connecting", "backend-ssl", "backend-tls", "authentication",
-    "cancel",  "done",
+    "startup",     "client-tls",     "connecting", "backend-ssl",
+    "backend-tls", "authentication", "cancel",     "done",
 };
 
 struct pg_conf {
@@ -50,8 +50,8 @@ struct pg_sess {
     unsigned flags; /* DBT_PG_FIRST_* */
     bool direct_tls;
     bool authenticated;
-    uint64_t deadline_ms; /* absolute, monotonic */
-    struct dbt_buf startup; /* the client's StartupMessage, forwarded as received */
+    uint64_t deadline_ms;             /* absolute, monotonic */
+    struct dbt_buf startup;           /* the client's StartupMessage, forwarded as received */
     struct dbt_pg_cancel_key *cancel; /* a CancelRequest being forwarded (rare: allocated) */
     uint32_t key_pid;
     uint64_t cancel_token;
@@ -80,8 +80,8 @@ static dbt_res pg_inst_prepare(const struct dbt_rt_instance *rt, void **out)
         DBT_TRY(dbt_hba_default_rules(d, &c->hba));
     }
     if (rt->ident_text != NULL) {
-        DBT_TRY(dbt_ident_parse(rt->ident_text, strlen(rt->ident_text), "pg_ident.conf",
-                                &c->ident));
+        DBT_TRY(
+            dbt_ident_parse(rt->ident_text, strlen(rt->ident_text), "pg_ident.conf", &c->ident));
     }
     *out = c;
     c = NULL;
@@ -134,7 +134,8 @@ static dbt_res send_fatal(struct dbt_session *s, const char *sqlstate, const cha
 
 static dbt_res forward_startup(struct dbt_session *s, struct pg_sess *ps)
 {
-    dbt_res r = dbt_session_send_backend(s, dbt_buf_head(&ps->startup), dbt_buf_avail(&ps->startup));
+    dbt_res r =
+        dbt_session_send_backend(s, dbt_buf_head(&ps->startup), dbt_buf_avail(&ps->startup));
     dbt_buf_cleanup(&ps->startup);
     if (!dbt_ok(r)) {
         return r;
@@ -157,8 +158,7 @@ static dbt_res handle_startup(struct dbt_session *s, struct pg_sess *ps,
     dbt_session_set_user(s, su->user, strlen(su->user));
     dbt_session_set_database(s, su->database, strlen(su->database));
     if (su->has_application_name) {
-        dbt_session_set_application_name(s, su->application_name,
-                                          strlen(su->application_name));
+        dbt_session_set_application_name(s, su->application_name, strlen(su->application_name));
     }
     struct dbt_hba_conn c = {
         .addr = (const struct sockaddr *)&s->peer,
@@ -323,8 +323,8 @@ static dbt_res pg_on_client_data(struct dbt_session *s)
         return handle_first(s, ps);
     case PG_AUTH: {
         /* authentication messages (password, SASL) go to the backend as they are */
-        dbt_res r = dbt_session_send_backend(s, dbt_buf_head(&s->client.in),
-                                             dbt_buf_avail(&s->client.in));
+        dbt_res r =
+            dbt_session_send_backend(s, dbt_buf_head(&s->client.in), dbt_buf_avail(&s->client.in));
         dbt_buf_consume(&s->client.in, dbt_buf_avail(&s->client.in));
         return r;
     }
@@ -422,8 +422,8 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
     struct dbt_buf *in = &s->backend.in;
     while (dbt_buf_avail(in) > 0) {
         struct dbt_pg_msg m;
-        dbt_res r = dbt_pg_msg_frame(dbt_buf_head(in), dbt_buf_avail(in), DBT_PG_PREAUTH_MSG_MAX,
-                                     &m);
+        dbt_res r =
+            dbt_pg_msg_frame(dbt_buf_head(in), dbt_buf_avail(in), DBT_PG_PREAUTH_MSG_MAX, &m);
         if (r.code == DBT_E_AGAIN) {
             return DBT_OK;
         }
@@ -439,8 +439,7 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
             r = dbt_pg_auth_decode(&m, &a);
             if (!dbt_ok(r)) {
                 return send_fatal(s, DBT_PG_SQLSTATE_PROTOCOL_VIOLATION,
-                                  "invalid authentication request from the database server",
-                                  NULL);
+                                  "invalid authentication request from the database server", NULL);
             }
             if (a.code == DBT_PG_AUTH_SASL) {
                 size_t left = 0;

@@ -49,10 +49,10 @@ struct dbt_gen;
  * (SSL_CTX, resolved backend address, the protocol's compiled rules). Immutable.
  */
 struct dbt_gen_inst {
-    const struct dbt_rt_instance *rt; /* owned by the generation's dbt_rt_config */
-    const struct dbt_proto *proto;    /* chosen by rt->engine */
-    struct dbt_tls_ctx *server_tls;   /* client-facing SSL_CTX (chain, key, client CA + CRL) */
-    struct dbt_tls_ctx *backend_tls;  /* backend-facing SSL_CTX (verify-full) or NULL = plain */
+    const struct dbt_rt_instance *rt;     /* owned by the generation's dbt_rt_config */
+    const struct dbt_proto *proto;        /* chosen by rt->engine */
+    struct dbt_tls_ctx *server_tls;       /* client-facing SSL_CTX (chain, key, client CA + CRL) */
+    struct dbt_tls_ctx *backend_tls;      /* backend-facing SSL_CTX (verify-full) or NULL = plain */
     struct sockaddr_storage backend_addr; /* resolved when the generation was built */
     socklen_t backend_addrlen;
     char backend_host[256]; /* host name for backend TLS verify-full ("" for unix sockets) */
@@ -100,7 +100,7 @@ enum dbt_leg_state {
 /* One half of a session. Protocols read `in` and use the helpers; the rest is the engine's. */
 struct dbt_leg {
     struct dbt_ev_io io;
-    int fd;                   /* the socket (kept when io is unregistered after a hangup) */
+    int fd; /* the socket (kept when io is unregistered after a hangup) */
     enum dbt_leg_state state;
     struct dbt_tls_conn *tls; /* NULL while plain */
     struct dbt_buf in;        /* received bytes not yet consumed */
@@ -136,22 +136,22 @@ struct dbt_session {
     struct dbt_leg client;
     struct dbt_leg backend;
     struct dbt_worker *worker;
-    struct dbt_gen *gen;               /* referenced for the session's life */
-    const struct dbt_gen_inst *inst;   /* this session's instance in gen */
-    struct sockaddr_storage peer;      /* client address */
+    struct dbt_gen *gen;             /* referenced for the session's life */
+    const struct dbt_gen_inst *inst; /* this session's instance in gen */
+    struct sockaddr_storage peer;    /* client address */
     socklen_t peerlen;
     struct sockaddr_storage backend_peer; /* address the backend leg connected to */
     socklen_t backend_peerlen;
-    void *pstate;                      /* the protocol's per-session state */
+    void *pstate; /* the protocol's per-session state */
     struct dbt_ev_timer deadline;
-    bool relay;                        /* bytes flow without protocol callbacks */
-    bool client_tls_direct;            /* client.in holds the start of the ClientHello */
-    bool finishing;                    /* flush client.out, then close */
-    bool closed;                       /* freed at the end of the loop iteration */
-    _Atomic uint64_t bytes_in;         /* from client */
-    _Atomic uint64_t bytes_out;        /* to client */
+    bool relay;                 /* bytes flow without protocol callbacks */
+    bool client_tls_direct;     /* client.in holds the start of the ClientHello */
+    bool finishing;             /* flush client.out, then close */
+    bool closed;                /* freed at the end of the loop iteration */
+    _Atomic uint64_t bytes_in;  /* from client */
+    _Atomic uint64_t bytes_out; /* to client */
     struct dbt_session_status st;
-    struct dbt_session *prev, *next;   /* worker's list */
+    struct dbt_session *prev, *next; /* worker's list */
 };
 
 /* --- helpers a protocol calls (worker thread only) --- */

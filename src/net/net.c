@@ -50,8 +50,8 @@ dbt_res dbt_addr_parse(const char *text, struct dbt_addr *out)
     } else {
         const char *colon = strrchr(text, ':');
         if (colon == NULL) {
-            return dbt_fail(DBT_E_INVALID, "address \"%s\": expected host:port or a unix socket path",
-                            text);
+            return dbt_fail(DBT_E_INVALID,
+                            "address \"%s\": expected host:port or a unix socket path", text);
         }
         size_t hl = (size_t)(colon - text);
         if (hl == 0 || hl >= sizeof(host)) {

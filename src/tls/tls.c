@@ -89,8 +89,11 @@ static int parse_version(const char *v, int dflt, int *out)
     static const struct {
         const char *name;
         int ver;
-    } tab[] = {{"TLSv1", TLS1_VERSION},     {"TLSv1.0", TLS1_VERSION}, {"TLSv1.1", TLS1_1_VERSION},
-               {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION}};
+    } tab[] = {{"TLSv1", TLS1_VERSION},
+               {"TLSv1.0", TLS1_VERSION},
+               {"TLSv1.1", TLS1_1_VERSION},
+               {"TLSv1.2", TLS1_2_VERSION},
+               {"TLSv1.3", TLS1_3_VERSION}};
     for (size_t i = 0; i < DBT_ARRAY_LEN(tab); i++) {
         if (strcmp(v, tab[i].name) == 0) {
             *out = tab[i].ver;

@@ -145,8 +145,7 @@ static void test_cancel_table(void)
     CHECK(dbt_cancel_lookup(77, k2, 32, &t));
     dbt_cancel_unregister(77, t2);
     CHECK(!dbt_cancel_lookup(77, k2, 32, &t));
-    CHECK_ERR(dbt_cancel_register(1, k1, 0, (struct sockaddr *)&a, sizeof(a), &t1),
-              DBT_E_INVALID);
+    CHECK_ERR(dbt_cancel_register(1, k1, 0, (struct sockaddr *)&a, sizeof(a), &t1), DBT_E_INVALID);
 }
 
 /* ---- a fake PostgreSQL backend ---- */
@@ -199,10 +198,10 @@ static void *backend_conn(void *arg)
     if (len > 14 && memcmp(body, "user", 5) == 0) {
         snprintf(startup_user, sizeof(startup_user), "%.60s", (char *)body + 5);
     }
-    static const uint8_t hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0,            /* AuthOk */
-                                    'K', 0, 0, 0, 12, 0, 0, 0x10, 0x92,     /* pid 4242 */
-                                    0xde, 0xad, 0xbe, 0xef,                 /* key */
-                                    'Z', 0, 0, 0, 5, 'I'};
+    static const uint8_t hello[] = {'R',  0,    0,    0,    8,  0,  0, 0,    0,    /* AuthOk */
+                                    'K',  0,    0,    0,    12, 0,  0, 0x10, 0x92, /* pid 4242 */
+                                    0xde, 0xad, 0xbe, 0xef,                        /* key */
+                                    'Z',  0,    0,    0,    5,  'I'};
     if (write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
         close(fd);
         return NULL;
@@ -263,7 +262,8 @@ static int free_port(void)
 static int dial(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         close(fd);
@@ -377,8 +377,9 @@ static void test_running_front(void)
     n = read_all(fd, buf, sizeof(buf));
     CHECK(n > 0 && buf[0] == 'E');
     CHECK(contains(buf, n, "28000"));
-    CHECK(contains(buf, n, "no pg_hba.conf entry for host \"127.0.0.1\", user \"alice\", "
-                           "database \"alice\", no encryption"));
+    CHECK(contains(buf, n,
+                   "no pg_hba.conf entry for host \"127.0.0.1\", user \"alice\", "
+                   "database \"alice\", no encryption"));
     close(fd);
 
     /* 2. plaintext pipelined after SSLRequest: 'S', then FATAL 08P01, closed */
@@ -415,7 +416,8 @@ static void test_running_front(void)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     for (int i = 0; i < 100000 && recvd < sizeof(big); i++) {
         if (sent < sizeof(big)) {
-            int w = SSL_write(ssl, big + sent, (int)(sizeof(big) - sent > 30000 ? 30000 : sizeof(big) - sent));
+            int w = SSL_write(ssl, big + sent,
+                              (int)(sizeof(big) - sent > 30000 ? 30000 : sizeof(big) - sent));
             if (w > 0) {
                 sent += (size_t)w;
             }
@@ -447,8 +449,8 @@ static void test_running_front(void)
 
     /* 4. CancelRequest on a new plain connection reaches the backend that issued the key */
     int cfd = dial(listen_port);
-    uint8_t cancel[16] = {0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0x10, 0x92,
-                          0xde, 0xad, 0xbe, 0xef};
+    uint8_t cancel[16] = {0, 0, 0,    16,   0x04, 0xd2, 0x16, 0x2e,
+                          0, 0, 0x10, 0x92, 0xde, 0xad, 0xbe, 0xef};
     CHECK(write(cfd, cancel, 16) == 16);
     CHECK(read_all(cfd, buf, sizeof(buf)) == 0); /* nothing is ever answered */
     close(cfd);

@@ -30,9 +30,18 @@ static void test_parse(void)
     dbt_net_addr_fmt((struct sockaddr *)&a.ss, a.len, out, sizeof(out));
     CHECK(strcmp(out, "/run/postgresql/.s.PGSQL.5432") == 0);
 
-    const char *bad[] = {"", "5432", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
-                         "127.0.0.1:-1", "127.0.0.1:54x", ":5432", "::1:5432", "[::1]5432",
-                         "[]:5432", "no-such-host.invalid:5432"};
+    const char *bad[] = {"",
+                         "5432",
+                         "127.0.0.1",
+                         "127.0.0.1:",
+                         "127.0.0.1:65536",
+                         "127.0.0.1:-1",
+                         "127.0.0.1:54x",
+                         ":5432",
+                         "::1:5432",
+                         "[::1]5432",
+                         "[]:5432",
+                         "no-such-host.invalid:5432"};
     for (size_t i = 0; i < DBT_ARRAY_LEN(bad); i++) {
         dbt_res r = dbt_addr_parse(bad[i], &a);
         CHECK(r.code == DBT_E_INVALID);

@@ -114,22 +114,22 @@ static void test_ctx_errors(void)
     CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, "", NULL, NULL, NULL, false, &c),
               DBT_E_INVALID);
     struct dbt_tls_policy bad_cipher = {.ciphers = "NO-SUCH-CIPHER"};
-    CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &bad_cipher,
-                                     false, &c),
-              DBT_E_INVALID);
+    CHECK_ERR(
+        dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &bad_cipher, false, &c),
+        DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "NO-SUCH-CIPHER") != NULL);
     struct dbt_tls_policy bad_ver = {.min_version = "TLSv9"};
-    CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &bad_ver, false,
-                                     &c),
-              DBT_E_INVALID);
+    CHECK_ERR(
+        dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &bad_ver, false, &c),
+        DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "TLSv9") != NULL);
     struct dbt_tls_policy inverted = {.min_version = "TLSv1.3", .max_version = "TLSv1.2"};
-    CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &inverted,
-                                     false, &c),
-              DBT_E_INVALID);
-    CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, "nope", NULL, NULL, false,
-                                     &c),
-              DBT_E_TLS);
+    CHECK_ERR(
+        dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, NULL, NULL, &inverted, false, &c),
+        DBT_E_INVALID);
+    CHECK_ERR(
+        dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, "nope", NULL, NULL, false, &c),
+        DBT_E_TLS);
     CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, client_ca.cert_pem, "nope",
                                      NULL, false, &c),
               DBT_E_TLS);
