@@ -27,6 +27,13 @@ static const struct dbt_cli_opt global_opts[] = {
     {"master-key-command", "CMD", "run CMD (sh -c) to obtain the master key instead of master.key",
      false, false},
     {"admin-socket", "PATH", "dbtlsd admin socket (default <state-dir>/admin.sock)", false, false},
+    {"server", "URL", "run the command on the dbtlsd at URL (https://host:port) through its admin "
+     "API", false, false},
+    {"admin-cert", "FILE", "with --server: admin client certificate (dbtls admin-certs create)",
+     false, false},
+    {"admin-key", "FILE", "with --server: its private key", false, false},
+    {"admin-ca", "FILE", "with --server: the admin CA that signed the daemon's certificate", false,
+     false},
     {"help", NULL, "show help", false, false},
     {NULL, NULL, NULL, false, false},
 };
@@ -36,6 +43,7 @@ static const struct dbt_cli_cmd *const tables[] = {
     dbt_cli_cmds_instances,
     dbt_cli_cmds_ssl,
     dbt_cli_cmds_connections,
+    dbt_cli_cmds_admin,
 };
 
 #define FOREACH_CMD(var)                                                                           \
@@ -311,6 +319,14 @@ static int set_global(struct dbt_cli *c, const struct dbt_cli_opt *o, const char
         c->master_key_command = value;
     } else if (strcmp(o->name, "admin-socket") == 0) {
         c->admin_socket = value;
+    } else if (strcmp(o->name, "server") == 0) {
+        c->server = value;
+    } else if (strcmp(o->name, "admin-cert") == 0) {
+        c->admin_cert = value;
+    } else if (strcmp(o->name, "admin-key") == 0) {
+        c->admin_key = value;
+    } else if (strcmp(o->name, "admin-ca") == 0) {
+        c->admin_ca = value;
     }
     return 0;
 }
@@ -506,7 +522,7 @@ int dbt_cli_main(int argc, char **argv)
     }
 
     /* 3. Run. */
-    rc = cmd->run(&c);
+    rc = c.server ? dbt_cli_remote_run(&c) : cmd->run(&c);
     fflush(stdout);
     if (ferror(stdout) && rc == 0) {
         fprintf(stderr, "dbtls: cannot write to standard output: %s\n", strerror(errno));

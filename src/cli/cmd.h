@@ -55,6 +55,11 @@ struct dbt_cli {
     char *state_dir_owned;          /* freed at exit when the default was computed */
     const char *master_key_command; /* --master-key-command or DBTLS_MASTER_KEY_COMMAND */
     const char *admin_socket;       /* --admin-socket; NULL = <state_dir>/admin.sock */
+    /* Remote mode (remote.c): --server https://host:port and the admin client certificate. */
+    const char *server;
+    const char *admin_cert;
+    const char *admin_key;
+    const char *admin_ca;
     const char *format_raw;         /* --format value as given; NULL when absent */
     enum dbt_cli_format format;
     const char *positional;
@@ -86,6 +91,16 @@ extern const struct dbt_cli_cmd dbt_cli_cmds_general[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_instances[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_ssl[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_connections[];
+
+/* Remote mode (remote.c): runs the command through the admin API of the daemon at --server
+ * (HTTPS with the admin client certificate) instead of on the local store; same output. */
+int dbt_cli_remote_run(struct dbt_cli *c);
+/* GET `path` from the daemon at c->server; *out is the parsed JSON of a 2xx reply. */
+struct json_t;
+dbt_res dbt_cli_remote_get_json(const struct dbt_cli *c, const char *path,
+                                struct json_t **out) DBT_WUR;
+/* `admin-certs create` (remote_certs.c). */
+extern const struct dbt_cli_cmd dbt_cli_cmds_admin[];
 
 /* `instances export` (cmd_export.c): its handler and options, listed in the instances table. */
 extern const struct dbt_cli_opt dbt_cli_export_opts[];

@@ -91,6 +91,9 @@ static dbt_res admin_get(const char *sock, const char *url_path, json_t **out)
         /* Show the daemon's own error when it sent {"error": "..."}. */
         json_t *e = json_loadb((const char *)body.data, body.len, 0, &jerr);
         const char *msg = json_string_value(json_object_get(e, "error"));
+        if (!msg) { /* the admin API's {"error": {"code", "status", "message"}} */
+            msg = json_string_value(json_object_get(json_object_get(e, "error"), "message"));
+        }
         res = dbt_fail(DBT_E_IO, "dbtlsd at %s answered HTTP %ld to GET %s%s%s", sock, status,
                        url_path, msg ? ": " : "", msg ? msg : "");
         json_decref(e);
@@ -142,7 +145,11 @@ static int run_connections(struct dbt_cli *c)
         }
     }
     DBT_ENSURE(sock, NOMEM, "out of memory");
-    DBT_TRY(admin_get(sock, "/v1/connections", &reply));
+    if (c->server) {
+        DBT_TRY(dbt_cli_remote_get_json(c, "/v1/connections", (struct json_t **)&reply));
+    } else {
+        DBT_TRY(admin_get(sock, "/v1/connections", &reply));
+    }
     list = json_object_get(reply, "connections");
     DBT_ENSURE(json_is_array(list), PROTO,
                "dbtlsd at %s sent a reply without a \"connections\" list", sock);

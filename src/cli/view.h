@@ -1,22 +1,18 @@
 /*
- * view.h - internal to src/cli: the JSON shape of each control-library result. Field names are
- * the stable interface of `--format json` (docs/cli.md): Cloud SQL's SslCert fields for
- * certificates (certSerialNumber, cert, commonName, createTime, expirationTime,
- * sha1Fingerprint, plus slot), RDS-like names for CAs and engine versions, Cloud SQL-like names
- * for instances. Each function returns a new reference, or NULL when out of memory.
+ * view.h - internal to src/cli: the JSON shape of each control-library result. The views live in
+ * src/admin/view.c (a small library on ctl + jansson only, no event loop) so that `--format json`
+ * and the admin API share one definition of the field names (docs/cli.md, docs/admin-api.md).
  */
 #ifndef DBT_CLI_VIEW_H
 #define DBT_CLI_VIEW_H
 
-#include <jansson.h>
+#include "admin/view.h"
 
-#include "ctl/ctl.h"
-
-json_t *dbt_cli_view_cert(const struct dbt_ctl_cert *cert);
-json_t *dbt_cli_view_cert_list(const struct dbt_ctl_cert_list *l);
-json_t *dbt_cli_view_ca(const struct dbt_ctl_ca_info *ca);
-json_t *dbt_cli_view_engine(const struct dbt_engine_info *e);
-json_t *dbt_cli_view_instance(const struct dbt_ctl_instance *inst);
-json_t *dbt_cli_view_event(const struct dbt_ctl_event *ev);
+#define dbt_cli_view_cert dbt_view_cert
+#define dbt_cli_view_cert_list dbt_view_cert_list
+#define dbt_cli_view_ca dbt_view_ca
+#define dbt_cli_view_engine dbt_view_engine
+#define dbt_cli_view_instance dbt_view_instance
+#define dbt_cli_view_event dbt_view_event
 
 #endif

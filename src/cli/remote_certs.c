@@ -1,0 +1,83 @@
+/*
+ * remote_certs.c - `dbtls admin-certs create NAME --out-dir DIR`: issues an admin client
+ * certificate from the admin CA (ctl/admin_ca.h; the CA is created on first use) and writes the
+ * three files remote mode takes: admin-cert.pem, admin-key.pem (0600, the only copy of the key)
+ * and admin-ca.pem (to verify the daemon's admin listener).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cmd.h"
+#include "cli/out.h"
+#include "ctl/admin_ca.h"
+
+static int run_admin_cert_create(struct dbt_cli *c)
+{
+    static const char *const names[3] = {"admin-key.pem", "admin-cert.pem", "admin-ca.pem"};
+    static const int modes[3] = {0600, 0644, 0644};
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    struct dbt_ctl_admin_cert ac = {0};
+    const char *dir = dbt_cli_get(c, "out-dir");
+    char paths[3][4096];
+    int64_t validity = 0;
+    struct stat st;
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
+    for (int i = 0; i < 3; i++) {
+        int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
+        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--out-dir \"%s\" is too long",
+                   dir);
+        if (lstat(paths[i], &st) == 0) {
+            DBT_BAIL(EXISTS,
+                     "\"%s\" already exists; refusing to overwrite it (choose another "
+                     "--out-dir or remove it)",
+                     paths[i]);
+        }
+    }
+    if (mkdir(dir, 0700) != 0) {
+        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
+    }
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_admin_cert_create(ctl, c->positional, validity, &ac));
+    const char *data[3] = {ac.key_pem, ac.cert_pem, ac.ca_pem};
+    for (int i = 0; i < 3; i++) {
+        DBT_TRY(dbt_cli_write_file(paths[i], data[i], strlen(data[i]), modes[i], true));
+    }
+    o = json_pack("{s:s,s:s,s:s,s:o,s:{s:s,s:s,s:s}}", "name", c->positional, "certSerialNumber",
+                  ac.serial, "sha1Fingerprint", ac.sha1_fingerprint, "expirationTime",
+                  dbt_cli_jtime(ac.expiration_time), "files", "cert", paths[1], "key", paths[0],
+                  "adminCa", paths[2]);
+    DBT_ENSURE(o, NOMEM, "out of memory");
+    if (c->format == DBT_CLI_FMT_JSON) {
+        dbt_cli_print_object(c, o);
+    } else {
+        printf("Created admin certificate [%s].\n  %s\n  %s (mode 0600; the only copy of the "
+               "private key)\n  %s\n",
+               c->positional, paths[1], paths[0], paths[2]);
+        printf("Use with: dbtls --server https://HOST:PORT --admin-cert %s --admin-key %s "
+               "--admin-ca %s ...\n",
+               paths[1], paths[0], paths[2]);
+    }
+out:
+    json_decref(o);
+    dbt_ctl_admin_cert_cleanup(&ac);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static const struct dbt_cli_opt admin_create_opts[] = {
+    {"out-dir", "DIR", "write admin-cert.pem, admin-key.pem and admin-ca.pem here", true, false},
+    {"validity", "SECONDS", "validity of the certificate (default 1 year)", false, true},
+    {NULL, NULL, NULL, false, false},
+};
+
+const struct dbt_cli_cmd dbt_cli_cmds_admin[] = {
+    {"admin-certs create", "NAME", false,
+     "issue an admin client certificate for the daemon's admin API over TCP (--server)",
+     admin_create_opts, run_admin_cert_create, false},
+    {0},
+};

@@ -1,0 +1,56 @@
+/*
+ * admin_ca.h - the admin CA: a dedicated CA (EC P-384, SHA-384, 10 years) whose certificates
+ * authenticate the admin API's TCP listener in both directions (mutual TLS). It signs the
+ * operators' admin client certificates (`dbtls admin-certs create NAME --out-dir DIR`) and the
+ * daemon's own server certificate for that listener. It is separate from the shared CAs and the
+ * instances' client CAs on purpose: a database client certificate never opens the admin API.
+ *
+ * Stored in the settings table (keys admin_ca_cert: PEM, admin_ca_key: hex of the key sealed
+ * under the master key), so stores made before it existed need no schema migration: a store
+ * without an admin CA gets one on first use (the first call below on a read-write handle),
+ * inside one transaction with an "admin-ca.create" event.
+ */
+#ifndef DBT_CTL_ADMIN_CA_H
+#define DBT_CTL_ADMIN_CA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct dbt_ctl;
+
+/* A certificate issued by the admin CA, with its private key (returned once, never stored). */
+struct dbt_ctl_admin_cert {
+    char *cert_pem;
+    char *key_pem; /* PKCS#8 PEM; wiped by _cleanup */
+    char *ca_pem;  /* the admin CA certificate */
+    char *serial;  /* hex, upper case */
+    char *sha1_fingerprint;
+    int64_t expiration_time;
+};
+void dbt_ctl_admin_cert_cleanup(struct dbt_ctl_admin_cert *c);
+
+/*
+ * The admin CA certificate (PEM, free()). Creates it on first use when the handle is read-write;
+ * on a read-only handle a store without one is STATE ("no admin CA yet; ...").
+ */
+dbt_res dbt_ctl_admin_ca(struct dbt_ctl *ctl, char **ca_pem_out) DBT_WUR;
+
+/*
+ * Issues an admin client certificate: CN = name (`[A-Za-z0-9._ -]+`, 1..64), EKU clientAuth,
+ * EC P-256, validity_secs (0 = 1 year). Records an "admin-cert.create" event. INVALID for a bad
+ * name.
+ */
+dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t validity_secs,
+                                  struct dbt_ctl_admin_cert *out) DBT_WUR;
+
+/*
+ * Issues (does not store) a server certificate for the admin TCP listener: SAN = hosts (DNS
+ * names or IPs; the first is the CN), EKU serverAuth, EC P-256, validity_secs (0 = 1 year).
+ * The daemon calls it at start, so the listener's certificate is always fresh.
+ */
+dbt_res dbt_ctl_admin_server_cert(struct dbt_ctl *ctl, const char *const *hosts, size_t n_hosts,
+                                  int64_t validity_secs, struct dbt_ctl_admin_cert *out) DBT_WUR;
+
+#endif
