@@ -13,6 +13,7 @@
 #include "ctl/runtime.h"
 #include "dbtls_config.h"
 #include "front/front.h"
+#include "sched/scheduler.h"
 
 static void usage(FILE *f)
 {
@@ -26,7 +27,11 @@ static void usage(FILE *f)
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
                "  --master-key-command CMD obtain the master key from CMD's output\n"
                "  --admin-listen HOST:PORT also serve the admin API over TCP with mutual TLS\n"
-               "                           (client certificates from the admin CA)\n");
+               "                           (client certificates from the admin CA)\n"
+               "  --scheduler-interval S   automatic rotation / expiry check and notification\n"
+               "                           tick (default 60; 0 = no scheduler)\n"
+               "  --notify-command CMD     run CMD (/bin/sh -c) with each event as JSON on stdin\n"
+               "  --notify-webhook URL     POST each event as JSON to URL\n");
 }
 
 static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
@@ -56,6 +61,8 @@ int main(int argc, char **argv)
     const char *admin_socket = NULL;
     const char *mkc = NULL;
     const char *admin_listen = NULL;
+    const char *notify_command = NULL, *notify_webhook = NULL;
+    long sched_interval = 60;
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
@@ -65,6 +72,9 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, NULL, 'T'},
         {"master-key-command", required_argument, NULL, 'm'},
         {"admin-listen", required_argument, NULL, 'L'},
+        {"scheduler-interval", required_argument, NULL, 'S'},
+        {"notify-command", required_argument, NULL, 'N'},
+        {"notify-webhook", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -105,6 +115,27 @@ int main(int argc, char **argv)
         case 'L':
             admin_listen = optarg;
             break;
+        case 'S':
+            if (!parse_num(optarg, 0, 86400, &sched_interval)) {
+                fprintf(stderr,
+                        "dbtlsd: --scheduler-interval: \"%s\" is not a number of seconds from 0 "
+                        "to 86400\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'N':
+            notify_command = optarg;
+            break;
+        case 'W':
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                fprintf(stderr,
+                        "dbtlsd: --notify-webhook: \"%s\" is not an http:// or https:// URL\n",
+                        optarg);
+                return 2;
+            }
+            notify_webhook = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -135,8 +166,15 @@ int main(int argc, char **argv)
     struct dbt_ctl *ctl = NULL;
     struct dbt_front *front = NULL;
     struct dbt_admin *admin = NULL;
+    struct dbt_sched *sched = NULL;
+    if (sched_interval == 0 && (notify_command != NULL || notify_webhook != NULL)) {
+        fprintf(stderr, "dbtlsd: --notify-command/--notify-webhook need the scheduler "
+                        "(--scheduler-interval above 0)\n");
+        return 2;
+    }
+    /* read-write: opening migrates an older store; the scheduler writes through its own handle */
     struct dbt_ctl_opts co = {
-        .state_dir = state_dir, .master_key_command = mkc, .read_only = 1, .actor = "dbtlsd"};
+        .state_dir = state_dir, .master_key_command = mkc, .read_only = 0, .actor = "dbtlsd"};
     if (!dbt_ok(dbt_ctl_open(&co, &ctl))) {
         dbt_error("dbtlsd: %s", dbt_errmsg());
         fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
@@ -169,6 +207,19 @@ int main(int argc, char **argv)
         dbt_info("admin API on https://%s (port %d, mutual TLS)", admin_listen,
                  dbt_admin_tcp_port(admin));
     }
+    if (sched_interval > 0) {
+        /* after dbt_front_start: the thread inherits the blocked signals */
+        struct dbt_sched_opts so = {.ctl = &co,
+                                    .interval_ms = (uint64_t)sched_interval * 1000,
+                                    .notify_command = notify_command,
+                                    .notify_webhook = notify_webhook};
+        if (!dbt_ok(dbt_sched_start(&so, &sched))) {
+            fprintf(stderr, "dbtlsd: scheduler: %s\n", dbt_errmsg());
+            goto out;
+        }
+        dbt_info("scheduler: every %ld s%s%s", sched_interval,
+                 notify_command ? ", notify command" : "", notify_webhook ? ", webhook" : "");
+    }
     dbt_info("dbtlsd: ready");
     if (!dbt_ok(dbt_front_run(front))) {
         dbt_error("dbtlsd: %s", dbt_errmsg());
@@ -177,6 +228,7 @@ int main(int argc, char **argv)
     dbt_info("dbtlsd: stopped");
     rc = 0;
 out:
+    dbt_sched_stop(sched);
     dbt_admin_stop(admin);
     dbt_front_free(front);
     dbt_ctl_close(ctl);
