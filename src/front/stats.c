@@ -25,7 +25,7 @@ const char *dbt_stats_reason(const char *m)
     if (strstr(m, "certificate") != NULL) {
         return "certificate";
     }
-    if (strstr(m, "version") != NULL) {
+    if (strstr(m, "version") != NULL || strstr(m, "unsupported protocol") != NULL) {
         return "protocol_version";
     }
     if (strstr(m, "cipher") != NULL) {
