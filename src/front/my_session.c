@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/wr.h"
+#include "front/my_session.h"
 #include "front/session.h"
 #include "proto/my/my.h"
 #include "proto/my/myreq.h"
@@ -51,12 +52,13 @@ struct my_conf {
 
 struct my_sess {
     enum my_state state;
-    uint64_t deadline_ms;  /* absolute, monotonic */
-    uint32_t backend_caps; /* from the greeting */
-    bool client_tls;       /* the client sent an SSLRequest */
-    uint8_t reply_seq;     /* sequence id of the front's next reply to the client */
-    int offset;            /* client seq - backend seq during authentication */
-    struct dbt_buf fwd;    /* the response for the backend, held while its TLS starts */
+    uint64_t deadline_ms;        /* absolute, monotonic */
+    uint32_t backend_caps;       /* from the greeting */
+    bool client_tls;             /* the client sent an SSLRequest */
+    uint8_t reply_seq;           /* sequence id of the front's next reply to the client */
+    int offset;                  /* client seq - backend seq during authentication */
+    struct dbt_buf fwd;          /* the response for the backend, held while its TLS starts */
+    struct dbt_my_cmd_scan scan; /* the command stream after authentication */
 };
 
 /* ---- per-instance configuration ---- */
@@ -599,6 +601,62 @@ static dbt_res relay_auth_client(struct dbt_session *s, struct my_sess *ms)
             return r;
         }
         ms->reply_seq = (uint8_t)(f.last_seq + 1);
+    }
+    return DBT_OK;
+}
+
+/* ---- after authentication ---- */
+
+dbt_res dbt_my_relay_client_check(struct dbt_session *s)
+{
+    struct my_sess *ms = s->pstate;
+    const struct my_conf *conf = s->inst->proto_conf;
+    struct dbt_buf *in = &s->client.in;
+    if (ms == NULL || conf == NULL || conf->reqs.n == 0) {
+        return DBT_OK;
+    }
+    size_t off = 0;
+    struct dbt_my_change_user cu;
+    while (dbt_my_cmd_scan_next(&ms->scan, dbt_buf_head(in), dbt_buf_avail(in), &off, &cu)) {
+        char why[600];
+        bool refuse = false;
+        if (!cu.complete) {
+            /* The name did not come with the command byte: it cannot be judged before the bytes
+             * go on, so the change is refused rather than let through unchecked. */
+            snprintf(why, sizeof(why), "COM_CHANGE_USER split before the end of its user name");
+            refuse = true;
+        } else {
+            struct dbt_my_tls_facts facts;
+            char subject[512], issuer[512];
+            tls_facts(s, &facts, subject, issuer, sizeof(subject));
+            const struct dbt_my_req *req =
+                dbt_my_reqs_find(&conf->reqs, cu.user, cu.user_len, dbt_session_client_host(s));
+            if (!dbt_ok(dbt_my_req_check(req, &facts))) {
+                snprintf(why, sizeof(why),
+                         "COM_CHANGE_USER to \"%.*s\": REQUIRE rule on line %u: %s",
+                         (int)(cu.user_len > 64 ? 64 : cu.user_len), cu.user, req ? req->line : 0,
+                         dbt_errmsg());
+                refuse = true;
+            }
+        }
+        if (refuse) {
+            log_refusal(s, why);
+            struct dbt_buf b;
+            dbt_buf_init(&b, 0);
+            struct dbt_wr w = dbt_wr_make(&b);
+            dbt_my_err_access_denied(&w, 1, true, cu.user ? cu.user : "", cu.user_len,
+                                     dbt_session_client_host(s), true);
+            dbt_res r = dbt_wr_finish(&w);
+            dbt_buf_reset(in); /* never reaches the backend */
+            if (dbt_ok(r)) {
+                r = dbt_session_send_client(s, b.data, b.len);
+            }
+            dbt_buf_cleanup(&b);
+            ms->state = MY_DONE;
+            dbt_session_finish(s);
+            return dbt_ok(r) ? dbt_fail(DBT_E_DENIED, "%s", why) : r;
+        }
+        dbt_session_set_user(s, cu.user, cu.user_len);
     }
     return DBT_OK;
 }

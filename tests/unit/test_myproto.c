@@ -982,8 +982,94 @@ static void test_dn_oneline(void)
     CHECK_ERR(dbt_my_dn_oneline("CN=alice,O=Acme", out, 16), DBT_E_LIMIT);
 }
 
+static size_t put_pkt(uint8_t *b, uint8_t seq, const char *payload, size_t n)
+{
+    b[0] = (uint8_t)n;
+    b[1] = (uint8_t)(n >> 8);
+    b[2] = (uint8_t)(n >> 16);
+    b[3] = seq;
+    memcpy(b + 4, payload, n);
+    return n + 4;
+}
+
+static void test_cmd_scan(void)
+{
+    uint8_t buf[512];
+    size_t n = 0;
+    n += put_pkt(buf + n, 0, "\x03SELECT 1", 9);
+    n += put_pkt(buf + n, 0,
+                 "\x11"
+                 "bob\0\x14"
+                 "xxxxxxxxxxxxxxxxxxxx",
+                 26);
+    n += put_pkt(buf + n, 3, "\x11not-a-command\0", 16); /* auth reply, seq 3 */
+    n += put_pkt(buf + n, 2, "\x11infile data\0", 14);   /* LOCAL INFILE data, seq 2 */
+    n += put_pkt(buf + n, 0, "", 0);                     /* empty packet */
+    n += put_pkt(buf + n, 0,
+                 "\x11"
+                 "carol\0",
+                 7);
+
+    struct dbt_my_cmd_scan sc = {0};
+    struct dbt_my_change_user cu;
+    size_t off = 0;
+    CHECK(dbt_my_cmd_scan_next(&sc, buf, n, &off, &cu));
+    CHECK(cu.complete && cu.user_len == 3 && memcmp(cu.user, "bob", 3) == 0);
+    CHECK(dbt_my_cmd_scan_next(&sc, buf, n, &off, &cu));
+    CHECK(cu.complete && cu.user_len == 5 && memcmp(cu.user, "carol", 5) == 0);
+    CHECK(!dbt_my_cmd_scan_next(&sc, buf, n, &off, &cu));
+    CHECK(off == n);
+
+    /* Byte by byte: the same two hits, the user incomplete at the command byte. */
+    struct dbt_my_cmd_scan sc2 = {0};
+    int hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t o = 0;
+        uint8_t *one = exact_copy(buf + i, 1);
+        while (dbt_my_cmd_scan_next(&sc2, one, 1, &o, &cu)) {
+            hits++;
+            CHECK(!cu.complete);
+        }
+        CHECK(o == 1);
+        free(one);
+    }
+    CHECK(hits == 2);
+
+    /* Split after the user name: complete in the first part. */
+    struct dbt_my_cmd_scan sc3 = {0};
+    off = 0;
+    CHECK(dbt_my_cmd_scan_next(&sc3, buf, 13 + 4 + 5, &off, &cu));
+    CHECK(cu.complete && cu.user_len == 3);
+    CHECK(!dbt_my_cmd_scan_next(&sc3, buf, 13 + 4 + 5, &off, &cu));
+    off = 0;
+    CHECK(dbt_my_cmd_scan_next(&sc3, buf + 22, n - 22, &off, &cu));
+    CHECK(cu.complete && cu.user_len == 5 && memcmp(cu.user, "carol", 5) == 0);
+
+    /* A 0xffffff-byte command continued by a part with seq 0 starting with 0x11: not a command. */
+    size_t big = 4 + DBT_MY_MAX_PART + 4 + 5;
+    uint8_t *b = calloc(1, big);
+    b[0] = b[1] = b[2] = 0xff;
+    b[4] = 0x03;
+    put_pkt(b + 4 + DBT_MY_MAX_PART, 0, "\x11x\0yz", 5);
+    struct dbt_my_cmd_scan sc4 = {0};
+    off = 0;
+    CHECK(!dbt_my_cmd_scan_next(&sc4, b, big, &off, &cu));
+    CHECK(off == big);
+    /* ...and the packet after that is a command again. */
+    uint8_t after[16];
+    size_t an = put_pkt(after, 0,
+                        "\x11"
+                        "eve\0",
+                        5);
+    off = 0;
+    CHECK(dbt_my_cmd_scan_next(&sc4, after, an, &off, &cu));
+    CHECK(cu.complete && cu.user_len == 3);
+    free(b);
+}
+
 int main(void)
 {
+    test_cmd_scan();
     test_dn_oneline();
     test_golden();
     test_greeting_rewrite();

@@ -557,6 +557,68 @@ dbt_res dbt_my_more_data_decode(const uint8_t *p, size_t n, const uint8_t **data
     return DBT_OK;
 }
 
+/* ---- command stream ---- */
+
+bool dbt_my_cmd_scan_next(struct dbt_my_cmd_scan *sc, const uint8_t *p, size_t n, size_t *off,
+                          struct dbt_my_change_user *cu)
+{
+    struct dbt_rd rd = dbt_rd_make(p, n);
+    if (*off > n || !dbt_rd_skip(&rd, *off)) {
+        return false;
+    }
+    while (dbt_rd_left(&rd) > 0) {
+        if (!sc->in_payload) {
+            while (sc->hdr_have < 4 && dbt_rd_u8(&rd, &sc->hdr[sc->hdr_have])) {
+                sc->hdr_have++;
+            }
+            if (sc->hdr_have < 4) {
+                break;
+            }
+            uint32_t len =
+                (uint32_t)sc->hdr[0] | (uint32_t)sc->hdr[1] << 8 | (uint32_t)sc->hdr[2] << 16;
+            sc->is_cmd = sc->hdr[3] == 0 && !sc->cont;
+            sc->cont = len == DBT_MY_MAX_PART;
+            sc->left = len;
+            sc->seen = 0;
+            sc->hdr_have = 0;
+            sc->in_payload = len > 0;
+            continue;
+        }
+        size_t k = dbt_rd_left(&rd) < sc->left ? dbt_rd_left(&rd) : sc->left;
+        bool hit = false;
+        if (sc->seen == 0 && sc->is_cmd) {
+            uint8_t cmd;
+            if (dbt_rd_peek_u8(&rd, &cmd) && cmd == DBT_MY_COM_CHANGE_USER) {
+                struct dbt_rd look = rd, sub;
+                const char *u;
+                size_t ulen;
+                hit = true;
+                memset(cu, 0, sizeof(*cu));
+                if (dbt_rd_sub(&look, k, &sub) && dbt_rd_skip(&sub, 1) &&
+                    dbt_rd_cstr(&sub, &u, &ulen)) {
+                    cu->user = u;
+                    cu->user_len = ulen;
+                    cu->complete = true;
+                }
+            }
+        }
+        if (!dbt_rd_skip(&rd, k)) {
+            break;
+        }
+        sc->left -= (uint32_t)k;
+        sc->seen += k;
+        if (sc->left == 0) {
+            sc->in_payload = false;
+        }
+        if (hit) {
+            *off = rd.off;
+            return true;
+        }
+    }
+    *off = rd.off;
+    return false;
+}
+
 /* ---- ERR ---- */
 
 dbt_res dbt_my_err_decode(const uint8_t *p, size_t n, bool protocol41, struct dbt_my_err *e)

@@ -254,6 +254,41 @@ dbt_res dbt_my_more_data_decode(const uint8_t *p, size_t n, const uint8_t **data
 #define DBT_MY_SHA2_FAST_AUTH_OK 0x03
 #define DBT_MY_SHA2_PERFORM_FULL_AUTH 0x04
 
+/* ---- Command stream after authentication ---- */
+
+/*
+ * Follows the client's command stream in relay mode, without copying or buffering, to spot
+ * COM_CHANGE_USER: MySQL re-checks an account's REQUIRE rules when a connection changes user, so
+ * the front must too. A command is a packet with sequence id 0 that does not continue a
+ * 0xffffff-byte packet (LOCAL INFILE data and auth-switch replies carry higher ids).
+ * Zero-initialise; feed every byte the client sends after authentication, in order.
+ */
+struct dbt_my_cmd_scan {
+    uint8_t hdr[4];
+    uint8_t hdr_have; /* header bytes of the next packet seen so far */
+    uint32_t left;    /* payload bytes of the current packet not yet seen */
+    bool in_payload;
+    bool is_cmd; /* the current packet starts a command */
+    bool cont;   /* the current packet is 0xffffff bytes long: the next one continues it */
+    size_t seen; /* payload bytes of the current packet seen so far */
+};
+
+#define DBT_MY_COM_CHANGE_USER 0x11
+
+struct dbt_my_change_user {
+    const char *user; /* points into the fed bytes */
+    size_t user_len;
+    bool complete; /* the user name's NUL was within the fed bytes */
+};
+
+/*
+ * Scans p[*off..n) and returns true at the first byte of a COM_CHANGE_USER payload, with *off
+ * just after what was examined (call again to continue); false when the rest was consumed
+ * without one. The user name is complete only when it arrived in the same bytes.
+ */
+bool dbt_my_cmd_scan_next(struct dbt_my_cmd_scan *sc, const uint8_t *p, size_t n, size_t *off,
+                          struct dbt_my_change_user *cu);
+
 /* ---- ERR packets ---- */
 
 struct dbt_my_err {
