@@ -16,6 +16,7 @@
 
 #include "admin/admin.h"
 #include "admin/metrics.h"
+#include "admin/ui.h"
 #include "admin/internal.h"
 #include "admin/view.h"
 #include "ctl/ctl.h"
@@ -853,6 +854,10 @@ void dbt_admin_api_handle(struct dbt_admin_ctx *x, struct MHD_Connection *c, con
     }
     if (is(url, "/metrics")) { /* Prometheus (admin/metrics.c, owner: ops) */
         dbt_admin_metrics(x, method, out);
+        return;
+    }
+    if (is(url, "/ui")) { /* the web page (admin/ui.c, owner: ui) */
+        dbt_admin_ui(x, method, out);
         return;
     }
     if (x->ctl == NULL) {
