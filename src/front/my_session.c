@@ -818,4 +818,5 @@ const struct dbt_proto dbt_my_proto = {
     .on_backend_tls_done = my_on_backend_tls_done,
     .on_timeout = my_on_timeout,
     .on_close = my_on_close,
+    .on_relay_client_data = dbt_my_relay_client_check,
 };

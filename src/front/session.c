@@ -680,6 +680,10 @@ static void session_drive(struct dbt_session *s)
                 if (!s->relay && !call(s, p->on_client_data)) {
                     return;
                 }
+                /* relay: the new bytes are all of client.in and not yet forwarded */
+                if (s->relay && !call(s, p->on_relay_client_data)) {
+                    return;
+                }
             }
         } else if (s->client.state == DBT_LEG_OPEN) {
             /* discard what a finishing client still sends; notice its EOF */

@@ -87,6 +87,12 @@ struct dbt_proto {
     void (*on_timeout)(struct dbt_session *s);
     /* The session is being freed: release pstate (and anything else the protocol holds). */
     void (*on_close)(struct dbt_session *s);
+    /*
+     * Relay mode, after each client read: client.in holds exactly the bytes just read, not yet
+     * forwarded. For checks that must see every command without copying (MySQL's
+     * COM_CHANGE_USER re-checks REQUIRE rules). An error closes the session as for the others.
+     */
+    dbt_res (*on_relay_client_data)(struct dbt_session *s);
 };
 
 enum dbt_leg_state {

@@ -893,8 +893,6 @@ def test_change_user_allowed(mariadb_server, dbtls, dbtlsd, state_dir, free_port
         t.close()
 
 
-@pytest.mark.xfail(reason="needs the session layer to call dbt_my_relay_client_check on client "
-                          "bytes in relay mode (src/front/my_session.h)", strict=False)
 def test_change_user_to_an_account_whose_rule_is_not_met(mariadb_server, dbtls, dbtlsd,
                                                          state_dir, free_port, tmp_dir):
     dbtls("init")
