@@ -172,6 +172,11 @@ static int slot_rank(const char *slot)
     return strcmp(slot, "previous") == 0 ? 0 : strcmp(slot, "active") == 0 ? 1 : 2;
 }
 
+/* The slot and client certificate tables share their column widths, so they line up. */
+#define CERTS_COLS                                                                                 \
+    "<colgroup><col class=\"c-name\"><col><col class=\"c-serial\"><col class=\"c-key\">"           \
+    "<col class=\"c-bar\"><col class=\"c-left\"></colgroup>"
+
 /* Counts for the summary cards, gathered while the instances are rendered. */
 struct tally {
     size_t instances;
@@ -193,7 +198,8 @@ static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_insta
         dbt_ctl_cert_list_cleanup(&l);
         return;
     }
-    fputs("<table class=\"slots\"><thead><tr><th>Slot</th><th>Common name</th><th>Serial</th>"
+    fputs("<table class=\"certs slots\">" CERTS_COLS
+          "<thead><tr><th>Slot</th><th>Common name</th><th>Serial</th>"
           "<th>Key</th><th>Validity</th><th>Time left</th></tr></thead><tbody>",
           f);
     /* chronological: previous, active, upcoming (the list comes active, upcoming, previous) */
@@ -249,7 +255,8 @@ static void client_certs_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ct
         dbt_ctl_cert_list_cleanup(&l);
         return;
     }
-    fputs("<table class=\"client-certs\"><thead><tr><th>Name</th><th>SHA-1 fingerprint</th>"
+    fputs("<table class=\"certs client-certs\">" CERTS_COLS
+          "<thead><tr><th>Name</th><th>SHA-1 fingerprint</th>"
           "<th>Serial</th><th>Key</th><th>Validity</th><th>Time left</th></tr></thead><tbody>",
           f);
     for (size_t i = 0; i < l.n; i++) {
@@ -396,8 +403,14 @@ static void connections_section(FILE *f, const struct dbt_conn_row *rows, size_t
         fputs("\"><td>", f);
         esc_or_dash(f, st->instance);
         fputs("</td><td class=\"mono nowrap\">", f);
-        dbt_ui_escape(f, st->client_addr);
-        fprintf(f, ":%d</td><td>", st->client_port);
+        bool v6 = strchr(st->client_addr, ':') != NULL;
+        fputs(v6 ? "[" : "", f);
+        esc_or_dash(f, st->client_addr);
+        fputs(v6 ? "]" : "", f);
+        if (st->client_port > 0) {
+            fprintf(f, ":%d", st->client_port);
+        }
+        fputs("</td><td>", f);
         esc_or_dash(f, st->user);
         fputs("</td><td>", f);
         esc_or_dash(f, st->database);
@@ -426,7 +439,7 @@ static void connections_section(FILE *f, const struct dbt_conn_row *rows, size_t
             fputs("</td><td>", f);
             esc_or_dash(f, NULL);
         }
-        fputs("</td><td>", f);
+        fputs("</td><td class=\"nowrap\">", f);
         time_el(f, st->backend_start);
         fprintf(f, " <span class=\"muted small\">(%s)</span></td><td class=\"small\">", dur);
         esc_or_dash(f, st->state);
@@ -459,11 +472,11 @@ static void events_section(FILE *f, struct dbt_ctl *ctl)
         time_el(f, e->time);
         fputs("</td><td>", f);
         esc_or_dash(f, e->actor);
-        fputs("</td><td class=\"mono\">", f);
+        fputs("</td><td class=\"mono nowrap\">", f);
         esc_or_dash(f, e->action);
-        fputs("</td><td class=\"mono small\">", f);
+        fputs("</td><td class=\"mono small nowrap\">", f);
         esc_or_dash(f, e->object);
-        fputs("</td><td class=\"small\">", f);
+        fputs("</td><td class=\"small detail\">", f);
         esc_or_dash(f, e->detail);
         fputs("</td></tr>", f);
     }
@@ -497,7 +510,7 @@ static void summary(FILE *f, const struct tally *t, const struct dbt_conn_row *r
                 "<div class=\"stat\"><div class=\"n\">%zu</div><div class=\"l\">client "
                 "certificates</div></div>"
                 "<div class=\"stat%s\" id=\"expiring\"><div class=\"n\">%zu</div><div "
-                "class=\"l\">active or upcoming certificates with 30 days or less left</div></div>",
+                "class=\"l\">certificates expiring within 30 days</div></div>",
                 t->client_certs, t->expiring > 0 ? " alert" : "", t->expiring);
     }
     fputs("</div>", f);

@@ -480,6 +480,9 @@ def test_ui_http_contract(scene):
         assert bad not in lowered, bad
     assert "<b>bold</b>" not in page and "<script>x=1" not in page
     assert "ui-test &lt;b&gt;bold&lt;/b&gt; &amp; &quot;q&quot; &lt;script&gt;x=1" in page
+    r = api.request("HEAD", "/ui")
+    assert r.status == 200 and r.body == b""
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
     for method in ("POST", "DELETE", "PUT"):
         r = api.request(method, "/ui", b"")
         assert r.status == 405 and r.headers["allow"] == "GET, HEAD", r
