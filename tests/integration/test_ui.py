@@ -24,7 +24,7 @@ import time
 import psycopg
 import pytest
 
-from api_client import unix_api
+from api_client import tcp_api, tls_context, unix_api
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DAY = 86400
@@ -487,3 +487,64 @@ def test_ui_http_contract(scene):
         r = api.request(method, "/ui", b"")
         assert r.status == 405 and r.headers["allow"] == "GET, HEAD", r
         assert r.error["status"] == "METHOD_NOT_ALLOWED"
+
+
+def test_ui_per_instance_ca_expired_cert_and_no_connections(dbtls, dbtlsd, state_dir, free_port,
+                                                            tmp_dir):
+    """A per-instance CA instance shows its server CA slots (what rotates in that mode); a client
+    certificate past its notAfter is shown expired (grey bar, "expired ... ago"); a page with no
+    connections says so. Checked on the served HTML and in Chromium."""
+    dbtls("init")
+    dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen",
+          f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1", "--endpoint", "my1.example",
+          "--ca-mode", "per-instance", "--ssl-mode", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+    dbtls("ssl", "client-certs", "create", "short-lived", "--instance", "my1", "--out-dir",
+          os.path.join(tmp_dir, "c"), "--validity", "2")
+    cas = dbtls.json("ssl", "server-ca-certs", "list", "--instance", "my1")
+    d = dbtlsd.start(state_dir, ["--workers", "1"])
+    time.sleep(3)  # the client certificate expires
+    api = unix_api(d.admin_socket)
+    page = api.get("/ui").body.decode()
+    fwd = Forwarder(d.admin_socket)
+    try:
+        browser = Dom(chromium(f"http://127.0.0.1:{fwd.port}/ui", "--dump-dom"))
+    finally:
+        fwd.close()
+    for dom in (Dom(page), browser):
+        inst = dom.find("article", cls="instance", data_instance="my1")
+        assert "mariadb" in inst.find(cls="inst-head").text()
+        assert "TRUSTED_CLIENT_CERTIFICATE_REQUIRED" in inst.find(cls="inst-head").text()
+        assert "per-instance" in inst.find("dl", cls="facts").text()
+        assert any(h.text().startswith("Server CA slots") for h in inst.find_all("h4"))
+        rows = inst.find_all("tr", cls="slot")
+        assert [r.attrs["data-slot"] for r in rows] == ["active"]
+        assert rows[0].attrs["data-serial"] == cas[0]["certSerialNumber"]
+        assert "tl-ok" in rows[0].find("div", cls="bar").classes  # a 10-year CA
+        assert "3649 d left" in rows[0].text() or "3650 d left" in rows[0].text()
+        cc = inst.find("tr", cls="client-cert", data_name="short-lived")
+        bar = cc.find("div", cls="bar")
+        assert "tl-expired" in bar.classes and int(bar.attrs["data-left-seconds"]) < 0
+        assert bar.find("span", cls="fill").attrs["style"] == "width:0.0%"
+        assert "expired" in cc.find(cls="left").text() and "ago" in cc.find(cls="left").text()
+        assert dom.find("section", id="connections").find_all("tr", cls="connection") == []
+        assert "no connections through the front" in dom.find("section", id="connections").text()
+        assert dom.find("div", id="expiring").find(cls="n").text() == "1"
+
+
+def test_ui_on_the_mutual_tls_listener(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
+    """The page is served on the TCP admin listener too, to a client with an admin
+    certificate only."""
+    dbtls("init")
+    dbtls("instances", "create", "pg1", "--engine", "postgres", "--listen",
+          f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1", "--endpoint", "localhost")
+    out = os.path.join(tmp_dir, "ops")
+    dbtls("admin-certs", "create", "ops", "--out-dir", out)
+    files = {k: os.path.join(out, f"admin-{k}.pem") for k in ("cert", "key", "ca")}
+    port = free_port()
+    dbtlsd.start(state_dir, ["--workers", "1", "--admin-listen", f"127.0.0.1:{port}"])
+    api = tcp_api("127.0.0.1", port, tls_context(files["ca"], files["cert"], files["key"]))
+    r = api.get("/ui")
+    assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    Dom(r.body.decode()).find("article", cls="instance", data_instance="pg1")
+    r = tcp_api("127.0.0.1", port, tls_context(files["ca"])).get("/ui")
+    assert r.status == 401 and b"<article" not in r.body
