@@ -420,7 +420,8 @@ def check_page(dom, s):
     summary = dom.find("div", cls="summary").text()
     assert "live connections (1 with TLS)" in summary
     expiring = dom.find("div", id="expiring")
-    assert "alert" in expiring.classes and expiring.find(cls="n").text() == "1"  # batch-job (active: 45 d)
+    # batch-job only: the active slot has 45 days left
+    assert "alert" in expiring.classes and expiring.find(cls="n").text() == "1"
 
 
 def test_ui_in_headless_chromium(scene, build_dir):
