@@ -717,6 +717,26 @@ static dbt_res my_on_backend_data(struct dbt_session *s)
     }
 }
 
+static dbt_res my_on_backend_eof(struct dbt_session *s)
+{
+    struct my_sess *ms = s->pstate;
+    switch (ms->state) {
+    case MY_CONNECTING:
+    case MY_GREETING:
+        return backend_error_early(s, "the server closed the connection before its greeting was "
+                                      "complete");
+    case MY_HANDSHAKE:
+    case MY_RESPONSE_TLS:
+    case MY_BACKEND_TLS:
+    case MY_AUTH:
+        return backend_error_late(s, ms->reply_seq, "the server closed the connection");
+    case MY_CLIENT_TLS:
+    case MY_DONE:
+        break;
+    }
+    return DBT_OK;
+}
+
 static dbt_res my_on_client_data(struct dbt_session *s)
 {
     struct my_sess *ms = s->pstate;
@@ -819,4 +839,5 @@ const struct dbt_proto dbt_my_proto = {
     .on_timeout = my_on_timeout,
     .on_close = my_on_close,
     .on_relay_client_data = dbt_my_relay_client_check,
+    .on_backend_eof = my_on_backend_eof,
 };

@@ -711,6 +711,14 @@ static void session_drive(struct dbt_session *s)
             session_close(s);
             return;
         }
+        if (s->backend.eof && !s->relay && !s->finishing && !s->backend_eof_told) {
+            /* before the relay the protocol may owe the client an error (MySQL: the server went
+             * away before or during its greeting) */
+            s->backend_eof_told = true;
+            if (!call(s, p->on_backend_eof)) {
+                return;
+            }
+        }
         if (s->backend.eof && (!s->relay || dbt_buf_avail(&s->backend.in) == 0) &&
             dbt_buf_avail(&s->client.out) == 0) {
             if (!s->relay && !s->finishing && dbt_buf_avail(&s->backend.in) > 0) {

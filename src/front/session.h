@@ -93,6 +93,11 @@ struct dbt_proto {
      * COM_CHANGE_USER re-checks REQUIRE rules). An error closes the session as for the others.
      */
     dbt_res (*on_relay_client_data)(struct dbt_session *s);
+    /*
+     * Before the relay, the backend closed (or its socket failed): whatever it sent was already
+     * given to on_backend_data. The protocol may queue an error for the client and finish.
+     */
+    dbt_res (*on_backend_eof)(struct dbt_session *s);
 };
 
 enum dbt_leg_state {
@@ -154,6 +159,7 @@ struct dbt_session {
     bool client_tls_direct;     /* client.in holds the start of the ClientHello */
     bool finishing;             /* flush client.out, then close */
     bool closed;                /* freed at the end of the loop iteration */
+    bool backend_eof_told;      /* on_backend_eof ran */
     _Atomic uint64_t bytes_in;  /* from client */
     _Atomic uint64_t bytes_out; /* to client */
     struct dbt_session_status st;

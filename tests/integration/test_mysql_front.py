@@ -537,11 +537,8 @@ def test_hostile_inputs_keep_daemon_serving(mariadb_server, dbtls, dbtlsd, state
 
 
 @pytest.mark.parametrize("payload,what", [
-    (b"", "closed before its greeting"),
-    pytest.param(b"\x30\x00\x00\x00\x0a5.5.5-10.11", "closed before its greeting",
-                 marks=pytest.mark.xfail(reason="the session layer does not call the protocol "
-                                                "when the backend's EOF comes without data",
-                                         strict=False)),
+    (b"", "closed the connection before its greeting"),
+    (b"\x30\x00\x00\x00\x0a5.5.5-10.11", "closed the connection before its greeting"),
     (b"\x05\x00\x00\x00\x0a\x00\x01\x02\x03", "invalid greeting"),
     (b"\x05\x00\x00\x00\x09abc\x00", "protocol version 9"),
     (b"\xff\xff\xff\x00", "invalid greeting"),
@@ -557,11 +554,7 @@ def test_broken_backend_greeting(dbtls, dbtlsd, state_dir, free_port, payload, w
               "localhost")
         d = dbtlsd.start(state_dir)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            try:
-                seq, p = read_packet(s)
-            except EOFError:
-                assert payload == b"", "expected a MySQL error"
-                return
+            seq, p = read_packet(s)
         assert seq == 0
         code, state, msg = parse_err(p)
         if what is None:
@@ -651,6 +644,8 @@ class ScriptedServer:
                     self.received.append((seq2, p2))
                 except (EOFError, OSError):
                     pass
+                return
+            elif self.script == "close":
                 return
             elif self.script == "switch":
                 c.sendall(packet(seq + 1, b"\xfemysql_native_password\x00" + b"Z" * 20 + b"\x00"))
@@ -913,3 +908,20 @@ def test_change_user_to_an_account_whose_rule_is_not_met(mariadb_server, dbtls, 
         assert "COM_CHANGE_USER to \"bob\"" in d.log()
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_backend_gone_during_authentication(dbtls, dbtlsd, state_dir, free_port, tmp_dir, tls):
+    srv = ScriptedServer("close")
+    try:
+        dbtls("init")
+        port = scripted_instance(dbtls, free_port, srv)
+        ca = ca_file(dbtls, tmp_dir)
+        d = dbtlsd.start(state_dir)
+        with pytest.raises(pymysql.err.OperationalError) as ei:
+            pymy(port, "alice", "pw", ssl_opts={"ca": ca} if tls else None)
+        assert ei.value.args[0] == 1429
+        assert "during authentication (the server closed the connection)" in ei.value.args[1]
+        assert d.alive()
+    finally:
+        srv.close()
