@@ -27,8 +27,10 @@ static const struct dbt_cli_opt global_opts[] = {
     {"master-key-command", "CMD", "run CMD (sh -c) to obtain the master key instead of master.key",
      false, false},
     {"admin-socket", "PATH", "dbtlsd admin socket (default <state-dir>/admin.sock)", false, false},
-    {"server", "URL", "run the command on the dbtlsd at URL (https://host:port) through its admin "
-     "API", false, false},
+    {"server", "URL",
+     "run the command on the dbtlsd at URL (https://host:port) through its admin "
+     "API",
+     false, false},
     {"admin-cert", "FILE", "with --server: admin client certificate (dbtls admin-certs create)",
      false, false},
     {"admin-key", "FILE", "with --server: its private key", false, false},
@@ -39,11 +41,8 @@ static const struct dbt_cli_opt global_opts[] = {
 };
 
 static const struct dbt_cli_cmd *const tables[] = {
-    dbt_cli_cmds_general,
-    dbt_cli_cmds_instances,
-    dbt_cli_cmds_ssl,
-    dbt_cli_cmds_connections,
-    dbt_cli_cmds_admin,
+    dbt_cli_cmds_general,     dbt_cli_cmds_instances, dbt_cli_cmds_ssl,
+    dbt_cli_cmds_connections, dbt_cli_cmds_admin,
 };
 
 #define FOREACH_CMD(var)                                                                           \

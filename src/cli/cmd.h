@@ -60,7 +60,7 @@ struct dbt_cli {
     const char *admin_cert;
     const char *admin_key;
     const char *admin_ca;
-    const char *format_raw;         /* --format value as given; NULL when absent */
+    const char *format_raw; /* --format value as given; NULL when absent */
     enum dbt_cli_format format;
     const char *positional;
     struct dbt_cli_value values[DBT_CLI_MAX_VALUES];
