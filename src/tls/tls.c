@@ -266,7 +266,11 @@ static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
         DBT_BAIL(INVALID, "TLS groups \"%s\" are invalid: %s", pol->groups, why);
     }
     if (!(pol && pol->session_tickets)) {
+        /* as PostgreSQL: no TLS 1.2 tickets, and no TLS 1.3 NewSessionTicket messages either
+         * (OpenSSL sends two after every handshake otherwise: CPU and bytes for nothing, since
+         * the session cache is off) */
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
     }
 out:
     return res;
