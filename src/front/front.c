@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,18 @@ static void accept_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t reve
         if (r.code == DBT_E_AGAIN) {
             return;
         }
+        if (r.code == DBT_E_LIMIT) {
+            /*
+             * Out of descriptors: the connection stays in the backlog and a level-triggered
+             * listener would wake us in a loop. Stop watching it for 100 ms.
+             */
+            dbt_warn("%s: %s; pausing accepts for 100 ms", ls->key, dbt_errmsg());
+            if (!dbt_ok(dbt_ev_io_mod(l, io, 0)) ||
+                !dbt_ok(dbt_ev_timer_set(l, &ls->pause, dbt_now_ms() + 100))) {
+                dbt_error("%s: %s", ls->key, dbt_errmsg());
+            }
+            return;
+        }
         if (!dbt_ok(r)) {
             dbt_warn("%s: %s", ls->key, dbt_errmsg());
             return;
@@ -114,6 +127,15 @@ static void accept_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t reve
     }
 }
 
+static void listener_resume(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    struct dbt_listener *ls =
+        (struct dbt_listener *)((char *)t - offsetof(struct dbt_listener, pause));
+    if (ls->io.fd >= 0 && !dbt_ok(dbt_ev_io_mod(l, &ls->io, EPOLLIN))) {
+        dbt_error("%s: %s", ls->key, dbt_errmsg());
+    }
+}
+
 static void listener_free(void *arg)
 {
     free(arg);
@@ -122,6 +144,7 @@ static void listener_free(void *arg)
 static void listener_close(struct dbt_worker *w, struct dbt_listener *ls)
 {
     int fd = ls->io.fd;
+    dbt_ev_timer_cancel(w->loop, &ls->pause);
     dbt_ev_io_del(w->loop, &ls->io);
     if (fd >= 0) {
         close(fd);
@@ -151,6 +174,7 @@ static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
                 continue;
             }
             ls->w = w;
+            dbt_ev_timer_init(&ls->pause, listener_resume);
             snprintf(ls->key, sizeof(ls->key), "%s", c->key);
             ls->next = w->listeners;
             w->listeners = ls;

@@ -14,6 +14,7 @@
 
 struct dbt_listener {
     struct dbt_ev_io io;
+    struct dbt_ev_timer pause; /* re-enables accepting after running out of descriptors */
     struct dbt_worker *w;
     char key[300]; /* the instance listen text */
     struct dbt_listener *next;

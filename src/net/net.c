@@ -127,6 +127,9 @@ dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerle
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
             return (dbt_res){DBT_E_AGAIN};
         }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            return dbt_fail(DBT_E_LIMIT, "accept: %s", strerror(errno));
+        }
         return dbt_fail(DBT_E_IO, "accept: %s", strerror(errno));
     }
     if (peer->ss_family == AF_INET || peer->ss_family == AF_INET6) {

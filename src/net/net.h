@@ -30,7 +30,8 @@ dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out) DBT_W
 
 /*
  * Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY for TCP). AGAIN when nothing
- * is pending; IO otherwise (the listener stays usable).
+ * is pending; LIMIT when out of file descriptors or memory (the pending connection stays queued:
+ * stop watching the listener for a moment); IO otherwise (the listener stays usable).
  */
 dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen,
                        int *fd_out) DBT_WUR;
