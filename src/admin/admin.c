@@ -20,6 +20,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netdb.h>
+#include <pwd.h>
 
 #include "admin/internal.h"
 #include "base/clock.h"
@@ -82,12 +83,33 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
     return text;
 }
 
-/* The state of one request across libmicrohttpd's calls: the body so far. */
+/* The state of one request across libmicrohttpd's calls: the body so far and who sent it. */
 struct req {
     char *body;
     size_t len;
     bool too_big;
+    char actor[160];
 };
+
+/* The unix socket's peer as "admin-api:<user>" (SO_PEERCRED), for the events. */
+static void unix_actor(struct MHD_Connection *c, char *out, size_t size)
+{
+    snprintf(out, size, "admin-api");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+        return;
+    }
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+        snprintf(out, size, "admin-api:%s", res->pw_name);
+    } else {
+        snprintf(out, size, "admin-api:uid=%u", (unsigned)cred.uid);
+    }
+}
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, struct dbt_admin_reply *r)
 {
@@ -122,7 +144,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
  * certificate during the handshake, so the check is made here, before any handler runs.
  * Returns 0 when the client is admitted, else the HTTP status to refuse with (*why says why).
  */
-static unsigned check_client_cert(struct MHD_Connection *c, const char **why)
+static unsigned check_client_cert(struct MHD_Connection *c, const char **why, char *cn,
+                                  size_t cn_size)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -149,6 +172,18 @@ static unsigned check_client_cert(struct MHD_Connection *c, const char **why)
                "authentication, or it has expired";
         return 403;
     }
+    /* Who acts, for the events: the verified certificate's CN. */
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    gnutls_x509_crt_t crt = NULL;
+    size_t len = cn_size;
+    cn[0] = '\0';
+    if (gnutls_x509_crt_init(&crt) == 0) {
+        if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) != 0 ||
+            gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) != 0) {
+            cn[0] = '\0';
+        }
+        gnutls_x509_crt_deinit(crt);
+    }
     return 0;
 }
 
@@ -161,9 +196,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
     if (rq == NULL) {
         /* First call: headers only. Refuse early what will be refused anyway. */
+        char cn[128] = "";
         if (l->tls) {
             const char *why = NULL;
-            unsigned st = check_client_cert(c, &why);
+            unsigned st = check_client_cert(c, &why, cn, sizeof(cn));
             if (st != 0) {
                 dbt_warn("admin API: refused a TCP client: %s", why);
                 return send_error(c, st, why);
@@ -178,6 +214,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         rq = calloc(1, sizeof(*rq));
         if (rq == NULL) {
             return MHD_NO;
+        }
+        if (l->tls) {
+            snprintf(rq->actor, sizeof(rq->actor), "admin:%s", cn[0] ? cn : "?");
+        } else {
+            unix_actor(c, rq->actor, sizeof(rq->actor));
         }
         *con_cls = rq;
         return MHD_YES;
@@ -205,12 +246,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     struct dbt_admin_reply r = {0};
     dbt_errclear();
+    if (l->ctx.ctl != NULL) {
+        dbt_ctl_set_actor(l->ctx.ctl, rq->actor);
+    }
     dbt_admin_api_handle(&l->ctx, c, method, url, rq->body ? rq->body : "", rq->len, &r);
     if (r.body == NULL) {
         dbt_admin_error(&r, 500, "the handler gave no reply");
     }
     if (strcmp(method, "GET") != 0) {
-        dbt_info("admin API: %s %s -> %u", method, url, r.status);
+        dbt_info("admin API: %s %s -> %u (%s)", method, url, r.status, rq->actor);
     }
     return send_reply(c, &r);
 }

@@ -266,3 +266,12 @@ dbt_res dbt_ctl_admin_server_cert(struct dbt_ctl *ctl, const char *const *hosts,
     }
     return issue(ctl, DBT_PKI_PROFILE_SERVER, NULL, hosts, n_hosts, validity_secs, out);
 }
+
+void dbt_ctl_set_actor(struct dbt_ctl *ctl, const char *actor)
+{
+    if (actor == NULL || actor[0] == '\0') {
+        return;
+    }
+    free(ctl->actor);
+    ctl->actor = ctl_strdup(actor);
+}

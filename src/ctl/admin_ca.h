@@ -53,4 +53,11 @@ dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t
 dbt_res dbt_ctl_admin_server_cert(struct dbt_ctl *ctl, const char *const *hosts, size_t n_hosts,
                                   int64_t validity_secs, struct dbt_ctl_admin_cert *out) DBT_WUR;
 
+/*
+ * Sets who the handle's next operations are recorded as in events (the admin API: the CN of the
+ * admin client certificate over TCP, the peer's user name on the unix socket). NULL or "" keeps
+ * the current actor.
+ */
+void dbt_ctl_set_actor(struct dbt_ctl *ctl, const char *actor);
+
 #endif

@@ -4,6 +4,7 @@ picks up through the change counter, and the error contract: bad JSON, unknown f
 types, oversize bodies (Content-Length and chunked), unknown instances and resources, wrong
 methods (405 + Allow), conflicts (409) and limits (429)."""
 import os
+import pwd
 import socket
 import subprocess
 import time
@@ -89,10 +90,11 @@ def test_instances_lifecycle(api_env, free_port):
     assert r.status == 200 and r.json() == {"name": "pg2", "deleted": True}
     assert api.get("/v1/instances/pg2").status == 404
     assert [i["name"] for i in dbtls.json("instances", "list")] == ["pg1"]
-    # every change is an event with the API as actor
+    # every change is an event; the actor is the API and the socket peer's user (SO_PEERCRED)
     ev = api.get("/v1/events?instance=pg2").json()["items"]
     assert [e["action"] for e in ev] == ["instance.create", "instance.delete"]
-    assert all(e["actor"] == "admin-api" for e in ev)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert all(e["actor"] == f"admin-api:{me}" for e in ev), ev
     assert api.get("/v1/events").json() == {"items": dbtls.json("events", "list")}
     assert len(api.get("/v1/events?limit=2").json()["items"]) == 2
 

@@ -58,6 +58,9 @@ def test_mtls_accepts_admin_cert(remote):
                                    "endpoints": ["localhost"]})
     assert r.status == 201, r
     assert dbtls.json("instances", "describe", "pg1")["name"] == "pg1"
+    # the event names the admin certificate that made the change
+    ev = [e for e in dbtls.json("events", "list") if e["action"] == "instance.create"]
+    assert [e["actor"] for e in ev] == ["admin:ops"]
     # the same error contract as on the unix socket
     r = api.get("/v1/instances/nope")
     assert r.status == 404 and r.error["status"] == "NOT_FOUND"
