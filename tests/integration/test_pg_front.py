@@ -534,3 +534,44 @@ def test_admin_socket_connections(pg_server, dbtls, dbtlsd, state_dir, free_port
         listed = dbtls.json("connections")
         assert any(x.get("application_name") == "front-test" for x in
                    (listed if isinstance(listed, list) else listed.get("connections", [])))
+
+
+def test_per_instance_ca_rotation_with_two_ca_pem(pg_server, dbtls, dbtlsd, state_dir, free_port,
+                                                 tmp_dir, psql):
+    """Cloud SQL's per-instance CA flow: download the PEM with both CAs after `create`, and the
+    same file verifies the server across rotate and rollback; an open session survives both."""
+    dbtls("init")
+    port = make_instance(dbtls, free_port, f"127.0.0.1:{pg_server.port}",
+                         extra=("--ca-mode", "per-instance"))
+    d = dbtlsd.start(state_dir)
+    only_active = ca_file(dbtls, tmp_dir)
+    dbtls("ssl", "server-ca-certs", "create", "--instance", "pg1")
+    both = os.path.join(tmp_dir, "both.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "pg1", "--out", both)
+    with open(both) as f:
+        assert f.read().count("BEGIN CERTIFICATE") >= 2
+    ci = conninfo(port, sslmode="verify-full", sslrootcert=both)
+    session = psycopg.connect(ci, autocommit=True)
+    rc, out, err = psql(ci, "SELECT 1")
+    assert rc == 0, err
+    start = d.log_size()
+    dbtls("ssl", "server-ca-certs", "rotate", "--instance", "pg1")
+    wait_reload(d, start)
+    # new connections: the new CA signs the server certificate; the two-CA file verifies it,
+    # the file with only the old CA does not
+    rc, out, err = psql(ci, "SELECT 2")
+    assert rc == 0, err
+    rc, out, err = psql(conninfo(port, sslmode="verify-full", sslrootcert=only_active),
+                        "SELECT 1")
+    assert rc != 0 and "certificate verify failed" in err
+    assert session.execute("SELECT 3").fetchone()[0] == 3
+    start = d.log_size()
+    dbtls("ssl", "server-ca-certs", "rollback", "--instance", "pg1")
+    wait_reload(d, start)
+    rc, out, err = psql(ci, "SELECT 4")
+    assert rc == 0, err
+    rc, out, err = psql(conninfo(port, sslmode="verify-full", sslrootcert=only_active),
+                        "SELECT 5")
+    assert rc == 0, err
+    assert session.execute("SELECT 6").fetchone()[0] == 6
+    session.close()
