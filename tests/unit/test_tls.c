@@ -17,7 +17,7 @@
 #include "engine_certs.h"
 #include "tls/tls.h"
 
-static struct tcert ca, server, client_ca, client, revoked, foreign_ca, foreign;
+static struct tcert ca, server, client_ca, client, revoked, foreign_ca, foreign, expired;
 static char *crl_pem;
 
 static void setup(void)
@@ -29,6 +29,7 @@ static void setup(void)
     tc_make(&revoked, &client_ca, "mallory", 2, 666, -1, 365);
     tc_make(&foreign_ca, NULL, "foreign CA", 0, 5, -1, 365);
     tc_make(&foreign, &foreign_ca, "alice", 2, 6, -1, 365);
+    tc_make(&expired, &client_ca, "oldtimer", 2, 7, -30, -1);
     long serials[] = {666};
     crl_pem = tc_crl(&client_ca, serials, 1);
 }
@@ -218,6 +219,10 @@ static void test_handshakes(void)
     handshake(ctx, &revoked, NULL, 0, 0, &r);
     CHECK(r.server == DBT_TLS_IO_ERR || !r.info.peer_cert);
     CHECK(strstr(r.subject, "CN=mallory") != NULL);
+    handshake(ctx, &expired, NULL, 0, 0, &r);
+    CHECK(r.server == DBT_TLS_IO_ERR || !r.info.peer_cert);
+    CHECK(strstr(r.subject, "CN=oldtimer") != NULL);
+    CHECK(r.server != DBT_TLS_IO_ERR || strstr(r.errmsg, "expired") != NULL);
     handshake(ctx, &foreign, NULL, 0, 0, &r);
     CHECK(r.server == DBT_TLS_IO_ERR || !r.info.peer_cert);
     CHECK(strstr(r.subject, "CN=alice") != NULL);
@@ -286,6 +291,7 @@ int main(void)
     tc_free(&revoked);
     tc_free(&foreign_ca);
     tc_free(&foreign);
+    tc_free(&expired);
     free(crl_pem);
     return check_exit();
 }
