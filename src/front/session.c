@@ -29,6 +29,7 @@
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 #define FINISH_TIMEOUT_MS 5000
 #define OUT_MAX (1u << 20)
+#define RELAY_READ_MAX (4 * DBT_SESSION_RELAY_CHUNK)
 
 static uint64_t auth_timeout_ms = 60000;
 
@@ -404,7 +405,9 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         if (dbt_buf_avail(&l->in) > 0) {
             return IO_NONE; /* backpressure: drain to the other leg first */
         }
-        room = DBT_SESSION_RELAY_CHUNK;
+        /* several TLS records per read: fewer system calls per byte on bulk transfers; the
+         * buffer is released once drained, so idle sessions do not keep it */
+        room = RELAY_READ_MAX;
     } else {
         size_t have = dbt_buf_avail(&l->in);
         if (have >= l->in_max) {
