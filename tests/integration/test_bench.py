@@ -1,0 +1,44 @@
+"""The benchmark commands of the README keep working: a short run of bench/pg_bench.py and
+bench/my_bench.py against the build under test measures every row for every target (the
+figures of a sanitizer build mean nothing; that they are all there, positive and consistent,
+does)."""
+import json
+import os
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _run(script, build_dir, out, *args):
+    cp = subprocess.run(["/usr/bin/python3", str(ROOT / "bench" / script), "--build-dir",
+                         build_dir, "--json", out, *args], capture_output=True, text=True,
+                        timeout=900, cwd=ROOT)
+    assert cp.returncode == 0, cp.stderr[-4000:] + cp.stdout[-4000:]
+    with open(out) as f:
+        return json.load(f)["results"], cp.stdout
+
+
+def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
+    res, out = _run("pg_bench.py", build_dir, os.path.join(tmp_dir, "pg.json"), "--seconds", "1",
+                    "--idle", "20", "--bulk-mb", "2", "--scale", "1")
+    assert set(res) == {"native", "pgb-term", "pgb-pool", "dbtlsd"}
+    for target, r in res.items():
+        for k in ("conn_per_s", "hs_per_s", "cpu_ms_hs", "cpu_ms_conn", "tps", "lat_ms",
+                  "copy_out_mbs", "copy_in_mbs"):
+            assert r[k] is not None and r[k] > 0, (target, k, r)
+        assert r["hs_errors"] == 0, (target, r)
+        if target != "native":
+            assert r["idle_kb"] > 0, (target, r)
+    assert "goals (issue 3)" in out and "not measured" not in out
+
+
+def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
+    res, out = _run("my_bench.py", build_dir, os.path.join(tmp_dir, "my.json"),
+                    "--conn-queries", "200", "--queries", "4000")
+    assert set(res) == {"native", "dbtlsd"}
+    for target, r in res.items():
+        assert r["cipher"].startswith("TLS_"), r
+        # mariadb-slap's reconnects and queries, counted by the server itself.
+        assert r["connections"] >= 200 and r["queries"] >= 3990, (target, r)
+        assert r["conn_per_s"] > 0 and r["cpu_ms_conn"] > 0 and r["qps"] > 0, (target, r)
