@@ -925,3 +925,86 @@ def test_backend_gone_during_authentication(dbtls, dbtlsd, state_dir, free_port,
         assert d.alive()
     finally:
         srv.close()
+
+
+def test_client_hello_in_the_same_segment_as_ssl_request(mariadb_server, dbtls, dbtlsd,
+                                                          state_dir, free_port, tmp_dir):
+    """The server does not answer an SSLRequest, so a client may send its ClientHello right
+    behind it, even in the same segment: those bytes belong to the TLS handshake."""
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server)
+    ca = ca_file(dbtls, tmp_dir)
+    dbtlsd.start(state_dir)
+    ctx = ssl.create_default_context(cafile=ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        seq, g = read_packet(s)
+        off = g.index(b"\0", 1) + 1 + 4
+        salt = g[off:off + 8] + g[off + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10:][:12]
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = outgoing.read()
+        assert hello[:1] == b"\x16"
+        s.sendall(packet(1, ssl_request()) + hello)  # one write
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                out = outgoing.read()
+                if out:
+                    s.sendall(out)
+                data = s.recv(65536)
+                assert data, "front closed during the handshake"
+                incoming.write(data)
+        out = outgoing.read()
+        if out:
+            s.sendall(out)
+        tls.write(packet(2, response41(b"alice", caps=CLIENT_CAPS | 0x800,
+                                       auth=native_scramble("alice-secret-1", salt))))
+        s.sendall(outgoing.read())
+        reply = b""
+        while len(reply) < 4 or len(reply) < 4 + int.from_bytes(reply[:3], "little"):
+            try:
+                reply += tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = s.recv(65536)
+                assert data
+                incoming.write(data)
+        assert reply[3] == 3 and reply[4] == 0x00, reply  # OK, renumbered to 3
+
+
+def test_pymysql_verify_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    """What ssl-mode DISABLED / REQUIRED / VERIFY_CA / VERIFY_IDENTITY give a PyMySQL client."""
+    dbtls("init")
+    port = make_instance(dbtls, free_port, mariadb_server,
+                         ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
+    ca = ca_file(dbtls, tmp_dir)
+    other_ca = os.path.join(tmp_dir, "other-ca.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", os.path.join(tmp_dir, "ok"),
+                    "-out", other_ca, "-days", "2", "-subj", "/CN=other"], check=True,
+                   capture_output=True, timeout=30)
+    dbtlsd.start(state_dir)
+    a, apw = mariadb_server.ALICE
+
+    def version(conn):
+        v = conn._sock.version() if hasattr(conn._sock, "version") else None
+        conn.close()
+        return v
+
+    assert version(pymy(port, a, apw)) is None                                  # DISABLED
+    # REQUIRED (no CA: PyMySQL does not verify)
+    assert version(pymy(port, a, apw, ssl_opts={"check_hostname": False})) == "TLSv1.3"
+    # VERIFY_CA: chain checked, name not (an address that is not in the SAN)
+    assert version(pymy(port, a, apw, ssl_opts={"ca": ca, "check_hostname": False},
+                        host="127.0.0.1")) == "TLSv1.3"
+    # VERIFY_IDENTITY
+    assert version(pymy(port, a, apw, ssl_opts={"ca": ca, "check_hostname": True})) == "TLSv1.3"
+    with pytest.raises(pymysql.err.OperationalError):                            # wrong CA
+        pymy(port, a, apw, ssl_opts={"ca": other_ca})
+    with pytest.raises(pymysql.err.OperationalError):                            # wrong name
+        pymy(port, a, apw, ssl_opts={"ca": ca, "check_hostname": True}, host="127.0.0.1")
