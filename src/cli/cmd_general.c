@@ -9,6 +9,7 @@
 #include "cli/cmd.h"
 #include "cli/out.h"
 #include "cli/view.h"
+#include "ctl/admin_ca.h"
 #include "ctl/ctl.h"
 
 static const struct dbt_cli_col ca_cols[] = {
@@ -59,6 +60,18 @@ static int run_init(struct dbt_cli *c)
 
     DBT_TRY(dbt_ctl_init(&opts));
     DBT_TRY(cas_json(c, &cas));
+    {
+        /* The admin CA of the admin API's TCP listener (docs/admin-api.md). Stores made before
+           it existed get it on first use, so a failure here is only a warning. */
+        char *admin_ca = NULL;
+        if (!dbt_ok(dbt_ctl_admin_ca(c->ctl, &admin_ca))) {
+            fprintf(stderr,
+                    "dbtls: warning: the admin CA was not created (it will be on first "
+                    "use): %s\n",
+                    dbt_errmsg());
+        }
+        free(admin_ca);
+    }
     if (c->format == DBT_CLI_FMT_JSON) {
         o = json_pack("{sssO}", "stateDir", c->state_dir, "cas", cas);
         DBT_ENSURE(o, NOMEM, "out of memory");

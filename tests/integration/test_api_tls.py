@@ -43,6 +43,7 @@ def test_admin_cert_files(remote, dbtls, tmp_dir):
     assert "a/b" in cp.stderr
     ev = [e["action"] for e in dbtls.json("events", "list")]
     assert ev.count("admin-ca.create") == 1 and "admin-cert.create" in ev
+    assert ev[:2] == ["init", "admin-ca.create"]  # made by init, not by admin-certs create
 
 
 def test_mtls_accepts_admin_cert(remote):
