@@ -16,6 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <gnutls/gnutls.h>
+#include <netinet/in.h>
+
 #include "admin/admin.h"
 #include "admin/view.h"
 #include "check.h"
@@ -259,6 +263,86 @@ static void test_admin_ca(const char *state_dir)
     free(pem2);
 }
 
+/*
+ * One HTTPS GET over the TCP listener with the given client certificate (PEM, may be NULL);
+ * returns the HTTP status, or -1 when the TLS connection failed.
+ */
+static int tls_get(int port, const char *ca_pem, const char *cert_pem, const char *key_pem)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_session_t s = NULL;
+    int status = -1, fd = -1;
+    gnutls_certificate_allocate_credentials(&cred);
+    gnutls_datum_t ca = {(unsigned char *)ca_pem, (unsigned)strlen(ca_pem)};
+    gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+    if (cert_pem != NULL) {
+        gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+        gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+        gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    }
+    gnutls_init(&s, GNUTLS_CLIENT);
+    gnutls_set_default_priority(s);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
+    gnutls_session_set_verify_cert(s, "localhost", 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        goto out;
+    }
+    gnutls_transport_set_int(s, fd);
+    gnutls_handshake_set_timeout(s, 10000);
+    if (gnutls_handshake(s) < 0) {
+        goto out;
+    }
+    const char *req = "GET /v1/instances HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (gnutls_record_send(s, req, strlen(req)) < 0) {
+        goto out;
+    }
+    char buf[4096];
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = gnutls_record_recv(s, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0) {
+            break;
+        }
+        used += (size_t)n;
+        if (used == sizeof(buf) - 1) {
+            break;
+        }
+    }
+    buf[used] = '\0';
+    status = status_of(buf);
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    gnutls_deinit(s);
+    gnutls_certificate_free_credentials(cred);
+    return status;
+}
+
+/* Only certificates of the admin CA with the clientAuth purpose open the TCP listener. */
+static void test_tcp_client_certificates(const char *state_dir, int port)
+{
+    struct dbt_ctl *rw = NULL;
+    struct dbt_ctl_opts o = {.state_dir = state_dir};
+    CHECK_OK(dbt_ctl_open(&o, &rw));
+    struct dbt_ctl_admin_cert client = {0}, server = {0};
+    const char *hosts[] = {"localhost"};
+    CHECK_OK(dbt_ctl_admin_cert_create(rw, "ops", 0, &client));
+    CHECK_OK(dbt_ctl_admin_server_cert(rw, hosts, 1, 0, &server));
+    if (client.ca_pem != NULL && server.cert_pem != NULL) {
+        CHECK(tls_get(port, client.ca_pem, client.cert_pem, client.key_pem) == 200);
+        CHECK(tls_get(port, client.ca_pem, NULL, NULL) == 401);
+        /* same CA, but a serverAuth certificate: refused */
+        CHECK(tls_get(port, client.ca_pem, server.cert_pem, server.key_pem) == 403);
+    }
+    dbt_ctl_admin_cert_cleanup(&client);
+    dbt_ctl_admin_cert_cleanup(&server);
+    dbt_ctl_close(rw);
+}
+
 static void test_admin_ca_fresh_store(void)
 {
     char dir[] = "/tmp/dbt-admin-ca-XXXXXX";
@@ -324,6 +408,7 @@ int main(void)
         test_short_and_bad_bodies();
         test_views_match(ctl);
         test_admin_ca(sd);
+        test_tcp_client_certificates(sd, dbt_admin_tcp_port(admin));
     }
     test_admin_ca_fresh_store();
     dbt_admin_stop(admin);
