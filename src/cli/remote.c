@@ -660,12 +660,28 @@ static int r_client_create(struct dbt_cli *c)
     }
 out:
     if (!dbt_ok(res) && r != NULL) {
-        /* The key never reached the user: remove what was written. */
+        /* The key never reached the user: remove what was written and revoke the certificate
+           (as the local command does), so it does not count against the limit. */
+        dbt_res saved = res;
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", dbt_errmsg());
         for (int i = 0; i < 3; i++) {
             if (written[i]) {
                 (void)unlink(paths[i]);
             }
         }
+        char *cpath = client_path(c);
+        struct dbt_buf ignored;
+        dbt_buf_init(&ignored, REMOTE_REPLY_MAX);
+        if (cpath == NULL || !dbt_ok(request(c, "DELETE", cpath, NULL, &ignored))) {
+            fprintf(stderr,
+                    "dbtls: warning: could not revoke client certificate \"%s\" after the "
+                    "failure\n",
+                    c->positional);
+        }
+        dbt_buf_cleanup(&ignored);
+        free(cpath);
+        res = dbt_fail(saved.code, "%s (the certificate was revoked again)", msg);
     }
     free(path);
     json_decref(files);

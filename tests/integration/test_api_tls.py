@@ -165,13 +165,17 @@ def test_cli_remote_mode_round_trip(remote, dbtls_bin, state_dir, tmp_dir, free_
         return json.loads(r(*args, "--format", "json").stdout)
 
     lport = free_port()
+    hba = os.path.join(tmp_dir, "hba.conf")  # read by the remote CLI, its text sent
+    open(hba, "w").write("hostssl all all 127.0.0.1/32 backend\n")
     cp = r("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
            "--listen", f"127.0.0.1:{lport}", "--backend", "127.0.0.1:5",
            "--endpoint", "localhost", "--endpoint", "db.example,127.0.0.1",
-           "--ssl-mode", "ENCRYPTED_ONLY")
+           "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba, "--max-client-certs", "5")
     assert "Created instance [pg1]." in cp.stderr
     local = dbtls.json("instances", "describe", "pg1")
     assert local["endpoints"] == ["localhost", "db.example", "127.0.0.1"]
+    assert local["hbaRules"] == "hostssl all all 127.0.0.1/32 backend\n"
+    assert local["maxClientCerts"] == 5
     assert rj("instances", "describe", "pg1") == local
     assert rj("instances", "list") == dbtls.json("instances", "list")
     assert r("instances", "list").stdout == dbtls("instances", "list").stdout
@@ -201,6 +205,11 @@ def test_cli_remote_mode_round_trip(remote, dbtls_bin, state_dir, tmp_dir, free_
     out = os.path.join(tmp_dir, "app")
     cp = r("ssl", "client-certs", "create", "app", "--instance", "pg1", "--out-dir", out)
     assert "Created client certificate [app] for instance [pg1]." in cp.stdout
+    # existing files refuse the command before anything is issued
+    cp = r("ssl", "client-certs", "create", "app2", "--instance", "pg1", "--out-dir", out, rc=1)
+    assert "already exists" in cp.stderr
+    assert [x["name"] for x in dbtls.json("ssl", "client-certs", "list", "--instance",
+                                          "pg1")] == ["app"]
     assert os.stat(os.path.join(out, "client-key.pem")).st_mode & 0o777 == 0o600
     key_pub = subprocess.run(["openssl", "pkey", "-pubout", "-in",
                               os.path.join(out, "client-key.pem")], capture_output=True,
