@@ -418,9 +418,9 @@ static dbt_res process_response(struct dbt_session *s, struct my_sess *ms,
     if (!dbt_ok(res)) {
         return bad_handshake(s, (uint8_t)(seq + 1), "the response cannot be re-encoded");
     }
-    dbt_info("instance \"%s\": client %s port %d user \"%s\" %s, forwarding to %s", s->st.instance,
-             s->st.client_addr, s->st.client_port, s->st.user,
-             ms->client_tls ? "over TLS" : "in clear", s->inst->rt->backend);
+    dbt_debug("instance \"%s\": client %s port %d user \"%s\" %s, forwarding to %s", s->st.instance,
+              s->st.client_addr, s->st.client_port, s->st.user,
+              ms->client_tls ? "over TLS" : "in clear", s->inst->rt->backend);
     if (backend_tls) {
         set_state(s, ms, MY_BACKEND_TLS);
         return dbt_session_start_backend_tls(s);
@@ -555,8 +555,9 @@ static dbt_res relay_auth_backend(struct dbt_session *s, struct my_sess *ms)
         }
         ms->reply_seq = (uint8_t)(client_seq + 1);
         if (kind == DBT_MY_AUTH_OK) {
-            dbt_info("instance \"%s\": client %s port %d user \"%s\" authenticated", s->st.instance,
-                     s->st.client_addr, s->st.client_port, s->st.user);
+            /* like log_connections=off: a login is not logged unless asked (DBTLS_LOG=debug) */
+            dbt_debug("instance \"%s\": client %s port %d user \"%s\" authenticated",
+                      s->st.instance, s->st.client_addr, s->st.client_port, s->st.user);
             ms->state = MY_DONE;
             dbt_session_relay(s);
             return DBT_OK;

@@ -144,8 +144,8 @@ def test_mariadb_client_verify_server_cert(mariadb_server, dbtls, dbtlsd, state_
     rc, out, err = mariadb(port, user, pw, f"--ssl-ca={ca}", "--ssl-verify-server-cert",
                            host="127.0.0.1")
     assert rc != 0
-    assert "2026" in err or "certificate" in err.lower() or "SSL" in err, err
-    assert "authenticated" in d.log()
+    assert "certificate" in err.lower() or "SSL" in err or "TLS" in err, err
+    assert d.alive()
 
 
 def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
