@@ -1,8 +1,9 @@
 /*
- * fuzz_my_response.c - libFuzzer target for what a (possibly hostile) MySQL client sends before
- * authentication: its first packet classified as SSLRequest or HandshakeResponse41, the full
+ * fuzz_my_response.c - libFuzzer target for what a (possibly hostile) MySQL client sends: before
+ * authentication, its first packet classified as SSLRequest or HandshakeResponse41, the full
  * response decode, attribute iteration, and the re-encode the front forwards (CLIENT_SSL and
- * compression cleared), which must decode again to the same fields.
+ * compression cleared), which must decode again to the same fields; after it, the command stream
+ * scanner (COM_CHANGE_USER), fed whole and in uneven pieces, which must agree.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,8 +55,33 @@ static void response(const uint8_t *p, size_t n)
     dbt_buf_cleanup(&b);
 }
 
+static unsigned scan_all(const uint8_t *p, size_t n, size_t piece)
+{
+    struct dbt_my_cmd_scan sc = {0};
+    struct dbt_my_change_user cu;
+    unsigned hits = 0;
+    for (size_t at = 0; at < n; at += piece) {
+        size_t len = n - at < piece ? n - at : piece;
+        size_t off = 0;
+        while (dbt_my_cmd_scan_next(&sc, p + at, len, &off, &cu)) {
+            if (off > len || (cu.complete && cu.user + cu.user_len > (const char *)p + at + len)) {
+                abort();
+            }
+            hits++;
+        }
+        if (off != len) {
+            abort();
+        }
+    }
+    return hits;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    unsigned whole = scan_all(data, size, size ? size : 1);
+    if (scan_all(data, size, 1) != whole || scan_all(data, size, 7) != whole) {
+        abort();
+    }
     struct dbt_my_frame f;
     if (dbt_ok(dbt_my_frame_peek(data, size, DBT_MY_PREAUTH_MAX, &f)) && f.nparts == 1) {
         response(f.payload, f.payload_len);
