@@ -105,9 +105,14 @@ bool dbt_stats_snapshot(struct dbt_stats_snapshot *out)
     out->bytes = malloc((n_bytes ? n_bytes : 1) * sizeof *out->bytes);
     bool ok = out->hs != NULL && out->bytes != NULL;
     if (ok) {
-        memcpy(out->hs, hs, n_hs * sizeof *hs);
+        /* hs/bytes are NULL until the first record: memcpy must not see NULL even for 0. */
+        if (n_hs > 0) {
+            memcpy(out->hs, hs, n_hs * sizeof *hs);
+        }
         out->n_hs = n_hs;
-        memcpy(out->bytes, bytes, n_bytes * sizeof *bytes);
+        if (n_bytes > 0) {
+            memcpy(out->bytes, bytes, n_bytes * sizeof *bytes);
+        }
         out->n_bytes = n_bytes;
         out->reloads = reloads;
         out->reload_failures = reload_failures;
