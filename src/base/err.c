@@ -11,10 +11,13 @@ static _Thread_local char errmsg[1024];
 
 dbt_res dbt_fail(enum dbt_err code, const char *fmt, ...)
 {
+    /* Formatted aside first: callers may pass dbt_errmsg() itself as an argument. */
+    char msg[sizeof(errmsg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(errmsg, msg, sizeof(errmsg));
     return (dbt_res){code};
 }
 

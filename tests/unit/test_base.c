@@ -134,6 +134,11 @@ static void test_err(void)
     dbt_res r = dbt_fail(DBT_E_NOT_FOUND, "instance \"%s\" not found", "db1");
     CHECK(r.code == DBT_E_NOT_FOUND);
     CHECK(strcmp(dbt_errmsg(), "instance \"db1\" not found") == 0);
+    /* the current message may be an argument of the next one */
+    r = dbt_fail(DBT_E_IO, "connection to backend %s failed: %s", "x", dbt_errmsg());
+    CHECK(strcmp(dbt_errmsg(), "connection to backend x failed: instance \"db1\" not found") == 0);
+    r = dbt_fail_ctx(r, "ctx: ");
+    CHECK(strncmp(dbt_errmsg(), "ctx: connection to backend x", 28) == 0);
     CHECK(dbt_err_exit_code(r) == 1);
     CHECK(dbt_err_exit_code(dbt_fail(DBT_E_USAGE, "x")) == 2);
     CHECK(strcmp(dbt_err_name(DBT_E_LIMIT), "LIMIT") == 0);
