@@ -20,6 +20,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <pwd.h>
 
 #include "admin/internal.h"
@@ -28,15 +29,38 @@
 #include "ctl/admin_ca.h"
 #include "ctl/ctl.h"
 
-/* One HTTP listener: its MHD daemon (one internal thread) and its own control handle. */
+/*
+ * Control handles for the request threads. A handle is used by one thread at a time (ctl.h), and
+ * each connection has its own thread (so a slow operation, e.g. an RSA-4096 CA, never holds up
+ * another request): handles are taken from this pool per request and given back after it,
+ * opened lazily (opening may run --master-key-command, so they are kept, not reopened).
+ */
+#define POOL_MAX 64
+
+struct ctl_pool {
+    pthread_mutex_t mu;
+    /* Requests that change something run one at a time: they would serialize on the store's
+       write lock anyway, and concurrent writers in one process can get SQLITE_BUSY from the
+       store instead of waiting (reported to the ctl owner). Reads stay concurrent. */
+    pthread_mutex_t write_mu;
+    bool enabled; /* false: no control plane (only /v1/connections) */
+    char *state_dir;
+    char *master_key_command;
+    struct dbt_ctl *free[POOL_MAX];
+    size_t n_free;
+};
+
+/* One HTTP listener: its MHD daemon (a thread per connection) and the shared handle pool. */
 struct listener {
-    struct dbt_admin_ctx ctx;
+    struct dbt_admin_ctx ctx; /* front; ctl stays NULL (handles come from the pool) */
+    struct ctl_pool *pool;
     struct MHD_Daemon *mhd;
     bool tls;
     size_t max_body;
 };
 
 struct dbt_admin {
+    struct ctl_pool pool;
     struct listener unix_l;
     struct listener tcp_l;
     int tcp_port;
@@ -81,6 +105,38 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
+}
+
+static dbt_res pool_get(struct ctl_pool *p, struct dbt_ctl **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n_free > 0) {
+        *out = p->free[--p->n_free];
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (*out != NULL) {
+        return DBT_OK;
+    }
+    struct dbt_ctl_opts co = {.state_dir = p->state_dir,
+                              .master_key_command = p->master_key_command,
+                              .read_only = 0,
+                              .actor = "admin-api"};
+    dbt_res r = dbt_ctl_open(&co, out);
+    return dbt_ok(r) ? r : dbt_fail_ctx(r, "admin API: ");
+}
+
+static void pool_put(struct ctl_pool *p, struct dbt_ctl *ctl)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->n_free < POOL_MAX) {
+        p->free[p->n_free++] = ctl;
+        ctl = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (ctl != NULL) {
+        dbt_ctl_close(ctl);
+    }
 }
 
 /* The state of one request across libmicrohttpd's calls: the body so far and who sent it. */
@@ -245,11 +301,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(c, 413, msg);
     }
     struct dbt_admin_reply r = {0};
+    struct dbt_admin_ctx ctx = {.front = l->ctx.front};
     dbt_errclear();
-    if (l->ctx.ctl != NULL) {
-        dbt_ctl_set_actor(l->ctx.ctl, rq->actor);
+    if (l->pool->enabled) {
+        if (!dbt_ok(pool_get(l->pool, &ctx.ctl))) {
+            dbt_error("%s", dbt_errmsg());
+            return send_error(c, 500, dbt_errmsg());
+        }
+        dbt_ctl_set_actor(ctx.ctl, rq->actor);
     }
-    dbt_admin_api_handle(&l->ctx, c, method, url, rq->body ? rq->body : "", rq->len, &r);
+    bool writes = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    if (writes) {
+        pthread_mutex_lock(&l->pool->write_mu);
+    }
+    dbt_admin_api_handle(&ctx, c, method, url, rq->body ? rq->body : "", rq->len, &r);
+    if (writes) {
+        pthread_mutex_unlock(&l->pool->write_mu);
+    }
+    if (ctx.ctl != NULL) {
+        pool_put(l->pool, ctx.ctl);
+    }
     if (r.body == NULL) {
         dbt_admin_error(&r, 500, "the handler gave no reply");
     }
@@ -376,21 +447,6 @@ out:
     return res;
 }
 
-static dbt_res open_ctl(const struct dbt_admin_opts *o, struct dbt_ctl **out)
-{
-    if (o->ctl == NULL) {
-        return DBT_OK;
-    }
-    struct dbt_ctl_opts co = *o->ctl;
-    co.read_only = 0;
-    co.actor = "admin-api";
-    dbt_res r = dbt_ctl_open(&co, out);
-    if (!dbt_ok(r)) {
-        return dbt_fail_ctx(r, "admin API: ");
-    }
-    return r;
-}
-
 static bool is_wildcard(const char *host)
 {
     return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0';
@@ -403,19 +459,36 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
     char host[256];
     struct dbt_admin *a = calloc(1, sizeof(*a));
     DBT_ENSURE(a != NULL, NOMEM, "admin: out of memory");
+    pthread_mutex_init(&a->pool.mu, NULL);
+    pthread_mutex_init(&a->pool.write_mu, NULL);
     size_t max_body = o->max_body ? o->max_body : DBT_ADMIN_MAX_BODY;
     a->path = strdup(o->socket_path);
     DBT_ENSURE(a->path != NULL, NOMEM, "admin: out of memory");
     a->unix_l.ctx.front = o->front;
+    a->unix_l.pool = &a->pool;
     a->unix_l.max_body = max_body;
     a->tcp_l.ctx.front = o->front;
+    a->tcp_l.pool = &a->pool;
     a->tcp_l.max_body = max_body;
     a->tcp_l.tls = true;
-    DBT_TRY(open_ctl(o, &a->unix_l.ctx.ctl));
+    if (o->ctl != NULL) {
+        a->pool.enabled = true;
+        a->pool.state_dir = strdup(o->ctl->state_dir);
+        DBT_ENSURE(a->pool.state_dir != NULL, NOMEM, "admin: out of memory");
+        if (o->ctl->master_key_command != NULL) {
+            a->pool.master_key_command = strdup(o->ctl->master_key_command);
+            DBT_ENSURE(a->pool.master_key_command != NULL, NOMEM, "admin: out of memory");
+        }
+        /* Open one handle now: a store that cannot be opened refuses the start. */
+        struct dbt_ctl *first = NULL;
+        DBT_TRY(pool_get(&a->pool, &first));
+        pool_put(&a->pool, first);
+    }
+    const unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                           MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
     if (o->tcp_listen != NULL) {
         DBT_ENSURE(o->ctl != NULL, INVALID, "--admin-listen needs the control plane");
-        DBT_TRY(open_ctl(o, &a->tcp_l.ctx.ctl));
         DBT_TRY(tcp_socket(o->tcp_listen, host, sizeof(host), &tfd, &a->tcp_port));
         const char *hosts[4];
         size_t nh = 0;
@@ -426,26 +499,29 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
         hosts[nh++] = "localhost";
         hosts[nh++] = "127.0.0.1";
         hosts[nh++] = "::1";
-        DBT_TRY(dbt_ctl_admin_server_cert(a->tcp_l.ctx.ctl, hosts, nh, 0, &a->server_cert));
+        struct dbt_ctl *ctl = NULL;
+        DBT_TRY(pool_get(&a->pool, &ctl));
+        res = dbt_ctl_admin_server_cert(ctl, hosts, nh, 0, &a->server_cert);
+        pool_put(&a->pool, ctl);
+        DBT_TRY(res);
         a->tcp_l.mhd = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL,
-            handle, &a->tcp_l, MHD_OPTION_LISTEN_SOCKET, tfd, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_HTTPS_MEM_KEY,
-            a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT, a->server_cert.cert_pem,
-            MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
-            "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
+            flags | MHD_USE_TLS, 0, NULL, NULL, handle, &a->tcp_l, MHD_OPTION_LISTEN_SOCKET, tfd,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+            MHD_OPTION_HTTPS_MEM_KEY, a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT,
+            a->server_cert.cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem,
+            MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+            MHD_OPTION_END);
         DBT_ENSURE(a->tcp_l.mhd != NULL, IO, "--admin-listen \"%s\": cannot start the HTTPS server",
                    o->tcp_listen);
         tfd = -1; /* owned by MHD */
     }
 
     DBT_TRY(unix_socket(o->socket_path, &fd));
-    a->unix_l.mhd =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
-                         &a->unix_l, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    a->unix_l.mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, &a->unix_l, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     DBT_ENSURE(a->unix_l.mhd != NULL, IO, "admin socket \"%s\": cannot start the HTTP server",
                o->socket_path);
     fd = -1; /* owned by MHD */
@@ -492,12 +568,13 @@ void dbt_admin_stop(struct dbt_admin *a)
     if (a->path != NULL) {
         unlink(a->path);
     }
-    if (a->unix_l.ctx.ctl != NULL) {
-        dbt_ctl_close(a->unix_l.ctx.ctl);
+    for (size_t i = 0; i < a->pool.n_free; i++) {
+        dbt_ctl_close(a->pool.free[i]);
     }
-    if (a->tcp_l.ctx.ctl != NULL) {
-        dbt_ctl_close(a->tcp_l.ctx.ctl);
-    }
+    free(a->pool.state_dir);
+    free(a->pool.master_key_command);
+    pthread_mutex_destroy(&a->pool.mu);
+    pthread_mutex_destroy(&a->pool.write_mu);
     dbt_ctl_admin_cert_cleanup(&a->server_cert);
     free(a->path);
     free(a);

@@ -364,3 +364,32 @@ def test_connections_through_api(api_env, pg_server, free_port, psql):
         rows = [x for x in api.get("/v1/connections").json()["connections"]
                 if x["application_name"] == "api-test"]
         assert len(rows) == 1 and rows[0]["instance"] == "pg1" and rows[0]["ssl"] is True
+
+
+def test_slow_operation_does_not_block_other_requests(api_env, free_port):
+    """Each connection has its own thread and control handle: while per-instance RSA-4096 CAs
+    are being made, reads are answered at once."""
+    import threading
+    dbtls, d, api = api_env
+    done = []
+
+    def create(i):
+        r = api.post("/v1/instances", pg_body(f"slow{i}", free_port(), caMode="per-instance",
+                                              caId="dbtls-ca-rsa4096-g1"))
+        done.append((time.monotonic(), r.status))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    r = api.get("/v1/engines")
+    t_get = time.monotonic()
+    assert r.status == 200
+    assert api.get("/v1/connections").status == 200
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(s for _, s in done) == [201, 201, 201]
+    # the read was answered before even the first writer finished (an RSA-4096 key takes far
+    # longer than a GET); with one thread for all connections it would have waited
+    assert t_get < min(t for t, _ in done), (t_get, done)
+    assert len(api.get("/v1/instances").json()["items"]) == 3
