@@ -12,14 +12,17 @@ Measured with mariadb-slap (the C client shipped with MariaDB), mysql_native_pas
   CPU ms/conn    the daemon's utime+stime (/proc/<pid>/stat) over that run / connections
                  (native: mariadbd, i.e. TLS + authentication + thread; dbtlsd: the front only)
   queries/s      persistent connections, SELECT 1
-and prints dbtlsd's ratios to native.
+Both run side by side; each measurement alternates between them --rounds times and reports
+the median. Prints dbtlsd's ratios to native.
 
-Run: /usr/bin/python3 bench/my_bench.py [--queries 20000] [--concurrency 8] [--json FILE]
+Run: /usr/bin/python3 bench/my_bench.py [--conn-queries 1500] [--queries 40000] [--rounds 3]
+     [--concurrency 8] [--json FILE]
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -71,11 +74,7 @@ def check_tls(port, ca):
     return m.group(1)
 
 
-def measure(name, port, pid, ca, args, my):
-    """Counts come from the server's own status counters (Connections, Com_select), so they
-    are what happened, whatever the client's options mean."""
-    r = {"cipher": check_tls(port, ca)}
-    bl.log(f"{name}: about {args.conn_queries} new connections, {args.concurrency} clients")
+def m_connections(name, port, pid, ca, args, my):
     cpu = bl.CpuMeter(pid)
     c0, _ = server_status(my)
     cpu.start()
@@ -83,16 +82,35 @@ def measure(name, port, pid, ca, args, my):
     used = cpu.stop()
     c1, _ = server_status(my)
     n = c1 - c0 - 1  # less our own status query's connection
-    r["connections"] = n
-    r["conn_per_s"] = n / secs
-    r["cpu_ms_conn"] = used * 1000 / n
-    bl.log(f"{name}: about {args.queries} queries on persistent connections")
+    return {"connections": n, "conn_per_s": n / secs, "cpu_ms_conn": used * 1000 / n}
+
+
+def m_queries(name, port, pid, ca, args, my):
     _, q0 = server_status(my)
     secs = slap(port, ca, args.queries, args.concurrency, detach=0)
     _, q1 = server_status(my)
-    r["queries"] = q1 - q0 - 1
-    r["qps"] = r["queries"] / secs
-    return r
+    n = q1 - q0 - 1
+    return {"queries": n, "qps": n / secs}
+
+
+def measure_all(tgts, args, my):
+    """Counts come from the server's own status counters (Connections, Com_select), so they
+    are what happened, whatever the client's options mean. Each measurement alternates between
+    the targets --rounds times (the order turning each round, so a drifting machine load
+    favours neither); each figure is the median."""
+    samples = {t[0]: {"cipher": [check_tls(t[1], t[3])]} for t in tgts}
+    for what, fn in (("new connections", m_connections), ("queries", m_queries)):
+        for r in range(args.rounds):
+            for t in tgts[r % len(tgts):] + tgts[:r % len(tgts)]:
+                bl.log(f"{what}: {t[0]} (round {r + 1}/{args.rounds})")
+                for k, v in fn(*t, args, my).items():
+                    samples[t[0]].setdefault(k, []).append(v)
+    results = {}
+    for name, ks in samples.items():
+        results[name] = {k: (vs[0] if k == "cipher" else statistics.median(vs))
+                         for k, vs in ks.items()}
+        results[name]["samples"] = ks
+    return results
 
 
 ROWS = [
@@ -104,9 +122,11 @@ ROWS = [
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--conn-queries", type=int, default=4000,
-                    help="connections in the new-connection run")
-    ap.add_argument("--queries", type=int, default=100000, help="queries in the steady run")
+    ap.add_argument("--conn-queries", type=int, default=1500,
+                    help="connections in each new-connection run")
+    ap.add_argument("--queries", type=int, default=40000, help="queries in each steady run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds over the targets per measurement (median)")
     ap.add_argument("--concurrency", type=int, default=8, help="mariadb-slap clients")
     ap.add_argument("--targets", default="native,dbtlsd")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
@@ -147,11 +167,13 @@ def main():
         my.sql(f"CREATE USER '{USER}'@'%' IDENTIFIED VIA mysql_native_password USING "
                f"PASSWORD('{PASSWORD}'); GRANT ALL ON *.* TO '{USER}'@'%'")
         bl.log(f"MariaDB on 127.0.0.1:{my.port} with its own TLS")
+        tgts = []
         if "native" in targets:
-            results["native"] = measure("native", my.port, my.proc.pid, root, args, my)
+            tgts.append(("native", my.port, my.proc.pid, root))
         if "dbtlsd" in targets:
             dbtlsd = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
-            results["dbtlsd"] = measure("dbtlsd", front_port, dbtlsd.pid, root, args, my)
+            tgts.append(("dbtlsd", front_port, dbtlsd.pid, root))
+        results = measure_all(tgts, args, my)
     finally:
         if dbtlsd:
             dbtlsd.stop()
@@ -159,7 +181,8 @@ def main():
             my.stop()
         bl.rmtree(work)
 
-    print(f"\nMariaDB 10.11 TLS benchmark: {os.cpu_count()} CPUs, mariadb-slap "
+    print(f"\nMariaDB 10.11 TLS benchmark: {os.cpu_count()} CPUs, medians of {args.rounds} "
+          f"rounds, mariadb-slap "
           f"--concurrency={args.concurrency}, ciphers: "
           + ", ".join(f"{t} {r['cipher']}" for t, r in results.items()))
     bl.print_table("results", [(label, {t: results[t].get(k) for t in results})

@@ -18,15 +18,19 @@ PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). 
   steady tps, lat   pgbench -S with persistent connections
   COPY out/in MB/s  a 50 MB COPY TO STDOUT / FROM STDIN through psql (\\timing)
   idle kB/conn      daemon RSS delta / N after opening N idle TLS connections (psycopg)
-and prints the table, dbtlsd's ratios to the others, and the goals of issue 3.
+All four run side by side; each measurement goes round the targets --rounds times (the order
+turning each round, so a drifting machine load favours no one) and reports the median. Prints
+the table, dbtlsd's ratios to the others, and the goals of issue 3.
 
-Run: /usr/bin/python3 bench/pg_bench.py [--seconds 10] [--idle 1000] [--targets ...] [--json F]
+Run: /usr/bin/python3 bench/pg_bench.py [--seconds 5] [--rounds 3] [--idle 1000] [--targets ...]
+     [--json F]
 (as root: PostgreSQL and PgBouncer are run as the postgres user).
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -150,46 +154,85 @@ def idle_memory(port, pid, n):
     return (after - before) / n
 
 
-def measure(name, port, pid, children, args, bulk_file, pg):
-    r = {}
-    bl.log(f"{name}: handshake-only client, {args.seconds} s")
-    cpu = bl.CpuMeter(pid, children)
+class Target:
+    """One way to reach the server: name, TLS port, and the process whose CPU and memory count
+    (children=True: also its reaped children, for PostgreSQL's postmaster)."""
+
+    def __init__(self, name, port, pid, children=False):
+        self.name, self.port, self.pid, self.children = name, port, pid, children
+
+
+def m_handshakes(t, args, ctx):
+    cpu = bl.CpuMeter(t.pid, t.children)
     cpu.start()
     t0 = time.monotonic()
-    n, errors = bl.pg_handshakes("127.0.0.1", port, args.seconds, args.workers)
+    n, errors = bl.pg_handshakes("127.0.0.1", t.port, args.seconds, args.workers)
     elapsed = time.monotonic() - t0
     used = cpu.stop()
     if n == 0:
-        bl.die(f"{name}: no TLS handshake succeeded ({errors} errors)")
-    r["hs_per_s"] = n / elapsed
-    r["cpu_ms_hs"] = used * 1000 / n
-    r["hs_errors"] = errors
+        bl.die(f"{t.name}: no TLS handshake succeeded ({errors} errors)")
+    return {"hs_per_s": n / elapsed, "cpu_ms_hs": used * 1000 / n, "hs_errors": errors}
 
-    bl.log(f"{name}: pgbench -C -S, {args.seconds} s")
+
+def m_connections(t, args, ctx):
+    cpu = bl.CpuMeter(t.pid, t.children)
     cpu.start()
-    pb = pgbench(port, args.seconds, args.clients, args.threads, connect_each=True)
+    pb = pgbench(t.port, args.seconds, args.clients, args.threads, connect_each=True)
     used = cpu.stop()
-    r["conn_per_s"] = pb["tps"]
-    r["cpu_ms_conn"] = used * 1000 / pb["xacts"] if pb["xacts"] else None
+    return {"conn_per_s": pb["tps"],
+            "cpu_ms_conn": used * 1000 / pb["xacts"] if pb["xacts"] else None}
 
-    bl.log(f"{name}: pgbench -S, {args.seconds} s")
-    pb = pgbench(port, args.seconds, args.clients, args.threads)
-    r["tps"] = pb["tps"]
-    r["lat_ms"] = pb["latency_ms"]
 
-    bl.log(f"{name}: COPY {args.bulk_mb} MB out and in")
-    size_mb = os.path.getsize(bulk_file) / 1e6
-    r["copy_out_mbs"] = size_mb / psql_timed(port, "COPY bulk TO STDOUT")
-    ins = []
-    for _ in range(3):
-        pg.psql("TRUNCATE bulk_in", user=USER)
-        ins.append(psql_timed(port, "COPY bulk_in FROM STDIN", stdin=bulk_file, repeat=1))
-    r["copy_in_mbs"] = size_mb / min(ins)
+def m_steady(t, args, ctx):
+    pb = pgbench(t.port, args.seconds, args.clients, args.threads)
+    return {"tps": pb["tps"], "lat_ms": pb["latency_ms"]}
 
-    if args.idle and not children:
-        bl.log(f"{name}: {args.idle} idle TLS connections")
-        r["idle_kb"] = idle_memory(port, pid, args.idle)
-    return r
+
+def m_copy(t, args, ctx):
+    size_mb = os.path.getsize(ctx["bulk_file"]) / 1e6
+    out = size_mb / psql_timed(t.port, "COPY bulk TO STDOUT", repeat=1)
+    ctx["pg"].psql("TRUNCATE bulk_in", user=USER)
+    inn = size_mb / psql_timed(t.port, "COPY bulk_in FROM STDIN", stdin=ctx["bulk_file"],
+                               repeat=1)
+    return {"copy_out_mbs": out, "copy_in_mbs": inn}
+
+
+def m_idle(t, args, ctx):
+    if not args.idle or t.children:
+        return {}
+    return {"idle_kb": idle_memory(t.port, t.pid, args.idle)}
+
+
+# (what, function, rounds): every measurement runs in rounds over all targets, the order turning
+# each round, so that a machine whose load drifts during the run does not favour one target;
+# each figure is the median of its rounds.
+METRICS = [
+    ("handshake-only client", m_handshakes, None),
+    ("pgbench -C -S", m_connections, None),
+    ("pgbench -S", m_steady, None),
+    ("COPY out and in", m_copy, None),
+    ("idle TLS connections", m_idle, 1),
+]
+
+
+def measure_all(tgts, args, ctx):
+    samples = {t.name: {} for t in tgts}
+    for what, fn, rounds in METRICS:
+        rounds = rounds or args.rounds
+        for r in range(rounds):
+            order = tgts[r % len(tgts):] + tgts[:r % len(tgts)]
+            for t in order:
+                bl.log(f"{what}: {t.name} (round {r + 1}/{rounds})")
+                for k, v in fn(t, args, ctx).items():
+                    samples[t.name].setdefault(k, []).append(v)
+    results = {}
+    for name, ks in samples.items():
+        results[name] = {}
+        for k, vs in ks.items():
+            vs = [v for v in vs if v is not None]
+            results[name][k] = statistics.median(vs) if vs else None
+        results[name]["samples"] = ks
+    return results
 
 
 ROWS = [
@@ -218,7 +261,9 @@ GOALS = [
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=int, default=10, help="duration of each timed run")
+    ap.add_argument("--seconds", type=int, default=5, help="duration of each timed run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds over all targets per measurement (median)")
     ap.add_argument("--clients", type=int, default=8, help="pgbench clients")
     ap.add_argument("--threads", type=int, default=2, help="pgbench threads")
     ap.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
@@ -287,27 +332,26 @@ def main():
                            timeout=300)
         bl.log(f"COPY data: {os.path.getsize(bulk_file) / 1e6:.1f} MB")
 
+        tgts = []
         for t in targets:
             if t == "native":
-                results[t] = measure(t, pg.port, pg.proc.pid, True, args, bulk_file, pg)
+                tgts.append(Target(t, pg.port, pg.proc.pid, children=True))
             elif t in ("pgb-term", "pgb-pool"):
                 pgb = PgBouncer(t, work, pg, cert, key, terminator=(t == "pgb-term"))
-                try:
-                    results[t] = measure(t, pgb.port, pgb.pid, False, args, bulk_file, pg)
-                finally:
-                    pgb.stop()
+                stops.append(pgb.stop)
+                tgts.append(Target(t, pgb.port, pgb.pid))
             elif t == "dbtlsd":
                 d = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
-                try:
-                    results[t] = measure(t, front_port, d.pid, False, args, bulk_file, pg)
-                finally:
-                    d.stop()
+                stops.append(d.stop)
+                tgts.append(Target(t, front_port, d.pid))
+        results = measure_all(tgts, args, {"pg": pg, "bulk_file": bulk_file})
     finally:
         for stop in reversed(stops):
             stop()
         bl.rmtree(work)
 
-    print(f"\nPostgreSQL 15 TLS benchmark: {os.cpu_count()} CPUs, {args.seconds} s per run, "
+    print(f"\nPostgreSQL 15 TLS benchmark: {os.cpu_count()} CPUs, medians of {args.rounds} "
+          f"rounds of {args.seconds} s, "
           f"pgbench -c {args.clients} -j {args.threads}, {args.workers} handshake clients, "
           f"{args.idle} idle connections")
     bl.print_table("results", [(label, {t: results[t].get(k) for t in results})

@@ -21,6 +21,7 @@ def _run(script, build_dir, out, *args):
 
 def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
     res, out = _run("pg_bench.py", build_dir, os.path.join(tmp_dir, "pg.json"), "--seconds", "1",
+                    "--rounds", "1",
                     "--idle", "20", "--bulk-mb", "2", "--scale", "1")
     assert set(res) == {"native", "pgb-term", "pgb-pool", "dbtlsd"}
     for target, r in res.items():
@@ -35,7 +36,7 @@ def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
 
 def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
     res, out = _run("my_bench.py", build_dir, os.path.join(tmp_dir, "my.json"),
-                    "--conn-queries", "200", "--queries", "4000")
+                    "--conn-queries", "200", "--queries", "4000", "--rounds", "1")
     assert set(res) == {"native", "dbtlsd"}
     for target, r in res.items():
         assert r["cipher"].startswith("TLS_"), r
