@@ -211,7 +211,8 @@ expect_out "PostgreSQL 15"
 
 step "verify-full against a name that is not in the certificate is refused by psql"
 PGPASSWORD=alice-demo-pw show psql -X -c 'SELECT 1' \
-    "host=wrong.example hostaddr=127.0.0.1 port=$FRONT_PG dbname=app user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+    "host=wrong.example hostaddr=127.0.0.1 port=$FRONT_PG dbname=app user=alice \
+sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
 expect_fail
 expect_out 'does not match host name "wrong.example"'
 
@@ -225,7 +226,8 @@ show dbtls ssl client-certs create certuser --instance demo-pg --out-dir "$WORK/
 expect_ok
 show ls -l "$WORK/certuser"
 show psql -X -c '\conninfo' -c 'SELECT current_user' \
-    "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/certuser/server-ca.pem sslcert=$WORK/certuser/client-cert.pem sslkey=$WORK/certuser/client-key.pem"
+    "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/certuser/server-ca.pem \
+sslcert=$WORK/certuser/client-cert.pem sslkey=$WORK/certuser/client-key.pem"
 expect_ok
 expect_out "SSL connection (protocol: TLSv1.3"
 expect_out "certuser"
@@ -265,7 +267,8 @@ for _ in $(seq 100); do # dbtlsd polls the store's change counter; give a loaded
     [ "$(server_cert_serial)" != "$BEFORE" ] && break
     sleep 0.1
 done
-say "(dbtlsd served the new certificate $((($(date +%s%N) - T0) / 1000000)) ms after the rotate command, without a restart)"
+MS=$((($(date +%s%N) - T0) / 1000000))
+say "(dbtlsd served the new certificate $MS ms after the rotate command, without a restart)"
 show dbtls connections
 expect_ok
 expect_out "demo-pg"
