@@ -107,6 +107,16 @@ def _stop_child(proc, first_signal, grace, then=None):
     return proc.wait(timeout=10)
 
 
+def _rmtree(path):
+    """Removes a server's temp dir; retries a few times in case the last of its processes were
+    still writing when we got here."""
+    for _ in range(10):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(0.2)
+
+
 def run(cmd, timeout=60, check=True, input=None, env=None, **kw):
     """subprocess.run with text I/O, captured output and a timeout; on an unexpected non-zero
     exit (check=True) raises RuntimeError with the command, exit code and stderr."""
@@ -251,7 +261,7 @@ class PgServer:
             self._logf.close()
             self._logf = None
         if not self.keep:
-            shutil.rmtree(self.base, ignore_errors=True)
+            _rmtree(self.base)
         return rc
 
     def __enter__(self):
@@ -411,7 +421,7 @@ class MariaDbServer:
             self._logf.close()
             self._logf = None
         if not self.keep:
-            shutil.rmtree(self.base, ignore_errors=True)
+            _rmtree(self.base)
         return rc
 
     def __enter__(self):
