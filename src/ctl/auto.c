@@ -342,22 +342,10 @@ out:
 static dbt_res instance_names(struct dbt_ctl *ctl, char ***names, size_t *n)
 {
     dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL;
     *names = NULL;
     *n = 0;
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
-    for (;;) {
-        bool row = false;
-        DBT_TRY(dbt_stmt_step(s, &row));
-        if (!row) {
-            break;
-        }
-        char **nv = realloc(*names, (*n + 1) * sizeof *nv);
-        DBT_ENSURE(nv, NOMEM, "out of memory");
-        *names = nv;
-        (*names)[(*n)++] = ctl_strdup(dbt_stmt_text(s, 0));
-    }
+    DBT_TRY(ctl_instance_names(ctl, names, n));
     DBT_TRY(dbt_store_commit(ctl->st));
 out:
     dbt_store_rollback(ctl->st);
@@ -461,17 +449,6 @@ static dbt_res expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, c
     return DBT_OK;
 }
 
-static dbt_res strv_push(char ***v, size_t *n, const char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (nv == NULL) {
-        return dbt_fail(DBT_E_NOMEM, "out of memory");
-    }
-    *v = nv;
-    (*v)[(*n)++] = ctl_strdup(s);
-    return DBT_OK;
-}
-
 dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)
 {
     memset(out, 0, sizeof *out);
@@ -491,7 +468,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
             break;
         }
         DBT_TRY(expiry_add(&l, "", "root-ca", "", dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
-        DBT_TRY(strv_push(&ids, &n_ids, dbt_stmt_text(s, 0)));
+        DBT_TRY(ctl_strv_push(&ids, &n_ids, dbt_stmt_text(s, 0)));
     }
     for (size_t i = 0; i < n_ids; i++) {
         DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_INTERMEDIATES, &s));
@@ -509,15 +486,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
             DBT_TRY(res);
         }
     }
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
-    for (;;) {
-        bool row = false;
-        DBT_TRY(dbt_stmt_step(s, &row));
-        if (!row) {
-            break;
-        }
-        DBT_TRY(strv_push(&names, &n_names, dbt_stmt_text(s, 0)));
-    }
+    DBT_TRY(ctl_instance_names(ctl, &names, &n_names));
     for (size_t i = 0; i < n_names; i++) {
         ctl_inst_cleanup(&in);
         ctl_slots_cleanup(&slots);
@@ -572,24 +541,7 @@ dbt_res dbt_ctl_events_after(struct dbt_ctl *ctl, int64_t after, size_t limit,
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_AFTER, &s));
     dbt_stmt_bind_int(s, 1, after);
     dbt_stmt_bind_int(s, 2, limit ? (int64_t)limit : -1);
-    for (;;) {
-        bool row = false;
-        DBT_TRY(dbt_stmt_step(s, &row));
-        if (!row) {
-            break;
-        }
-        struct dbt_ctl_event *nv = realloc(l.items, (l.n + 1) * sizeof *nv);
-        DBT_ENSURE(nv, NOMEM, "out of memory");
-        l.items = nv;
-        struct dbt_ctl_event *e = &l.items[l.n++];
-        memset(e, 0, sizeof *e);
-        e->id = dbt_stmt_int(s, 0);
-        e->time = dbt_stmt_int(s, 1);
-        e->actor = ctl_strdup(dbt_stmt_text(s, 2));
-        e->action = ctl_strdup(dbt_stmt_text(s, 3));
-        e->object = ctl_strdup(dbt_stmt_text(s, 4));
-        e->detail = ctl_strdup(dbt_stmt_text(s, 5));
-    }
+    DBT_TRY(ctl_event_rows(s, &l));
     DBT_TRY(dbt_store_commit(ctl->st));
     *out = l;
     l = (struct dbt_ctl_event_list){0};

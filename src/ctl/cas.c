@@ -28,7 +28,7 @@ void dbt_ctl_ca_list_cleanup(struct dbt_ctl_ca_list *l)
     l->n = 0;
 }
 
-static dbt_res read_default(struct dbt_ctl *ctl, char **out)
+dbt_res ctl_default_ca_id(struct dbt_ctl *ctl, char **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
@@ -53,7 +53,7 @@ dbt_res dbt_ctl_cas_list(struct dbt_ctl *ctl, struct dbt_ctl_ca_list *out)
     size_t n = 0;
     struct dbt_stmt *s = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(read_default(ctl, &def));
+    DBT_TRY(ctl_default_ca_id(ctl, &def));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_ROOTS, &s));
     for (;;) {
         bool row = false;
@@ -98,10 +98,7 @@ dbt_res dbt_ctl_cas_list(struct dbt_ctl *ctl, struct dbt_ctl_ca_list *out)
             if (!row) {
                 break;
             }
-            char **nr = realloc(c->regions, (c->n_regions + 1) * sizeof *nr);
-            DBT_ENSURE(nr, NOMEM, "out of memory");
-            c->regions = nr;
-            c->regions[c->n_regions++] = ctl_strdup(dbt_stmt_text(s, 0));
+            DBT_TRY(ctl_strv_push(&c->regions, &c->n_regions, dbt_stmt_text(s, 0)));
         }
     }
     DBT_TRY(dbt_store_commit(ctl->st));
@@ -124,7 +121,7 @@ dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id)
     char *old = NULL;
     DBT_TRY(ctl_ca_family_check(ca_id, NULL));
     DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(read_default(ctl, &old));
+    DBT_TRY(ctl_default_ca_id(ctl, &old));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_PUT, &s));
     dbt_stmt_bind_text(s, 1, "default_ca_id");
     dbt_stmt_bind_text(s, 2, ca_id);

@@ -366,17 +366,27 @@ out:
     return res;
 }
 
-static dbt_res default_ca_id(struct dbt_ctl *ctl, char **out)
+dbt_res ctl_instance_names(struct dbt_ctl *ctl, char ***names, size_t *n)
 {
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
-    bool row = false;
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_GET, &s));
-    dbt_stmt_bind_text(s, 1, "default_ca_id");
-    DBT_TRY(dbt_stmt_step(s, &row));
-    *out = ctl_strdup(row ? dbt_stmt_text(s, 0) : DBT_CTL_DEFAULT_CA_ID);
-    DBT_TRY(dbt_stmt_exec(s));
+    *names = NULL;
+    *n = 0;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        DBT_TRY(ctl_strv_push(names, n, dbt_stmt_text(s, 0)));
+    }
 out:
+    if (!dbt_ok(res)) {
+        ctl_strv_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+    }
     return res;
 }
 
@@ -488,7 +498,7 @@ dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
     p.ciphers = ctl_strdup(eng->default_ciphers);
 
     DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(default_ca_id(ctl, &p.ca_id));
+    DBT_TRY(ctl_default_ca_id(ctl, &p.ca_id));
     /* TLS defaults follow the engine version chosen. */
     const struct dbt_engine_info *ver = dbt_ctl_engine_find(
         p.engine, spec->engine_version ? spec->engine_version : p.engine_version);
@@ -580,20 +590,8 @@ dbt_res dbt_ctl_instance_list(struct dbt_ctl *ctl, struct dbt_ctl_instance_list 
     struct dbt_ctl_instance_list l = {0};
     char **names = NULL;
     size_t n = 0;
-    struct dbt_stmt *s = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
-    for (;;) {
-        bool row = false;
-        DBT_TRY(dbt_stmt_step(s, &row));
-        if (!row) {
-            break;
-        }
-        char **nv = realloc(names, (n + 1) * sizeof *nv);
-        DBT_ENSURE(nv, NOMEM, "out of memory");
-        names = nv;
-        names[n++] = ctl_strdup(dbt_stmt_text(s, 0));
-    }
+    DBT_TRY(ctl_instance_names(ctl, &names, &n));
     l.items = calloc(n ? n : 1, sizeof *l.items);
     DBT_ENSURE(l.items, NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {

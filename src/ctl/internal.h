@@ -124,6 +124,13 @@ dbt_res ctl_server_ca_pem(struct dbt_ctl *ctl, const struct ctl_inst *in, char *
 /* The slot's chain for the TLS front: leaf then intermediate (shared mode). */
 dbt_res ctl_slot_chain(struct dbt_ctl *ctl, const struct ctl_slot *s, char **out) DBT_WUR;
 
+/* The default shared CA id for new instances (setting default_ca_id, else
+   DBT_CTL_DEFAULT_CA_ID), inside the caller's transaction. */
+dbt_res ctl_default_ca_id(struct dbt_ctl *ctl, char **out) DBT_WUR;
+/* Every instance name, in the store's order, inside the caller's transaction. On failure *names
+   is NULL and *n 0. */
+dbt_res ctl_instance_names(struct dbt_ctl *ctl, char ***names, size_t *n) DBT_WUR;
+
 /* Fills a public cert view from a PEM. */
 dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const char *instance,
                       int64_t create_time, struct dbt_ctl_cert *out) DBT_WUR;
@@ -131,6 +138,9 @@ dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const
 /* Events and transactions. */
 dbt_res ctl_event(struct dbt_ctl *ctl, const char *action, const char *object, const char *fmt,
                   ...) DBT_WUR DBT_PRINTF(4, 5);
+/* Appends every row of an event query (id, time, actor, action, object, detail) to *out;
+   the caller frees *out on failure too. */
+dbt_res ctl_event_rows(struct dbt_stmt *s, struct dbt_ctl_event_list *out) DBT_WUR;
 /* Commits a change: bumps the counter then COMMIT. */
 dbt_res ctl_commit(struct dbt_ctl *ctl) DBT_WUR;
 /* Aborts the process if env DBTLS_FAULT names this point (atomicity tests). */
@@ -143,6 +153,8 @@ char *ctl_printf(const char *fmt, ...) DBT_PRINTF(1, 2);
 dbt_res ctl_append(char **acc, const char *s) DBT_WUR;
 /* Splits a comma-separated list, trimming blanks; empty items INVALID. */
 dbt_res ctl_split(const char *s, char ***out, size_t *n) DBT_WUR;
+/* Appends a copy of s to the vector (*v, *n). NOMEM. */
+dbt_res ctl_strv_push(char ***v, size_t *n, const char *s) DBT_WUR;
 void ctl_strv_free(char **v, size_t n);
 
 #endif

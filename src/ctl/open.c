@@ -60,6 +60,17 @@ dbt_res ctl_append(char **acc, const char *s)
     return DBT_OK;
 }
 
+dbt_res ctl_strv_push(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (nv == NULL) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    *v = nv;
+    (*v)[(*n)++] = ctl_strdup(s);
+    return DBT_OK;
+}
+
 void ctl_strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -502,6 +513,31 @@ void dbt_ctl_event_list_cleanup(struct dbt_ctl_event_list *l)
     l->n = 0;
 }
 
+dbt_res ctl_event_rows(struct dbt_stmt *s, struct dbt_ctl_event_list *out)
+{
+    dbt_res res = DBT_OK;
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        struct dbt_ctl_event *nv = realloc(out->items, (out->n + 1) * sizeof *nv);
+        DBT_ENSURE(nv, NOMEM, "out of memory");
+        out->items = nv;
+        struct dbt_ctl_event *e = &out->items[out->n++];
+        memset(e, 0, sizeof *e);
+        e->id = dbt_stmt_int(s, 0);
+        e->time = dbt_stmt_int(s, 1);
+        e->actor = ctl_strdup(dbt_stmt_text(s, 2));
+        e->action = ctl_strdup(dbt_stmt_text(s, 3));
+        e->object = ctl_strdup(dbt_stmt_text(s, 4));
+        e->detail = ctl_strdup(dbt_stmt_text(s, 5));
+    }
+out:
+    return res;
+}
+
 dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t limit,
                             struct dbt_ctl_event_list *out)
 {
@@ -513,24 +549,7 @@ dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t li
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_LIST, &s));
     dbt_stmt_bind_text(s, 1, instance);
     dbt_stmt_bind_int(s, 2, limit ? (int64_t)limit : -1);
-    for (;;) {
-        bool row = false;
-        DBT_TRY(dbt_stmt_step(s, &row));
-        if (!row) {
-            break;
-        }
-        struct dbt_ctl_event *nv = realloc(l.items, (l.n + 1) * sizeof *nv);
-        DBT_ENSURE(nv, NOMEM, "out of memory");
-        l.items = nv;
-        struct dbt_ctl_event *e = &l.items[l.n++];
-        memset(e, 0, sizeof *e);
-        e->id = dbt_stmt_int(s, 0);
-        e->time = dbt_stmt_int(s, 1);
-        e->actor = ctl_strdup(dbt_stmt_text(s, 2));
-        e->action = ctl_strdup(dbt_stmt_text(s, 3));
-        e->object = ctl_strdup(dbt_stmt_text(s, 4));
-        e->detail = ctl_strdup(dbt_stmt_text(s, 5));
-    }
+    DBT_TRY(ctl_event_rows(s, &l));
     DBT_TRY(dbt_store_commit(ctl->st));
     *out = l;
     l = (struct dbt_ctl_event_list){0};

@@ -103,7 +103,6 @@ static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config 
     struct dbt_rt_config *cfg = calloc(1, sizeof *cfg);
     char **names = NULL;
     size_t n = 0;
-    struct dbt_stmt *s = NULL;
     DBT_ENSURE(cfg, NOMEM, "out of memory");
     DBT_TRY(dbt_store_begin(ctl->st, false));
     DBT_TRY(dbt_store_counter(ctl->st, &cfg->change_counter));
@@ -112,18 +111,7 @@ static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config 
         DBT_ENSURE(names, NOMEM, "out of memory");
         names[n++] = ctl_strdup(only);
     } else {
-        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
-        for (;;) {
-            bool row = false;
-            DBT_TRY(dbt_stmt_step(s, &row));
-            if (!row) {
-                break;
-            }
-            char **nv = realloc(names, (n + 1) * sizeof *nv);
-            DBT_ENSURE(nv, NOMEM, "out of memory");
-            names = nv;
-            names[n++] = ctl_strdup(dbt_stmt_text(s, 0));
-        }
+        DBT_TRY(ctl_instance_names(ctl, &names, &n));
     }
     cfg->instances = calloc(n ? n : 1, sizeof *cfg->instances);
     DBT_ENSURE(cfg->instances, NOMEM, "out of memory");

@@ -168,12 +168,44 @@ out:
     return res;
 }
 
+/* Rotate and rollback inside the caller's write transaction: the slot `incoming` becomes
+   active, the active one moves to `outgoing` (replacing what was there), one event
+   "server-ca.<verb>" / "server-cert.<verb>" naming both serials, then commit. The fault point
+   "<verb>-mid" sits between the two renames (atomicity tests). */
+static dbt_res shift_slots(struct dbt_ctl *ctl, const char *instance, const struct ctl_inst *in,
+                           struct ctl_slots *slots, enum dbt_ctl_slot_kind kind,
+                           const char *incoming, const char *outgoing, const char *verb)
+{
+    dbt_res res = DBT_OK;
+    char *obj = NULL, *action = NULL, *fault = NULL, *new_serial = NULL, *old_serial = NULL;
+    struct ctl_slot *cur = ctl_slots_find(slots, "active");
+    DBT_ENSURE(cur, CORRUPT, "instance \"%s\" has no active %s", instance, noun(kind));
+    new_serial = slot_serial(ctl_slots_find(slots, incoming), kind);
+    old_serial = slot_serial(cur, kind);
+    DBT_TRY(delete_slot(ctl, in->id, outgoing));
+    DBT_TRY(rename_slot(ctl, in->id, "active", outgoing));
+    fault = ctl_printf("%s-mid", verb);
+    ctl_fault(fault);
+    DBT_TRY(rename_slot(ctl, in->id, incoming, "active"));
+    obj = ctl_printf("instance/%s", instance);
+    action =
+        ctl_printf("%s.%s", kind == DBT_CTL_SLOT_SERVER_CA ? "server-ca" : "server-cert", verb);
+    DBT_TRY(ctl_event(ctl, action, obj, "active=%s %s=%s", new_serial, outgoing, old_serial));
+    DBT_TRY(ctl_commit(ctl));
+out:
+    free(obj);
+    free(action);
+    free(fault);
+    free(new_serial);
+    free(old_serial);
+    return res;
+}
+
 dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind)
 {
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
-    char *obj = NULL, *new_serial = NULL, *old_serial = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
     DBT_TRY(check_kind(&in, kind));
@@ -181,26 +213,11 @@ dbt_res dbt_ctl_slots_rotate(struct dbt_ctl *ctl, const char *instance, enum dbt
     DBT_ENSURE(ctl_slots_find(&slots, "upcoming"), STATE,
                "instance \"%s\": no upcoming %s to rotate to; create one first", instance,
                noun(kind));
-    struct ctl_slot *cur = ctl_slots_find(&slots, "active");
-    DBT_ENSURE(cur, CORRUPT, "instance \"%s\" has no active %s", instance, noun(kind));
-    new_serial = slot_serial(ctl_slots_find(&slots, "upcoming"), kind);
-    old_serial = slot_serial(cur, kind);
-    DBT_TRY(delete_slot(ctl, in.id, "previous"));
-    DBT_TRY(rename_slot(ctl, in.id, "active", "previous"));
-    ctl_fault("rotate-mid");
-    DBT_TRY(rename_slot(ctl, in.id, "upcoming", "active"));
-    obj = ctl_printf("instance/%s", instance);
-    DBT_TRY(ctl_event(ctl,
-                      kind == DBT_CTL_SLOT_SERVER_CA ? "server-ca.rotate" : "server-cert.rotate",
-                      obj, "active=%s previous=%s", new_serial, old_serial));
-    DBT_TRY(ctl_commit(ctl));
+    DBT_TRY(shift_slots(ctl, instance, &in, &slots, kind, "upcoming", "previous", "rotate"));
 out:
     dbt_store_rollback(ctl->st);
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
-    free(obj);
-    free(new_serial);
-    free(old_serial);
     return res;
 }
 
@@ -211,7 +228,6 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
     struct dbt_pki_cert_info info = {0};
-    char *obj = NULL, *new_serial = NULL, *old_serial = NULL;
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
     DBT_TRY(check_kind(&in, kind));
@@ -230,27 +246,12 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
                  "possible",
                  instance, noun(kind), when);
     }
-    struct ctl_slot *cur = ctl_slots_find(&slots, "active");
-    DBT_ENSURE(cur, CORRUPT, "instance \"%s\" has no active %s", instance, noun(kind));
-    new_serial = slot_serial(prev, kind);
-    old_serial = slot_serial(cur, kind);
-    DBT_TRY(delete_slot(ctl, in.id, "upcoming"));
-    DBT_TRY(rename_slot(ctl, in.id, "active", "upcoming"));
-    ctl_fault("rollback-mid");
-    DBT_TRY(rename_slot(ctl, in.id, "previous", "active"));
-    obj = ctl_printf("instance/%s", instance);
-    DBT_TRY(ctl_event(
-        ctl, kind == DBT_CTL_SLOT_SERVER_CA ? "server-ca.rollback" : "server-cert.rollback", obj,
-        "active=%s upcoming=%s", new_serial, old_serial));
-    DBT_TRY(ctl_commit(ctl));
+    DBT_TRY(shift_slots(ctl, instance, &in, &slots, kind, "previous", "upcoming", "rollback"));
 out:
     dbt_store_rollback(ctl->st);
     dbt_pki_cert_info_cleanup(&info);
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
-    free(obj);
-    free(new_serial);
-    free(old_serial);
     return res;
 }
 
