@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 #include "base/log.h"
 #include "ctl/runtime.h"
+#include "ctl/statedir.h"
 #include "dbtls_config.h"
 #include "front/front.h"
 #include "sched/scheduler.h"
@@ -20,7 +21,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: dbtlsd [--state-dir DIR] [--workers N] [--admin-socket PATH]\n"
                "              [--auth-timeout SECONDS] [--shutdown-timeout SECONDS]\n"
                "              [--master-key-command CMD] [--version]\n"
-               "  --state-dir DIR          state directory (default $DBTLS_STATE_DIR)\n"
+               "  --state-dir DIR          state directory (default $DBTLS_STATE_DIR, else\n"
+               "                           $XDG_DATA_HOME/dbtls or ~/.local/share/dbtls)\n"
                "  --workers N              worker threads (default: number of cores)\n"
                "  --admin-socket PATH      admin API socket (default DIR/admin.sock)\n"
                "  --auth-timeout S         pre-authentication deadline (default 60)\n"
@@ -152,9 +154,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* the same default as dbtls, so the daemon serves the store the command line changes */
+    static char *state_dir_owned;
     if (state_dir == NULL || state_dir[0] == '\0') {
-        fprintf(stderr, "dbtlsd: no state directory: use --state-dir or DBTLS_STATE_DIR\n");
-        return 2;
+        if (!dbt_ok(dbt_ctl_default_state_dir(&state_dir_owned))) {
+            fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
+            return 2;
+        }
+        state_dir = state_dir_owned;
     }
     char sockbuf[4096];
     if (admin_socket == NULL) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ctl/ctl.h"
+#include "ctl/statedir.h"
 #include "dbtls_config.h"
 #include "cli/cmd.h"
 
@@ -262,45 +263,18 @@ dbt_res dbt_cli_ctl(struct dbt_cli *c, struct dbt_ctl **out)
     return DBT_OK;
 }
 
-/* --state-dir, else DBTLS_STATE_DIR, else $XDG_DATA_HOME/dbtls, else ~/.local/share/dbtls. */
+/* --state-dir, else the shared default (ctl/statedir.h: DBTLS_STATE_DIR, XDG, ~/.local/share). */
 static int resolve_state_dir(struct dbt_cli *c)
 {
-    const char *env;
-    size_t n;
-
     if (c->state_dir) {
         if (c->state_dir[0] == '\0') {
             return dbt_cli_usage_error(c->cmd, "--state-dir must not be empty");
         }
         return 0;
     }
-    env = getenv("DBTLS_STATE_DIR");
-    if (env && env[0]) {
-        c->state_dir = env;
-        return 0;
-    }
-    env = getenv("XDG_DATA_HOME");
-    if (env && env[0] == '/') { /* the XDG spec says relative values are to be ignored */
-        n = strlen(env) + sizeof("/dbtls");
-        c->state_dir_owned = malloc(n);
-        if (c->state_dir_owned) {
-            snprintf(c->state_dir_owned, n, "%s/dbtls", env);
-        }
-    } else {
-        env = getenv("HOME");
-        if (!env || env[0] == '\0') {
-            fprintf(stderr, "dbtls: no state directory: neither --state-dir, DBTLS_STATE_DIR, "
-                            "XDG_DATA_HOME nor HOME is set\n");
-            return 1;
-        }
-        n = strlen(env) + sizeof("/.local/share/dbtls");
-        c->state_dir_owned = malloc(n);
-        if (c->state_dir_owned) {
-            snprintf(c->state_dir_owned, n, "%s/.local/share/dbtls", env);
-        }
-    }
-    if (!c->state_dir_owned) {
-        fprintf(stderr, "dbtls: out of memory\n");
+    dbt_res r = dbt_ctl_default_state_dir(&c->state_dir_owned);
+    if (!dbt_ok(r)) {
+        fprintf(stderr, "dbtls: %s\n", dbt_errmsg());
         return 1;
     }
     c->state_dir = c->state_dir_owned;
