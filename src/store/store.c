@@ -14,7 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BUSY_TIMEOUT_MS 10000
+/*
+ * Writers wait this long for the write lock. Operations that generate RSA-4096 keys (a
+ * per-instance server CA) hold it for seconds today, and several writers (CLI processes, the
+ * admin API, the scheduler) can queue behind one another: 10 s was seen to run out.
+ */
+#define BUSY_TIMEOUT_MS 60000
 
 struct dbt_stmt {
     struct dbt_store *st;
