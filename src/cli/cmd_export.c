@@ -111,8 +111,9 @@ static void text_abandon(struct text *t)
     t->s = NULL;
 }
 
-/* A postgresql.conf string value: single quotes, ' doubled and \ escaped (GUC_scanstr). */
-static void pg_quote(FILE *f, const char *s)
+/* A string in single quotes with ' doubled and \ escaped: a postgresql.conf string value
+   (GUC_scanstr) and a MySQL string literal are both written this way. */
+static void sq_quote(FILE *f, const char *s)
 {
     fputc('\'', f);
     for (; *s; s++) {
@@ -207,22 +208,22 @@ static dbt_res pg_conf(const struct export *e, char **out)
     fputs("ssl = on\n", t.f);
     for (size_t i = 0; i < DBT_ARRAY_LEN(keys); i++) {
         fprintf(t.f, "%s = ", keys[i][0]);
-        pg_quote(t.f, file_named(e, keys[i][1])->path);
+        sq_quote(t.f, file_named(e, keys[i][1])->path);
         fputc('\n', t.f);
     }
     if (in->tls_min) {
         fputs("ssl_min_protocol_version = ", t.f);
-        pg_quote(t.f, in->tls_min);
+        sq_quote(t.f, in->tls_min);
         fputc('\n', t.f);
     }
     if (in->tls_max) {
         fputs("ssl_max_protocol_version = ", t.f);
-        pg_quote(t.f, in->tls_max);
+        sq_quote(t.f, in->tls_max);
         fputc('\n', t.f);
     }
     if (in->ciphers) {
         fputs("ssl_ciphers = ", t.f);
-        pg_quote(t.f, in->ciphers);
+        sq_quote(t.f, in->ciphers);
         fputc('\n', t.f);
     }
     if (in->ciphersuites) {
@@ -407,22 +408,6 @@ static void my_tls_versions(FILE *f, const char *min, const char *max)
     }
 }
 
-/* A MySQL string literal in single quotes ('' and \ escaped). */
-static void sql_quote(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') {
-            fputs("''", f);
-        } else if (*s == '\\') {
-            fputs("\\\\", f);
-        } else {
-            fputc(*s, f);
-        }
-    }
-    fputc('\'', f);
-}
-
 /*
  * The per-user REQUIRE rules as the ALTER USER statements that give the server the same rules
  * (parsed with the front's parser, so a bad text fails as dbtlsd would). The front applies the
@@ -441,9 +426,9 @@ static dbt_res my_user_requires(FILE *f, const char *text)
     for (size_t i = 0; i < reqs.n; i++) {
         const struct dbt_my_req *r = &reqs.v[i];
         fputs("#   ALTER USER ", f);
-        sql_quote(f, r->user);
+        sq_quote(f, r->user);
         fputc('@', f);
-        sql_quote(f, r->host);
+        sq_quote(f, r->host);
         fputs(" REQUIRE", f);
         if (r->type != DBT_MY_REQ_SPECIFIED) {
             fprintf(f, " %s", kind[r->type]);
@@ -451,17 +436,17 @@ static dbt_res my_user_requires(FILE *f, const char *text)
             const char *sep = " ";
             if (r->subject) {
                 fprintf(f, "%sSUBJECT ", sep);
-                sql_quote(f, r->subject);
+                sq_quote(f, r->subject);
                 sep = " AND ";
             }
             if (r->issuer) {
                 fprintf(f, "%sISSUER ", sep);
-                sql_quote(f, r->issuer);
+                sq_quote(f, r->issuer);
                 sep = " AND ";
             }
             if (r->cipher) {
                 fprintf(f, "%sCIPHER ", sep);
-                sql_quote(f, r->cipher);
+                sq_quote(f, r->cipher);
             }
         }
         fputs(";\n", f);
@@ -722,17 +707,6 @@ static json_t *result_json(const struct export *e)
     return o;
 }
 
-static int finish(struct dbt_cli *c, dbt_res res)
-{
-    if (dbt_ok(res)) {
-        return 0;
-    }
-    if (res.code == DBT_E_USAGE) {
-        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
-    }
-    return dbt_cli_fail(res);
-}
-
 int dbt_cli_run_export(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -825,7 +799,7 @@ out:
     json_decref(o);
     export_cleanup(&e);
     dbt_rt_config_free(cfg);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 const struct dbt_cli_opt dbt_cli_export_opts[] = {

@@ -225,10 +225,7 @@ static int run_events_list(struct dbt_cli *c)
 out:
     json_decref(a);
     dbt_ctl_event_list_cleanup(&l);
-    if (!dbt_ok(res) && res.code == DBT_E_USAGE) {
-        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
-    }
-    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+    return dbt_cli_finish(c, res);
 }
 
 static const struct dbt_cli_opt engines_opts[] = {

@@ -142,17 +142,6 @@ out:
     return res;
 }
 
-static int finish(struct dbt_cli *c, dbt_res res)
-{
-    if (dbt_ok(res)) {
-        return 0;
-    }
-    if (res.code == DBT_E_USAGE) {
-        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
-    }
-    return dbt_cli_fail(res);
-}
-
 static const struct dbt_cli_col instance_cols[] = {
     {"NAME", "name"},
     {"ENGINE", "engine"},
@@ -228,7 +217,7 @@ static int run_create(struct dbt_cli *c)
 out:
     dbt_ctl_instance_cleanup(&inst);
     spec_files_cleanup(&files);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_list(struct dbt_cli *c)
@@ -251,7 +240,7 @@ static int run_list(struct dbt_cli *c)
 out:
     json_decref(a);
     dbt_ctl_instance_list_cleanup(&l);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_describe(struct dbt_cli *c)
@@ -265,7 +254,7 @@ static int run_describe(struct dbt_cli *c)
     DBT_TRY(print_instance(c, &inst));
 out:
     dbt_ctl_instance_cleanup(&inst);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_patch(struct dbt_cli *c)
@@ -301,7 +290,7 @@ static int run_patch(struct dbt_cli *c)
 out:
     dbt_ctl_instance_cleanup(&inst);
     spec_files_cleanup(&files);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_delete(struct dbt_cli *c)
@@ -316,7 +305,7 @@ static int run_delete(struct dbt_cli *c)
     dbt_cli_print_done(c, o, "Deleted instance [%s].", c->positional);
 out:
     json_decref(o);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_reset(struct dbt_cli *c)
@@ -341,7 +330,7 @@ static int run_reset(struct dbt_cli *c)
                        c->positional, c->positional);
 out:
     json_decref(o);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 #define OPT_END                                                                                    \

@@ -17,17 +17,6 @@
 #include "cli/view.h"
 #include "ctl/ctl.h"
 
-static int finish(struct dbt_cli *c, dbt_res res)
-{
-    if (dbt_ok(res)) {
-        return 0;
-    }
-    if (res.code == DBT_E_USAGE) {
-        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
-    }
-    return dbt_cli_fail(res);
-}
-
 static enum dbt_ctl_slot_kind kind_of(const struct dbt_cli *c)
 {
     return strncmp(c->cmd->path, "ssl server-ca-certs", 19) == 0 ? DBT_CTL_SLOT_SERVER_CA
@@ -100,7 +89,7 @@ static int run_slots_list(struct dbt_cli *c)
     DBT_TRY(print_cert_list(c, &l, cert_cols));
 out:
     dbt_ctl_cert_list_cleanup(&l);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_slots_create(struct dbt_cli *c)
@@ -138,7 +127,7 @@ static int run_slots_create(struct dbt_cli *c)
 out:
     json_decref(o);
     dbt_ctl_cert_cleanup(&cert);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* rotate / rollback, then the resulting slots. */
@@ -164,7 +153,7 @@ static int run_slots_move(struct dbt_cli *c)
     DBT_TRY(print_cert_list(c, &l, cert_cols));
 out:
     dbt_ctl_cert_list_cleanup(&l);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_ca_download(struct dbt_cli *c)
@@ -192,7 +181,7 @@ static int run_ca_download(struct dbt_cli *c)
 out:
     json_decref(o);
     free(pem);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* ---- client certificates ---- */
@@ -324,7 +313,7 @@ out:
     json_decref(files);
     json_decref(o);
     dbt_ctl_client_cert_new_cleanup(&nc);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_client_list(struct dbt_cli *c)
@@ -338,7 +327,7 @@ static int run_client_list(struct dbt_cli *c)
     DBT_TRY(print_cert_list(c, &l, client_cols));
 out:
     dbt_ctl_cert_list_cleanup(&l);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_client_describe(struct dbt_cli *c)
@@ -356,7 +345,7 @@ static int run_client_describe(struct dbt_cli *c)
 out:
     json_decref(o);
     dbt_ctl_cert_cleanup(&cert);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int run_client_delete(struct dbt_cli *c)
@@ -373,7 +362,7 @@ static int run_client_delete(struct dbt_cli *c)
                        c->positional, inst);
 out:
     json_decref(o);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 #define OPT_END                                                                                    \

@@ -15,6 +15,17 @@
 
 #include "base/clock.h"
 
+int dbt_cli_finish(const struct dbt_cli *c, dbt_res res)
+{
+    if (dbt_ok(res)) {
+        return 0;
+    }
+    if (res.code == DBT_E_USAGE) {
+        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
+    }
+    return dbt_cli_fail(res);
+}
+
 json_t *dbt_cli_jstr(const char *s)
 {
     return s ? json_string(s) : json_null();

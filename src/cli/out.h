@@ -19,6 +19,10 @@ struct dbt_cli_col {
     const char *key;    /* field of each object */
 };
 
+/* The exit code of a handler that ends with res: 0 when it succeeded, the usage error (2) for
+ * DBT_E_USAGE (a combination of options the operation refused), else dbt_cli_fail. */
+int dbt_cli_finish(const struct dbt_cli *c, dbt_res res);
+
 /* Prints an array of objects: JSON array, or a table of the given columns (NULL-terminated by a
  * column with header == NULL). "Listed 0 items." goes to stderr for an empty table. Borrows arr. */
 void dbt_cli_print_list(const struct dbt_cli *c, json_t *arr, const struct dbt_cli_col *cols);
