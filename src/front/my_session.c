@@ -175,6 +175,31 @@ static bool frame_of(struct dbt_buf *in, size_t max, struct dbt_my_frame *f, dbt
     return dbt_ok(*r);
 }
 
+/*
+ * The next packet from the client before authentication ends, when it is complete, well framed
+ * and carries sequence id `want`. Otherwise false with *res what the caller returns: OK to wait
+ * for more bytes, or the MySQL error already sent (a framing error with sequence id
+ * frame_err_seq; "Got packets out of order" for another sequence id, logged as `what` having it).
+ */
+static bool client_packet(struct dbt_session *s, const char *what, uint8_t want,
+                          uint8_t frame_err_seq, struct dbt_my_frame *f, dbt_res *res)
+{
+    dbt_res r;
+    if (!frame_of(&s->client.in, DBT_MY_PREAUTH_MAX, f, &r)) {
+        *res = r.code == DBT_E_AGAIN ? DBT_OK : client_frame_error(s, r, frame_err_seq);
+        return false;
+    }
+    if (f->seq != want) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s has sequence id %u, expected %u", what, f->seq, want);
+        log_refusal(s, why);
+        *res = send_err(s, (uint8_t)(f->seq + 1), true, DBT_MY_ER_NET_PACKETS_OUT_OF_ORDER,
+                        DBT_MY_STATE_COMM, "Got packets out of order");
+        return false;
+    }
+    return true;
+}
+
 /* ---- backend greeting ---- */
 
 static dbt_res handle_greeting(struct dbt_session *s, struct my_sess *ms)
@@ -440,15 +465,8 @@ static dbt_res handle_first(struct dbt_session *s, struct my_sess *ms)
     struct dbt_buf *in = &s->client.in;
     struct dbt_my_frame f;
     dbt_res r;
-    if (!frame_of(in, DBT_MY_PREAUTH_MAX, &f, &r)) {
-        return r.code == DBT_E_AGAIN ? DBT_OK : client_frame_error(s, r, 2);
-    }
-    if (f.seq != 1) {
-        char why[128];
-        snprintf(why, sizeof(why), "handshake packet has sequence id %u, expected 1", f.seq);
-        log_refusal(s, why);
-        return send_err(s, (uint8_t)(f.seq + 1), true, DBT_MY_ER_NET_PACKETS_OUT_OF_ORDER,
-                        DBT_MY_STATE_COMM, "Got packets out of order");
+    if (!client_packet(s, "handshake packet", 1, 2, &f, &r)) {
+        return r;
     }
     enum dbt_my_hs_kind kind;
     r = dbt_my_hs_classify(f.payload, f.payload_len, &kind);
@@ -486,18 +504,10 @@ static dbt_res handle_first(struct dbt_session *s, struct my_sess *ms)
 
 static dbt_res handle_response_tls(struct dbt_session *s, struct my_sess *ms)
 {
-    struct dbt_buf *in = &s->client.in;
     struct dbt_my_frame f;
     dbt_res r;
-    if (!frame_of(in, DBT_MY_PREAUTH_MAX, &f, &r)) {
-        return r.code == DBT_E_AGAIN ? DBT_OK : client_frame_error(s, r, 3);
-    }
-    if (f.seq != 2) {
-        char why[128];
-        snprintf(why, sizeof(why), "handshake response has sequence id %u, expected 2", f.seq);
-        log_refusal(s, why);
-        return send_err(s, (uint8_t)(f.seq + 1), true, DBT_MY_ER_NET_PACKETS_OUT_OF_ORDER,
-                        DBT_MY_STATE_COMM, "Got packets out of order");
+    if (!client_packet(s, "handshake response", 2, 3, &f, &r)) {
+        return r;
     }
     if (f.payload_len <= DBT_MY_SSL_REQUEST_LEN) {
         return bad_handshake(s, 3, "second SSLRequest or truncated response over TLS");
@@ -584,16 +594,8 @@ static dbt_res relay_auth_client(struct dbt_session *s, struct my_sess *ms)
     while (dbt_buf_avail(in) > 0) {
         struct dbt_my_frame f;
         dbt_res r;
-        if (!frame_of(in, DBT_MY_PREAUTH_MAX, &f, &r)) {
-            return r.code == DBT_E_AGAIN ? DBT_OK : client_frame_error(s, r, ms->reply_seq);
-        }
-        if (f.seq != ms->reply_seq) {
-            char why[128];
-            snprintf(why, sizeof(why), "authentication packet has sequence id %u, expected %u",
-                     f.seq, ms->reply_seq);
-            log_refusal(s, why);
-            return send_err(s, (uint8_t)(f.seq + 1), true, DBT_MY_ER_NET_PACKETS_OUT_OF_ORDER,
-                            DBT_MY_STATE_COMM, "Got packets out of order");
+        if (!client_packet(s, "authentication packet", ms->reply_seq, ms->reply_seq, &f, &r)) {
+            return r;
         }
         dbt_my_frame_renumber((uint8_t *)dbt_buf_head(in), &f, -ms->offset);
         r = dbt_session_send_backend(s, dbt_buf_head(in), f.wire_len);
