@@ -146,6 +146,15 @@ static void my_quote(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* One `name = value` line of a server option file, the value quoted the file's way. */
+static void setting(FILE *f, const char *name, void (*quote)(FILE *, const char *),
+                    const char *value)
+{
+    fprintf(f, "%s = ", name);
+    quote(f, value);
+    fputc('\n', f);
+}
+
 static const char *ssl_mode_name(enum dbt_ssl_mode m)
 {
     switch (m) {
@@ -207,24 +216,16 @@ static dbt_res pg_conf(const struct export *e, char **out)
     crl_note(t.f, in, "reload");
     fputs("ssl = on\n", t.f);
     for (size_t i = 0; i < DBT_ARRAY_LEN(keys); i++) {
-        fprintf(t.f, "%s = ", keys[i][0]);
-        sq_quote(t.f, file_named(e, keys[i][1])->path);
-        fputc('\n', t.f);
+        setting(t.f, keys[i][0], sq_quote, file_named(e, keys[i][1])->path);
     }
     if (in->tls_min) {
-        fputs("ssl_min_protocol_version = ", t.f);
-        sq_quote(t.f, in->tls_min);
-        fputc('\n', t.f);
+        setting(t.f, "ssl_min_protocol_version", sq_quote, in->tls_min);
     }
     if (in->tls_max) {
-        fputs("ssl_max_protocol_version = ", t.f);
-        sq_quote(t.f, in->tls_max);
-        fputc('\n', t.f);
+        setting(t.f, "ssl_max_protocol_version", sq_quote, in->tls_max);
     }
     if (in->ciphers) {
-        fputs("ssl_ciphers = ", t.f);
-        sq_quote(t.f, in->ciphers);
-        fputc('\n', t.f);
+        setting(t.f, "ssl_ciphers", sq_quote, in->ciphers);
     }
     if (in->ciphersuites) {
         fprintf(t.f,
@@ -478,9 +479,7 @@ static dbt_res my_cnf(const struct export *e, char **out)
     crl_note(t.f, in, "restart the server");
     fputs("[mysqld]\n", t.f);
     for (size_t i = 0; i < DBT_ARRAY_LEN(keys); i++) {
-        fprintf(t.f, "%s = ", keys[i][0]);
-        my_quote(t.f, file_named(e, keys[i][1])->path);
-        fputc('\n', t.f);
+        setting(t.f, keys[i][0], my_quote, file_named(e, keys[i][1])->path);
     }
     fputs("tls_version = ", t.f);
     my_tls_versions(t.f, in->tls_min, in->tls_max);
@@ -492,14 +491,10 @@ static dbt_res my_cnf(const struct export *e, char **out)
         snprintf(list, sizeof(list), "%s%s%s", in->ciphers ? in->ciphers : "",
                  mariadb && in->ciphersuites && in->ciphers ? ":" : "",
                  mariadb && in->ciphersuites ? in->ciphersuites : "");
-        fputs("ssl_cipher = ", t.f);
-        my_quote(t.f, list);
-        fputc('\n', t.f);
+        setting(t.f, "ssl_cipher", my_quote, list);
     }
     if (!mariadb && in->ciphersuites) {
-        fputs("tls_ciphersuites = ", t.f);
-        my_quote(t.f, in->ciphersuites);
-        fputc('\n', t.f);
+        setting(t.f, "tls_ciphersuites", my_quote, in->ciphersuites);
     }
     if (in->groups) {
         fprintf(t.f,
