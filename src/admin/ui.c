@@ -155,6 +155,19 @@ static void timeline_cells(FILE *f, const struct dbt_ctl_cert *c, int64_t now)
     }
 }
 
+/* The cells every certificate row ends with: serial, key algorithm, the validity timeline;
+   closes the cell before them and the row. */
+static void cert_row_tail(FILE *f, const struct dbt_ctl_cert *c, int64_t now)
+{
+    fputs("</td><td class=\"mono small\">", f);
+    esc_or_dash(f, c->cert_serial_number);
+    fputs("</td><td class=\"small nowrap\">", f);
+    esc_or_dash(f, c->key_algorithm);
+    fputs("</td>", f);
+    timeline_cells(f, c, now);
+    fputs("</tr>", f);
+}
+
 static void error_box(FILE *f, const char *what)
 {
     fputs("<div class=\"error\">", f);
@@ -222,13 +235,7 @@ static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_insta
             esc_or_dash(f, c->slot);
             fputs("</span></td><td class=\"mono\">", f);
             esc_or_dash(f, c->common_name);
-            fputs("</td><td class=\"mono small\">", f);
-            esc_or_dash(f, c->cert_serial_number);
-            fputs("</td><td class=\"small nowrap\">", f);
-            esc_or_dash(f, c->key_algorithm);
-            fputs("</td>", f);
-            timeline_cells(f, c, now);
-            fputs("</tr>", f);
+            cert_row_tail(f, c, now);
         }
     }
     if (l.n == 0) {
@@ -270,13 +277,7 @@ static void client_certs_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ct
         esc_or_dash(f, c->name);
         fputs("</strong></td><td class=\"mono small\">", f);
         esc_or_dash(f, c->sha1_fingerprint);
-        fputs("</td><td class=\"mono small\">", f);
-        esc_or_dash(f, c->cert_serial_number);
-        fputs("</td><td class=\"small nowrap\">", f);
-        esc_or_dash(f, c->key_algorithm);
-        fputs("</td>", f);
-        timeline_cells(f, c, now);
-        fputs("</tr>", f);
+        cert_row_tail(f, c, now);
     }
     fputs("</tbody></table>", f);
     dbt_ctl_cert_list_cleanup(&l);
