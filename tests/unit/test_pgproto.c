@@ -563,40 +563,33 @@ static void test_frame(void)
     CHECK(m.body_len == 0 && m.total == 5);
 }
 
+/* Frames body as a message of the given type in p (checked) and decodes it as an
+   authentication request; a.data points into p. */
+static dbt_res auth_decode(uint8_t *p, uint8_t type, const char *body, size_t len,
+                           struct dbt_pg_msg *m, struct dbt_pg_auth *a)
+{
+    size_t n = msg(p, type, body, len);
+    CHECK_OK(dbt_pg_msg_frame(p, n, 100, m));
+    return dbt_pg_auth_decode(m, a);
+}
+
 static void test_auth(void)
 {
     uint8_t p[512];
     struct dbt_pg_msg m;
     struct dbt_pg_auth a;
-    size_t n;
 
-    n = msg(p, 'R', "\0\0\0\0", 4);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_OK(dbt_pg_auth_decode(&m, &a));
+    CHECK_OK(auth_decode(p, 'R', "\0\0\0\0", 4, &m, &a));
     CHECK(a.code == DBT_PG_AUTH_OK);
-    n = msg(p, 'R', "\0\0\0\0x", 5);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_ERR(dbt_pg_auth_decode(&m, &a), DBT_E_PROTO);
-    n = msg(p, 'R', "\0\0\0", 3);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_ERR(dbt_pg_auth_decode(&m, &a), DBT_E_PROTO);
-    n = msg(p, 'R', "\0\0\0\x05salt", 8);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_OK(dbt_pg_auth_decode(&m, &a));
+    CHECK_ERR(auth_decode(p, 'R', "\0\0\0\0x", 5, &m, &a), DBT_E_PROTO);
+    CHECK_ERR(auth_decode(p, 'R', "\0\0\0", 3, &m, &a), DBT_E_PROTO);
+    CHECK_OK(auth_decode(p, 'R', "\0\0\0\x05salt", 8, &m, &a));
     CHECK(a.code == DBT_PG_AUTH_MD5 && dbt_rd_left(&a.data) == 4);
-    n = msg(p, 'R', "\0\0\0\x05sal", 7);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_ERR(dbt_pg_auth_decode(&m, &a), DBT_E_PROTO);
-    n = msg(p, 'R', "\0\0\0\x63", 4);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_ERR(dbt_pg_auth_decode(&m, &a), DBT_E_PROTO);
-    n = msg(p, 'R', "\0\0\0\x0bxyz", 7);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_OK(dbt_pg_auth_decode(&m, &a));
+    CHECK_ERR(auth_decode(p, 'R', "\0\0\0\x05sal", 7, &m, &a), DBT_E_PROTO);
+    CHECK_ERR(auth_decode(p, 'R', "\0\0\0\x63", 4, &m, &a), DBT_E_PROTO);
+    CHECK_OK(auth_decode(p, 'R', "\0\0\0\x0bxyz", 7, &m, &a));
     CHECK(a.code == DBT_PG_AUTH_SASL_CONTINUE && dbt_rd_left(&a.data) == 3);
-    n = msg(p, 'K', "\0\0\0\0", 4);
-    CHECK_OK(dbt_pg_msg_frame(p, n, 100, &m));
-    CHECK_ERR(dbt_pg_auth_decode(&m, &a), DBT_E_PROTO);
+    CHECK_ERR(auth_decode(p, 'K', "\0\0\0\0", 4, &m, &a), DBT_E_PROTO);
 }
 
 static void test_sasl_filter(void)
