@@ -4,8 +4,11 @@ MySQL's exact errors (3159), client certificates, per-user REQUIRE rules (1045),
 foreign certificates, rotation without dropping a session, ed25519 (auth switch), and the
 status shown by the admin socket.
 """
+import contextlib
 import os
+import re
 import socket
+import sqlite3
 import ssl
 import struct
 import subprocess
@@ -119,7 +122,27 @@ def ssl_request(caps=CLIENT_CAPS | 0x800):
 
 
 def wait_reload(d, start, timeout=10):
-    d.wait_log("configuration generation", timeout=timeout, start=start)
+    """Waits until dbtlsd serves a generation built, after log offset start, from the store as it
+    is now: its "change counter N" must be at least the store's current counter. The reload of an
+    earlier change, logged after start, does not count (that race let a test see the old
+    certificate after a rotate)."""
+    with contextlib.closing(sqlite3.connect(os.path.join(d.state_dir, "dbtls.db"),
+                                            timeout=10)) as db:
+        want = db.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        log = d.log()[start:]
+        if any(int(n) >= want for n in GENERATION_RE.findall(log)):
+            return
+        if not d.alive():
+            pytest.fail(f"dbtlsd exited with {d.proc.returncode}:\n{d.log()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"dbtlsd built no generation at change counter >= {want} within "
+                        f"{timeout} s:\n{d.log()}")
+        time.sleep(0.05)
+
+
+GENERATION_RE = re.compile(r"configuration generation \d+ active \(.*change counter (\d+)\)")
 
 
 # --- TLS with real clients ------------------------------------------------------------------
