@@ -456,7 +456,10 @@ def test_mariadb_native_tls(d, tmp_dir):
                        dict(verify, cert=os.path.join(old, "client-cert.pem"),
                             key=os.path.join(old, "client-key.pem")))
         # MariaDB ends the TLS handshake (ssl_crl): no 1045, the connection never got that far.
-        assert ei.value.args[0] == 2006 and "SSL" in str(ei.value), ei.value
+        # With TLS 1.3 the client finishes its side of the handshake before the server has
+        # checked the certificate, so the revoked alert reaches PyMySQL either in the handshake
+        # (2006) or at its first read after it (2013): both are TLS failures, not a login.
+        assert ei.value.args[0] in (2006, 2013) and "SSL" in str(ei.value), ei.value
     except BaseException:
         print(srv.log())
         raise
