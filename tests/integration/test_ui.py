@@ -98,6 +98,16 @@ class Forwarder:
 
 
 # --- headless Chromium ----------------------------------------------------------------------
+def chromium_env(profile):
+    """The environment for a Chromium run: HOME and the XDG directories inside its temporary
+    profile. --user-data-dir alone does not stop Chromium writing ~/.config/chromium/Crash Reports
+    and ~/.cache/dconf of the user running the tests."""
+    env = dict(os.environ)
+    env.update(HOME=profile, XDG_CONFIG_HOME=os.path.join(profile, ".config"),
+               XDG_CACHE_HOME=os.path.join(profile, ".cache"))
+    return env
+
+
 def chromium(url, *extra, timeout=90):
     """Runs headless Chromium on url with a fresh profile; returns its stdout (the DOM for
     --dump-dom). The whole process group is killed if it does not finish in time."""
@@ -108,7 +118,8 @@ def chromium(url, *extra, timeout=90):
             "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
             "--window-size=1400,1000", *extra, url]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+                         stdin=subprocess.DEVNULL, start_new_session=True,
+                         env=chromium_env(profile))
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -150,7 +161,8 @@ def chromium_dom_without_js(url, timeout=60):
          "--blink-settings=scriptEnabled=false", f"--user-data-dir={profile}",
          "--window-size=1400,1000", "about:blank"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog,
-        pass_fds=(3, 4), preexec_fn=child_fds, start_new_session=True)
+        pass_fds=(3, 4), preexec_fn=child_fds, start_new_session=True,
+        env=chromium_env(profile))
     os.close(to_r)
     os.close(from_w)
     deadline = time.monotonic() + timeout
