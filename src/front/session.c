@@ -402,6 +402,9 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
     }
     size_t room;
     if (s->relay) {
+        if (l->rd_idle) {
+            return IO_NONE; /* the socket had no more: epoll says when it has (no EAGAIN read) */
+        }
         if (dbt_buf_avail(&l->in) > 0) {
             return IO_NONE; /* backpressure: drain to the other leg first */
         }
@@ -429,7 +432,11 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         if (l->tls == NULL) {
             ssize_t n = read(l->fd, dbt_buf_tail(&l->in), room);
             if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    l->rd_idle = s->relay;
+                    break;
+                }
+                if (errno == EINTR) {
                     break;
                 }
                 (void)dbt_fail(DBT_E_IO, "read: %s", strerror(errno));
@@ -443,6 +450,7 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         } else {
             enum dbt_tls_io r = dbt_tls_read(l->tls, dbt_buf_tail(&l->in), room, &got);
             if (r == DBT_TLS_IO_WANT_READ) {
+                l->rd_idle = s->relay && dbt_tls_pending(l->tls) == 0;
                 break;
             }
             if (r == DBT_TLS_IO_WANT_WRITE) {
@@ -463,10 +471,23 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         }
         ret = IO_PROGRESS;
         room -= got;
-        /* TLS: decrypted bytes may remain inside OpenSSL where epoll cannot see them. */
-        if (room == 0 || l->tls == NULL || dbt_tls_pending(l->tls) == 0) {
-            break;
+        if (room == 0) {
+            break; /* full: more may wait; read again once drained */
         }
+        /* TLS: bytes may remain inside OpenSSL where epoll cannot see them */
+        if (l->tls != NULL && dbt_tls_pending(l->tls) > 0) {
+            continue;
+        }
+        if (s->relay && l->tls != NULL && got >= DBT_SESSION_RELAY_CHUNK) {
+            continue; /* a full record: likely a bulk transfer, more is probably there */
+        }
+        /*
+         * Level-triggered epoll reports whatever is left in the socket, so in the relay a short
+         * read ends reading until EPOLLIN: one read(2) per message instead of a second one that
+         * returns EAGAIN, for each leg at each pass of session_drive.
+         */
+        l->rd_idle = s->relay;
+        break;
     }
     if (dbt_buf_avail(&l->in) == 0) {
         dbt_buf_cleanup(&l->in);
@@ -778,6 +799,9 @@ static void after_hangup(struct dbt_session *s, struct dbt_leg *l)
 static void client_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
 {
     struct dbt_session *s = CONTAINER_OF(io, struct dbt_session, client.io);
+    if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        s->client.rd_idle = false;
+    }
     session_drive(s);
     if (revents & (EPOLLERR | EPOLLHUP)) {
         after_hangup(s, &s->client);
@@ -787,6 +811,9 @@ static void client_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t r
 static void backend_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
 {
     struct dbt_session *s = CONTAINER_OF(io, struct dbt_session, backend.io);
+    if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        s->backend.rd_idle = false;
+    }
     if (s->backend.state == DBT_LEG_CONNECTING) {
         dbt_res r = dbt_net_connect_result(io->fd);
         if (dbt_ok(r)) {

@@ -121,6 +121,7 @@ struct dbt_leg {
     bool rd_wants_write;      /* TLS renegotiation-style cross waits */
     bool wr_wants_read;
     bool hs_wants_write;
+    bool rd_idle;      /* relay: all read, nothing buffered in user space; read again on EPOLLIN */
     uint32_t interest; /* events currently registered */
 };
 

@@ -73,7 +73,8 @@ enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c);
 enum dbt_tls_io dbt_tls_read(struct dbt_tls_conn *c, void *p, size_t n, size_t *got);
 /* Writes up to n bytes (at most one 16 KB record per call); *done > 0 only with OK. */
 enum dbt_tls_io dbt_tls_write(struct dbt_tls_conn *c, const void *p, size_t n, size_t *done);
-/* Decrypted bytes buffered inside OpenSSL (must be drained: epoll cannot see them). */
+/* Bytes buffered inside OpenSSL, decrypted or read ahead (> 0: read again, epoll cannot see
+ * them; 1 when only undecrypted bytes wait). */
 size_t dbt_tls_pending(struct dbt_tls_conn *c);
 /* Sends close_notify (best effort, non-blocking). */
 void dbt_tls_shutdown(struct dbt_tls_conn *c);
