@@ -42,6 +42,7 @@ struct dbt_front {
     struct dbt_gen *gen;
     uint64_t next_gen_id;
     uint64_t last_counter;
+    int64_t refresh_at; /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
     struct lset *lsets;
     size_t n_lsets;
     struct dbt_ev_loop *loop;
@@ -355,6 +356,7 @@ dbt_res dbt_front_reload(struct dbt_front *f)
         lsets_commit(f, g, n_old);
     }
     dbt_gen_unref(old);
+    f->refresh_at = dbt_gen_refresh_at(g, dbt_now_unix());
     dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
              (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
              (unsigned long long)f->last_counter);
@@ -414,6 +416,13 @@ static void poll_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
                 dbt_error("reload failed, keeping configuration generation %llu: %s",
                           (unsigned long long)f->gen->id, dbt_errmsg());
                 f->last_counter = c; /* log once per change, not every poll */
+            }
+        } else if (dbt_now_unix() >= f->refresh_at) {
+            dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
+            if (!dbt_ok(dbt_front_reload(f))) {
+                dbt_error("reload failed, keeping configuration generation %llu: %s",
+                          (unsigned long long)f->gen->id, dbt_errmsg());
+                f->refresh_at = dbt_now_unix() + 60;
             }
         }
     }

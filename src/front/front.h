@@ -41,6 +41,13 @@ dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_
                       uint64_t id, struct dbt_gen **out) DBT_WUR;
 struct dbt_gen *dbt_gen_ref(struct dbt_gen *g);
 void dbt_gen_unref(struct dbt_gen *g);
+/*
+ * When g must be rebuilt even if nothing changed: each load signs the client CAs' CRLs afresh
+ * (ctl/runtime.h, crl_next_update), and a CRL past its nextUpdate makes OpenSSL refuse every
+ * client certificate ("CRL has expired"). Returns halfway from now to the earliest nextUpdate,
+ * but not sooner than 60 s from now; INT64_MAX when no instance has a CRL.
+ */
+int64_t dbt_gen_refresh_at(const struct dbt_gen *g, int64_t now);
 /* The instance of g listening on listen_key (the instance's listen text), or NULL. */
 const struct dbt_gen_inst *dbt_gen_find_listen(const struct dbt_gen *g, const char *listen_key);
 

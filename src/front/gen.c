@@ -118,6 +118,22 @@ struct dbt_gen *dbt_gen_ref(struct dbt_gen *g)
     return g;
 }
 
+int64_t dbt_gen_refresh_at(const struct dbt_gen *g, int64_t now)
+{
+    int64_t earliest = INT64_MAX;
+    for (size_t i = 0; g->cfg != NULL && i < g->cfg->n_instances; i++) {
+        int64_t next = g->cfg->instances[i].crl_next_update;
+        if (next > 0 && next < earliest) {
+            earliest = next;
+        }
+    }
+    if (earliest == INT64_MAX) {
+        return INT64_MAX;
+    }
+    int64_t at = earliest > now ? now + (earliest - now) / 2 : now;
+    return at < now + 60 ? now + 60 : at;
+}
+
 void dbt_gen_unref(struct dbt_gen *g)
 {
     if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1) {

@@ -123,6 +123,23 @@ static void test_gen_validation(void)
     hba_text = NULL;
 }
 
+/* A daemon that sees no change still re-signs its CRLs before they expire. */
+static void test_gen_refresh_at(void)
+{
+    struct dbt_rt_instance insts[3] = {0};
+    struct dbt_rt_config cfg = {.instances = insts, .n_instances = 3};
+    struct dbt_gen g = {.cfg = &cfg};
+    int64_t now = 1000000000;
+    CHECK(dbt_gen_refresh_at(&g, now) == INT64_MAX); /* no CRLs */
+    insts[0].crl_next_update = now + 30 * 86400;
+    insts[1].crl_next_update = now + 10 * 86400;
+    CHECK(dbt_gen_refresh_at(&g, now) == now + 5 * 86400); /* halfway to the earliest */
+    insts[2].crl_next_update = now + 30;                   /* never a reload loop */
+    CHECK(dbt_gen_refresh_at(&g, now) == now + 60);
+    insts[2].crl_next_update = now - 100; /* already expired: soon, still not in a loop */
+    CHECK(dbt_gen_refresh_at(&g, now) == now + 60);
+}
+
 static void test_cancel_table(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(5432)};
@@ -517,6 +534,7 @@ int main(void)
     tc_make(&server, &ca, "localhost", 1, 2, -1, 365);
     tc_make(&client_ca, NULL, "test client CA", 0, 3, -1, 365);
     test_gen_validation();
+    test_gen_refresh_at();
     test_cancel_table();
     test_running_front();
     tc_free(&ca);
