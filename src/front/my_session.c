@@ -97,6 +97,22 @@ static void set_state(struct dbt_session *s, struct my_sess *ms, enum my_state s
     dbt_session_set_state(s, state_names[st], st == MY_DONE ? 0 : left);
 }
 
+/* Queues the ERR packet written with w on b (cleaned up here) as the last thing the client gets
+   and finishes the session. */
+static dbt_res send_last(struct dbt_session *s, struct dbt_wr *w, struct dbt_buf *b)
+{
+    struct my_sess *ms = s->pstate;
+    dbt_res r = dbt_wr_finish(w);
+    if (dbt_ok(r)) {
+        r = dbt_session_send_client(s, b->data, b->len);
+    }
+    dbt_buf_cleanup(b);
+    ms->state = MY_DONE;
+    dbt_session_set_state(s, "closing", 0);
+    dbt_session_finish(s);
+    return r;
+}
+
 /*
  * Queues an ERR packet for the client and finishes the session. protocol41 is false only before
  * the client said anything (errors in place of the greeting carry no SQLSTATE, as MySQL's).
@@ -104,20 +120,11 @@ static void set_state(struct dbt_session *s, struct my_sess *ms, enum my_state s
 static dbt_res send_err(struct dbt_session *s, uint8_t seq, bool protocol41, uint16_t code,
                         const char *state, const char *msg)
 {
-    struct my_sess *ms = s->pstate;
     struct dbt_buf b;
     dbt_buf_init(&b, 0);
     struct dbt_wr w = dbt_wr_make(&b);
     dbt_my_err_encode(&w, seq, protocol41, code, state, msg);
-    dbt_res r = dbt_wr_finish(&w);
-    if (dbt_ok(r)) {
-        r = dbt_session_send_client(s, b.data, b.len);
-    }
-    dbt_buf_cleanup(&b);
-    ms->state = MY_DONE;
-    dbt_session_set_state(s, "closing", 0);
-    dbt_session_finish(s);
-    return r;
+    return send_last(s, &w, &b);
 }
 
 static void log_refusal(struct dbt_session *s, const char *why)
@@ -313,21 +320,12 @@ static dbt_res access_denied(struct dbt_session *s, uint8_t seq, const struct db
                              const char *why)
 {
     log_refusal(s, why);
-    struct my_sess *ms = s->pstate;
     struct dbt_buf b;
     dbt_buf_init(&b, 0);
     struct dbt_wr w = dbt_wr_make(&b);
     dbt_my_err_access_denied(&w, seq, true, r->user, r->user_len, dbt_session_client_host(s),
                              r->auth_len > 0);
-    dbt_res res = dbt_wr_finish(&w);
-    if (dbt_ok(res)) {
-        res = dbt_session_send_client(s, b.data, b.len);
-    }
-    dbt_buf_cleanup(&b);
-    ms->state = MY_DONE;
-    dbt_session_set_state(s, "closing", 0);
-    dbt_session_finish(s);
-    return res;
+    return send_last(s, &w, &b);
 }
 
 /* Policy for a decoded response; OK = forward it. Refusals queue the error themselves. */
@@ -349,20 +347,11 @@ static dbt_res check_policy(struct dbt_session *s, const struct dbt_my_response 
          * credentials in this response are not forwarded anywhere.
          */
         log_refusal(s, "plaintext connection while the instance requires TLS");
-        struct my_sess *ms = s->pstate;
         struct dbt_buf b;
         dbt_buf_init(&b, 0);
         struct dbt_wr w = dbt_wr_make(&b);
         dbt_my_err_secure_transport(&w, seq, true);
-        dbt_res res = dbt_wr_finish(&w);
-        if (dbt_ok(res)) {
-            res = dbt_session_send_client(s, b.data, b.len);
-        }
-        dbt_buf_cleanup(&b);
-        ms->state = MY_DONE;
-        dbt_session_set_state(s, "closing", 0);
-        dbt_session_finish(s);
-        return res;
+        return send_last(s, &w, &b);
     }
     struct dbt_my_tls_facts facts;
     char subject[512], issuer[512];
