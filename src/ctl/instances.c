@@ -12,6 +12,8 @@
 
 #include "base/clock.h"
 #include "ctl/internal.h"
+#include "front/rules/hba.h"
+#include "proto/my/myreq.h"
 
 #define MAX_TEXT (1024 * 1024)
 #define MAX_ENDPOINTS 100
@@ -254,6 +256,41 @@ static dbt_res check_text(const char *what, const char *s)
     return DBT_OK;
 }
 
+/*
+ * Access rules, ident map and REQUIRE rules are parsed here with the same parsers dbtlsd uses,
+ * so a command (or API call) that stores them fails at once with the parser's line-numbered
+ * message instead of the daemon refusing the next reload.
+ */
+static dbt_res check_rules(const char *hba_text, const char *ident_text, const char *require_text)
+{
+    dbt_res r = DBT_OK;
+    if (hba_text) {
+        struct dbt_hba *hba = NULL;
+        r = dbt_hba_parse(hba_text, strlen(hba_text), "pg_hba.conf", &hba);
+        dbt_hba_free(hba);
+        if (!dbt_ok(r)) {
+            return dbt_fail_ctx(r, "access rules: ");
+        }
+    }
+    if (ident_text) {
+        struct dbt_ident *ident = NULL;
+        r = dbt_ident_parse(ident_text, strlen(ident_text), "pg_ident.conf", &ident);
+        dbt_ident_free(ident);
+        if (!dbt_ok(r)) {
+            return dbt_fail_ctx(r, "ident map: ");
+        }
+    }
+    if (require_text) {
+        struct dbt_my_reqs reqs = {0};
+        r = dbt_my_reqs_parse(require_text, &reqs);
+        dbt_my_reqs_free(&reqs);
+        if (!dbt_ok(r)) {
+            return dbt_fail_ctx(r, "user requirements: ");
+        }
+    }
+    return r;
+}
+
 /* Replaces *dst with a copy of src; "" clears to NULL when clearable. */
 static void set_str(char **dst, const char *src, bool clearable)
 {
@@ -332,6 +369,7 @@ static dbt_res apply_spec(struct dbt_ctl_instance *p, const struct dbt_ctl_insta
     DBT_TRY(check_text("access rules", p->hba_text));
     DBT_TRY(check_text("ident map", p->ident_text));
     DBT_TRY(check_text("user requirements", p->user_require_text));
+    DBT_TRY(check_rules(p->hba_text, p->ident_text, p->user_require_text));
 out:
     return res;
 }

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import sqlite3
+import sqlite3
 import ssl
 import struct
 import subprocess
@@ -345,8 +346,17 @@ def test_bad_require_rules_refused_at_reload(mariadb_server, dbtls, dbtlsd, stat
     rules = os.path.join(tmp_dir, "bad.txt")
     with open(rules, "w") as f:
         f.write("alice=SSL\nbob=TLS\n")
+    # the command checks the rules with the daemon's parser: refused, one line, nothing stored
+    cp = dbtls.fail("instances", "patch", "my1", "--user-require-file", rules)
+    assert "user requirements: line 2: expected NONE, SSL" in cp.stderr, cp.stderr
+    # rules that reach the store anyway (written by an older dbtls) are refused at reload
     start = d.log_size()
-    dbtls("instances", "patch", "my1", "--user-require-file", rules)
+    db = sqlite3.connect(os.path.join(state_dir, "dbtls.db"))
+    with db:
+        db.execute("UPDATE instances SET user_require_text = ? WHERE name = 'my1'",
+                   ("alice=SSL\nbob=TLS\n",))
+        db.execute("UPDATE counter SET n = n + 1")
+    db.close()
     d.wait_log("line 2: expected NONE, SSL", timeout=10, start=start)
     # the old generation keeps serving
     rc, out, err = mariadb(port, "alice", "alice-secret-1", f"--ssl-ca={ca}")

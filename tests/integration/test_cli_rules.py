@@ -1,0 +1,49 @@
+"""Access rules, ident maps and MySQL REQUIRE rules are checked when they are stored, with the
+parsers dbtlsd uses: a bad file is refused by `instances create/patch` with one line naming the
+file's line and what is wrong, and nothing is stored (the daemon never sees it)."""
+import os
+
+import pytest
+
+CASES = [
+    ("postgres", "--hba-file", "hostssl all all all backend\nhostssl all all all md5x\n",
+     'access rules: invalid authentication method "md5x"', "line 2"),
+    ("postgres", "--ident-file", "m /(unclosed alice\n", "ident map: ", "regular expression"),
+    ("mariadb", "--user-require-file", "alice=SSL\nbob=TLS\n", "user requirements: line 2",
+     "expected NONE, SSL"),
+]
+
+
+@pytest.mark.parametrize("engine,opt,text,msg,detail", CASES)
+def test_bad_rules_refused_at_create_and_patch(dbtls, tmp_dir, free_port, engine, opt, text,
+                                               msg, detail):
+    dbtls("init")
+    path = os.path.join(tmp_dir, "rules")
+    with open(path, "w") as f:
+        f.write(text)
+    base = ["--engine", engine, "--listen", f"127.0.0.1:{free_port()}", "--backend",
+            "127.0.0.1:1", "--endpoint", "db.example.test"]
+    cp = dbtls.fail("instances", "create", "bad", *base, opt, path)
+    assert msg in cp.stderr and detail in cp.stderr, cp.stderr
+    assert dbtls.json("instances", "list") == []
+
+    dbtls("instances", "create", "good", *base)
+    before = dbtls.json("instances", "describe", "good")
+    cp = dbtls.fail("instances", "patch", "good", opt, path)
+    assert msg in cp.stderr, cp.stderr
+    assert dbtls.json("instances", "describe", "good") == before
+
+
+def test_good_rules_are_stored(dbtls, tmp_dir, free_port):
+    dbtls("init")
+    hba = os.path.join(tmp_dir, "hba")
+    ident = os.path.join(tmp_dir, "ident")
+    with open(hba, "w") as f:
+        f.write("hostssl all all 127.0.0.1/32 cert map=m\nhostssl all all all backend\n")
+    with open(ident, "w") as f:
+        f.write("m /^(.*)@example\\.com$ \\1\n")
+    dbtls("instances", "create", "ok", "--engine", "postgres", "--listen",
+          f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1", "--endpoint",
+          "db.example.test", "--hba-file", hba, "--ident-file", ident)
+    inst = dbtls.json("instances", "describe", "ok")
+    assert "cert map=m" in str(inst)
