@@ -113,7 +113,8 @@ static const char *error_status(json_t *doc)
 static char *sized_body(size_t total)
 {
     const char *head = "{\"name\":\"pad\",\"engine\":\"postgres\",\"listen\":\"127.0.0.1:1\","
-                       "\"backend\":\"127.0.0.1:2\",\"endpoints\":[\"localhost\"],\"hbaRules\":\"#";
+                       "\"backend\":\"127.0.0.1:2\",\"endpoints\":[\"localhost\"],"
+                       "\"hbaRules\":\"host all all all backend #";
     const char *tail = "\"}";
     size_t fixed = strlen(head) + strlen(tail);
     char *b = malloc(total + 1);
