@@ -343,7 +343,8 @@ def test_oversize_bodies(api_env, free_port):
     assert r.status == 413
     assert api.get("/v1/instances").json() == {"items": []}
     # just under the limit is fine
-    ok = {**pg_body("pg1", free_port()), "hbaRules": "# " + "x" * (limit - 1000) + "\n"}
+    ok = {**pg_body("pg1", free_port()),
+          "hbaRules": "host all all all backend # " + "x" * (limit - 1000) + "\n"}
     r = api.post("/v1/instances", ok)
     assert r.status == 201, r
     assert d.alive()
