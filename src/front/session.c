@@ -478,8 +478,13 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         if (l->tls != NULL && dbt_tls_pending(l->tls) > 0) {
             continue;
         }
-        if (s->relay && l->tls != NULL && got >= DBT_SESSION_RELAY_CHUNK) {
-            continue; /* a full record: likely a bulk transfer, more is probably there */
+        if (got >= DBT_SESSION_RELAY_CHUNK) {
+            /* a full record's worth: likely a bulk transfer, more is probably there (TLS: read
+             * on; plain: again after the next flush, without waiting for epoll) */
+            if (s->relay && l->tls != NULL) {
+                continue;
+            }
+            break;
         }
         /*
          * Level-triggered epoll reports whatever is left in the socket, so in the relay a short
