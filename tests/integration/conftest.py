@@ -195,7 +195,12 @@ class DbtlsdProcess:
 
     def __init__(self, binary, state_dir, extra_args, env, log_dir):
         self.state_dir = state_dir
-        self.args = [binary, "--state-dir", state_dir, *map(str, extra_args)]
+        extra = list(map(str, extra_args))
+        if "--shutdown-timeout" not in extra:
+            # below stop()'s 10 s wait: a test that leaves a session open still gets a clean
+            # stop instead of a misleading "did not exit" teardown error
+            extra = ["--shutdown-timeout", "5", *extra]
+        self.args = [binary, "--state-dir", state_dir, *extra]
         self.admin_socket = os.path.join(state_dir, "admin.sock")
         args = list(map(str, extra_args))
         if "--admin-socket" in args:
