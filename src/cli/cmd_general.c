@@ -12,18 +12,6 @@
 #include "ctl/admin_ca.h"
 #include "ctl/ctl.h"
 
-static const struct dbt_cli_col ca_cols[] = {
-    {"CERTIFICATE_IDENTIFIER", "certificateIdentifier"},
-    {"KEY_ALGORITHM", "keyAlgorithm"},
-    {"SIGNATURE_ALGORITHM", "signatureAlgorithm"},
-    {"THUMBPRINT", "thumbprint"},
-    {"VALID_FROM", "validFrom"},
-    {"VALID_TILL", "validTill"},
-    {"DEFAULT", "defaultForNewInstances"},
-    {"REGIONS", "regions"},
-    {NULL, NULL},
-};
-
 static dbt_res cas_json(struct dbt_cli *c, json_t **out)
 {
     dbt_res res = DBT_OK;
@@ -79,7 +67,7 @@ static int run_init(struct dbt_cli *c)
     } else {
         fprintf(stderr, "Initialized dbtls in %s (master key: %s).\n", c->state_dir,
                 c->master_key_command ? "from --master-key-command" : "master.key, mode 0600");
-        dbt_cli_print_list(c, cas, ca_cols);
+        dbt_cli_print_list(c, cas, dbt_cli_cols_ca);
     }
 out:
     rc = dbt_ok(res) ? 0 : dbt_cli_fail(res);
@@ -96,7 +84,7 @@ static int run_cas_list(struct dbt_cli *c)
     if (!dbt_ok(res)) {
         return dbt_cli_fail(res);
     }
-    dbt_cli_print_list(c, cas, ca_cols);
+    dbt_cli_print_list(c, cas, dbt_cli_cols_ca);
     json_decref(cas);
     return 0;
 }
@@ -118,16 +106,6 @@ out:
 
 static int run_engines_list(struct dbt_cli *c)
 {
-    static const struct dbt_cli_col cols[] = {
-        {"ENGINE", "engine"},
-        {"VERSION", "engineVersion"},
-        {"DEFAULT", "defaultVersion"},
-        {"TLS_VERSIONS", "supportedTlsVersions"},
-        {"DEFAULT_CIPHERS", "defaultCiphers"},
-        {"CA_IDS", "supportedCaCertificateIdentifiers"},
-        {"ROTATION_WITHOUT_RESTART", "supportsCertificateRotationWithoutRestart"},
-        {NULL, NULL},
-    };
     const char *engine = dbt_cli_get(c, "engine");
     size_t n;
     const struct dbt_engine_info *e = dbt_ctl_engines(&n);
@@ -147,7 +125,7 @@ static int run_engines_list(struct dbt_cli *c)
         return dbt_cli_fail(dbt_fail(
             DBT_E_NOT_FOUND, "unknown engine \"%s\": expected postgres, mysql or mariadb", engine));
     }
-    dbt_cli_print_list(c, a, cols);
+    dbt_cli_print_list(c, a, dbt_cli_cols_engine);
     json_decref(a);
     return 0;
 }
@@ -203,10 +181,6 @@ out:
 
 static int run_events_list(struct dbt_cli *c)
 {
-    static const struct dbt_cli_col cols[] = {
-        {"TIME", "time"},     {"ACTOR", "actor"},   {"ACTION", "action"},
-        {"OBJECT", "object"}, {"DETAIL", "detail"}, {NULL, NULL},
-    };
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl;
     struct dbt_ctl_event_list l = {0};
@@ -221,7 +195,7 @@ static int run_events_list(struct dbt_cli *c)
     for (size_t i = 0; i < l.n; i++) {
         json_array_append_new(a, dbt_cli_view_event(&l.items[i]));
     }
-    dbt_cli_print_list(c, a, cols);
+    dbt_cli_print_list(c, a, dbt_cli_cols_event);
 out:
     json_decref(a);
     dbt_ctl_event_list_cleanup(&l);

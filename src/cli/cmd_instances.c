@@ -142,20 +142,6 @@ out:
     return res;
 }
 
-static const struct dbt_cli_col instance_cols[] = {
-    {"NAME", "name"},
-    {"ENGINE", "engine"},
-    {"VERSION", "engineVersion"},
-    {"REGION", "region"},
-    {"LISTEN", "listen"},
-    {"BACKEND", "backend"},
-    {"CA_MODE", "caMode"},
-    {"CA", "caId"},
-    {"SSL_MODE", "sslMode"},
-    {"CLIENT_CERTS", "clientCertCount"},
-    {NULL, NULL},
-};
-
 /* Prints one instance (describe view) after create/patch/describe. For people the nested
    certificates are shown without their PEM (`ssl server-ca-certs download` gives it); JSON keeps
    everything. */
@@ -236,7 +222,7 @@ static int run_list(struct dbt_cli *c)
         DBT_ENSURE(o, NOMEM, "out of memory");
         json_array_append_new(a, o);
     }
-    dbt_cli_print_list(c, a, instance_cols);
+    dbt_cli_print_list(c, a, dbt_cli_cols_instance);
 out:
     json_decref(a);
     dbt_ctl_instance_list_cleanup(&l);

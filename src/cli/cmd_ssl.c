@@ -28,25 +28,6 @@ static const char *kind_label(enum dbt_ctl_slot_kind k)
     return k == DBT_CTL_SLOT_SERVER_CA ? "server CA certificate" : "server certificate";
 }
 
-static const struct dbt_cli_col cert_cols[] = {
-    {"SLOT", "slot"},
-    {"SERIAL", "certSerialNumber"},
-    {"COMMON_NAME", "commonName"},
-    {"SHA1_FINGERPRINT", "sha1Fingerprint"},
-    {"CREATED", "createTime"},
-    {"EXPIRATION", "expirationTime"},
-    {NULL, NULL},
-};
-
-static const struct dbt_cli_col client_cols[] = {
-    {"NAME", "name"},
-    {"SERIAL", "certSerialNumber"},
-    {"SHA1_FINGERPRINT", "sha1Fingerprint"},
-    {"CREATED", "createTime"},
-    {"EXPIRATION", "expirationTime"},
-    {NULL, NULL},
-};
-
 static dbt_res print_cert_list(struct dbt_cli *c, const struct dbt_ctl_cert_list *l,
                                const struct dbt_cli_col *cols)
 {
@@ -86,7 +67,7 @@ static int run_slots_list(struct dbt_cli *c)
 
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_slots_list(ctl, dbt_cli_get(c, "instance"), kind_of(c), &l));
-    DBT_TRY(print_cert_list(c, &l, cert_cols));
+    DBT_TRY(print_cert_list(c, &l, dbt_cli_cols_cert));
 out:
     dbt_ctl_cert_list_cleanup(&l);
     return dbt_cli_finish(c, res);
@@ -150,7 +131,7 @@ static int run_slots_move(struct dbt_cli *c)
                 rotate ? "Rotated" : "Rolled back", kind_label(kind_of(c)), inst);
     }
     DBT_TRY(dbt_ctl_slots_list(ctl, inst, kind_of(c), &l));
-    DBT_TRY(print_cert_list(c, &l, cert_cols));
+    DBT_TRY(print_cert_list(c, &l, dbt_cli_cols_cert));
 out:
     dbt_ctl_cert_list_cleanup(&l);
     return dbt_cli_finish(c, res);
@@ -324,7 +305,7 @@ static int run_client_list(struct dbt_cli *c)
 
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_client_cert_list(ctl, dbt_cli_get(c, "instance"), &l));
-    DBT_TRY(print_cert_list(c, &l, client_cols));
+    DBT_TRY(print_cert_list(c, &l, dbt_cli_cols_client));
 out:
     dbt_ctl_cert_list_cleanup(&l);
     return dbt_cli_finish(c, res);

@@ -19,6 +19,14 @@ struct dbt_cli_col {
     const char *key;    /* field of each object */
 };
 
+/* The columns of each listing (cols.c), shared by the local and remote handlers. */
+extern const struct dbt_cli_col dbt_cli_cols_instance[];
+extern const struct dbt_cli_col dbt_cli_cols_cert[];
+extern const struct dbt_cli_col dbt_cli_cols_client[];
+extern const struct dbt_cli_col dbt_cli_cols_ca[];
+extern const struct dbt_cli_col dbt_cli_cols_engine[];
+extern const struct dbt_cli_col dbt_cli_cols_event[];
+
 /* The exit code of a handler that ends with res: 0 when it succeeded, the usage error (2) for
  * DBT_E_USAGE (a combination of options the operation refused), else dbt_cli_fail. */
 int dbt_cli_finish(const struct dbt_cli *c, dbt_res res);

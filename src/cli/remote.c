@@ -161,74 +161,7 @@ static char *instance_path(const char *name, const char *suffix)
     return p;
 }
 
-static int finish(struct dbt_cli *c, dbt_res res)
-{
-    if (dbt_ok(res)) {
-        return 0;
-    }
-    if (res.code == DBT_E_USAGE) {
-        return dbt_cli_usage_error(c->cmd, "%s", dbt_errmsg());
-    }
-    return dbt_cli_fail(res);
-}
-
 /* ---- columns and sentences, as the local handlers print them ---- */
-
-static const struct dbt_cli_col instance_cols[] = {
-    {"NAME", "name"},
-    {"ENGINE", "engine"},
-    {"VERSION", "engineVersion"},
-    {"REGION", "region"},
-    {"LISTEN", "listen"},
-    {"BACKEND", "backend"},
-    {"CA_MODE", "caMode"},
-    {"CA", "caId"},
-    {"SSL_MODE", "sslMode"},
-    {"CLIENT_CERTS", "clientCertCount"},
-    {NULL, NULL},
-};
-static const struct dbt_cli_col cert_cols[] = {
-    {"SLOT", "slot"},
-    {"SERIAL", "certSerialNumber"},
-    {"COMMON_NAME", "commonName"},
-    {"SHA1_FINGERPRINT", "sha1Fingerprint"},
-    {"CREATED", "createTime"},
-    {"EXPIRATION", "expirationTime"},
-    {NULL, NULL},
-};
-static const struct dbt_cli_col client_cols[] = {
-    {"NAME", "name"},
-    {"SERIAL", "certSerialNumber"},
-    {"SHA1_FINGERPRINT", "sha1Fingerprint"},
-    {"CREATED", "createTime"},
-    {"EXPIRATION", "expirationTime"},
-    {NULL, NULL},
-};
-static const struct dbt_cli_col ca_cols[] = {
-    {"CERTIFICATE_IDENTIFIER", "certificateIdentifier"},
-    {"KEY_ALGORITHM", "keyAlgorithm"},
-    {"SIGNATURE_ALGORITHM", "signatureAlgorithm"},
-    {"THUMBPRINT", "thumbprint"},
-    {"VALID_FROM", "validFrom"},
-    {"VALID_TILL", "validTill"},
-    {"DEFAULT", "defaultForNewInstances"},
-    {"REGIONS", "regions"},
-    {NULL, NULL},
-};
-static const struct dbt_cli_col engine_cols[] = {
-    {"ENGINE", "engine"},
-    {"VERSION", "engineVersion"},
-    {"DEFAULT", "defaultVersion"},
-    {"TLS_VERSIONS", "supportedTlsVersions"},
-    {"DEFAULT_CIPHERS", "defaultCiphers"},
-    {"CA_IDS", "supportedCaCertificateIdentifiers"},
-    {"ROTATION_WITHOUT_RESTART", "supportsCertificateRotationWithoutRestart"},
-    {NULL, NULL},
-};
-static const struct dbt_cli_col event_cols[] = {
-    {"TIME", "time"},     {"ACTOR", "actor"},   {"ACTION", "action"},
-    {"OBJECT", "object"}, {"DETAIL", "detail"}, {NULL, NULL},
-};
 
 /* GET path and print its "items" with cols. */
 static int list(struct dbt_cli *c, const char *path, const struct dbt_cli_col *cols)
@@ -242,7 +175,7 @@ static int list(struct dbt_cli *c, const char *path, const struct dbt_cli_col *c
     dbt_cli_print_list(c, items, cols);
 out:
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static void print_instance(struct dbt_cli *c, json_t *o)
@@ -391,7 +324,7 @@ out:
     free(path);
     json_decref(body);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_instances_create(struct dbt_cli *c)
@@ -406,7 +339,7 @@ static int r_instances_patch(struct dbt_cli *c)
 
 static int r_instances_list(struct dbt_cli *c)
 {
-    return list(c, "/v1/instances", instance_cols);
+    return list(c, "/v1/instances", dbt_cli_cols_instance);
 }
 
 static int r_instances_describe(struct dbt_cli *c)
@@ -420,7 +353,7 @@ static int r_instances_describe(struct dbt_cli *c)
 out:
     free(path);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_instances_delete(struct dbt_cli *c)
@@ -434,7 +367,7 @@ static int r_instances_delete(struct dbt_cli *c)
 out:
     free(path);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_instances_reset(struct dbt_cli *c)
@@ -455,7 +388,7 @@ out:
     free(path);
     json_decref(body);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* ---- slots ---- */
@@ -469,7 +402,8 @@ static int r_slots_list(struct dbt_cli *c)
 {
     char *path =
         instance_path(dbt_cli_get(c, "instance"), is_ca_kind(c) ? "/serverCas" : "/serverCerts");
-    int rc = path ? list(c, path, cert_cols) : finish(c, dbt_fail(DBT_E_NOMEM, "out of memory"));
+    int rc = path ? list(c, path, dbt_cli_cols_cert)
+                  : dbt_cli_finish(c, dbt_fail(DBT_E_NOMEM, "out of memory"));
     free(path);
     return rc;
 }
@@ -508,7 +442,7 @@ out:
     free(path);
     json_decref(body);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_slots_move(struct dbt_cli *c)
@@ -529,11 +463,11 @@ static int r_slots_move(struct dbt_cli *c)
     json_t *items = json_object_get(r, "items");
     DBT_ENSURE(json_is_array(items), PROTO, "dbtlsd at %s sent a list without \"items\"",
                c->server);
-    dbt_cli_print_list(c, items, cert_cols);
+    dbt_cli_print_list(c, items, dbt_cli_cols_cert);
 out:
     free(path);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* ---- client certificates ---- */
@@ -541,7 +475,8 @@ out:
 static int r_client_list(struct dbt_cli *c)
 {
     char *path = instance_path(dbt_cli_get(c, "instance"), "/sslCerts");
-    int rc = path ? list(c, path, client_cols) : finish(c, dbt_fail(DBT_E_NOMEM, "out of memory"));
+    int rc = path ? list(c, path, dbt_cli_cols_client)
+                  : dbt_cli_finish(c, dbt_fail(DBT_E_NOMEM, "out of memory"));
     free(path);
     return rc;
 }
@@ -574,7 +509,7 @@ static int r_client_describe(struct dbt_cli *c)
 out:
     free(path);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_client_delete(struct dbt_cli *c)
@@ -590,7 +525,7 @@ static int r_client_delete(struct dbt_cli *c)
 out:
     free(path);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* Writes client-cert.pem, client-key.pem (0600) and server-ca.pem, never over existing files;
@@ -687,7 +622,7 @@ out:
     json_decref(files);
     json_decref(body);
     json_decref(r);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* ---- bundles, CA download ---- */
@@ -747,7 +682,7 @@ static int r_bundle(struct dbt_cli *c)
 out:
     json_decref(o);
     dbt_buf_cleanup(&b);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 static int r_ca_download(struct dbt_cli *c)
@@ -774,19 +709,19 @@ static int r_ca_download(struct dbt_cli *c)
 out:
     json_decref(o);
     dbt_buf_cleanup(&b);
-    return finish(c, res);
+    return dbt_cli_finish(c, res);
 }
 
 /* ---- general ---- */
 
 static int r_cas_list(struct dbt_cli *c)
 {
-    return list(c, "/v1/cas", ca_cols);
+    return list(c, "/v1/cas", dbt_cli_cols_ca);
 }
 
 static int r_engines_list(struct dbt_cli *c)
 {
-    return list(c, "/v1/engines", engine_cols);
+    return list(c, "/v1/engines", dbt_cli_cols_engine);
 }
 
 static int r_events_list(struct dbt_cli *c)
@@ -795,17 +730,17 @@ static int r_events_list(struct dbt_cli *c)
     int64_t limit = 0;
     dbt_res res = dbt_cli_get_int(c, "limit", 1, 1000000, &limit);
     if (!dbt_ok(res)) {
-        return finish(c, res);
+        return dbt_cli_finish(c, res);
     }
     if (!dbt_ok(res = add_query(q, sizeof(q), "instance", dbt_cli_get(c, "instance")))) {
-        return finish(c, res);
+        return dbt_cli_finish(c, res);
     }
     if (limit > 0) {
         size_t l = strlen(q);
         snprintf(q + l, sizeof(q) - l, "%slimit=%lld", strchr(q, '?') ? "&" : "?",
                  (long long)limit);
     }
-    return list(c, q, event_cols);
+    return list(c, q, dbt_cli_cols_event);
 }
 
 struct remote_cmd {
