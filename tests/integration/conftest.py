@@ -15,11 +15,14 @@ the demo and the benchmarks use the same code.
 Temp dirs are made under /tmp with short names (unix socket paths must stay under 108 bytes);
 set DBTLS_KEEP_TMP=1 to keep them for a post-mortem.
 """
+import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -181,6 +184,9 @@ def dbtls(dbtls_bin, state_dir):
 
 
 # --- dbtlsd daemon --------------------------------------------------------------------------
+GENERATION_RE = re.compile(r"configuration generation \d+ active \(.*change counter (\d+)\)")
+
+
 class DbtlsdProcess:
     """One running dbtlsd. Its stderr goes to a file (log_path).
 
@@ -225,6 +231,26 @@ class DbtlsdProcess:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def wait_reload(self, start, timeout=10.0):
+        """Waits until dbtlsd serves a generation built, after log offset start, from the store
+        as it is now: its "change counter N" must be at least the store's current counter. The
+        reload of an earlier change, logged after start, does not count (that race let a test
+        see the old certificate after a rotate)."""
+        with contextlib.closing(sqlite3.connect(os.path.join(self.state_dir, "dbtls.db"),
+                                                timeout=10)) as db:
+            want = db.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()[start:]
+            if any(int(n) >= want for n in GENERATION_RE.findall(log)):
+                return
+            if not self.alive():
+                pytest.fail(f"dbtlsd exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"dbtlsd built no generation at change counter >= {want} within "
+                            f"{timeout} s:\n{self.log()}")
+            time.sleep(0.05)
 
     def wait_log(self, text, timeout=10.0, start=0):
         deadline = time.monotonic() + timeout

@@ -4,11 +4,8 @@ MySQL's exact errors (3159), client certificates, per-user REQUIRE rules (1045),
 foreign certificates, rotation without dropping a session, ed25519 (auth switch), and the
 status shown by the admin socket.
 """
-import contextlib
 import os
-import re
 import socket
-import sqlite3
 import sqlite3
 import ssl
 import struct
@@ -122,28 +119,6 @@ def ssl_request(caps=CLIENT_CAPS | 0x800):
     return struct.pack("<IIB", caps, 1 << 24, 33) + b"\0" * 23
 
 
-def wait_reload(d, start, timeout=10):
-    """Waits until dbtlsd serves a generation built, after log offset start, from the store as it
-    is now: its "change counter N" must be at least the store's current counter. The reload of an
-    earlier change, logged after start, does not count (that race let a test see the old
-    certificate after a rotate)."""
-    with contextlib.closing(sqlite3.connect(os.path.join(d.state_dir, "dbtls.db"),
-                                            timeout=10)) as db:
-        want = db.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
-    deadline = time.monotonic() + timeout
-    while True:
-        log = d.log()[start:]
-        if any(int(n) >= want for n in GENERATION_RE.findall(log)):
-            return
-        if not d.alive():
-            pytest.fail(f"dbtlsd exited with {d.proc.returncode}:\n{d.log()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"dbtlsd built no generation at change counter >= {want} within "
-                        f"{timeout} s:\n{d.log()}")
-        time.sleep(0.05)
-
-
-GENERATION_RE = re.compile(r"configuration generation \d+ active \(.*change counter (\d+)\)")
 
 
 # --- TLS with real clients ------------------------------------------------------------------
@@ -395,7 +370,7 @@ def test_trusted_client_cert_required_revoked_and_foreign(mariadb_server, dbtls,
     # revoked: the CRL reaches the daemon without a restart
     start = d.log_size()
     dbtls("ssl", "client-certs", "delete", "certuser", "--instance", "my1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     with pytest.raises(pymysql.err.OperationalError):
         pymy(port, u, pw, ssl_opts=opts)
     d.wait_log("certificate revoked", start=start)
@@ -415,7 +390,7 @@ def test_rotation_keeps_session(mariadb_server, dbtls, dbtlsd, state_dir, free_p
     before = session._sock.getpeercert(binary_form=True)
     start = d.log_size()
     dbtls("ssl", kind, "rotate", "--instance", "my1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     with session.cursor() as cur:
         cur.execute("SELECT 2")
         assert cur.fetchone()[0] == 2

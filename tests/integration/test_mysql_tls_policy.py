@@ -73,7 +73,7 @@ def test_tls11_only_when_enabled_and_only_for_engines_that_had_it(mariadb_server
     # and back to the default without a restart: TLS 1.1 refused again
     start = len(d.log())
     dbtls("instances", "patch", "old57", "--tls-min", "TLSv1.2")
-    d.wait_log("configuration generation", timeout=10, start=start)
+    d.wait_reload(start)
     ok, _, out = s_client(port, "-tls1_1", *LEGACY)
     assert not ok, out
     ok, proto, out = s_client(port, "-tls1_2")

@@ -3,10 +3,8 @@ psycopg): TLS versions, ssl modes with PostgreSQL's exact rejection texts, clien
 rotation without restart with a session kept open, cancel, reloads, listeners following the
 configuration, graceful shutdown, the admin socket, and pgbench through the front.
 """
-import contextlib
 import json
 import os
-import re
 import socket
 import sqlite3
 import ssl
@@ -81,28 +79,6 @@ def server_cert_serial(port, cafile):
     return out.strip().split("=", 1)[1].upper().lstrip("0"), cp.stdout
 
 
-def wait_reload(d, start, timeout=10):
-    """Waits until dbtlsd serves a generation built, after log offset start, from the store as it
-    is now: its "change counter N" must be at least the store's current counter. The reload of an
-    earlier change, logged after start, does not count (that race let a test see the old
-    certificate after a rotate)."""
-    with contextlib.closing(sqlite3.connect(os.path.join(d.state_dir, "dbtls.db"),
-                                            timeout=10)) as db:
-        want = db.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
-    deadline = time.monotonic() + timeout
-    while True:
-        log = d.log()[start:]
-        if any(int(n) >= want for n in GENERATION_RE.findall(log)):
-            return
-        if not d.alive():
-            pytest.fail(f"dbtlsd exited with {d.proc.returncode}:\n{d.log()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"dbtlsd built no generation at change counter >= {want} within "
-                        f"{timeout} s:\n{d.log()}")
-        time.sleep(0.05)
-
-
-GENERATION_RE = re.compile(r"configuration generation \d+ active \(.*change counter (\d+)\)")
 
 
 # --- TLS basics ---------------------------------------------------------------------------
@@ -193,14 +169,14 @@ def test_tls12_policy_and_old_tls_refused(pg_server, dbtls, dbtlsd, state_dir, f
     assert "New, TLSv1.2" in cp.stdout
     # --tls-min TLSv1.3 and a cipher list are honoured after a patch (reload without restart)
     dbtls("instances", "patch", "pg1", "--tls-min", "TLSv1.3")
-    wait_reload(d, 0)
+    d.wait_reload(0)
     cp = s_client("-tls1_2")
     assert "Cipher is (NONE)" in cp.stdout
     cp = s_client("-tls1_3")
     assert "New, TLSv1.3" in cp.stdout
     dbtls("instances", "patch", "pg1", "--tls-min", "TLSv1.2", "--tls-max", "TLSv1.2",
           "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256")
-    wait_reload(d, 0)
+    d.wait_reload(0)
     cp = s_client("-tls1_2")
     assert "ECDHE-ECDSA-AES128-GCM-SHA256" in cp.stdout
     cp = s_client("-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384")
@@ -234,7 +210,7 @@ def test_client_cert_required_mode(pg_server, dbtls, dbtlsd, state_dir, free_por
     # revoke: the CRL reaches the daemon without a restart
     start = d.log_size()
     dbtls("ssl", "client-certs", "delete", "certuser", "--instance", "pg1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     rc, out, err = psql(ci, "SELECT 1")
     assert rc != 0
     assert "revoked" in err or "certificate" in err
@@ -281,7 +257,7 @@ def test_cert_method_and_verify_full_with_ident_map(pg_server, dbtls, dbtlsd, st
     with open(hba2, "w") as f:
         f.write("hostssl all all all cert\n")
     dbtls("instances", "patch", "pg1", "--hba-file", hba2)
-    wait_reload(daemon, 0)
+    daemon.wait_reload(0)
     rc, o, err = psql(ci("alice", out), "SELECT 1")
     assert rc != 0
     assert 'certificate authentication failed for user "alice"' in err
@@ -321,7 +297,7 @@ def test_rotation_keeps_session_and_new_connections_get_new_cert(pg_server, dbtl
     assert session.execute("SELECT 1").fetchone()[0] == 1
     start = d.log_size()
     dbtls("ssl", "server-certs", "rotate", "--instance", "pg1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     after, _ = server_cert_serial(port, ca)
     assert after != before
     listing = dbtls.json("ssl", "server-certs", "list", "--instance", "pg1")
@@ -333,7 +309,7 @@ def test_rotation_keeps_session_and_new_connections_get_new_cert(pg_server, dbtl
         assert c.execute("SELECT 3").fetchone()[0] == 3
     start = d.log_size()
     dbtls("ssl", "server-certs", "rollback", "--instance", "pg1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     again, _ = server_cert_serial(port, ca)
     assert again == before
     assert session.execute("SELECT 4").fetchone()[0] == 4
@@ -527,7 +503,7 @@ def test_sighup_and_graceful_shutdown(pg_server, dbtls, dbtlsd, state_dir, free_
     start = d.log_size()
     d.reload()
     d.wait_log("SIGHUP", start=start)
-    wait_reload(d, start)
+    d.wait_reload(start)
     session = psycopg.connect(conninfo(port, sslmode="require"), autocommit=True)
     d.proc.send_signal(15)
     d.wait_log("shutting down")
@@ -587,7 +563,7 @@ def test_per_instance_ca_rotation_with_two_ca_pem(pg_server, dbtls, dbtlsd, stat
     assert rc == 0, err
     start = d.log_size()
     dbtls("ssl", "server-ca-certs", "rotate", "--instance", "pg1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     # new connections: the new CA signs the server certificate; the two-CA file verifies it,
     # the file with only the old CA does not
     rc, out, err = psql(ci, "SELECT 2")
@@ -598,7 +574,7 @@ def test_per_instance_ca_rotation_with_two_ca_pem(pg_server, dbtls, dbtlsd, stat
     assert session.execute("SELECT 3").fetchone()[0] == 3
     start = d.log_size()
     dbtls("ssl", "server-ca-certs", "rollback", "--instance", "pg1")
-    wait_reload(d, start)
+    d.wait_reload(start)
     rc, out, err = psql(ci, "SELECT 4")
     assert rc == 0, err
     rc, out, err = psql(conninfo(port, sslmode="verify-full", sslrootcert=only_active),
