@@ -126,6 +126,8 @@ class Dbtls:
         accepts any code; an unexpected code raises DbtlsError with stderr and stdout.
     json(*args, **kw) -> parsed JSON of `dbtls --state-dir D *args --format json` (exit 0
         expected unless rc= says otherwise).
+    set_instance_field(instance, column, value): writes the store directly (as an older dbtls
+        could have) and bumps the change counter.
     fail(*args, rc=1, **kw) -> CompletedProcess: expects exit `rc` and exactly one stderr
         line (the `dbtls: <what and why>` rule); returns it for checks on the text.
     with_state_dir(other) -> a Dbtls for another state directory.
@@ -166,6 +168,16 @@ class Dbtls:
         except ValueError as ex:
             raise DbtlsError(f"dbtls {' '.join(map(str, args))} --format json printed "
                              f"invalid JSON ({ex}):\n{cp.stdout}") from None
+
+    def set_instance_field(self, instance, column, value):
+        """Writes one column of an instance straight into the store and bumps the change
+        counter, as an older dbtls (without today's checks) could have: for testing what the
+        daemon does with stored data the CLI would now refuse."""
+        with contextlib.closing(sqlite3.connect(os.path.join(self.state_dir, "dbtls.db"),
+                                                timeout=30)) as db:
+            with db:
+                db.execute(f"UPDATE instances SET {column} = ? WHERE name = ?", (value, instance))
+                db.execute("UPDATE counter SET n = n + 1")
 
     def fail(self, *args, rc=1, **kw):
         cp = self.run(*args, rc=rc, **kw)

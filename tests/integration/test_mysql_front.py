@@ -6,7 +6,6 @@ status shown by the admin socket.
 """
 import os
 import socket
-import sqlite3
 import ssl
 import struct
 import subprocess
@@ -326,12 +325,7 @@ def test_bad_require_rules_refused_at_reload(mariadb_server, dbtls, dbtlsd, stat
     assert "user requirements: line 2: expected NONE, SSL" in cp.stderr, cp.stderr
     # rules that reach the store anyway (written by an older dbtls) are refused at reload
     start = d.log_size()
-    db = sqlite3.connect(os.path.join(state_dir, "dbtls.db"))
-    with db:
-        db.execute("UPDATE instances SET user_require_text = ? WHERE name = 'my1'",
-                   ("alice=SSL\nbob=TLS\n",))
-        db.execute("UPDATE counter SET n = n + 1")
-    db.close()
+    dbtls.set_instance_field("my1", "user_require_text", "alice=SSL\nbob=TLS\n")
     d.wait_log("line 2: expected NONE, SSL", timeout=10, start=start)
     # the old generation keeps serving
     rc, out, err = mariadb(port, "alice", "alice-secret-1", f"--ssl-ca={ca}")

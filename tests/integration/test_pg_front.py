@@ -6,7 +6,6 @@ configuration, graceful shutdown, the admin socket, and pgbench through the fron
 import json
 import os
 import socket
-import sqlite3
 import ssl
 import struct
 import subprocess
@@ -477,12 +476,7 @@ def test_listeners_follow_instances_and_bad_reload_keeps_old(pg_server, dbtls, d
     assert 'invalid authentication method "md5x"' in cp.stderr, cp.stderr
     # rules that reach the store anyway (written by an older dbtls) fail the reload
     start = d.log_size()
-    db = sqlite3.connect(os.path.join(state_dir, "dbtls.db"))
-    with db:
-        db.execute("UPDATE instances SET hba_text = ? WHERE name = 'pg1'",
-                   ("hostssl all all all md5x\n",))
-        db.execute("UPDATE counter SET n = n + 1")
-    db.close()
+    dbtls.set_instance_field("pg1", "hba_text", "hostssl all all all md5x\n")
     log = d.wait_log("reload failed", start=start)
     assert 'instance "pg1"' in log[start:]
     rc, out, err = psql(conninfo(port, sslmode="require"), "SELECT 1")
