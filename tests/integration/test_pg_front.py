@@ -282,6 +282,37 @@ def test_foreign_ca_client_cert_refused(pg_server, dbtls, dbtlsd, state_dir, fre
     assert "CN=certuser" in d.log()
 
 
+def test_expired_client_cert_refused(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir,
+                                     psql):
+    """A client certificate of the instance's own client CA is accepted while valid and refused
+    once expired (no reload needed: the TLS library checks notAfter at each handshake)."""
+    dbtls("init")
+    port = make_instance(dbtls, free_port, pg_server.socket_path,
+                         ssl_mode="TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+    certs = os.path.join(tmp_dir, "short")
+    os.mkdir(certs)
+    issued = time.time()
+    dbtls("ssl", "client-certs", "create", "certuser", "--instance", "pg1", "--out-dir", certs,
+          "--validity", "20")
+    not_after = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in",
+                                os.path.join(certs, "client-cert.pem")], capture_output=True,
+                               text=True, timeout=10, check=True).stdout
+    d = dbtlsd.start(state_dir)
+    ci = conninfo(port, user="certuser", password=None, sslmode="verify-full",
+                  sslrootcert=os.path.join(certs, "server-ca.pem"),
+                  sslcert=os.path.join(certs, "client-cert.pem"),
+                  sslkey=os.path.join(certs, "client-key.pem"))
+    rc, out, err = psql(ci, "SELECT current_user")
+    if time.time() - issued < 15:  # still valid when the handshake ran (slow machine guard)
+        assert rc == 0 and out.strip() == "certuser", (err, not_after)
+    time.sleep(max(0.0, issued + 22 - time.time()))
+    start = d.log_size()
+    rc, out, err = psql(ci, "SELECT 1")
+    assert rc != 0, out
+    log = d.wait_log("certificate has expired", start=start)
+    assert "CN=certuser" in log[start:]
+
+
 # --- rotation without restart -----------------------------------------------------------------
 def test_rotation_keeps_session_and_new_connections_get_new_cert(pg_server, dbtls, dbtlsd,
                                                                  state_dir, free_port, tmp_dir):
