@@ -306,11 +306,12 @@ static void tls_facts(struct dbt_session *s, struct dbt_my_tls_facts *f, char *s
     /* The TLS layer refuses a certificate that does not verify, so present == verified. */
     f->cert_verified = dbt_session_client_cert_cn(s, cn, sizeof(cn));
     f->cert_present = f->cert_verified;
-    if (f->cert_verified) {
-        if (dbt_ok(dbt_my_dn_oneline(s->st.client_dn, subject, cap))) {
+    char subj2253[256], iss2253[256];
+    if (f->cert_verified && dbt_session_client_cert_dns(s, subj2253, iss2253, sizeof(subj2253))) {
+        if (dbt_ok(dbt_my_dn_oneline(subj2253, subject, cap))) {
             f->subject = subject;
         }
-        if (dbt_ok(dbt_my_dn_oneline(s->st.issuer_dn, issuer, cap))) {
+        if (dbt_ok(dbt_my_dn_oneline(iss2253, issuer, cap))) {
             f->issuer = issuer;
         }
     }

@@ -309,6 +309,23 @@ bool dbt_session_client_cert_cn(const struct dbt_session *s, char *out, size_t o
     return true;
 }
 
+bool dbt_session_client_cert_dns(const struct dbt_session *s, char *subject, char *issuer,
+                                 size_t cap)
+{
+    subject[0] = issuer[0] = '\0';
+    if (!dbt_session_client_tls(s)) {
+        return false;
+    }
+    struct dbt_tls_info info;
+    dbt_tls_get_info(s->client.tls, &info);
+    if (!info.peer_cert) {
+        return false;
+    }
+    snprintf(subject, cap, "%s", info.subject);
+    snprintf(issuer, cap, "%s", info.issuer);
+    return true;
+}
+
 const char *dbt_session_client_alpn(const struct dbt_session *s)
 {
     static _Thread_local char alpn[32];
@@ -526,10 +543,10 @@ static void client_tls_established(struct dbt_session *s)
     snprintf(s->st.version, sizeof(s->st.version), "%s", info.version);
     snprintf(s->st.cipher, sizeof(s->st.cipher), "%s", info.cipher);
     s->st.bits = info.bits;
-    snprintf(s->st.client_dn, sizeof(s->st.client_dn), "%s", info.peer_cert ? info.subject : "");
+    snprintf(s->st.client_dn, sizeof(s->st.client_dn), "%s", info.peer_cert ? info.client_dn : "");
     snprintf(s->st.client_serial, sizeof(s->st.client_serial), "%s",
              info.peer_cert ? info.serial : "");
-    snprintf(s->st.issuer_dn, sizeof(s->st.issuer_dn), "%s", info.peer_cert ? info.issuer : "");
+    snprintf(s->st.issuer_dn, sizeof(s->st.issuer_dn), "%s", info.peer_cert ? info.issuer_dn : "");
     pthread_mutex_unlock(&s->worker->lock);
 }
 

@@ -669,6 +669,42 @@ static void name_str(const X509_NAME *nm, char *out, size_t outlen)
     BIO_free(b);
 }
 
+/* The DN as pg_stat_ssl shows it (client_dn, issuer_dn): the entries in certificate order, each
+ * "/" short name "=" value, values escaped as RFC 2253 asks but UTF-8 kept ("/O=dbtls/CN=alice").
+ */
+static void name_slash(const X509_NAME *nm, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL) {
+        return;
+    }
+    unsigned long flags =
+        (ASN1_STRFLGS_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLGS_UTF8_CONVERT;
+    bool ok = true;
+    for (int i = 0; ok && i < X509_NAME_entry_count(nm); i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(nm, i);
+        const ASN1_OBJECT *obj = X509_NAME_ENTRY_get_object(e);
+        int nid = OBJ_obj2nid(obj);
+        const char *field = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+        char oid[80];
+        if (field == NULL) {
+            /* an attribute OpenSSL has no name for: its dotted OID, not a made-up name */
+            if (OBJ_obj2txt(oid, sizeof(oid), obj, 1) <= 0) {
+                snprintf(oid, sizeof(oid), "?");
+            }
+            field = oid;
+        }
+        ok = BIO_printf(b, "/%s=", field) > 0 &&
+             ASN1_STRING_print_ex(b, X509_NAME_ENTRY_get_data(e), flags) >= 0;
+    }
+    if (ok) {
+        int n = BIO_read(b, out, (int)outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
 void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
 {
     out[0] = '\0';
@@ -704,6 +740,8 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
     out->peer_cert = SSL_get_verify_result(c->ssl) == X509_V_OK;
     name_str(X509_get_subject_name(x), out->subject, sizeof(out->subject));
     name_str(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    name_slash(X509_get_subject_name(x), out->client_dn, sizeof(out->client_dn));
+    name_slash(X509_get_issuer_name(x), out->issuer_dn, sizeof(out->issuer_dn));
     int cnl = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->cn,
                                         (int)sizeof(out->cn));
     if (cnl < 0 || (size_t)cnl != strlen(out->cn)) {

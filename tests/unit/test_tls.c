@@ -17,7 +17,7 @@
 #include "engine_certs.h"
 #include "tls/tls.h"
 
-static struct tcert ca, server, client_ca, client, revoked, foreign_ca, foreign, expired;
+static struct tcert ca, server, client_ca, client, revoked, foreign_ca, foreign, expired, odd;
 static char *crl_pem;
 
 static void setup(void)
@@ -30,6 +30,7 @@ static void setup(void)
     tc_make(&foreign_ca, NULL, "foreign CA", 0, 5, -1, 365);
     tc_make(&foreign, &foreign_ca, "alice", 2, 6, -1, 365);
     tc_make(&expired, &client_ca, "oldtimer", 2, 7, -30, -1);
+    tc_make(&odd, &client_ca, "o'neil, \"db\"+x", 2, 8, -1, 365);
     long serials[] = {666};
     crl_pem = tc_crl(&client_ca, serials, 1);
 }
@@ -203,6 +204,14 @@ static void test_handshakes(void)
     CHECK(strstr(r.info.subject, "CN=alice") != NULL);
     CHECK(strstr(r.info.issuer, "CN=test client CA") != NULL);
     CHECK(strcmp(r.info.alpn, "postgresql") == 0);
+    /* pg_stat_ssl's form of the same names */
+    CHECK(strcmp(r.info.client_dn, "/CN=alice") == 0);
+    CHECK(strcmp(r.info.issuer_dn, "/CN=test client CA") == 0);
+
+    /* RFC 2253 specials are escaped in pg_stat_ssl's form as PostgreSQL escapes them */
+    handshake(ctx, &odd, NULL, 0, 0, &r);
+    CHECK(r.server == DBT_TLS_IO_OK && r.info.peer_cert);
+    CHECK(strcmp(r.info.client_dn, "/CN=o'neil\\, \\\"db\\\"\\+x") == 0);
 
     /* ALPN offered without "postgresql": refused (no_application_protocol) */
     handshake(ctx, NULL, (const unsigned char *)"\x08http/1.1", 9, 0, &r);
@@ -325,6 +334,7 @@ int main(void)
     tc_free(&client_ca);
     tc_free(&client);
     tc_free(&revoked);
+    tc_free(&odd);
     tc_free(&foreign_ca);
     tc_free(&foreign);
     tc_free(&expired);

@@ -1,0 +1,228 @@
+/*
+ * tls_floor.c - the floor under "daemon CPU per TLS handshake" on this machine: what any
+ * OpenSSL-based server pays per new TLS connection before doing anything of its own.
+ *
+ *   handshake  server-side CPU of one full TLS 1.3 handshake in memory (no sockets): an ECDSA
+ *              P-256 leaf under a P-384 intermediate (the chain pg_bench.py uses), X25519, no
+ *              session tickets, a CertificateRequest naming the client CA, buffers released —
+ *              dbtlsd's settings. The client's share is not counted (CLOCK_THREAD_CPUTIME_ID
+ *              around the server's calls only).
+ *   tcp        server-thread CPU (user + system, RUSAGE_THREAD) per loopback TCP connection
+ *              that is accepted, reads 1 byte, writes 1 byte and is closed: the kernel's part.
+ *
+ * Their sum is what a front cannot go below per handshake with this TLS library and kernel;
+ * bench/pg_bench.py's "CPU ms / TLS handshake" row compares dbtlsd and PgBouncer with it.
+ *
+ * Usage: tls_floor [N]   (default 2000 handshakes and 2000 connections)
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "tls_floor: %s failed\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+/* A certificate for key k with subject CN=cn, signed by (issuer, ikey), or self-signed. */
+static X509 *make_cert(EVP_PKEY *k, const char *cn, X509 *issuer, EVP_PKEY *ikey, bool ca)
+{
+    X509 *x = X509_new();
+    if (x == NULL || X509_set_version(x, 2) != 1) {
+        die("X509_new");
+    }
+    ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, k);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"dbtls", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+    if (X509_sign(x, ikey ? ikey : k, ca ? EVP_sha384() : EVP_sha256()) <= 0) {
+        die("X509_sign");
+    }
+    return x;
+}
+
+static SSL_CTX *server_ctx(void)
+{
+    EVP_PKEY *cak = EVP_EC_gen("P-384"), *k = EVP_EC_gen("P-256");
+    if (cak == NULL || k == NULL) {
+        die("EVP_EC_gen");
+    }
+    X509 *ca = make_cert(cak, "floor CA", NULL, NULL, true);
+    X509 *leaf = make_cert(k, "localhost", ca, cak, false);
+    SSL_CTX *s = SSL_CTX_new(TLS_server_method());
+    if (s == NULL || SSL_CTX_use_certificate(s, leaf) != 1 || SSL_CTX_add1_chain_cert(s, ca) != 1 ||
+        SSL_CTX_use_PrivateKey(s, k) != 1) {
+        die("server context");
+    }
+    SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_num_tickets(s, 0);
+    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+    /* as an instance with a client CA: ask for a certificate, do not require one */
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(s), ca);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca)));
+    SSL_CTX_set_client_CA_list(s, names);
+    SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+    X509_free(leaf);
+    X509_free(ca);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(cak);
+    return s;
+}
+
+static bool want_io(SSL *ssl, int rc)
+{
+    int e = SSL_get_error(ssl, rc);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+/* Server CPU seconds for n handshakes driven in memory. */
+static double handshakes(int n)
+{
+    SSL_CTX *s = server_ctx(), *c = SSL_CTX_new(TLS_client_method());
+    if (c == NULL) {
+        die("client context");
+    }
+    SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+    double server = 0;
+    for (int i = 0; i < n; i++) {
+        BIO *sb = NULL, *cb = NULL;
+        if (BIO_new_bio_pair(&sb, 0, &cb, 0) != 1) {
+            die("BIO_new_bio_pair");
+        }
+        SSL *cl = SSL_new(c);
+        double t0 = thread_cpu_s();
+        SSL *sv = SSL_new(s);
+        server += thread_cpu_s() - t0;
+        if (sv == NULL || cl == NULL) {
+            die("SSL_new");
+        }
+        SSL_set_bio(sv, sb, sb);
+        SSL_set_bio(cl, cb, cb);
+        SSL_set_accept_state(sv);
+        SSL_set_connect_state(cl);
+        for (int done = 0; !done;) {
+            int rc = SSL_do_handshake(cl);
+            t0 = thread_cpu_s();
+            int rs = SSL_do_handshake(sv);
+            server += thread_cpu_s() - t0;
+            if ((rc <= 0 && !want_io(cl, rc)) || (rs <= 0 && !want_io(sv, rs))) {
+                die("handshake");
+            }
+            done = rc == 1 && rs == 1;
+        }
+        t0 = thread_cpu_s();
+        SSL_free(sv);
+        server += thread_cpu_s() - t0;
+        SSL_free(cl);
+    }
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    return server;
+}
+
+struct tcp_run {
+    struct sockaddr_in addr;
+    int n;
+};
+
+static void *tcp_client(void *arg)
+{
+    struct tcp_run *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        char b = 'x';
+        if (fd < 0 || connect(fd, (struct sockaddr *)&r->addr, sizeof(r->addr)) != 0 ||
+            write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1) {
+            die("tcp client");
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static double rusage_thread_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Server-thread CPU seconds for n accepted loopback TCP connections. */
+static double tcp_connections(int n)
+{
+    struct tcp_run r = {.n = n};
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    socklen_t len = sizeof(r.addr);
+    r.addr.sin_family = AF_INET;
+    r.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&r.addr, sizeof(r.addr)) != 0 ||
+        listen(lfd, 128) != 0 || getsockname(lfd, (struct sockaddr *)&r.addr, &len) != 0) {
+        die("tcp listener");
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, tcp_client, &r) != 0) {
+        die("pthread_create");
+    }
+    double t0 = rusage_thread_s();
+    for (int i = 0; i < n; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        char b;
+        if (fd < 0 || read(fd, &b, 1) != 1 || write(fd, &b, 1) != 1) {
+            die("tcp server");
+        }
+        close(fd);
+    }
+    double used = rusage_thread_s() - t0;
+    pthread_join(t, NULL);
+    close(lfd);
+    return used;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 2000;
+    if (n <= 0) {
+        fprintf(stderr, "usage: tls_floor [N]   (N > 0 handshakes and connections)\n");
+        return 2;
+    }
+    (void)handshakes(n / 10 + 1); /* warm up */
+    double hs = handshakes(n) * 1e3 / n;
+    double tcp = tcp_connections(n) * 1e3 / n;
+    printf("%s, %d runs each\n", OpenSSL_version(OPENSSL_VERSION), n);
+    printf("handshake  %.3f ms server CPU per TLS 1.3 handshake in memory (ECDSA P-256, X25519)\n",
+           hs);
+    printf("tcp        %.3f ms server CPU per loopback TCP connection (accept, 1 byte each way, "
+           "close)\n",
+           tcp);
+    printf("floor      %.3f ms per new TLS connection\n", hs + tcp);
+    return 0;
+}
