@@ -215,6 +215,20 @@ METRICS = [
 ]
 
 
+def tls_floor(build_dir):
+    """Server CPU ms per new TLS connection that no OpenSSL-based front can go below here (see
+    bench/tls_floor.c), or None when the program is not built."""
+    exe = os.path.join(build_dir, "bench", "tls_floor")
+    if not os.path.exists(exe):
+        return None
+    bl.log("floor: tls_floor 3000")
+    cp = subprocess.run([exe, "3000"], capture_output=True, text=True, timeout=600)
+    m = re.search(r"^floor\s+([0-9.]+) ms", cp.stdout, re.M)
+    if cp.returncode != 0 or not m:
+        bl.die(f"tls_floor failed:\n{cp.stdout}{cp.stderr}")
+    return float(m.group(1))
+
+
 def measure_all(tgts, args, ctx):
     samples = {t.name: {} for t in tgts}
     for what, fn, rounds in METRICS:
@@ -289,7 +303,7 @@ def main():
     bl.raise_nofile()
     build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
     work = bl.tmpdir("dbtls-bench-")
-    results, stops = {}, []
+    results, stops, floor = {}, [], None
     try:
         pg = servers.PgServer(max_connections=args.idle + 200)
         stops.append(pg.stop)
@@ -345,6 +359,7 @@ def main():
                 stops.append(d.stop)
                 tgts.append(Target(t, front_port, d.pid))
         results = measure_all(tgts, args, {"pg": pg, "bulk_file": bulk_file})
+        floor = tls_floor(build_dir)
     finally:
         for stop in reversed(stops):
             stop()
@@ -371,9 +386,16 @@ def main():
                 met = r <= bound if op == "<=" else r >= bound
                 verdict = f"{r:.2f}x  {'met' if met else 'NOT met'}"
             print(f"  {label:<52} {verdict}")
+    if floor is not None:
+        print(f"\nfloor (build/bench/tls_floor: OpenSSL's own handshake in memory + a loopback "
+              f"TCP connection): {floor:.3f} ms server CPU per new TLS connection")
+        for t in ("pgb-term", "dbtlsd"):
+            v = results.get(t, {}).get("cpu_ms_hs")
+            if v is not None:
+                print(f"  {t:<9} CPU per TLS handshake {v:.3f} ms = floor + {v - floor:.3f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=2)
+            json.dump({"args": vars(args), "results": results, "floor_ms": floor}, f, indent=2)
     return 0
 
 

@@ -39,6 +39,11 @@ def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
         if target != "native":
             assert r["idle_kb"] > 0, (target, r)
     assert "goals (issue 3)" in out and "not measured" not in out
+    # the floor the CPU rows are read against: OpenSSL's handshake plus the kernel's connection
+    with open(os.path.join(tmp_dir, "pg.json")) as f:
+        floor = json.load(f)["floor_ms"]
+    assert floor is not None and 0 < floor < res["dbtlsd"]["cpu_ms_hs"], (floor, res["dbtlsd"])
+    assert "dbtlsd    CPU per TLS handshake" in out and "= floor + " in out
 
 
 def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
