@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -28,6 +29,7 @@
 #include "front/session.h"
 #include "proto/my/my.h"
 #include "proto/my/myreq.h"
+#include "proto/my/mysha2.h"
 
 enum my_state {
     MY_CONNECTING,   /* backend connect in progress */
@@ -59,6 +61,14 @@ struct my_sess {
     int offset;                  /* client seq - backend seq during authentication */
     struct dbt_buf fwd;          /* the response for the backend, held while its TLS starts */
     struct dbt_my_cmd_scan scan; /* the command stream after authentication */
+    /* caching_sha2_password full authentication mediated for a plain TCP backend leg (sha2.c
+     * of MySQL's client, done by the front: see sha2_*) */
+    uint8_t scramble[20]; /* the server's current scramble (greeting, then any auth switch) */
+    uint8_t scramble_len;
+    enum { SHA2_NONE, SHA2_WAIT_PASSWORD, SHA2_WAIT_KEY } sha2;
+    uint8_t sha2_client_seq; /* sequence id of the client's password packet */
+    uint8_t *sha2_pw;        /* the password with its NUL, until the server's key is here */
+    size_t sha2_pw_len;
 };
 
 /* ---- per-instance configuration ---- */
@@ -209,6 +219,20 @@ static bool client_packet(struct dbt_session *s, const char *what, uint8_t want,
 
 /* ---- backend greeting ---- */
 
+/* Keeps the server's scramble (a[0..an) then b[0..bn), at most 20 bytes, up to a NUL in b). */
+static void keep_scramble(struct my_sess *ms, const uint8_t *a, size_t an, const uint8_t *b,
+                          size_t bn)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < an && n < sizeof(ms->scramble); i++) {
+        ms->scramble[n++] = a[i];
+    }
+    for (size_t i = 0; i < bn && b[i] != 0 && n < sizeof(ms->scramble); i++) {
+        ms->scramble[n++] = b[i];
+    }
+    ms->scramble_len = (uint8_t)n;
+}
+
 static dbt_res handle_greeting(struct dbt_session *s, struct my_sess *ms)
 {
     struct dbt_buf *in = &s->backend.in;
@@ -259,6 +283,7 @@ static dbt_res handle_greeting(struct dbt_session *s, struct my_sess *ms)
                                       "requires on the backend leg");
     }
     ms->backend_caps = g.caps;
+    keep_scramble(ms, g.scramble1, 8, g.scramble2, g.scramble2_len);
     struct dbt_buf b;
     dbt_buf_init(&b, 0);
     struct dbt_wr w = dbt_wr_make(&b);
@@ -507,6 +532,91 @@ static dbt_res handle_response_tls(struct dbt_session *s, struct my_sess *ms)
 
 /* ---- authentication exchange ---- */
 
+static void sha2_forget(struct my_sess *ms)
+{
+    if (ms->sha2_pw != NULL) {
+        explicit_bzero(ms->sha2_pw, ms->sha2_pw_len);
+        free(ms->sha2_pw);
+    }
+    ms->sha2_pw = NULL;
+    ms->sha2_pw_len = 0;
+    ms->sha2 = SHA2_NONE;
+}
+
+/*
+ * The client's answer to "perform full authentication" while the front mediates: its password
+ * in clear (it is on TLS, so MySQL's client sends it so), which must not cross the plain backend
+ * leg. Kept, wiped from the input buffer, and the server is asked for its RSA public key in its
+ * place. False when the answer is something else (a client asking for the key itself, or a
+ * split packet): then it goes on as it is.
+ */
+static bool sha2_take_password(struct dbt_session *s, struct my_sess *ms,
+                               const struct dbt_my_frame *f, dbt_res *res)
+{
+    ms->sha2 = SHA2_NONE;
+    if (f->nparts != 1 ||
+        (f->payload_len == 1 && f->payload[0] == DBT_MY_SHA2_REQUEST_PUBLIC_KEY)) {
+        return false;
+    }
+    ms->sha2_pw = malloc(f->payload_len ? f->payload_len : 1);
+    if (ms->sha2_pw == NULL) {
+        *res = dbt_fail(DBT_E_NOMEM, "out of memory");
+        return true;
+    }
+    memcpy(ms->sha2_pw, f->payload, f->payload_len);
+    ms->sha2_pw_len = f->payload_len;
+    explicit_bzero((uint8_t *)f->payload, f->payload_len);
+    dbt_buf_consume(&s->client.in, f->wire_len);
+    ms->sha2_client_seq = f->seq;
+    ms->reply_seq = (uint8_t)(f->seq + 1);
+    ms->sha2 = SHA2_WAIT_KEY;
+    uint8_t req[5] = {1, 0, 0, (uint8_t)(f->seq - ms->offset), DBT_MY_SHA2_REQUEST_PUBLIC_KEY};
+    *res = dbt_session_send_backend(s, req, sizeof(req));
+    return true;
+}
+
+/*
+ * The server's RSA public key (AuthMoreData) arrived: the kept password goes to it encrypted, as
+ * a MySQL client without TLS sends it. The server's verdict then answers the client's password
+ * packet, so the sequence offset moves by the two packets the client never saw.
+ */
+static dbt_res sha2_send_password(struct dbt_session *s, struct my_sess *ms,
+                                  const struct dbt_my_frame *f)
+{
+    const uint8_t *pem = NULL;
+    size_t pem_len = 0;
+    uint8_t ct[DBT_MY_SHA2_RSA_MAX];
+    size_t ct_len = 0;
+    dbt_res r = dbt_my_more_data_decode(f->payload, f->payload_len, &pem, &pem_len);
+    if (dbt_ok(r)) {
+        r = dbt_my_sha2_rsa_encrypt((const char *)pem, pem_len, ms->sha2_pw, ms->sha2_pw_len,
+                                    ms->scramble, ms->scramble_len, ct, sizeof(ct), &ct_len);
+    }
+    uint8_t client_seq = (uint8_t)(ms->sha2_client_seq + 1);
+    sha2_forget(ms);
+    if (!dbt_ok(r)) {
+        char why[400];
+        snprintf(why, sizeof(why), "caching_sha2_password: %s", dbt_errmsg());
+        return backend_error_late(s, client_seq, why);
+    }
+    struct dbt_buf b;
+    dbt_buf_init(&b, 0);
+    struct dbt_wr w = dbt_wr_make(&b);
+    size_t pos = dbt_my_pkt_begin(&w, (uint8_t)(f->seq + 1));
+    dbt_wr_bytes(&w, ct, ct_len);
+    dbt_my_pkt_end(&w, pos);
+    r = dbt_wr_finish(&w);
+    if (dbt_ok(r)) {
+        r = dbt_session_send_backend(s, b.data, b.len);
+    }
+    dbt_buf_cleanup(&b);
+    ms->offset = (int)client_seq - (int)(uint8_t)(f->seq + 2);
+    dbt_debug("instance \"%s\": client %s port %d user \"%s\": caching_sha2_password full "
+              "authentication, password sent RSA-encrypted to the server",
+              s->st.instance, s->st.client_addr, s->st.client_port, s->st.user);
+    return r;
+}
+
 static dbt_res relay_auth_backend(struct dbt_session *s, struct my_sess *ms)
 {
     struct dbt_buf *in = &s->backend.in;
@@ -521,30 +631,40 @@ static dbt_res relay_auth_backend(struct dbt_session *s, struct my_sess *ms)
             snprintf(why, sizeof(why), "invalid packet from the server: %s", dbt_errmsg());
             return backend_error_late(s, ms->reply_seq, why);
         }
-        uint8_t client_seq = (uint8_t)(f.seq + ms->offset);
         enum dbt_my_auth_kind kind =
             f.nparts == 1 ? dbt_my_auth_classify(f.payload, f.payload_len) : DBT_MY_AUTH_OTHER;
+        if (ms->sha2 == SHA2_WAIT_KEY) {
+            if (kind == DBT_MY_AUTH_MORE_DATA) {
+                r = sha2_send_password(s, ms, &f);
+                dbt_buf_consume(in, f.wire_len);
+                if (!dbt_ok(r) || ms->state != MY_AUTH) {
+                    return r;
+                }
+                continue;
+            }
+            /* no key (an ERR, say): that is the answer the client gets to its password */
+            ms->offset = (int)(uint8_t)(ms->sha2_client_seq + 1) - (int)f.seq;
+            sha2_forget(ms);
+        }
+        uint8_t client_seq = (uint8_t)(f.seq + ms->offset);
         if (kind == DBT_MY_AUTH_OTHER) {
             return backend_error_late(s, client_seq, "unexpected packet during authentication");
         }
+        struct dbt_my_switch sw;
+        if (kind == DBT_MY_AUTH_SWITCH &&
+            dbt_ok(dbt_my_switch_decode(f.payload, f.payload_len, &sw))) {
+            keep_scramble(ms, sw.data, 0, sw.data, sw.data_len); /* the new plugin's salt */
+        }
         if (kind == DBT_MY_AUTH_MORE_DATA && f.payload_len == 2 &&
             f.payload[1] == DBT_MY_SHA2_PERFORM_FULL_AUTH && ms->client_tls &&
-            s->inst->backend_tls == NULL) {
+            s->inst->backend_tls == NULL && s->inst->backend_addr.ss_family != AF_UNIX) {
             /*
              * caching_sha2_password full authentication: a client on TLS answers with its
-             * password in clear, which a plain backend leg would carry in clear and the server
-             * would refuse (it demands RSA there). The front does not mediate RSA; it needs a
-             * TLS backend leg for this (docs/mysql.md).
+             * password in clear, which MySQL refuses on a plain TCP connection (it accepts it
+             * on TLS and on its unix socket). The front takes the password and sends it
+             * RSA-encrypted with the server's public key instead (sha2_take_password).
              */
-            char msg[512];
-            snprintf(msg, sizeof(msg),
-                     "Access denied for user '%s'@'%s': caching_sha2_password full "
-                     "authentication through dbtls needs TLS on the backend leg (instance "
-                     "backend TLS CA)",
-                     s->st.user, dbt_session_client_host(s));
-            log_refusal(s, "caching_sha2_password full authentication over a plain backend leg");
-            return send_err(s, client_seq, true, DBT_MY_ER_ACCESS_DENIED,
-                            DBT_MY_ER_ACCESS_DENIED_STATE, msg);
+            ms->sha2 = SHA2_WAIT_PASSWORD;
         }
         /* Renumber in place (the bytes are ours until consumed), then forward as they are. */
         dbt_my_frame_renumber((uint8_t *)dbt_buf_head(in), &f, ms->offset);
@@ -586,6 +706,12 @@ static dbt_res relay_auth_client(struct dbt_session *s, struct my_sess *ms)
         dbt_res r;
         if (!client_packet(s, "authentication packet", ms->reply_seq, ms->reply_seq, &f, &r)) {
             return r;
+        }
+        if (ms->sha2 == SHA2_WAIT_PASSWORD && sha2_take_password(s, ms, &f, &r)) {
+            if (!dbt_ok(r)) {
+                return r;
+            }
+            continue;
         }
         dbt_my_frame_renumber((uint8_t *)dbt_buf_head(in), &f, -ms->offset);
         r = dbt_session_send_backend(s, dbt_buf_head(in), f.wire_len);
@@ -815,6 +941,7 @@ static void my_on_close(struct dbt_session *s)
         return;
     }
     dbt_buf_cleanup(&ms->fwd);
+    sha2_forget(ms);
     free(ms);
     s->pstate = NULL;
 }

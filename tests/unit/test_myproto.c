@@ -4,6 +4,10 @@
  * clients did not produce, negative cases (truncation at every byte, limits, bad sequence ids,
  * trailing bytes), the exact error texts, and per-user REQUIRE rules.
  */
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include "check.h"
 #include "proto/my/my.h"
 #include "proto/my/myreq.h"
+#include "proto/my/mysha2.h"
 
 /* ---- helpers ---- */
 
@@ -1067,8 +1072,64 @@ static void test_cmd_scan(void)
     free(b);
 }
 
+static size_t pubkey_pem(EVP_PKEY *k, char *out, size_t cap)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    CHECK(b != NULL && PEM_write_bio_PUBKEY(b, k) == 1);
+    int n = BIO_read(b, out, (int)cap - 1);
+    BIO_free(b);
+    CHECK(n > 0);
+    out[n > 0 ? n : 0] = '\0';
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* The RSA step of caching_sha2_password: what the server decrypts is password XOR scramble. */
+static void test_sha2_rsa(void)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048), *ec = EVP_EC_gen("P-256");
+    CHECK(key != NULL && ec != NULL);
+    char pem[4096], ecpem[1024];
+    size_t pem_len = pubkey_pem(key, pem, sizeof(pem)),
+           ec_len = pubkey_pem(ec, ecpem, sizeof(ecpem));
+    const uint8_t scramble[20] = "abcdefghijklmnopqrst";
+    const uint8_t pw[] = "secret-password"; /* with its NUL, as the client sends it */
+    uint8_t ct[DBT_MY_SHA2_RSA_MAX], back[DBT_MY_SHA2_RSA_MAX];
+    size_t ct_len = 0, back_len = sizeof(back);
+    CHECK(dbt_ok(dbt_my_sha2_rsa_encrypt(pem, pem_len, pw, sizeof(pw), scramble, 20, ct, sizeof(ct),
+                                         &ct_len)));
+    CHECK(ct_len == 256);
+    EVP_PKEY_CTX *dc = EVP_PKEY_CTX_new(key, NULL);
+    CHECK(dc != NULL && EVP_PKEY_decrypt_init(dc) == 1 &&
+          EVP_PKEY_CTX_set_rsa_padding(dc, RSA_PKCS1_OAEP_PADDING) == 1 &&
+          EVP_PKEY_decrypt(dc, back, &back_len, ct, ct_len) == 1);
+    CHECK(back_len == sizeof(pw));
+    for (size_t i = 0; i < back_len; i++) {
+        back[i] ^= scramble[i % 20];
+    }
+    CHECK(memcmp(back, pw, sizeof(pw)) == 0);
+    EVP_PKEY_CTX_free(dc);
+
+    /* refusals, each one line */
+    dbt_res r = dbt_my_sha2_rsa_encrypt("not a key", 9, pw, sizeof(pw), scramble, 20, ct,
+                                        sizeof(ct), &ct_len);
+    CHECK(r.code == DBT_E_PROTO && strstr(dbt_errmsg(), "not a PEM public key") != NULL);
+    r = dbt_my_sha2_rsa_encrypt(ecpem, ec_len, pw, sizeof(pw), scramble, 20, ct, sizeof(ct),
+                                &ct_len);
+    CHECK(r.code == DBT_E_PROTO && strstr(dbt_errmsg(), "not an RSA key") != NULL);
+    uint8_t longpw[256];
+    memset(longpw, 'x', sizeof(longpw));
+    r = dbt_my_sha2_rsa_encrypt(pem, pem_len, longpw, 256 - 41, scramble, 20, ct, sizeof(ct),
+                                &ct_len);
+    CHECK(r.code == DBT_E_INVALID && strstr(dbt_errmsg(), "too long") != NULL);
+    r = dbt_my_sha2_rsa_encrypt(pem, 0, pw, sizeof(pw), scramble, 20, ct, sizeof(ct), &ct_len);
+    CHECK(r.code == DBT_E_PROTO);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ec);
+}
+
 int main(void)
 {
+    test_sha2_rsa();
     test_cmd_scan();
     test_dn_oneline();
     test_golden();

@@ -1,0 +1,225 @@
+"""caching_sha2_password full authentication through the front (MySQL 8's default plugin).
+
+A client on TLS answers "perform full authentication" with its password in clear. MySQL accepts
+that only on TLS or its unix socket; on a plain TCP backend leg a MySQL client would fetch the
+server's RSA public key and send the password encrypted, so the front does exactly that for the
+client. Debian has no MySQL 8 server, so the peer is a scripted one that really decrypts with its
+RSA private key (python3-cryptography) and checks the password as MySQL does: XOR with the
+scramble, RSA-OAEP. The clients are real: PyMySQL over TLS and in clear.
+"""
+import os
+import socket
+import struct
+import threading
+
+import pymysql
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from cli_helpers import use_template
+from test_mysql_front import ScriptedServer, ca_file, packet, pymy, read_packet
+
+SCRAMBLE = b"abcdefghijklmnopqrst"  # what ScriptedServer's greeting offers
+
+
+class Sha2Server(ScriptedServer):
+    """A MySQL 8 peer that always asks for full authentication. On TCP it expects the RSA
+    exchange (public key request 0x02, then the encrypted password); on a unix socket, the
+    password in clear. `answer_key` False answers the key request with an ERR instead."""
+
+    def __init__(self, password, unix_path=None, answer_key=True):
+        self.password = password
+        self.answer_key = answer_key
+        self.unix_path = unix_path
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.pem = self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.plaintext = None  # the password the server recovered
+        self.login_ok = None
+        self.received = []
+        self.done = threading.Event()
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix_path)
+            self.port = None
+        else:
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+        self.sock.listen(4)
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def err(self, seq, msg):
+        return packet(seq, b"\xff" + struct.pack("<H", 1045) + b"#28000" + msg.encode())
+
+    def verdict(self, c, seq, password):
+        self.plaintext = password
+        self.login_ok = password == self.password.encode() + b"\x00"
+        if self.login_ok:
+            c.sendall(self.ok(seq))
+        else:
+            c.sendall(self.err(seq, "Access denied for user 'alice'@'localhost' (using "
+                                    "password: YES)"))
+        return self.login_ok
+
+    def run(self):
+        self.sock.settimeout(120)
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            self.done.set()
+            return
+        try:
+            c.sendall(self.greeting())
+            seq, p = read_packet(c, timeout=15)
+            self.received.append((seq, p))
+            c.sendall(packet(seq + 1, b"\x01\x04"))  # perform full authentication
+            seq, p = read_packet(c, timeout=15)
+            self.received.append((seq, p))
+            if self.unix_path:
+                if not self.verdict(c, seq + 1, p):
+                    return
+            else:
+                if p != b"\x02":
+                    c.sendall(self.err(seq + 1, "expected a public key request"))
+                    return
+                if not self.answer_key:
+                    c.sendall(self.err(seq + 1, "no public key for you"))
+                    return
+                c.sendall(packet(seq + 1, b"\x01" + self.pem))
+                seq, p = read_packet(c, timeout=15)
+                self.received.append((seq, p))
+                mixed = self.key.decrypt(p, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
+                                                         algorithm=hashes.SHA1(), label=None))
+                pw = bytes(b ^ SCRAMBLE[i % len(SCRAMBLE)] for i, b in enumerate(mixed))
+                if not self.verdict(c, seq + 1, pw):
+                    return
+            while True:
+                seq, p = read_packet(c, timeout=15)
+                self.received.append((seq, p))
+                if p[:1] == b"\x01":  # COM_QUIT
+                    return
+                c.sendall(self.ok(seq + 1))
+        except (EOFError, OSError, ValueError):
+            pass
+        finally:
+            c.close()
+            self.done.set()
+
+    def close(self):
+        self.sock.close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
+
+
+def sha2_instance(dbtls, free_port, backend):
+    port = free_port()
+    dbtls("instances", "create", "my1", "--engine", "mysql", "--engine-version", "8.0",
+          "--listen", f"127.0.0.1:{port}", "--backend", backend, "--endpoint", "localhost",
+          "--ssl-mode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED")
+    return port
+
+
+def test_full_auth_over_plain_tcp_leg_is_rsa_encrypted(dbtls, dbtlsd, state_dir, free_port,
+                                                       tmp_dir):
+    srv = Sha2Server("secret-password")
+    try:
+        use_template(dbtls)
+        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
+        ca = ca_file(dbtls, tmp_dir)
+        dbtlsd.start(state_dir)
+        # PyMySQL on TLS sends its password in clear and checks every sequence id it gets
+        conn = pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+        conn.ping(reconnect=False)
+        conn.close()
+        assert srv.done.wait(10)
+        assert srv.login_ok and srv.plaintext == b"secret-password\x00"
+        # response 1, key request 3, encrypted password 5 (256 bytes: the RSA-2048 block)
+        assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
+        assert srv.received[1][1] == b"\x02" and len(srv.received[2][1]) == 256
+        # the cleartext password never crossed the plain backend leg
+        assert b"secret-password" not in b"".join(p for _, p in srv.received)
+        # the command after authentication starts again at 0
+        assert srv.received[3][0] == 0
+    finally:
+        srv.close()
+
+
+def test_full_auth_wrong_password_gets_the_servers_refusal(dbtls, dbtlsd, state_dir, free_port,
+                                                           tmp_dir):
+    srv = Sha2Server("secret-password")
+    try:
+        use_template(dbtls)
+        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
+        ca = ca_file(dbtls, tmp_dir)
+        d = dbtlsd.start(state_dir)
+        with pytest.raises(pymysql.err.OperationalError) as ei:
+            pymy(port, "alice", "wrong", ssl_opts={"ca": ca})
+        assert ei.value.args[0] == 1045
+        assert "Access denied for user 'alice'" in ei.value.args[1]
+        assert srv.done.wait(10) and srv.login_ok is False
+        assert srv.plaintext == b"wrong\x00"
+        assert "wrong" not in d.log()  # no password in the log
+        # the daemon serves the next client
+        srv2 = Sha2Server("pw2")
+        try:
+            start = d.log_size()
+            dbtls("instances", "patch", "my1", "--backend", f"127.0.0.1:{srv2.port}")
+            d.wait_reload(start)
+            conn = pymy(port, "alice", "pw2", ssl_opts={"ca": ca})
+            conn.close()
+            assert srv2.done.wait(10) and srv2.login_ok
+        finally:
+            srv2.close()
+    finally:
+        srv.close()
+
+
+def test_full_auth_key_refused_reaches_the_client(dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    srv = Sha2Server("secret-password", answer_key=False)
+    try:
+        use_template(dbtls)
+        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
+        ca = ca_file(dbtls, tmp_dir)
+        dbtlsd.start(state_dir)
+        # the ERR that answers the front's key request is the answer to the client's password,
+        # with the sequence id the client expects (PyMySQL would report a packet sequence error)
+        with pytest.raises(pymysql.err.OperationalError) as ei:
+            pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+        assert ei.value.args == (1045, "no public key for you")
+    finally:
+        srv.close()
+
+
+def test_full_auth_client_in_clear_does_its_own_rsa(dbtls, dbtlsd, state_dir, free_port):
+    srv = Sha2Server("secret-password")
+    try:
+        use_template(dbtls)
+        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
+        dbtlsd.start(state_dir)
+        # no TLS on the client leg: PyMySQL asks for the key itself; the front relays untouched
+        conn = pymy(port, "alice", "secret-password")
+        conn.close()
+        assert srv.done.wait(10) and srv.login_ok
+        assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
+    finally:
+        srv.close()
+
+
+def test_full_auth_over_unix_socket_leg_is_forwarded(dbtls, dbtlsd, state_dir, free_port,
+                                                     tmp_dir):
+    # MySQL takes a cleartext password on its unix socket (a secure transport), as on TLS
+    srv = Sha2Server("secret-password", unix_path=os.path.join(tmp_dir, "mysqld.sock"))
+    try:
+        use_template(dbtls)
+        port = sha2_instance(dbtls, free_port, srv.unix_path)
+        ca = ca_file(dbtls, tmp_dir)
+        dbtlsd.start(state_dir)
+        conn = pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+        conn.close()
+        assert srv.done.wait(10) and srv.login_ok
+        assert srv.received[1] == (3, b"secret-password\x00")
+    finally:
+        srv.close()
