@@ -294,36 +294,32 @@ bool dbt_session_client_tls(const struct dbt_session *s)
     return s->client.tls != NULL && s->client.state == DBT_LEG_OPEN;
 }
 
-bool dbt_session_client_cert_cn(const struct dbt_session *s, char *out, size_t outlen)
+/* The client leg's TLS facts when it presented a certificate that verified. */
+static bool verified_client_cert(const struct dbt_session *s, struct dbt_tls_info *info)
 {
-    out[0] = '\0';
     if (!dbt_session_client_tls(s)) {
         return false;
     }
+    dbt_tls_get_info(s->client.tls, info);
+    return info->peer_cert;
+}
+
+bool dbt_session_client_cert_cn(const struct dbt_session *s, char *out, size_t outlen)
+{
     struct dbt_tls_info info;
-    dbt_tls_get_info(s->client.tls, &info);
-    if (!info.peer_cert) {
-        return false;
-    }
-    snprintf(out, outlen, "%s", info.cn);
-    return true;
+    bool ok = verified_client_cert(s, &info);
+    snprintf(out, outlen, "%s", ok ? info.cn : "");
+    return ok;
 }
 
 bool dbt_session_client_cert_dns(const struct dbt_session *s, char *subject, char *issuer,
                                  size_t cap)
 {
-    subject[0] = issuer[0] = '\0';
-    if (!dbt_session_client_tls(s)) {
-        return false;
-    }
     struct dbt_tls_info info;
-    dbt_tls_get_info(s->client.tls, &info);
-    if (!info.peer_cert) {
-        return false;
-    }
-    snprintf(subject, cap, "%s", info.subject);
-    snprintf(issuer, cap, "%s", info.issuer);
-    return true;
+    bool ok = verified_client_cert(s, &info);
+    snprintf(subject, cap, "%s", ok ? info.subject : "");
+    snprintf(issuer, cap, "%s", ok ? info.issuer : "");
+    return ok;
 }
 
 const char *dbt_session_client_alpn(const struct dbt_session *s)

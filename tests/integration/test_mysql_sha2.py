@@ -114,112 +114,90 @@ class Sha2Server(ScriptedServer):
             os.unlink(self.unix_path)
 
 
-def sha2_instance(dbtls, free_port, backend):
-    port = free_port()
-    dbtls("instances", "create", "my1", "--engine", "mysql", "--engine-version", "8.0",
-          "--listen", f"127.0.0.1:{port}", "--backend", backend, "--endpoint", "localhost",
-          "--ssl-mode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED")
-    return port
+@pytest.fixture
+def front(dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    """start(srv) -> (port, ca, daemon): a MySQL 8.0 instance (ALLOW_UNENCRYPTED_AND_ENCRYPTED)
+    in front of the scripted server srv, its server CA file, and dbtlsd running. Servers given
+    to start are closed afterwards."""
+    started = []
+
+    def start(srv):
+        started.append(srv)
+        use_template(dbtls)
+        port = free_port()
+        dbtls("instances", "create", "my1", "--engine", "mysql", "--engine-version", "8.0",
+              "--listen", f"127.0.0.1:{port}", "--backend",
+              srv.unix_path or f"127.0.0.1:{srv.port}", "--endpoint", "localhost",
+              "--ssl-mode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED")
+        return port, ca_file(dbtls, tmp_dir), dbtlsd.start(state_dir)
+
+    yield start
+    for srv in started:
+        srv.close()
 
 
-def test_full_auth_over_plain_tcp_leg_is_rsa_encrypted(dbtls, dbtlsd, state_dir, free_port,
-                                                       tmp_dir):
+def test_full_auth_over_plain_tcp_leg_is_rsa_encrypted(front):
     srv = Sha2Server("secret-password")
-    try:
-        use_template(dbtls)
-        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
-        ca = ca_file(dbtls, tmp_dir)
-        dbtlsd.start(state_dir)
-        # PyMySQL on TLS sends its password in clear and checks every sequence id it gets
-        conn = pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
-        conn.ping(reconnect=False)
-        conn.close()
-        assert srv.done.wait(10)
-        assert srv.login_ok and srv.plaintext == b"secret-password\x00"
-        # response 1, key request 3, encrypted password 5 (256 bytes: the RSA-2048 block)
-        assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
-        assert srv.received[1][1] == b"\x02" and len(srv.received[2][1]) == 256
-        # the cleartext password never crossed the plain backend leg
-        assert b"secret-password" not in b"".join(p for _, p in srv.received)
-        # the command after authentication starts again at 0
-        assert srv.received[3][0] == 0
-    finally:
-        srv.close()
+    port, ca, _ = front(srv)
+    # PyMySQL on TLS sends its password in clear and checks every sequence id it gets
+    conn = pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+    conn.ping(reconnect=False)
+    conn.close()
+    assert srv.done.wait(10)
+    assert srv.login_ok and srv.plaintext == b"secret-password\x00"
+    # response 1, key request 3, encrypted password 5 (256 bytes: the RSA-2048 block)
+    assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
+    assert srv.received[1][1] == b"\x02" and len(srv.received[2][1]) == 256
+    # the cleartext password never crossed the plain backend leg
+    assert b"secret-password" not in b"".join(p for _, p in srv.received)
+    # the command after authentication starts again at 0
+    assert srv.received[3][0] == 0
 
 
-def test_full_auth_wrong_password_gets_the_servers_refusal(dbtls, dbtlsd, state_dir, free_port,
-                                                           tmp_dir):
+def test_full_auth_wrong_password_gets_the_servers_refusal(front, dbtls):
     srv = Sha2Server("secret-password")
+    port, ca, d = front(srv)
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, "alice", "wrong", ssl_opts={"ca": ca})
+    assert ei.value.args[0] == 1045
+    assert "Access denied for user 'alice'" in ei.value.args[1]
+    assert srv.done.wait(10) and srv.login_ok is False
+    assert srv.plaintext == b"wrong\x00"
+    assert "wrong" not in d.log()  # no password in the log
+    # the daemon serves the next client
+    srv2 = Sha2Server("pw2")
     try:
-        use_template(dbtls)
-        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
-        ca = ca_file(dbtls, tmp_dir)
-        d = dbtlsd.start(state_dir)
-        with pytest.raises(pymysql.err.OperationalError) as ei:
-            pymy(port, "alice", "wrong", ssl_opts={"ca": ca})
-        assert ei.value.args[0] == 1045
-        assert "Access denied for user 'alice'" in ei.value.args[1]
-        assert srv.done.wait(10) and srv.login_ok is False
-        assert srv.plaintext == b"wrong\x00"
-        assert "wrong" not in d.log()  # no password in the log
-        # the daemon serves the next client
-        srv2 = Sha2Server("pw2")
-        try:
-            start = d.log_size()
-            dbtls("instances", "patch", "my1", "--backend", f"127.0.0.1:{srv2.port}")
-            d.wait_reload(start)
-            conn = pymy(port, "alice", "pw2", ssl_opts={"ca": ca})
-            conn.close()
-            assert srv2.done.wait(10) and srv2.login_ok
-        finally:
-            srv2.close()
+        start = d.log_size()
+        dbtls("instances", "patch", "my1", "--backend", f"127.0.0.1:{srv2.port}")
+        d.wait_reload(start)
+        pymy(port, "alice", "pw2", ssl_opts={"ca": ca}).close()
+        assert srv2.done.wait(10) and srv2.login_ok
     finally:
-        srv.close()
+        srv2.close()
 
 
-def test_full_auth_key_refused_reaches_the_client(dbtls, dbtlsd, state_dir, free_port, tmp_dir):
-    srv = Sha2Server("secret-password", answer_key=False)
-    try:
-        use_template(dbtls)
-        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
-        ca = ca_file(dbtls, tmp_dir)
-        dbtlsd.start(state_dir)
-        # the ERR that answers the front's key request is the answer to the client's password,
-        # with the sequence id the client expects (PyMySQL would report a packet sequence error)
-        with pytest.raises(pymysql.err.OperationalError) as ei:
-            pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
-        assert ei.value.args == (1045, "no public key for you")
-    finally:
-        srv.close()
+def test_full_auth_key_refused_reaches_the_client(front):
+    port, ca, _ = front(Sha2Server("secret-password", answer_key=False))
+    # the ERR that answers the front's key request is the answer to the client's password,
+    # with the sequence id the client expects (PyMySQL would report a packet sequence error)
+    with pytest.raises(pymysql.err.OperationalError) as ei:
+        pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
+    assert ei.value.args == (1045, "no public key for you")
 
 
-def test_full_auth_client_in_clear_does_its_own_rsa(dbtls, dbtlsd, state_dir, free_port):
+def test_full_auth_client_in_clear_does_its_own_rsa(front):
     srv = Sha2Server("secret-password")
-    try:
-        use_template(dbtls)
-        port = sha2_instance(dbtls, free_port, f"127.0.0.1:{srv.port}")
-        dbtlsd.start(state_dir)
-        # no TLS on the client leg: PyMySQL asks for the key itself; the front relays untouched
-        conn = pymy(port, "alice", "secret-password")
-        conn.close()
-        assert srv.done.wait(10) and srv.login_ok
-        assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
-    finally:
-        srv.close()
+    port, _, _ = front(srv)
+    # no TLS on the client leg: PyMySQL asks for the key itself; the front relays untouched
+    pymy(port, "alice", "secret-password").close()
+    assert srv.done.wait(10) and srv.login_ok
+    assert [s for s, _ in srv.received[:3]] == [1, 3, 5]
 
 
-def test_full_auth_over_unix_socket_leg_is_forwarded(dbtls, dbtlsd, state_dir, free_port,
-                                                     tmp_dir):
+def test_full_auth_over_unix_socket_leg_is_forwarded(front, tmp_dir):
     # MySQL takes a cleartext password on its unix socket (a secure transport), as on TLS
     srv = Sha2Server("secret-password", unix_path=os.path.join(tmp_dir, "mysqld.sock"))
-    try:
-        use_template(dbtls)
-        port = sha2_instance(dbtls, free_port, srv.unix_path)
-        ca = ca_file(dbtls, tmp_dir)
-        dbtlsd.start(state_dir)
-        conn = pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
-        conn.close()
-        assert srv.done.wait(10) and srv.login_ok
-        assert srv.received[1] == (3, b"secret-password\x00")
-    finally:
-        srv.close()
+    port, ca, _ = front(srv)
+    pymy(port, "alice", "secret-password", ssl_opts={"ca": ca}).close()
+    assert srv.done.wait(10) and srv.login_ok
+    assert srv.received[1] == (3, b"secret-password\x00")
