@@ -99,8 +99,8 @@ static dbt_res from_hex(const char *s, uint8_t **out, size_t *len)
     return DBT_OK;
 }
 
-/* Makes the admin CA inside the caller's write transaction. */
-static dbt_res create_ca(struct dbt_ctl *ctl, char **pem_out)
+/* Makes the admin CA inside the caller's write transaction (its key generated before). */
+static dbt_res create_ca(struct dbt_ctl *ctl, struct ctl_keys *keys, char **pem_out)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *cert = NULL;
@@ -110,8 +110,8 @@ static dbt_res create_ca(struct dbt_ctl *ctl, char **pem_out)
     char *hex = NULL, *pem = NULL;
     struct dbt_pki_cert_info info = {0};
 
-    DBT_TRY(ctl_issue_ca(DBT_PKI_KEY_EC384, DBT_PKI_SHA384, "dbtls admin CA", CTL_CA_SECS, 0, NULL,
-                         NULL, &cert, &key));
+    DBT_TRY(ctl_issue_ca(keys, CTL_CLIENT_CA_KEY, DBT_PKI_SHA384, "dbtls admin CA", CTL_CA_SECS, 0,
+                         NULL, NULL, &cert, &key));
     DBT_TRY(ctl_seal(ctl, cert, key, &blob, &blob_len));
     hex = to_hex(blob, blob_len);
     DBT_ENSURE(hex != NULL, NOMEM, "out of memory");
@@ -143,6 +143,7 @@ static dbt_res load_ca(struct dbt_ctl *ctl, char **pem_out, struct dbt_pki_key *
     char *pem = NULL, *hex = NULL;
     uint8_t *blob = NULL;
     size_t blob_len = 0;
+    struct ctl_keys keys = {0};
 
     DBT_TRY(dbt_store_begin(ctl->st, false));
     DBT_TRY(setting_get(ctl, ADMIN_CA_CERT_KEY, &pem));
@@ -154,6 +155,8 @@ static dbt_res load_ca(struct dbt_ctl *ctl, char **pem_out, struct dbt_pki_key *
         free(pem);
         free(hex);
         pem = hex = NULL;
+        ctl_keys_want(&keys, CTL_CLIENT_CA_KEY);
+        DBT_TRY(ctl_keys_generate(&keys));
         DBT_TRY(dbt_store_begin(ctl->st, true));
         /* Re-read under the write lock: another process may have created it meanwhile. */
         DBT_TRY(setting_get(ctl, ADMIN_CA_CERT_KEY, &pem));
@@ -162,7 +165,7 @@ static dbt_res load_ca(struct dbt_ctl *ctl, char **pem_out, struct dbt_pki_key *
             free(pem);
             free(hex);
             pem = hex = NULL;
-            DBT_TRY(create_ca(ctl, &pem));
+            DBT_TRY(create_ca(ctl, &keys, &pem));
             DBT_TRY(ctl_commit(ctl));
             DBT_TRY(dbt_store_begin(ctl->st, false));
             DBT_TRY(setting_get(ctl, ADMIN_CA_KEY_KEY, &hex));
@@ -180,6 +183,7 @@ static dbt_res load_ca(struct dbt_ctl *ctl, char **pem_out, struct dbt_pki_key *
     pem = NULL;
 out:
     dbt_store_rollback(ctl->st);
+    ctl_keys_cleanup(&keys);
     free(pem);
     free(hex);
     free(blob);
@@ -204,7 +208,7 @@ static dbt_res issue(struct dbt_ctl *ctl, enum dbt_pki_profile profile, const ch
 
     DBT_TRY(load_ca(ctl, &n.ca_pem, &ca_key));
     DBT_TRY(dbt_pki_cert_from_pem(n.ca_pem, &ca));
-    DBT_TRY(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &key));
+    DBT_TRY(ctl_key_generate(CTL_LEAF_KEY, &key));
     struct dbt_pki_cert_spec spec = {
         .profile = profile,
         .cn = cn,

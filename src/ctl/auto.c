@@ -183,11 +183,13 @@ struct due {
 };
 
 /*
- * Evaluates (apply false, in a read transaction) or performs (apply true, in a write
- * transaction) the due actions of one instance.
+ * Evaluates (apply false, in a read transaction: plans into keys the keys a new server CA or
+ * certificate will need) or performs (apply true, in a write transaction: takes them) the due
+ * actions of one instance.
  */
 static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now, bool apply,
-                              struct dbt_ctl_auto_report *rep, struct due *due)
+                              struct ctl_keys *keys, struct dbt_ctl_auto_report *rep,
+                              struct due *due)
 {
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
@@ -219,10 +221,12 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
         if (now >= due_at && !per_instance && pol.auto_rotate) {
             /* issue + rotate in this one transaction; same lifetime as the active one */
             due->any = true;
-            if (apply) {
+            if (!apply) {
+                DBT_TRY(ctl_build_slot_keys(ctl, &in.pub, keys));
+            } else {
                 int64_t life = act.not_after - active->created_at;
                 struct dbt_ctl_validity v = {.leaf_secs = life > 60 ? life : 60};
-                DBT_TRY(ctl_build_slot(ctl, &in.pub, &v, &row));
+                DBT_TRY(ctl_build_slot(ctl, &in.pub, &v, keys, &row));
                 DBT_TRY(dbt_pki_cert_info_pem(row.cert_pem, &up));
                 DBT_TRY(slot_sql(ctl, DBT_SQL_SLOT_DELETE, in.id, "upcoming", NULL));
                 DBT_TRY(slot_sql(ctl, DBT_SQL_SLOT_DELETE, in.id, "previous", NULL));
@@ -238,6 +242,9 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
             }
         } else if (now >= due_at && !has) {
             due->any = true;
+            if (!apply && per_instance && ctl_slots_find(&slots, "upcoming") == NULL) {
+                DBT_TRY(ctl_build_slot_keys(ctl, &in.pub, keys));
+            }
             if (apply && per_instance) {
                 const char *up_serial = NULL;
                 struct ctl_slot *upc = ctl_slots_find(&slots, "upcoming");
@@ -245,7 +252,7 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
                     int64_t life = act.not_after - active->created_at;
                     struct dbt_ctl_validity v = {.ca_secs = life > 60 ? life : 60,
                                                  .leaf_secs = life > 60 ? life : 60};
-                    DBT_TRY(ctl_build_slot(ctl, &in.pub, &v, &row));
+                    DBT_TRY(ctl_build_slot(ctl, &in.pub, &v, keys, &row));
                     DBT_TRY(ctl_slot_put(ctl, in.id, "upcoming", &row));
                     DBT_TRY(dbt_pki_cert_info_pem(row.ca_pem, &up));
                     due->changed = true;
@@ -357,6 +364,48 @@ out:
     return res;
 }
 
+/*
+ * The due actions of one instance: found in a read transaction, the keys they need generated
+ * holding no lock, then done in a write transaction that checks again (and plans again when the
+ * instance changed in between so that other keys are needed).
+ */
+static dbt_res instance_run(struct dbt_ctl *ctl, const char *name, int64_t now,
+                            struct dbt_ctl_auto_report *rep)
+{
+    dbt_res r = DBT_OK;
+    struct ctl_keys keys = {0};
+    for (int t = 0; t < CTL_KEYS_TRIES; t++) {
+        struct due d = {0};
+        ctl_keys_cleanup(&keys);
+        r = dbt_store_begin(ctl->st, false);
+        if (dbt_ok(r)) {
+            r = instance_check(ctl, name, now, false, &keys, rep, &d);
+        }
+        dbt_store_rollback(ctl->st);
+        if (!dbt_ok(r) || !d.any) {
+            break;
+        }
+        r = ctl_keys_generate(&keys);
+        if (!dbt_ok(r)) {
+            break;
+        }
+        d = (struct due){0};
+        r = dbt_store_begin(ctl->st, true);
+        if (dbt_ok(r)) {
+            r = instance_check(ctl, name, now, true, &keys, rep, &d);
+        }
+        if (dbt_ok(r)) {
+            r = d.changed ? ctl_commit(ctl) : dbt_store_commit(ctl->st);
+        }
+        dbt_store_rollback(ctl->st);
+        if (!keys.stale) {
+            break;
+        }
+    }
+    ctl_keys_cleanup(&keys);
+    return r;
+}
+
 dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_report *rep)
 {
     memset(rep, 0, sizeof *rep);
@@ -372,23 +421,7 @@ dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_r
     }
     char firstmsg[512] = "";
     for (size_t i = 0; i < n; i++) {
-        struct due d = {0};
-        r = dbt_store_begin(ctl->st, false);
-        if (dbt_ok(r)) {
-            r = instance_check(ctl, names[i], now, false, rep, &d);
-        }
-        dbt_store_rollback(ctl->st);
-        if (dbt_ok(r) && d.any) {
-            d = (struct due){0};
-            r = dbt_store_begin(ctl->st, true);
-            if (dbt_ok(r)) {
-                r = instance_check(ctl, names[i], now, true, rep, &d);
-            }
-            if (dbt_ok(r)) {
-                r = d.changed ? ctl_commit(ctl) : dbt_store_commit(ctl->st);
-            }
-            dbt_store_rollback(ctl->st);
-        }
+        r = instance_run(ctl, names[i], now, rep);
         if (!dbt_ok(r) && r.code != DBT_E_NOT_FOUND) { /* deleted meanwhile: nothing to do */
             rep->failed++;
             if (dbt_ok(first)) {

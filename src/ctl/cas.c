@@ -141,7 +141,7 @@ static dbt_res shared_bundle(struct dbt_ctl *ctl, const char *ca_id, const char 
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     char *root = NULL;
-    DBT_TRY(ctl_shared_ca(ctl, ca_id, "", false, NULL, NULL, &root));
+    DBT_TRY(ctl_shared_ca(ctl, ca_id, "", NULL, NULL, NULL, &root));
     DBT_TRY(ctl_append(acc, root));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_INTERMEDIATES, &s));
     dbt_stmt_bind_text(s, 1, ca_id);

@@ -95,6 +95,8 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
     char *pem = NULL, *obj = NULL;
     bool row = false;
     DBT_TRY(dbt_pki_check_client_name(name));
+    /* The key first, holding no lock (keys.c); the checks below run under the write lock. */
+    DBT_TRY(ctl_key_generate(CTL_LEAF_KEY, &key));
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
 
@@ -113,7 +115,6 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
 
     DBT_TRY(dbt_pki_cert_from_pem(in.client_ca_pem, &ca));
     DBT_TRY(ctl_unseal(ctl, in.client_ca_pem, in.client_ca_key, in.client_ca_key_len, &ca_key));
-    DBT_TRY(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &key));
     int64_t secs = opts && opts->validity_secs > 0 ? opts->validity_secs : CTL_CLIENT_SECS;
     struct dbt_pki_cert_spec spec = {
         .profile = DBT_PKI_PROFILE_CLIENT,

@@ -18,6 +18,8 @@
  * - A handle (struct dbt_ctl) is used by one thread at a time; threads that run operations
  *   concurrently (the admin API) open one handle each: writers then serialize on the store's
  *   write lock (BEGIN IMMEDIATE, 10 s busy timeout) and readers see consistent snapshots.
+ *   Private keys are generated before the write lock is taken, never while it is held, so a
+ *   writer holds it for milliseconds even when it makes an RSA-4096 CA.
  * - Times are unix seconds (int64_t); format them with dbt_time_rfc3339 (base/clock.h).
  * - Fault injection for atomicity tests: if env DBTLS_FAULT names a fault point that an
  *   operation passes (listed per function below, e.g. "rotate-mid"), the process abort()s there,
@@ -416,5 +418,15 @@ dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t li
    counter. Allowed on a read-only handle. */
 dbt_res dbt_ctl_event_add(struct dbt_ctl *ctl, const char *action, const char *object,
                           const char *detail) DBT_WUR;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Testing                                                                                     */
+
+/*
+ * TEST ONLY (tests/unit/test_ctl.c): fn(arg) runs just before each private key ctl generates,
+ * in the thread that generates it, so a test can check that the store's write lock is free
+ * then. NULL removes it. Process-wide and unsynchronized: never set outside tests.
+ */
+void dbt_ctl_test_keygen_hook(void (*fn)(void *arg), void *arg);
 
 #endif

@@ -475,7 +475,7 @@ static dbt_res describe_loaded(struct dbt_ctl *ctl, struct ctl_inst *in,
     if (a->ca_pem) {
         ca_pem = ctl_strdup(a->ca_pem);
     } else {
-        DBT_TRY(ctl_shared_ca(ctl, a->shared_ca_id, a->shared_region, false, NULL, NULL, &ca_pem));
+        DBT_TRY(ctl_shared_ca(ctl, a->shared_ca_id, a->shared_region, NULL, NULL, NULL, &ca_pem));
     }
     DBT_TRY(ctl_cert_fill(ca_pem, "active", NULL, a->ca_pem ? in->pub.name : NULL, 0,
                           &in->pub.server_ca_cert));
@@ -500,49 +500,33 @@ static dbt_res describe_in_txn(struct dbt_ctl *ctl, const char *name, struct dbt
 
 /* ---- operations ----------------------------------------------------------------------------- */
 
-dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
-                                const struct dbt_ctl_instance_spec *spec,
-                                const struct dbt_ctl_validity *validity,
-                                struct dbt_ctl_instance *out)
+/*
+ * The instance create makes, in p: defaults, the store's default CA, spec applied and
+ * validated; EXISTS when the name or the listen address is taken. Inside a transaction: create
+ * runs it once to plan the keys and again under the write lock, where it re-checks everything.
+ */
+static dbt_res create_prepare(struct dbt_ctl *ctl, const char *name,
+                              const struct dbt_engine_info *eng,
+                              const struct dbt_ctl_instance_spec *spec, struct dbt_ctl_instance *p)
 {
-    if (out) {
-        memset(out, 0, sizeof *out);
-    }
     dbt_res res = DBT_OK;
-    struct dbt_ctl_instance p = {0};
-    struct ctl_slot slot = {0};
-    char *eps = NULL, *ca_pem = NULL, *sha1 = NULL, *crl = NULL;
-    uint8_t *ca_key = NULL;
-    size_t ca_key_len = 0;
-    struct dbt_stmt *s = NULL;
-
-    DBT_TRY(check_name(name));
-    DBT_ENSURE(spec, INVALID, "no instance attributes given");
-    DBT_ENSURE(spec->engine && *spec->engine, INVALID,
-               "an engine is required (postgres, mysql or mariadb)");
-    const struct dbt_engine_info *eng = dbt_ctl_engine_find(spec->engine, NULL);
-    DBT_ENSURE(eng, INVALID, "unknown engine \"%s\"; use postgres, mysql or mariadb", spec->engine);
-    DBT_ENSURE(spec->listen, INVALID, "a listen address (HOST:PORT) is required");
-    DBT_ENSURE(spec->backend, INVALID, "a backend address (HOST:PORT or socket path) is required");
-    DBT_ENSURE(spec->endpoints, INVALID, "at least one endpoint (DNS name or IP) is required");
-    p.name = ctl_strdup(name);
-    p.engine = ctl_strdup(eng->engine);
-    p.engine_version = ctl_strdup(eng->version);
-    p.region = ctl_strdup(spec->region && *spec->region ? spec->region : DBT_CTL_DEFAULT_REGION);
-    DBT_TRY(check_region(p.region));
-    p.ca_mode = ctl_strdup("shared");
-    p.ssl_mode = DBT_SSL_MODE_ALLOW_UNENCRYPTED_AND_ENCRYPTED;
-    p.max_client_certs = DBT_CTL_DEFAULT_MAX_CLIENT_CERTS;
-    p.ciphers = ctl_strdup(eng->default_ciphers);
-
-    DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(ctl_default_ca_id(ctl, &p.ca_id));
+    dbt_ctl_instance_cleanup(p);
+    p->name = ctl_strdup(name);
+    p->engine = ctl_strdup(eng->engine);
+    p->engine_version = ctl_strdup(eng->version);
+    p->region = ctl_strdup(spec->region && *spec->region ? spec->region : DBT_CTL_DEFAULT_REGION);
+    DBT_TRY(check_region(p->region));
+    p->ca_mode = ctl_strdup("shared");
+    p->ssl_mode = DBT_SSL_MODE_ALLOW_UNENCRYPTED_AND_ENCRYPTED;
+    p->max_client_certs = DBT_CTL_DEFAULT_MAX_CLIENT_CERTS;
+    p->ciphers = ctl_strdup(eng->default_ciphers);
+    DBT_TRY(ctl_default_ca_id(ctl, &p->ca_id));
     /* TLS defaults follow the engine version chosen. */
     const struct dbt_engine_info *ver = dbt_ctl_engine_find(
-        p.engine, spec->engine_version ? spec->engine_version : p.engine_version);
-    p.tls_min = ctl_strdup(ver ? ver->default_tls_min : DBT_CTL_DEFAULT_TLS_MIN);
-    p.tls_max = ctl_strdup(ver ? ver->default_tls_max : DBT_CTL_DEFAULT_TLS_MAX);
-    DBT_TRY(apply_spec(&p, spec));
+        p->engine, spec->engine_version ? spec->engine_version : p->engine_version);
+    p->tls_min = ctl_strdup(ver ? ver->default_tls_min : DBT_CTL_DEFAULT_TLS_MIN);
+    p->tls_max = ctl_strdup(ver ? ver->default_tls_max : DBT_CTL_DEFAULT_TLS_MAX);
+    DBT_TRY(apply_spec(p, spec));
 
     struct ctl_inst dup = {0};
     res = ctl_inst_load(ctl, name, &dup);
@@ -552,11 +536,39 @@ dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
     }
     DBT_ENSURE(res.code == DBT_E_NOT_FOUND, STORE, "%s", dbt_errmsg());
     res = DBT_OK;
-    DBT_TRY(check_listen_free(ctl, p.listen, -1));
+    DBT_TRY(check_listen_free(ctl, p->listen, -1));
+out:
+    return res;
+}
 
-    DBT_TRY(ctl_build_slot(ctl, &p, validity, &slot));
+/* One attempt of create: plan the keys (read transaction), generate them (no lock), then the
+   write transaction. keys->stale on return: the store changed in between; try again. */
+static dbt_res create_once(struct dbt_ctl *ctl, const char *name, const struct dbt_engine_info *eng,
+                           const struct dbt_ctl_instance_spec *spec,
+                           const struct dbt_ctl_validity *validity, struct ctl_keys *keys,
+                           struct dbt_ctl_instance *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl_instance p = {0};
+    struct ctl_slot slot = {0};
+    char *eps = NULL, *ca_pem = NULL, *sha1 = NULL, *crl = NULL;
+    uint8_t *ca_key = NULL;
+    size_t ca_key_len = 0;
+    struct dbt_stmt *s = NULL;
+
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(create_prepare(ctl, name, eng, spec, &p));
+    DBT_TRY(ctl_build_slot_keys(ctl, &p, keys));
+    ctl_keys_want(keys, CTL_CLIENT_CA_KEY);
+    dbt_store_rollback(ctl->st);
+    DBT_TRY(ctl_keys_generate(keys));
+
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(create_prepare(ctl, name, eng, spec, &p));
+    DBT_TRY(ctl_build_slot(ctl, &p, validity, keys, &slot));
     /* The CRL needs the instance id only to look up revocations; a new one has none. */
-    DBT_TRY(ctl_new_client_ca(ctl, -1, name, validity, &ca_pem, &ca_key, &ca_key_len, &sha1, &crl));
+    DBT_TRY(ctl_new_client_ca(ctl, -1, name, validity, keys, &ca_pem, &ca_key, &ca_key_len, &sha1,
+                              &crl));
     eps = join_endpoints(&p);
     int64_t now = dbt_now_unix();
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_ADD, &s));
@@ -621,6 +633,37 @@ out:
     return res;
 }
 
+dbt_res dbt_ctl_instance_create(struct dbt_ctl *ctl, const char *name,
+                                const struct dbt_ctl_instance_spec *spec,
+                                const struct dbt_ctl_validity *validity,
+                                struct dbt_ctl_instance *out)
+{
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
+    dbt_res res = DBT_OK;
+    struct ctl_keys keys = {0};
+    DBT_TRY(check_name(name));
+    DBT_ENSURE(spec, INVALID, "no instance attributes given");
+    DBT_ENSURE(spec->engine && *spec->engine, INVALID,
+               "an engine is required (postgres, mysql or mariadb)");
+    const struct dbt_engine_info *eng = dbt_ctl_engine_find(spec->engine, NULL);
+    DBT_ENSURE(eng, INVALID, "unknown engine \"%s\"; use postgres, mysql or mariadb", spec->engine);
+    DBT_ENSURE(spec->listen, INVALID, "a listen address (HOST:PORT) is required");
+    DBT_ENSURE(spec->backend, INVALID, "a backend address (HOST:PORT or socket path) is required");
+    DBT_ENSURE(spec->endpoints, INVALID, "at least one endpoint (DNS name or IP) is required");
+    for (int i = 0; i < CTL_KEYS_TRIES; i++) {
+        ctl_keys_cleanup(&keys);
+        res = create_once(ctl, name, eng, spec, validity, &keys, out);
+        if (!keys.stale) {
+            break;
+        }
+    }
+out:
+    ctl_keys_cleanup(&keys);
+    return res;
+}
+
 dbt_res dbt_ctl_instance_list(struct dbt_ctl *ctl, struct dbt_ctl_instance_list *out)
 {
     memset(out, 0, sizeof *out);
@@ -662,23 +705,35 @@ out:
     return res;
 }
 
-dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
-                               const struct dbt_ctl_instance_spec *spec,
-                               const struct dbt_ctl_validity *validity,
-                               struct dbt_ctl_instance *out)
+/* What a patch changes, beside the row. */
+struct patch_change {
+    char *new_eps;
+    bool to_shared; /* per-instance -> shared: a new active server cert under the shared CA */
+    bool new_ca;    /* shared mode under another CA: the same */
+    bool new_sans;  /* new endpoints: the served certs are re-issued */
+};
+
+static void patch_change_cleanup(struct patch_change *ch)
 {
-    if (out) {
-        memset(out, 0, sizeof *out);
-    }
+    free(ch->new_eps);
+    memset(ch, 0, sizeof *ch);
+}
+
+/*
+ * Loads the instance into in and applies spec onto in->pub (validated, listen address free);
+ * fills ch. Inside a transaction: patch runs it once to plan the keys and again under the write
+ * lock, where it re-checks everything against the current row.
+ */
+static dbt_res patch_prepare(struct dbt_ctl *ctl, const char *name,
+                             const struct dbt_ctl_instance_spec *spec, struct ctl_inst *in,
+                             struct patch_change *ch)
+{
     dbt_res res = DBT_OK;
-    struct ctl_inst in = {0};
-    struct ctl_slots slots = {0};
-    struct ctl_slot fresh = {0};
-    char *old_mode = NULL, *old_ca = NULL, *old_eps = NULL, *new_eps = NULL, *obj = NULL;
-    DBT_ENSURE(spec, INVALID, "no instance attributes given");
-    DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(ctl_inst_load(ctl, name, &in));
-    struct dbt_ctl_instance *p = &in.pub;
+    char *old_mode = NULL, *old_ca = NULL, *old_eps = NULL;
+    ctl_inst_cleanup(in);
+    patch_change_cleanup(ch);
+    DBT_TRY(ctl_inst_load(ctl, name, in));
+    struct dbt_ctl_instance *p = &in->pub;
     DBT_ENSURE(!spec->engine || strcmp(spec->engine, p->engine) == 0, INVALID,
                "instance \"%s\": the engine cannot change (%s); create a new instance", name,
                p->engine);
@@ -688,21 +743,74 @@ dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
     old_ca = ctl_strdup(p->ca_id);
     old_eps = join_endpoints(p);
     DBT_TRY(apply_spec(p, spec));
-    new_eps = join_endpoints(p);
-    bool to_shared = strcmp(old_mode, "per-instance") == 0 && strcmp(p->ca_mode, "shared") == 0;
+    ch->new_eps = join_endpoints(p);
+    ch->to_shared = strcmp(old_mode, "per-instance") == 0 && strcmp(p->ca_mode, "shared") == 0;
     DBT_ENSURE(!(strcmp(old_mode, "shared") == 0 && strcmp(p->ca_mode, "per-instance") == 0), STATE,
                "instance \"%s\" cannot move from the shared CA mode to per-instance; only "
                "per-instance -> shared is allowed",
                name);
-    DBT_TRY(check_listen_free(ctl, p->listen, in.id));
-    bool new_ca = strcmp(p->ca_mode, "shared") == 0 && strcmp(old_ca, p->ca_id) != 0;
-    bool new_sans = strcmp(old_eps, new_eps) != 0;
+    DBT_TRY(check_listen_free(ctl, p->listen, in->id));
+    ch->new_ca = strcmp(p->ca_mode, "shared") == 0 && strcmp(old_ca, p->ca_id) != 0;
+    ch->new_sans = strcmp(old_eps, ch->new_eps) != 0;
+out:
+    free(old_mode);
+    free(old_ca);
+    free(old_eps);
+    return res;
+}
+
+/* Plans the keys of a patch (inside the read transaction after patch_prepare). */
+static dbt_res patch_keys(struct dbt_ctl *ctl, const struct ctl_inst *in,
+                          const struct patch_change *ch, struct ctl_keys *keys)
+{
+    dbt_res res = DBT_OK;
+    struct ctl_slots slots = {0};
+    bool fresh = ch->to_shared || ch->new_ca;
+    if (fresh) {
+        DBT_TRY(ctl_build_slot_keys(ctl, &in->pub, keys));
+    }
+    if (ch->new_sans) {
+        /* Re-issued: every slot but previous; after a new active only that one is left. */
+        DBT_TRY(ctl_slots_load(ctl, in->id, &slots));
+        for (size_t i = 0; i < slots.n; i++) {
+            if (strcmp(slots.v[i].slot, "previous") != 0 &&
+                (!fresh || strcmp(slots.v[i].slot, "active") == 0)) {
+                ctl_keys_want(keys, CTL_LEAF_KEY);
+            }
+        }
+    }
+out:
+    ctl_slots_cleanup(&slots);
+    return res;
+}
+
+/* One attempt of patch (see create_once). */
+static dbt_res patch_once(struct dbt_ctl *ctl, const char *name,
+                          const struct dbt_ctl_instance_spec *spec,
+                          const struct dbt_ctl_validity *validity, struct ctl_keys *keys,
+                          struct dbt_ctl_instance *out)
+{
+    dbt_res res = DBT_OK;
+    struct ctl_inst in = {0};
+    struct ctl_slots slots = {0};
+    struct ctl_slot fresh = {0};
+    struct patch_change ch = {0};
+    char *obj = NULL;
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(patch_prepare(ctl, name, spec, &in, &ch));
+    DBT_TRY(patch_keys(ctl, &in, &ch, keys));
+    dbt_store_rollback(ctl->st);
+    DBT_TRY(ctl_keys_generate(keys));
+
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(patch_prepare(ctl, name, spec, &in, &ch));
+    struct dbt_ctl_instance *p = &in.pub;
     DBT_TRY(update_row(ctl, in.id, p));
 
-    if (to_shared || new_ca) {
+    if (ch.to_shared || ch.new_ca) {
         /* A new active certificate under the (new) shared CA; the old active stays as previous
            so that a rollback returns to it; an unused upcoming is dropped. */
-        DBT_TRY(ctl_build_slot(ctl, p, validity, &fresh));
+        DBT_TRY(ctl_build_slot(ctl, p, validity, keys, &fresh));
         struct dbt_stmt *s = NULL;
         DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SLOT_DELETE, &s));
         dbt_stmt_bind_int(s, 1, in.id);
@@ -719,17 +827,17 @@ dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
         DBT_TRY(dbt_stmt_exec(s));
         ctl_fault("patch-mid");
         DBT_TRY(ctl_slot_put(ctl, in.id, "active", &fresh));
-    } else if (new_sans) {
+    } else if (ch.new_sans) {
         ctl_fault("patch-mid");
     }
-    if (new_sans) {
+    if (ch.new_sans) {
         /* Certificates that will still be served get the new SAN; previous stays as it was. */
         DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
         for (size_t i = 0; i < slots.n; i++) {
             if (strcmp(slots.v[i].slot, "previous") == 0) {
                 continue;
             }
-            DBT_TRY(ctl_reissue_leaf(ctl, p, validity, &slots.v[i]));
+            DBT_TRY(ctl_reissue_leaf(ctl, p, validity, keys, &slots.v[i]));
             DBT_TRY(ctl_slot_put(ctl, in.id, slots.v[i].slot, &slots.v[i]));
         }
     }
@@ -737,10 +845,11 @@ dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
     DBT_TRY(ctl_event(ctl, "instance.patch", obj,
                       "listen=%s backend=%s endpoints=%s ca_mode=%s ca=%s ssl_mode=%s tls=%s-%s "
                       "max_client_certs=%d%s%s",
-                      p->listen, p->backend, new_eps, p->ca_mode, p->ca_id,
+                      p->listen, p->backend, ch.new_eps, p->ca_mode, p->ca_id,
                       dbt_ctl_ssl_mode_name(p->ssl_mode), p->tls_min, p->tls_max,
-                      p->max_client_certs, (to_shared || new_ca) ? " reissued=server-cert" : "",
-                      new_sans ? " reissued=san" : ""));
+                      p->max_client_certs,
+                      (ch.to_shared || ch.new_ca) ? " reissued=server-cert" : "",
+                      ch.new_sans ? " reissued=san" : ""));
     if (out) {
         DBT_TRY(describe_in_txn(ctl, name, out));
     }
@@ -753,11 +862,31 @@ out:
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     ctl_slot_cleanup(&fresh);
-    free(old_mode);
-    free(old_ca);
-    free(old_eps);
-    free(new_eps);
+    patch_change_cleanup(&ch);
     free(obj);
+    return res;
+}
+
+dbt_res dbt_ctl_instance_patch(struct dbt_ctl *ctl, const char *name,
+                               const struct dbt_ctl_instance_spec *spec,
+                               const struct dbt_ctl_validity *validity,
+                               struct dbt_ctl_instance *out)
+{
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
+    dbt_res res = DBT_OK;
+    struct ctl_keys keys = {0};
+    DBT_ENSURE(spec, INVALID, "no instance attributes given");
+    for (int i = 0; i < CTL_KEYS_TRIES; i++) {
+        ctl_keys_cleanup(&keys);
+        res = patch_once(ctl, name, spec, validity, &keys, out);
+        if (!keys.stale) {
+            break;
+        }
+    }
+out:
+    ctl_keys_cleanup(&keys);
     return res;
 }
 
@@ -782,17 +911,25 @@ out:
     return res;
 }
 
-dbt_res dbt_ctl_instance_reset_ssl(struct dbt_ctl *ctl, const char *name,
-                                   const struct dbt_ctl_validity *validity)
+/* One attempt of reset-ssl-config (see create_once). */
+static dbt_res reset_once(struct dbt_ctl *ctl, const char *name,
+                          const struct dbt_ctl_validity *validity, struct ctl_keys *keys)
 {
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
-    struct dbt_ctl_cert_list certs = {0};
     struct ctl_slot slot = {0};
     struct dbt_stmt *s = NULL;
     char *ca_pem = NULL, *sha1 = NULL, *crl = NULL, *obj = NULL;
     uint8_t *ca_key = NULL;
     size_t ca_key_len = 0;
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(ctl_inst_load(ctl, name, &in));
+    DBT_TRY(ctl_build_slot_keys(ctl, &in.pub, keys));
+    ctl_keys_want(keys, CTL_CLIENT_CA_KEY);
+    dbt_store_rollback(ctl->st);
+    ctl_inst_cleanup(&in);
+    DBT_TRY(ctl_keys_generate(keys));
+
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, name, &in));
     /* Revoke every client certificate under the old client CA (kept in the audit trail). */
@@ -833,10 +970,10 @@ dbt_res dbt_ctl_instance_reset_ssl(struct dbt_ctl *ctl, const char *name,
     dbt_stmt_bind_int(s, 1, in.id);
     DBT_TRY(dbt_stmt_exec(s));
     ctl_fault("reset-mid");
-    DBT_TRY(ctl_build_slot(ctl, &in.pub, validity, &slot));
+    DBT_TRY(ctl_build_slot(ctl, &in.pub, validity, keys, &slot));
     DBT_TRY(ctl_slot_put(ctl, in.id, "active", &slot));
-    DBT_TRY(
-        ctl_new_client_ca(ctl, in.id, name, validity, &ca_pem, &ca_key, &ca_key_len, &sha1, &crl));
+    DBT_TRY(ctl_new_client_ca(ctl, in.id, name, validity, keys, &ca_pem, &ca_key, &ca_key_len,
+                              &sha1, &crl));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_SET_CLIENT_CA, &s));
     dbt_stmt_bind_int(s, 1, in.id);
     dbt_stmt_bind_text(s, 2, ca_pem);
@@ -853,12 +990,27 @@ dbt_res dbt_ctl_instance_reset_ssl(struct dbt_ctl *ctl, const char *name,
 out:
     dbt_store_rollback(ctl->st);
     ctl_inst_cleanup(&in);
-    dbt_ctl_cert_list_cleanup(&certs);
     ctl_slot_cleanup(&slot);
     free(ca_pem);
     free(ca_key);
     free(sha1);
     free(crl);
     free(obj);
+    return res;
+}
+
+dbt_res dbt_ctl_instance_reset_ssl(struct dbt_ctl *ctl, const char *name,
+                                   const struct dbt_ctl_validity *validity)
+{
+    dbt_res res = DBT_OK;
+    struct ctl_keys keys = {0};
+    for (int i = 0; i < CTL_KEYS_TRIES; i++) {
+        ctl_keys_cleanup(&keys);
+        res = reset_once(ctl, name, validity, &keys);
+        if (!keys.stale) {
+            break;
+        }
+    }
+    ctl_keys_cleanup(&keys);
     return res;
 }

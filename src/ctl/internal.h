@@ -87,32 +87,75 @@ dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blo
 dbt_res ctl_unseal_pem(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
                        char **key_pem) DBT_WUR;
 
-/* Shared CA certificate + key for (ca_id, region); region "" = the root. With create, a missing
-   intermediate is made (first use of a region) inside the caller's write transaction. */
-dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region, bool create,
-                      struct dbt_pki_cert **cert, struct dbt_pki_key **key,
+/*
+ * Keys generated before an operation's write transaction (keys.c): plan them with ctl_keys_want
+ * (in a read transaction when the plan needs store data), ctl_keys_generate with no write
+ * transaction open, then BEGIN IMMEDIATE and let the issuing helpers below ctl_keys_take them.
+ * A take that finds no key of its type sets stale (the store changed since the plan): the
+ * operation then rolls back and runs again from the plan, at most CTL_KEYS_TRIES times.
+ */
+#define CTL_KEYS_MAX 8
+#define CTL_KEYS_TRIES 3
+#define CTL_LEAF_KEY DBT_PKI_KEY_EC256      /* server and client certificates */
+#define CTL_CLIENT_CA_KEY DBT_PKI_KEY_EC384 /* client CAs and the admin CA */
+struct ctl_keys {
+    struct {
+        enum dbt_pki_key_type type;
+        struct dbt_pki_key *key; /* NULL before ctl_keys_generate and once taken */
+    } v[CTL_KEYS_MAX];
+    size_t n;
+    bool stale;
+};
+/* Adds one key of type t to the plan (aborts past CTL_KEYS_MAX: a bug in the plan). */
+void ctl_keys_want(struct ctl_keys *k, enum dbt_pki_key_type t);
+/* Generates every planned key not generated yet. Call with no write transaction open. */
+dbt_res ctl_keys_generate(struct ctl_keys *k) DBT_WUR;
+/* Moves a generated key of type t to *out (the caller frees it). None left: STATE, stale set. */
+dbt_res ctl_keys_take(struct ctl_keys *k, enum dbt_pki_key_type t,
+                      struct dbt_pki_key **out) DBT_WUR;
+/* Frees (and so wipes) the keys not taken; the struct is empty again, stale cleared. */
+void ctl_keys_cleanup(struct ctl_keys *k);
+/* The one place ctl generates a private key (runs the test hook of ctl.h first). */
+dbt_res ctl_key_generate(enum dbt_pki_key_type t, struct dbt_pki_key **out) DBT_WUR;
+
+/* Shared CA certificate + key for (ca_id, region); region "" = the root. With create (not
+   NULL), a missing intermediate is made (first use of a region) inside the caller's write
+   transaction with a key taken from create. */
+dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region,
+                      struct ctl_keys *create, struct dbt_pki_cert **cert, struct dbt_pki_key **key,
                       char **cert_pem) DBT_WUR;
+/* Plans the keys of ctl_shared_family_create: the root's and the intermediate's. */
+void ctl_shared_family_keys(const struct ctl_ca_family *fam, struct ctl_keys *keys);
 /* Creates the root of a family and its intermediate for region (init). */
 dbt_res ctl_shared_family_create(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
-                                 const char *region) DBT_WUR;
+                                 const char *region, struct ctl_keys *keys) DBT_WUR;
 
-/* Issue helpers. */
-dbt_res ctl_issue_ca(enum dbt_pki_key_type kt, enum dbt_pki_digest dg, const char *cn, int64_t secs,
-                     int pathlen, const struct dbt_pki_cert *issuer,
+/* Issue helpers. The keys they take must have been planned by the matching _keys function. */
+dbt_res ctl_issue_ca(struct ctl_keys *keys, enum dbt_pki_key_type kt, enum dbt_pki_digest dg,
+                     const char *cn, int64_t secs, int pathlen, const struct dbt_pki_cert *issuer,
                      const struct dbt_pki_key *issuer_key, struct dbt_pki_cert **cert,
                      struct dbt_pki_key **key) DBT_WUR;
+/* Plans the keys ctl_build_slot takes for inst, inside a transaction: per-instance mode the new
+   server CA's (the instance's CA family) and the leaf's; shared mode the leaf's, and the
+   intermediate's when (ca_id, region) has none yet. */
+dbt_res ctl_build_slot_keys(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                            struct ctl_keys *keys) DBT_WUR;
 /* Builds a slot for the instance: per-instance mode a new server CA + leaf, shared mode a leaf
    under (ca_id, region). Fills row (caller frees with ctl_slot_cleanup). */
 dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
-                       const struct dbt_ctl_validity *v, struct ctl_slot *row) DBT_WUR;
-/* Re-issues the leaf of an existing slot for new endpoints under the same issuer. */
+                       const struct dbt_ctl_validity *v, struct ctl_keys *keys,
+                       struct ctl_slot *row) DBT_WUR;
+/* Re-issues the leaf of an existing slot for new endpoints under the same issuer (takes one
+   CTL_LEAF_KEY). */
 dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
-                         const struct dbt_ctl_validity *v, struct ctl_slot *row) DBT_WUR;
+                         const struct dbt_ctl_validity *v, struct ctl_keys *keys,
+                         struct ctl_slot *row) DBT_WUR;
 void ctl_slot_cleanup(struct ctl_slot *s);
-/* A new client CA for the instance with an empty CRL; updates the row's client CA columns. */
+/* A new client CA for the instance with an empty CRL (takes one CTL_CLIENT_CA_KEY); the caller
+   stores the client CA columns. */
 dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
-                          const struct dbt_ctl_validity *v, char **ca_pem, uint8_t **key_blob,
-                          size_t *key_len, char **sha1, char **crl_pem) DBT_WUR;
+                          const struct dbt_ctl_validity *v, struct ctl_keys *keys, char **ca_pem,
+                          uint8_t **key_blob, size_t *key_len, char **sha1, char **crl_pem) DBT_WUR;
 /* Builds (does not store) a CRL of the instance's current client CA with the given cRLNumber
    (0 = the issue time). */
 dbt_res ctl_crl_build(struct dbt_ctl *ctl, const struct ctl_inst *in, int64_t number,

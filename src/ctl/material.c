@@ -109,14 +109,14 @@ dbt_res ctl_unseal_pem(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t 
 
 /* ---- issuing ------------------------------------------------------------------------------- */
 
-dbt_res ctl_issue_ca(enum dbt_pki_key_type kt, enum dbt_pki_digest dg, const char *cn, int64_t secs,
-                     int pathlen, const struct dbt_pki_cert *issuer,
+dbt_res ctl_issue_ca(struct ctl_keys *keys, enum dbt_pki_key_type kt, enum dbt_pki_digest dg,
+                     const char *cn, int64_t secs, int pathlen, const struct dbt_pki_cert *issuer,
                      const struct dbt_pki_key *issuer_key, struct dbt_pki_cert **cert,
                      struct dbt_pki_key **key)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_key *k = NULL;
-    DBT_TRY(dbt_pki_key_generate(kt, &k));
+    DBT_TRY(ctl_keys_take(keys, kt, &k));
     struct dbt_pki_cert_spec spec = {
         .profile = DBT_PKI_PROFILE_CA,
         .cn = cn,
@@ -163,12 +163,12 @@ out:
 
 static dbt_res make_intermediate(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
                                  const char *region, const struct dbt_pki_cert *root,
-                                 const struct dbt_pki_key *root_key, struct dbt_pki_cert **cert,
-                                 struct dbt_pki_key **key)
+                                 const struct dbt_pki_key *root_key, struct ctl_keys *keys,
+                                 struct dbt_pki_cert **cert, struct dbt_pki_key **key)
 {
     char *cn = ctl_printf("%s %s", fam->id, region);
-    dbt_res r =
-        ctl_issue_ca(fam->key_type, fam->digest, cn, CTL_CA_SECS, 0, root, root_key, cert, key);
+    dbt_res r = ctl_issue_ca(keys, fam->key_type, fam->digest, cn, CTL_CA_SECS, 0, root, root_key,
+                             cert, key);
     free(cn);
     if (dbt_ok(r)) {
         r = put_ca_row(ctl, fam, region, *cert, *key);
@@ -176,17 +176,23 @@ static dbt_res make_intermediate(struct dbt_ctl *ctl, const struct ctl_ca_family
     return r;
 }
 
+void ctl_shared_family_keys(const struct ctl_ca_family *fam, struct ctl_keys *keys)
+{
+    ctl_keys_want(keys, fam->key_type);
+    ctl_keys_want(keys, fam->key_type);
+}
+
 dbt_res ctl_shared_family_create(struct dbt_ctl *ctl, const struct ctl_ca_family *fam,
-                                 const char *region)
+                                 const char *region, struct ctl_keys *keys)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *root = NULL, *inter = NULL;
     struct dbt_pki_key *root_key = NULL, *inter_key = NULL;
     char *cn = ctl_printf("%s root", fam->id);
-    DBT_TRY(ctl_issue_ca(fam->key_type, fam->digest, cn, CTL_ROOT_SECS, 1, NULL, NULL, &root,
+    DBT_TRY(ctl_issue_ca(keys, fam->key_type, fam->digest, cn, CTL_ROOT_SECS, 1, NULL, NULL, &root,
                          &root_key));
     DBT_TRY(put_ca_row(ctl, fam, "", root, root_key));
-    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, &inter, &inter_key));
+    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, keys, &inter, &inter_key));
 out:
     free(cn);
     dbt_pki_cert_free(root);
@@ -228,8 +234,9 @@ out:
     return res;
 }
 
-dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region, bool create,
-                      struct dbt_pki_cert **cert, struct dbt_pki_key **key, char **cert_pem)
+dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region,
+                      struct ctl_keys *create, struct dbt_pki_cert **cert, struct dbt_pki_key **key,
+                      char **cert_pem)
 {
     dbt_res res = DBT_OK;
     const struct ctl_ca_family *fam = NULL;
@@ -246,7 +253,7 @@ dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region
     DBT_TRY(load_ca_row(ctl, ca_id, "", &found, &root, &root_key, NULL));
     DBT_ENSURE(found, CORRUPT, "the store has no root for CA %s; was `dbtls init` completed?",
                ca_id);
-    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, &c, &k));
+    DBT_TRY(make_intermediate(ctl, fam, region, root, root_key, create, &c, &k));
     DBT_TRY(ctl_event(ctl, "ca.region-create", "ca", "ca=%s region=%s", ca_id, region));
     if (cert_pem) {
         DBT_TRY(dbt_pki_cert_to_pem(c, cert_pem));
@@ -281,12 +288,13 @@ void ctl_slot_cleanup(struct ctl_slot *s)
 
 static dbt_res leaf_issue(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
                           const struct dbt_pki_cert *issuer, const struct dbt_pki_key *issuer_key,
-                          enum dbt_pki_digest dg, int64_t secs, struct ctl_slot *row)
+                          enum dbt_pki_digest dg, int64_t secs, struct ctl_keys *keys,
+                          struct ctl_slot *row)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_key *k = NULL;
     struct dbt_pki_cert *c = NULL;
-    DBT_TRY(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+    DBT_TRY(ctl_keys_take(keys, CTL_LEAF_KEY, &k));
     struct dbt_pki_cert_spec spec = {
         .profile = DBT_PKI_PROFILE_SERVER,
         .o = "dbtls",
@@ -330,8 +338,29 @@ static int64_t or_default(const struct dbt_ctl_validity *v, bool ca, int64_t def
     return x > 0 ? x : def;
 }
 
+dbt_res ctl_build_slot_keys(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
+                            struct ctl_keys *keys)
+{
+    dbt_res res = DBT_OK;
+    const struct ctl_ca_family *fam = NULL;
+    bool found = true;
+    DBT_TRY(ctl_ca_family_check(inst->ca_id, &fam));
+    if (strcmp(inst->ca_mode, "per-instance") == 0) {
+        ctl_keys_want(keys, fam->key_type);
+    } else {
+        DBT_TRY(load_ca_row(ctl, inst->ca_id, inst->region, &found, NULL, NULL, NULL));
+        if (!found) {
+            ctl_keys_want(keys, fam->key_type);
+        }
+    }
+    ctl_keys_want(keys, CTL_LEAF_KEY);
+out:
+    return res;
+}
+
 dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
-                       const struct dbt_ctl_validity *v, struct ctl_slot *row)
+                       const struct dbt_ctl_validity *v, struct ctl_keys *keys,
+                       struct ctl_slot *row)
 {
     dbt_res res = DBT_OK;
     const struct ctl_ca_family *fam = NULL;
@@ -341,21 +370,21 @@ dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
     DBT_TRY(ctl_ca_family_check(inst->ca_id, &fam));
     if (strcmp(inst->ca_mode, "per-instance") == 0) {
         char *cn = ctl_printf("dbtls server CA %s", inst->name);
-        res = ctl_issue_ca(fam->key_type, fam->digest, cn, or_default(v, true, CTL_CA_SECS), 0,
-                           NULL, NULL, &ca, &ca_key);
+        res = ctl_issue_ca(keys, fam->key_type, fam->digest, cn, or_default(v, true, CTL_CA_SECS),
+                           0, NULL, NULL, &ca, &ca_key);
         free(cn);
         DBT_TRY(res);
         DBT_TRY(dbt_pki_cert_to_pem(ca, &row->ca_pem));
         DBT_TRY(ctl_seal(ctl, ca, ca_key, &row->ca_key, &row->ca_key_len));
         /* Like Cloud SQL's per-instance CA, the server cert lives as long as its CA. */
-        DBT_TRY(
-            leaf_issue(ctl, inst, ca, ca_key, fam->digest, or_default(v, false, CTL_CA_SECS), row));
+        DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest, or_default(v, false, CTL_CA_SECS),
+                           keys, row));
     } else {
-        DBT_TRY(ctl_shared_ca(ctl, inst->ca_id, inst->region, true, &ca, &ca_key, NULL));
+        DBT_TRY(ctl_shared_ca(ctl, inst->ca_id, inst->region, keys, &ca, &ca_key, NULL));
         row->shared_ca_id = ctl_strdup(inst->ca_id);
         row->shared_region = ctl_strdup(inst->region);
         DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest,
-                           or_default(v, false, CTL_SERVER_SECS), row));
+                           or_default(v, false, CTL_SERVER_SECS), keys, row));
     }
 out:
     if (!dbt_ok(res)) {
@@ -367,7 +396,8 @@ out:
 }
 
 dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
-                         const struct dbt_ctl_validity *v, struct ctl_slot *row)
+                         const struct dbt_ctl_validity *v, struct ctl_keys *keys,
+                         struct ctl_slot *row)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *ca = NULL;
@@ -380,12 +410,12 @@ dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *ins
         secs = or_default(v, false, CTL_CA_SECS);
     } else {
         DBT_TRY(
-            ctl_shared_ca(ctl, row->shared_ca_id, row->shared_region, false, &ca, &ca_key, NULL));
+            ctl_shared_ca(ctl, row->shared_ca_id, row->shared_region, NULL, &ca, &ca_key, NULL));
         secs = or_default(v, false, CTL_SERVER_SECS);
     }
     /* The digest follows the issuer's family; a per-instance CA keeps the instance's family. */
     DBT_TRY(ctl_ca_family_check(row->shared_ca_id ? row->shared_ca_id : inst->ca_id, &fam));
-    DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest, secs, row));
+    DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest, secs, keys, row));
 out:
     dbt_pki_cert_free(ca);
     dbt_pki_key_free(ca_key);
@@ -454,8 +484,8 @@ out:
 }
 
 dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
-                          const struct dbt_ctl_validity *v, char **ca_pem, uint8_t **key_blob,
-                          size_t *key_len, char **sha1, char **crl_pem)
+                          const struct dbt_ctl_validity *v, struct ctl_keys *keys, char **ca_pem,
+                          uint8_t **key_blob, size_t *key_len, char **sha1, char **crl_pem)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *ca = NULL;
@@ -466,8 +496,8 @@ dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst
     *key_blob = NULL;
     *sha1 = NULL;
     *crl_pem = NULL;
-    DBT_TRY(ctl_issue_ca(DBT_PKI_KEY_EC384, DBT_PKI_SHA384, cn, or_default(v, true, CTL_CA_SECS), 0,
-                         NULL, NULL, &ca, &key));
+    DBT_TRY(ctl_issue_ca(keys, CTL_CLIENT_CA_KEY, DBT_PKI_SHA384, cn,
+                         or_default(v, true, CTL_CA_SECS), 0, NULL, NULL, &ca, &key));
     DBT_TRY(dbt_pki_cert_to_pem(ca, ca_pem));
     DBT_TRY(ctl_seal(ctl, ca, key, key_blob, key_len));
     DBT_TRY(dbt_pki_cert_info(ca, &info));
@@ -772,11 +802,11 @@ dbt_res ctl_server_ca_pem(struct dbt_ctl *ctl, const struct ctl_inst *in, char *
             DBT_TRY(append_unique(&acc, sl->ca_pem));
             continue;
         }
-        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, "", false, NULL, NULL, &pem));
+        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, "", NULL, NULL, NULL, &pem));
         DBT_TRY(append_unique(&acc, pem));
         free(pem);
         pem = NULL;
-        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, sl->shared_region, false, NULL, NULL, &pem));
+        DBT_TRY(ctl_shared_ca(ctl, sl->shared_ca_id, sl->shared_region, NULL, NULL, NULL, &pem));
         DBT_TRY(append_unique(&acc, pem));
         free(pem);
         pem = NULL;
@@ -797,7 +827,7 @@ dbt_res ctl_slot_chain(struct dbt_ctl *ctl, const struct ctl_slot *s, char **out
     char *acc = NULL, *pem = NULL;
     DBT_TRY(append_unique(&acc, s->cert_pem));
     if (s->shared_ca_id) {
-        DBT_TRY(ctl_shared_ca(ctl, s->shared_ca_id, s->shared_region, false, NULL, NULL, &pem));
+        DBT_TRY(ctl_shared_ca(ctl, s->shared_ca_id, s->shared_region, NULL, NULL, NULL, &pem));
         DBT_TRY(append_unique(&acc, pem));
     }
     *out = acc;

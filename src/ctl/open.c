@@ -424,6 +424,7 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
     struct dbt_ctl *ctl = NULL;
     char *db = NULL, *tmp = NULL, *mk = NULL;
     bool made_key = false, made_tmp = false;
+    struct ctl_keys keys = {0};
     DBT_TRY(ctl_new(opts, &ctl));
     DBT_TRY(mkdir_p(opts->state_dir));
     /* An existing directory keeps its mode, but it must not be open to others. */
@@ -446,12 +447,18 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
         made_key = true;
     }
     remove_stale_init_files(opts->state_dir);
+    /* The store being built is this process's own file, so nobody would wait on its write lock;
+       the keys are still made first, as everywhere in ctl (keys.c). */
+    for (size_t i = 0; i < DBT_ARRAY_LEN(ctl_ca_families); i++) {
+        ctl_shared_family_keys(&ctl_ca_families[i], &keys);
+    }
+    DBT_TRY(ctl_keys_generate(&keys));
     unlink(tmp);
     DBT_TRY(dbt_store_open(tmp, DBT_STORE_CREATE, &ctl->st));
     made_tmp = true;
     DBT_TRY(dbt_store_begin(ctl->st, true));
     for (size_t i = 0; i < DBT_ARRAY_LEN(ctl_ca_families); i++) {
-        DBT_TRY(ctl_shared_family_create(ctl, &ctl_ca_families[i], DBT_CTL_DEFAULT_REGION));
+        DBT_TRY(ctl_shared_family_create(ctl, &ctl_ca_families[i], DBT_CTL_DEFAULT_REGION, &keys));
     }
     struct dbt_stmt *s = NULL;
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_PUT, &s));
@@ -488,6 +495,7 @@ out:
     if (!dbt_ok(res) && made_key) {
         unlink(mk);
     }
+    ctl_keys_cleanup(&keys);
     free(db);
     free(tmp);
     free(mk);

@@ -88,7 +88,7 @@ static dbt_res slot_view(struct dbt_ctl *ctl, const struct ctl_inst *in, const s
         return ctl_cert_fill(sl->ca_pem, sl->slot, NULL, in->pub.name, sl->created_at, out);
     }
     char *root = NULL;
-    dbt_res r = ctl_shared_ca(ctl, sl->shared_ca_id, "", false, NULL, NULL, &root);
+    dbt_res r = ctl_shared_ca(ctl, sl->shared_ca_id, "", NULL, NULL, NULL, &root);
     if (dbt_ok(r)) {
         r = ctl_cert_fill(root, sl->slot, NULL, in->pub.name, 0, out);
     }
@@ -124,23 +124,31 @@ out:
     return res;
 }
 
-dbt_res dbt_ctl_slots_create(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
-                             const struct dbt_ctl_validity *validity, struct dbt_ctl_cert *out)
+/* One attempt of create: plan the keys in a read transaction, generate them holding no lock,
+   then the write transaction re-checks the instance and stores (keys->stale: try again). */
+static dbt_res create_once(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
+                           const struct dbt_ctl_validity *validity, struct ctl_keys *keys,
+                           struct dbt_ctl_cert *out)
 {
-    if (out) {
-        memset(out, 0, sizeof *out);
-    }
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
     struct ctl_slot row = {0};
     char *obj = NULL;
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(ctl_inst_load(ctl, instance, &in));
+    DBT_TRY(check_kind(&in, kind));
+    DBT_TRY(ctl_build_slot_keys(ctl, &in.pub, keys));
+    dbt_store_rollback(ctl->st);
+    ctl_inst_cleanup(&in);
+    DBT_TRY(ctl_keys_generate(keys));
+
     DBT_TRY(dbt_store_begin(ctl->st, true));
     DBT_TRY(ctl_inst_load(ctl, instance, &in));
     DBT_TRY(check_kind(&in, kind));
     DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
     bool replaced = ctl_slots_find(&slots, "upcoming") != NULL;
-    DBT_TRY(ctl_build_slot(ctl, &in.pub, validity, &row));
+    DBT_TRY(ctl_build_slot(ctl, &in.pub, validity, keys, &row));
     DBT_TRY(delete_slot(ctl, in.id, "upcoming"));
     ctl_fault("create-slot-mid");
     DBT_TRY(ctl_slot_put(ctl, in.id, "upcoming", &row));
@@ -165,6 +173,25 @@ out:
     ctl_slots_cleanup(&slots);
     ctl_slot_cleanup(&row);
     free(obj);
+    return res;
+}
+
+dbt_res dbt_ctl_slots_create(struct dbt_ctl *ctl, const char *instance, enum dbt_ctl_slot_kind kind,
+                             const struct dbt_ctl_validity *validity, struct dbt_ctl_cert *out)
+{
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
+    dbt_res res = DBT_OK;
+    struct ctl_keys keys = {0};
+    for (int i = 0; i < CTL_KEYS_TRIES; i++) {
+        ctl_keys_cleanup(&keys);
+        res = create_once(ctl, instance, kind, validity, &keys, out);
+        if (!keys.stale) {
+            break;
+        }
+    }
+    ctl_keys_cleanup(&keys);
     return res;
 }
 

@@ -87,6 +87,9 @@ enum dbt_sql {
 dbt_res dbt_store_open(const char *path, enum dbt_store_mode mode, struct dbt_store **out) DBT_WUR;
 void dbt_store_close(struct dbt_store *st);
 const char *dbt_store_path(const struct dbt_store *st);
+/* How long a blocked statement (BEGIN IMMEDIATE while another writer holds the lock) waits
+   before it fails with STORE; open sets 10 s. 0 = fail at once (tests probing the lock). */
+void dbt_store_set_busy_timeout(struct dbt_store *st, int ms);
 
 /* Starts a transaction: write = BEGIN IMMEDIATE (takes the write lock now, waits up to the busy
    timeout), else a deferred read transaction (a consistent snapshot in WAL mode). */

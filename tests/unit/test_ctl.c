@@ -5,7 +5,8 @@
  * client certs (limit, describe by SHA-1, delete -> CRL), reset-ssl-config, bundles, events,
  * runtime snapshot, and atomicity: every refused operation leaves the change counter and the
  * audit trail untouched, and a process killed inside a transaction (DBTLS_FAULT) leaves the old
- * state.
+ * state. Keys are generated with the store's write lock free: another connection can BEGIN
+ * IMMEDIATE while every issuing operation makes its keys.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +18,11 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "ctl/admin_ca.h"
+#include "ctl/auto.h"
 #include "ctl/ctl.h"
 #include "pki/pki.h"
+#include "store/store.h"
 #include "check.h"
 
 static char root_dir[] = "/tmp/dbtls-test-ctl-XXXXXX";
@@ -1071,6 +1075,145 @@ static void test_read_only(void)
     dbt_ctl_close(c);
 }
 
+/*
+ * The write-lock probe: a hook that ctl runs just before it generates each private key. It tries
+ * BEGIN IMMEDIATE on a second connection that never waits: that fails exactly when the operation
+ * holds the write lock while generating keys (RSA-4096: seconds, during which every other
+ * writer would wait). With change set, the first call also changes the store behind the
+ * operation's back, from a second control handle, once.
+ */
+struct lock_probe {
+    struct dbt_store *st;
+    int calls;
+    int blocked;
+    void (*change)(void);
+};
+
+static void probe_write_lock(void *arg)
+{
+    struct lock_probe *p = arg;
+    p->calls++;
+    if (dbt_ok(dbt_store_begin(p->st, true))) {
+        dbt_store_rollback(p->st);
+    } else {
+        p->blocked++;
+        fprintf(stderr, "key generated under the write lock: %s\n", dbt_errmsg());
+    }
+    void (*change)(void) = p->change;
+    p->change = NULL;
+    if (change) {
+        change();
+    }
+}
+
+static struct lock_probe probe;
+
+/* Runs expr with the probe armed; every key it generates must find the write lock free. */
+#define CHECK_KEYS_UNLOCKED(expr)                                                                  \
+    do {                                                                                           \
+        probe.calls = probe.blocked = 0;                                                           \
+        dbt_ctl_test_keygen_hook(probe_write_lock, &probe);                                        \
+        CHECK_OK(expr);                                                                            \
+        dbt_ctl_test_keygen_hook(NULL, NULL);                                                      \
+        CHECK(probe.calls > 0);                                                                    \
+        CHECK(probe.blocked == 0);                                                                 \
+    } while (0)
+
+static void change_ca_of_k4(void)
+{
+    struct dbt_ctl *c = NULL;
+    struct dbt_ctl_instance_spec s = {.ca_id = "dbtls-ca-ecc384-g1"};
+    CHECK_OK(dbt_ctl_open(&opts, &c));
+    CHECK_OK(dbt_ctl_instance_patch(c, "k4", &s, NULL, NULL));
+    dbt_ctl_close(c);
+}
+
+static void delete_k3(void)
+{
+    struct dbt_ctl *c = NULL;
+    CHECK_OK(dbt_ctl_open(&opts, &c));
+    CHECK_OK(dbt_ctl_instance_delete(c, "k3"));
+    dbt_ctl_close(c);
+}
+
+static void test_keys_outside_write_lock(void)
+{
+    CHECK_OK(dbt_store_open(path_in(state_dir, "dbtls.db"), DBT_STORE_RW, &probe.st));
+    if (!probe.st) {
+        return;
+    }
+    dbt_store_set_busy_timeout(probe.st, 0);
+
+    /* Per-instance: a new server CA (RSA, as the families that take seconds) and its leaf. */
+    struct dbt_ctl_instance_spec s1 = pg_spec("127.0.0.1:15501", "k1.example.com");
+    s1.ca_mode = "per-instance";
+    s1.ca_id = "dbtls-ca-rsa2048-g1";
+    CHECK_KEYS_UNLOCKED(dbt_ctl_instance_create(ctl, "k1", &s1, NULL, NULL));
+    CHECK_KEYS_UNLOCKED(dbt_ctl_slots_create(ctl, "k1", DBT_CTL_SLOT_SERVER_CA, NULL, NULL));
+    /* Shared, in a region that has no intermediate yet: made in the same operation. */
+    struct dbt_ctl_instance_spec s2 = pg_spec("127.0.0.1:15502", "k2.example.com");
+    s2.ca_id = "dbtls-ca-rsa2048-g1";
+    s2.region = "ap-keys-1";
+    CHECK_KEYS_UNLOCKED(dbt_ctl_instance_create(ctl, "k2", &s2, NULL, NULL));
+    CHECK_KEYS_UNLOCKED(dbt_ctl_slots_create(ctl, "k2", DBT_CTL_SLOT_SERVER_CERT, NULL, NULL));
+    /* New endpoints re-issue active and upcoming. */
+    struct dbt_ctl_instance_spec pe = {.endpoints = "k2.example.com,k2b.example.com"};
+    CHECK_KEYS_UNLOCKED(dbt_ctl_instance_patch(ctl, "k2", &pe, NULL, NULL));
+    CHECK_KEYS_UNLOCKED(dbt_ctl_client_cert_create(ctl, "k2", "app", NULL, NULL));
+    CHECK_KEYS_UNLOCKED(dbt_ctl_instance_reset_ssl(ctl, "k2", NULL));
+    /* The scheduler, far in the future: k2 (shared) rotates, k1 (per-instance) gets an
+       upcoming server CA (after rotating away the one above). */
+    CHECK_OK(dbt_ctl_slots_rotate(ctl, "k1", DBT_CTL_SLOT_SERVER_CA));
+    struct dbt_ctl_auto_report rep = {0};
+    CHECK_KEYS_UNLOCKED(dbt_ctl_auto_run(ctl, time(NULL) + 20 * 365 * 86400LL, &rep));
+    CHECK(rep.rotated >= 1 && rep.ca_added >= 1 && rep.failed == 0);
+    /* per-instance -> shared with new endpoints: a new active and its re-issue. */
+    struct dbt_ctl_instance_spec ps = {.ca_mode = "shared", .endpoints = "k1b.example.com"};
+    CHECK_KEYS_UNLOCKED(dbt_ctl_instance_patch(ctl, "k1", &ps, NULL, NULL));
+    /* The admin CA (made on first use) and an admin certificate. */
+    struct dbt_ctl_admin_cert ac = {0};
+    CHECK_KEYS_UNLOCKED(dbt_ctl_admin_cert_create(ctl, "keys-admin", 0, &ac));
+    dbt_ctl_admin_cert_cleanup(&ac);
+
+    /* The instance moves to another CA family while the keys are generated: the planned RSA
+       key no longer fits, so the operation plans and generates again, and the new upcoming
+       server CA is of the new family. */
+    struct dbt_ctl_instance_spec s3 = pg_spec("127.0.0.1:15503", "k3.example.com");
+    s3.ca_mode = "per-instance";
+    s3.ca_id = "dbtls-ca-rsa2048-g1";
+    CHECK_OK(dbt_ctl_instance_create(ctl, "k3", &s3, NULL, NULL));
+    struct dbt_ctl_instance_spec s4 = pg_spec("127.0.0.1:15504", "k4.example.com");
+    s4.ca_mode = "per-instance";
+    s4.ca_id = "dbtls-ca-rsa2048-g1";
+    CHECK_OK(dbt_ctl_instance_create(ctl, "k4", &s4, NULL, NULL));
+    struct dbt_ctl_cert up = {0};
+    probe.change = change_ca_of_k4;
+    CHECK_KEYS_UNLOCKED(dbt_ctl_slots_create(ctl, "k4", DBT_CTL_SLOT_SERVER_CA, NULL, &up));
+    CHECK(probe.calls >= 4); /* RSA-2048 + leaf, then EC P-384 + leaf */
+    CHECK(streq_opt(up.key_algorithm, "EC P-384"));
+    dbt_ctl_cert_cleanup(&up);
+
+    /* The instance is deleted while its keys are generated: the write transaction finds it gone,
+       the keys are dropped and nothing else changes. */
+    struct snap before = snap();
+    probe.change = delete_k3;
+    dbt_ctl_test_keygen_hook(probe_write_lock, &probe);
+    CHECK_ERR(dbt_ctl_slots_create(ctl, "k3", DBT_CTL_SLOT_SERVER_CA, NULL, NULL), DBT_E_NOT_FOUND);
+    dbt_ctl_test_keygen_hook(NULL, NULL);
+    struct snap after = snap();
+    CHECK(after.counter == before.counter + 1 && after.events == before.events + 1);
+    struct dbt_ctl_event_list ev = {0};
+    CHECK_OK(dbt_ctl_events_list(ctl, NULL, 1, &ev));
+    CHECK(ev.n == 1 && streq_opt(ev.items[0].action, "instance.delete"));
+    dbt_ctl_event_list_cleanup(&ev);
+
+    CHECK_OK(dbt_ctl_instance_delete(ctl, "k1"));
+    CHECK_OK(dbt_ctl_instance_delete(ctl, "k2"));
+    CHECK_OK(dbt_ctl_instance_delete(ctl, "k4"));
+    dbt_store_close(probe.st);
+    probe.st = NULL;
+}
+
 int main(void)
 {
     if (!mkdtemp(root_dir)) {
@@ -1097,6 +1240,7 @@ int main(void)
     test_atomicity();
     test_concurrent_writers();
     test_read_only();
+    test_keys_outside_write_lock();
     dbt_ctl_close(ctl);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root_dir);
