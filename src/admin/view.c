@@ -191,3 +191,34 @@ json_t *dbt_view_event(const struct dbt_ctl_event *ev)
     dbt_view_set(o, "detail", dbt_view_str(ev->detail));
     return o;
 }
+
+json_t *dbt_view_admin_cert(const struct dbt_ctl_admin_cert_info *c)
+{
+    json_t *o = json_object();
+
+    if (!o) {
+        return NULL;
+    }
+    dbt_view_set(o, "name", json_string(c->name));
+    dbt_view_set(o, "certSerialNumber", json_string(c->serial));
+    dbt_view_set(o, "sha1Fingerprint", dbt_view_str(c->sha1_fingerprint));
+    dbt_view_set(o, "createTime", dbt_view_time(c->create_time));
+    dbt_view_set(o, "expirationTime", dbt_view_time(c->expiration_time));
+    dbt_view_set(o, "revoked", json_boolean(c->revoke_time != 0));
+    dbt_view_set(o, "revokeTime", dbt_view_time(c->revoke_time));
+    return o;
+}
+
+json_t *dbt_view_admin_cert_list(const struct dbt_ctl_admin_cert_list *l)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < l->n; i++) {
+        json_t *o = dbt_view_admin_cert(&l->items[i]);
+        if (!o || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "ctl/admin_ca.h"
 #include "ctl/ctl.h"
 
 json_t *dbt_view_cert(const struct dbt_ctl_cert *cert);
@@ -21,6 +22,10 @@ json_t *dbt_view_ca(const struct dbt_ctl_ca_info *ca);
 json_t *dbt_view_engine(const struct dbt_engine_info *e);
 json_t *dbt_view_instance(const struct dbt_ctl_instance *inst);
 json_t *dbt_view_event(const struct dbt_ctl_event *ev);
+/* An admin client certificate: name, certSerialNumber, sha1Fingerprint, createTime,
+   expirationTime, revoked (bool), revokeTime (null while not revoked). */
+json_t *dbt_view_admin_cert(const struct dbt_ctl_admin_cert_info *c);
+json_t *dbt_view_admin_cert_list(const struct dbt_ctl_admin_cert_list *l);
 
 /* json null for NULL, else a string. */
 json_t *dbt_view_str(const char *s);

@@ -1,8 +1,10 @@
 /*
- * remote_certs.c - `dbtls admin-certs create NAME --out-dir DIR`: issues an admin client
- * certificate from the admin CA (ctl/admin_ca.h; the CA is created on first use) and writes the
- * three files remote mode takes: admin-cert.pem, admin-key.pem (0600, the only copy of the key)
- * and admin-ca.pem (to verify the daemon's admin listener).
+ * remote_certs.c - the admin client certificates of remote mode (ctl/admin_ca.h):
+ * `dbtls admin-certs create NAME --out-dir DIR` issues one from the admin CA (created on first
+ * use) and writes the three files remote mode takes: admin-cert.pem, admin-key.pem (0600, the
+ * only copy of the key) and admin-ca.pem (to verify the daemon's admin listener);
+ * `admin-certs list` shows every one issued, revoked ones too; `admin-certs revoke NAME` cuts
+ * one off (dbtlsd's admin TCP listener refuses it within about a second, no restart).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "admin/view.h"
 #include "cli/out.h"
 #include "ctl/admin_ca.h"
 
@@ -26,6 +29,7 @@ static int run_admin_cert_create(struct dbt_cli *c)
     int64_t validity = 0;
     struct stat st;
     json_t *o = NULL;
+    bool made_dir = false;
 
     DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
     for (int i = 0; i < 3; i++) {
@@ -41,6 +45,8 @@ static int run_admin_cert_create(struct dbt_cli *c)
     }
     if (mkdir(dir, 0700) != 0) {
         DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
+    } else {
+        made_dir = true;
     }
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_admin_cert_create(ctl, c->positional, validity, &ac));
@@ -64,9 +70,61 @@ static int run_admin_cert_create(struct dbt_cli *c)
                paths[1], paths[0], paths[2]);
     }
 out:
+    if (!dbt_ok(res) && made_dir) {
+        rmdir(dir); /* nothing was written in it: leave no trace of a refused create */
+    }
     json_decref(o);
     dbt_ctl_admin_cert_cleanup(&ac);
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static const struct dbt_cli_col admin_cert_cols[] = {
+    {"NAME", "name"},
+    {"SERIAL", "certSerialNumber"},
+    {"SHA1_FINGERPRINT", "sha1Fingerprint"},
+    {"CREATED", "createTime"},
+    {"EXPIRATION", "expirationTime"},
+    {"REVOKED", "revokeTime"},
+    {NULL, NULL},
+};
+
+static int run_admin_cert_list(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    struct dbt_ctl_admin_cert_list l = {0};
+    json_t *a = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_admin_cert_list(ctl, &l));
+    a = dbt_view_admin_cert_list(&l);
+    DBT_ENSURE(a, NOMEM, "out of memory");
+    dbt_cli_print_list(c, a, admin_cert_cols);
+out:
+    json_decref(a);
+    dbt_ctl_admin_cert_list_cleanup(&l);
+    return dbt_cli_finish(c, res);
+}
+
+static int run_admin_cert_revoke(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    struct dbt_ctl_admin_cert_list l = {0};
+    json_t *a = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_admin_cert_revoke(ctl, c->positional, &l));
+    a = dbt_view_admin_cert_list(&l);
+    DBT_ENSURE(a, NOMEM, "out of memory");
+    dbt_cli_print_done(c, a,
+                       "Revoked admin certificate [%s] (serial %s%s); dbtlsd refuses it from its "
+                       "next reload (about a second).",
+                       l.items[0].name, l.items[0].serial, l.n > 1 ? " and others" : "");
+out:
+    json_decref(a);
+    dbt_ctl_admin_cert_list_cleanup(&l);
+    return dbt_cli_finish(c, res);
 }
 
 static const struct dbt_cli_opt admin_create_opts[] = {
@@ -79,5 +137,10 @@ const struct dbt_cli_cmd dbt_cli_cmds_admin[] = {
     {"admin-certs create", "NAME", false,
      "issue an admin client certificate for the daemon's admin API over TCP (--server)",
      admin_create_opts, run_admin_cert_create, false},
+    {"admin-certs list", NULL, false, "list the admin client certificates, revoked ones too", NULL,
+     run_admin_cert_list, false},
+    {"admin-certs revoke", "NAME_OR_SHA1", false,
+     "revoke an admin client certificate (the admin API over TCP refuses it)", NULL,
+     run_admin_cert_revoke, false},
     {0},
 };

@@ -1,13 +1,16 @@
 /*
- * admin_ca.c - the admin CA and the certificates it issues (admin_ca.h). Kept in the settings
- * table so that no schema migration is needed; created lazily, in one write transaction, the
- * first time a read-write handle asks for it.
+ * admin_ca.c - the admin CA and the certificates it issues (admin_ca.h). The CA is kept in the
+ * settings table; created lazily, in one write transaction, the first time a read-write handle
+ * asks for it. The admin client certificates it issues are recorded in admin_certs, revoked
+ * there, and listed in a CRL built on demand for dbtlsd's admin TCP listener.
  */
 #include "ctl/admin_ca.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "ctl/internal.h"
 
 #define ADMIN_CA_CERT_KEY "admin_ca_cert"
@@ -242,14 +245,49 @@ out:
     return res;
 }
 
+/* Inside the open transaction: EXISTS when a live certificate already has this name. */
+static dbt_res check_name_free(struct dbt_ctl *ctl, const char *name)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    bool row = false;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_LIVE, &s));
+    dbt_stmt_bind_text(s, 1, name);
+    dbt_stmt_bind_int(s, 2, dbt_now_unix());
+    DBT_TRY(dbt_stmt_step(s, &row));
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_ENSURE(!row, EXISTS,
+               "admin certificate \"%s\" already exists (revoke it with `dbtls admin-certs revoke "
+               "%s` or choose another name)",
+               name, name);
+out:
+    return res;
+}
+
 dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t validity_secs,
                                   struct dbt_ctl_admin_cert *out)
 {
     memset(out, 0, sizeof(*out));
     dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
     DBT_TRY(dbt_pki_check_client_name(name));
+    /* Refuse a taken name before making a key; checked again under the write lock. */
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(check_name_free(ctl, name));
+    dbt_store_rollback(ctl->st);
+    /* The key is generated and the certificate signed before BEGIN IMMEDIATE (ctl/keys.c). */
     DBT_TRY(issue(ctl, DBT_PKI_PROFILE_CLIENT, name, NULL, 0, validity_secs, out));
     DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(check_name_free(ctl, name));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_ADD, &s));
+    dbt_stmt_bind_text(s, 1, name);
+    dbt_stmt_bind_text(s, 2, out->serial);
+    dbt_stmt_bind_text(s, 3, out->sha1_fingerprint);
+    dbt_stmt_bind_int(s, 4, dbt_now_unix());
+    dbt_stmt_bind_int(s, 5, out->expiration_time);
+    dbt_stmt_bind_text(s, 6, NULL);
+    DBT_TRY(dbt_stmt_exec(s));
+    ctl_fault("admin-cert-create-mid");
     DBT_TRY(
         ctl_event(ctl, "admin-cert.create", "admin-cert", "name=%s serial=%s", name, out->serial));
     DBT_TRY(ctl_commit(ctl));
@@ -258,6 +296,207 @@ out:
     if (!dbt_ok(res)) {
         dbt_ctl_admin_cert_cleanup(out);
     }
+    return res;
+}
+
+void dbt_ctl_admin_cert_list_cleanup(struct dbt_ctl_admin_cert_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].name);
+        free(l->items[i].serial);
+        free(l->items[i].sha1_fingerprint);
+    }
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Appends every row of an ADMIN_CERT_COLS query to *out (the caller cleans up on failure). */
+static dbt_res cert_rows(struct dbt_stmt *s, struct dbt_ctl_admin_cert_list *out)
+{
+    dbt_res res = DBT_OK;
+    bool row = true;
+    while (true) {
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        struct dbt_ctl_admin_cert_info *v = realloc(out->items, (out->n + 1) * sizeof(*out->items));
+        DBT_ENSURE(v != NULL, NOMEM, "out of memory");
+        out->items = v;
+        struct dbt_ctl_admin_cert_info *it = &out->items[out->n++];
+        memset(it, 0, sizeof(*it));
+        it->name = ctl_strdup(dbt_stmt_text(s, 0));
+        it->serial = ctl_strdup(dbt_stmt_text(s, 1));
+        it->sha1_fingerprint = ctl_strdup(dbt_stmt_text(s, 2));
+        it->create_time = dbt_stmt_int(s, 3);
+        it->expiration_time = dbt_stmt_is_null(s, 4) ? 0 : dbt_stmt_int(s, 4);
+        it->revoke_time = dbt_stmt_is_null(s, 5) ? 0 : dbt_stmt_int(s, 5);
+    }
+out:
+    return res;
+}
+
+dbt_res dbt_ctl_admin_cert_list(struct dbt_ctl *ctl, struct dbt_ctl_admin_cert_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_LIST, &s));
+    DBT_TRY(cert_rows(s, out));
+out:
+    dbt_store_rollback(ctl->st);
+    if (!dbt_ok(res)) {
+        dbt_ctl_admin_cert_list_cleanup(out);
+    }
+    return res;
+}
+
+/* A SHA-1 fingerprint as users paste it (any case, optional colons) -> 40 lower-case hex
+   characters, or "" if it is not one (as clients.c reads client certificate fingerprints). */
+static void normalize_sha1(const char *s, char out[41])
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (; *s; s++) {
+        if (*s == ':') {
+            continue;
+        }
+        if (!isxdigit((unsigned char)*s) || n == 40) {
+            out[0] = '\0';
+            return;
+        }
+        out[n++] = (char)tolower((unsigned char)*s);
+    }
+    out[n] = '\0';
+    if (n != 40) {
+        out[0] = '\0';
+    }
+}
+
+dbt_res dbt_ctl_admin_cert_revoke(struct dbt_ctl *ctl, const char *key,
+                                  struct dbt_ctl_admin_cert_list *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    struct dbt_ctl_admin_cert_list found = {0}, done = {0};
+    char sha1[41];
+    if (out != NULL) {
+        memset(out, 0, sizeof(*out));
+    }
+    DBT_ENSURE(key != NULL && key[0] != '\0', INVALID,
+               "an admin certificate name or SHA-1 fingerprint is required");
+    normalize_sha1(key, sha1);
+    int64_t now = dbt_now_unix();
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_FIND, &s));
+    dbt_stmt_bind_text(s, 1, key);
+    dbt_stmt_bind_text(s, 2, sha1[0] ? sha1 : NULL);
+    DBT_TRY(cert_rows(s, &found));
+    DBT_ENSURE(found.n > 0, NOT_FOUND,
+               "admin certificate \"%s\" does not exist (see `dbtls admin-certs list`)", key);
+    for (size_t i = 0; i < found.n; i++) {
+        struct dbt_ctl_admin_cert_info *it = &found.items[i];
+        if (it->revoke_time != 0) {
+            continue;
+        }
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_REVOKE, &s));
+        dbt_stmt_bind_text(s, 1, it->serial);
+        dbt_stmt_bind_int(s, 2, now);
+        DBT_TRY(dbt_stmt_exec(s));
+        DBT_ENSURE(dbt_store_changes(ctl->st) == 1, INTERNAL,
+                   "admin certificate \"%s\" (serial %s) was not marked revoked", it->name,
+                   it->serial);
+        ctl_fault("admin-cert-revoke-mid");
+        DBT_TRY(ctl_event(ctl, "admin-cert.revoke", "admin-cert", "name=%s serial=%s sha1=%s",
+                          it->name, it->serial,
+                          it->sha1_fingerprint ? it->sha1_fingerprint : "unknown"));
+        it->revoke_time = now;
+        /* move it to the result */
+        struct dbt_ctl_admin_cert_info *v = realloc(done.items, (done.n + 1) * sizeof(*v));
+        DBT_ENSURE(v != NULL, NOMEM, "out of memory");
+        done.items = v;
+        done.items[done.n++] = *it;
+        memset(it, 0, sizeof(*it));
+    }
+    if (done.n == 0) {
+        char when[32];
+        dbt_time_rfc3339(found.items[0].revoke_time, when, sizeof(when));
+        DBT_BAIL(STATE, "admin certificate \"%s\" is already revoked (since %s)", key, when);
+    }
+    DBT_TRY(ctl_commit(ctl));
+    if (out != NULL) {
+        *out = done;
+        memset(&done, 0, sizeof(done));
+    }
+out:
+    dbt_store_rollback(ctl->st);
+    dbt_ctl_admin_cert_list_cleanup(&found);
+    dbt_ctl_admin_cert_list_cleanup(&done);
+    return res;
+}
+
+dbt_res dbt_ctl_admin_trust(struct dbt_ctl *ctl, char **ca_pem, char **crl_pem, size_t *n_revoked)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *ca_key = NULL;
+    struct dbt_pki_crl *crl = NULL;
+    struct dbt_pki_revoked *rv = NULL;
+    char **serials = NULL;
+    size_t n = 0;
+    char *pem = NULL;
+    bool row = true;
+    *ca_pem = NULL;
+    *crl_pem = NULL;
+
+    DBT_TRY(load_ca(ctl, &pem, &ca_key));
+    DBT_TRY(dbt_pki_cert_from_pem(pem, &ca));
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_REVOKED, &s));
+    while (true) {
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        struct dbt_pki_revoked *v = realloc(rv, (n + 1) * sizeof(*rv));
+        DBT_ENSURE(v != NULL, NOMEM, "out of memory");
+        rv = v;
+        char **sv = realloc(serials, (n + 1) * sizeof(*serials));
+        DBT_ENSURE(sv != NULL, NOMEM, "out of memory");
+        serials = sv;
+        serials[n] = ctl_strdup(dbt_stmt_text(s, 0));
+        rv[n].serial = serials[n];
+        rv[n].revoked_at = dbt_stmt_int(s, 1);
+        n++;
+    }
+    dbt_store_rollback(ctl->st);
+    struct dbt_pki_crl_spec spec = {
+        .issuer = ca,
+        .issuer_key = ca_key,
+        .revoked = rv,
+        .n_revoked = n,
+        .digest = DBT_PKI_SHA384,
+    };
+    DBT_TRY(dbt_pki_crl_build(&spec, &crl));
+    DBT_TRY(dbt_pki_crl_to_pem(crl, crl_pem));
+    *ca_pem = pem;
+    pem = NULL;
+    if (n_revoked != NULL) {
+        *n_revoked = n;
+    }
+out:
+    dbt_store_rollback(ctl->st);
+    for (size_t i = 0; i < n; i++) {
+        free(serials[i]);
+    }
+    free(serials);
+    free(rv);
+    free(pem);
+    dbt_pki_crl_free(crl);
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(ca_key);
     return res;
 }
 

@@ -15,6 +15,8 @@
  *   client_certs  live client certificates: name, serial, SHA-1, cert PEM (never the key)
  *   revocations   revoked client certs per client CA (by its SHA-1), the CRL's content
  *   events        the audit trail
+ *   admin_certs   admin client certificates (admin_ca.h): name, serial, SHA-1, created,
+ *                 expires, revoked_at (NULL = live); the revoked ones make the admin CRL
  */
 #include "store/store.h"
 
@@ -72,6 +74,20 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (instance_id, kind, serial));"
     "CREATE TABLE notify_marks (sink TEXT PRIMARY KEY, last_event_id INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);",
+    /* 3: admin client certificates (ctl/admin_ca.h), so they can be listed and revoked; a
+       revoked row stays (revoked_at set) and goes into the admin CA's CRL. Certificates issued
+       before this step are recovered from their "admin-cert.create" events (detail
+       "name=NAME serial=HEX"; a name cannot hold "=") without fingerprint or expiry, which
+       those events did not record, so a key leaked before the upgrade can be revoked too. */
+    "CREATE TABLE admin_certs ("
+    "  serial TEXT PRIMARY KEY, name TEXT NOT NULL, sha1 TEXT, created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER, revoked_at INTEGER);"
+    "CREATE INDEX admin_certs_name ON admin_certs (name);"
+    "CREATE INDEX admin_certs_sha1 ON admin_certs (sha1);"
+    "INSERT OR IGNORE INTO admin_certs (serial, name, created_at)"
+    "  SELECT substr(detail, instr(detail, ' serial=') + 8),"
+    "         substr(detail, 6, instr(detail, ' serial=') - 6), time FROM events"
+    "  WHERE action = 'admin-cert.create' AND detail LIKE 'name=% serial=%' ORDER BY id;",
 };
 
 #define INSTANCE_COLS                                                                              \
@@ -83,6 +99,7 @@ static const char *const migrations[] = {
     "slot, ca_pem, ca_key_blob, shared_ca_id, shared_region, cert_pem, key_blob, created_at"
 #define CA_COLS "ca_id, region, key_type, digest, cert_pem, key_blob, created_at"
 #define CLIENT_COLS "name, serial, sha1, cert_pem, created_at"
+#define ADMIN_CERT_COLS "name, serial, sha1, created_at, expires_at, revoked_at"
 
 static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_COUNTER_GET] = "SELECT n FROM counter WHERE id = 1",
@@ -191,6 +208,24 @@ static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_EVENT_AFTER] = "SELECT id, time, actor, action, object, detail FROM events"
                             " WHERE id > ?1 ORDER BY id LIMIT ?2",
     [DBT_SQL_EVENT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM events",
+    /* ?1..?6 ADMIN_CERT_COLS (revoked_at NULL) */
+    [DBT_SQL_ADMIN_CERT_ADD] =
+        "INSERT INTO admin_certs (" ADMIN_CERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* -> ADMIN_CERT_COLS */
+    [DBT_SQL_ADMIN_CERT_LIST] =
+        "SELECT " ADMIN_CERT_COLS " FROM admin_certs ORDER BY name, created_at, serial",
+    /* ?1 name, ?2 sha1 (lower case) -> ADMIN_CERT_COLS, live ones first */
+    [DBT_SQL_ADMIN_CERT_FIND] = "SELECT " ADMIN_CERT_COLS " FROM admin_certs WHERE name = ?1"
+                                " OR sha1 = ?2 ORDER BY revoked_at IS NOT NULL, created_at, serial",
+    /* ?1 name, ?2 now -> 1 when a certificate of that name is neither revoked nor expired */
+    [DBT_SQL_ADMIN_CERT_LIVE] = "SELECT 1 FROM admin_certs WHERE name = ?1 AND revoked_at IS NULL"
+                                " AND (expires_at IS NULL OR expires_at > ?2) LIMIT 1",
+    /* ?1 serial, ?2 time; changes() = 0 when it was revoked already */
+    [DBT_SQL_ADMIN_CERT_REVOKE] = "UPDATE admin_certs SET revoked_at = ?2 WHERE serial = ?1"
+                                  " AND revoked_at IS NULL",
+    /* -> serial, revoked_at: the admin CRL's entries */
+    [DBT_SQL_ADMIN_CERT_REVOKED] = "SELECT serial, revoked_at FROM admin_certs"
+                                   " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial",
 };
 
 int dbt_store_schema_version(void)

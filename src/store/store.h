@@ -76,6 +76,13 @@ enum dbt_sql {
     DBT_SQL_NOTIFY_MARK_PUT,
     DBT_SQL_EVENT_AFTER,
     DBT_SQL_EVENT_MAX_ID,
+    /* admin client certificates (ctl/admin_ca.c, migration 3) */
+    DBT_SQL_ADMIN_CERT_ADD,
+    DBT_SQL_ADMIN_CERT_LIST,
+    DBT_SQL_ADMIN_CERT_FIND,
+    DBT_SQL_ADMIN_CERT_LIVE,
+    DBT_SQL_ADMIN_CERT_REVOKE,
+    DBT_SQL_ADMIN_CERT_REVOKED,
     DBT_SQL__COUNT
 };
 
