@@ -1,8 +1,9 @@
 /*
  * admin.c - the listeners of the admin API (admin.h): the 0600 unix socket and the optional TCP
  * listener with mutual TLS (libmicrohttpd over GnuTLS; the client certificate is verified here
- * against the admin CA, with the clientAuth purpose, before any handler runs), request bodies
- * collected up to a limit, and the reply. Routing and resources are in api.c.
+ * against the admin CA and its CRL (trust.c), with the clientAuth purpose: a revoked one during
+ * the TLS handshake, anything else before any handler runs), request bodies collected up to a
+ * limit, and the reply. Routing and resources are in api.c.
  */
 #include "admin/admin.h"
 
@@ -20,6 +21,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 
@@ -57,6 +59,7 @@ struct listener {
     struct MHD_Daemon *mhd;
     bool tls;
     size_t max_body;
+    struct dbt_admin_trust *trust; /* tls: the admin CA + CRL clients are verified against */
 };
 
 struct dbt_admin {
@@ -66,6 +69,7 @@ struct dbt_admin {
     int tcp_port;
     char *path;
     struct dbt_ctl_admin_cert server_cert;
+    struct dbt_admin_trust *trust;
 };
 
 static json_t *str_or_null(const char *s)
@@ -194,14 +198,122 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
     return send_reply(c, &r);
 }
 
+/* Logs a refused TCP client naming its certificate (subject, serial) and why. */
+static void log_refused(const char *when, const gnutls_datum_t *leaf, unsigned status,
+                        const char *why)
+{
+    char subject[256], serial[80];
+    gnutls_datum_t text = {0};
+    dbt_admin_peer_describe(leaf, subject, sizeof(subject), serial, sizeof(serial));
+    if (status != 0 &&
+        gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+        int len = (int)text.size;
+        while (len > 0 && (text.data[len - 1] == ' ' || text.data[len - 1] == '\0')) {
+            len--; /* GnuTLS ends each sentence with a blank */
+        }
+        dbt_warn("admin API: refused a TCP client %s: certificate \"%s\" (serial %s): %s (%.*s)",
+                 when, subject, serial, why, len, (const char *)text.data);
+        gnutls_free(text.data);
+    } else {
+        dbt_warn("admin API: refused a TCP client %s: certificate \"%s\" (serial %s): %s", when,
+                 subject, serial, why);
+    }
+}
+
 /*
- * The TCP listener admits only clients whose certificate chains to the admin CA (the trust
- * libmicrohttpd was given) and carries the clientAuth purpose. GnuTLS only *requests* a client
- * certificate during the handshake, so the check is made here, before any handler runs.
+ * After the alert, before libmicrohttpd closes the socket: a TLS 1.3 client sends its request
+ * right after its Finished, and closing with those bytes unread makes the kernel answer with a
+ * RST that can overtake the alert (the client then sees a bare reset instead of "certificate
+ * revoked"). So, as HTTP servers do for a lingering close, send FIN and drop what arrives until
+ * the client closes, for at most LINGER_MS (on this connection's own thread).
+ */
+#define LINGER_MS 250
+
+static void linger(gnutls_session_t s)
+{
+    int rfd = -1, wfd = -1;
+    gnutls_transport_get_int2(s, &rfd, &wfd);
+    if (rfd < 0 || wfd < 0) {
+        return;
+    }
+    shutdown(wfd, SHUT_WR);
+    uint64_t end = dbt_now_ms() + LINGER_MS;
+    char buf[4096];
+    for (uint64_t now = dbt_now_ms(); now < end; now = dbt_now_ms()) {
+        struct pollfd p = {.fd = rfd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now)) <= 0) {
+            return;
+        }
+        ssize_t n = recv(rfd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            return;
+        }
+    }
+}
+
+/*
+ * GnuTLS calls this during the handshake, once the client's Certificate message is in. A
+ * certificate the admin CA revoked (`dbtls admin-certs revoke`) ends the handshake with a
+ * certificate_revoked alert, so a leaked admin key never gets as far as HTTP. Anything else is
+ * left to check_client_cert, which answers with an HTTP error that says what to do (no
+ * certificate, another CA, expired). MHD keeps the connection as the session's pointer and the
+ * listener as its socket context (notify_connection).
+ */
+static int verify_handshake(gnutls_session_t s)
+{
+    struct MHD_Connection *c = gnutls_session_get_ptr(s);
+    const union MHD_ConnectionInfo *ci =
+        c != NULL ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+    struct listener *l = ci != NULL ? ci->socket_context : NULL;
+    unsigned n = 0, status = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (l == NULL || l->trust == NULL || peers == NULL || n == 0) {
+        return 0;
+    }
+    dbt_res r = dbt_admin_trust_verify(l->trust, peers, n, &status);
+    if (dbt_ok(r) && (status & GNUTLS_CERT_REVOKED) != 0) {
+        log_refused("during the TLS handshake", &peers[0], status,
+                    "revoked by the admin CA (dbtls admin-certs revoke)");
+        if (gnutls_alert_send(s, GNUTLS_AL_FATAL, GNUTLS_A_CERTIFICATE_REVOKED) == 0) {
+            linger(s);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Installs verify_handshake on each new TLS connection of the TCP listener. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    static bool warned;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
+        return;
+    }
+    *socket_context = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t s = ci != NULL ? (gnutls_session_t)ci->tls_session : NULL;
+    if (s != NULL && gnutls_session_get_ptr(s) == c) {
+        gnutls_session_set_verify_function(s, verify_handshake);
+    } else if (!warned) {
+        /* Another libmicrohttpd layout: revoked certificates are then refused with 403 by
+           check_client_cert instead of during the handshake. */
+        warned = true;
+        dbt_warn("admin API: cannot check client certificates during the TLS handshake with "
+                 "this libmicrohttpd; a revoked one is refused at its first request");
+    }
+}
+
+/*
+ * The TCP listener admits only clients whose certificate chains to the admin CA, is not revoked
+ * (its CRL, trust.c) and carries the clientAuth purpose. GnuTLS only *requests* a client
+ * certificate during the handshake, so the check is made here, before any handler runs, for
+ * every request (a kept-alive connection is cut off by a revocation too).
  * Returns 0 when the client is admitted, else the HTTP status to refuse with (*why says why).
  */
-static unsigned check_client_cert(struct MHD_Connection *c, const char **why, char *cn,
-                                  size_t cn_size)
+static unsigned check_client_cert(const struct listener *l, struct MHD_Connection *c,
+                                  const char **why, char *cn, size_t cn_size)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -211,25 +323,24 @@ static unsigned check_client_cert(struct MHD_Connection *c, const char **why, ch
     }
     gnutls_session_t s = (gnutls_session_t)ci->tls_session;
     unsigned n = 0;
-    if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0) {
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (peers == NULL || n == 0) {
         *why = "a client certificate issued by the dbtls admin CA is required "
                "(dbtls admin-certs create NAME --out-dir DIR)";
+        dbt_warn("admin API: refused a TCP client: %s", *why);
         return 401;
     }
-    gnutls_typed_vdata_st purpose = {
-        .type = GNUTLS_DT_KEY_PURPOSE_OID,
-        .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
-        .size = 0,
-    };
     unsigned status = 0;
-    int rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
-    if (rc < 0 || status != 0) {
-        *why = "the client certificate was not issued by the dbtls admin CA for client "
-               "authentication, or it has expired";
+    dbt_res r = dbt_admin_trust_verify(l->trust, peers, n, &status);
+    if (!dbt_ok(r) || status != 0) {
+        *why = (status & GNUTLS_CERT_REVOKED) != 0
+                   ? "the client certificate was revoked (dbtls admin-certs list)"
+                   : "the client certificate was not issued by the dbtls admin CA for client "
+                     "authentication, or it has expired";
+        log_refused("at its request", &peers[0], status, *why);
         return 403;
     }
     /* Who acts, for the events: the verified certificate's CN. */
-    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     gnutls_x509_crt_t crt = NULL;
     size_t len = cn_size;
     cn[0] = '\0';
@@ -255,9 +366,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         char cn[128] = "";
         if (l->tls) {
             const char *why = NULL;
-            unsigned st = check_client_cert(c, &why, cn, sizeof(cn));
+            unsigned st = check_client_cert(l, c, &why, cn, sizeof(cn));
             if (st != 0) {
-                dbt_warn("admin API: refused a TCP client: %s", why);
                 return send_error(c, st, why);
             }
         }
@@ -504,6 +614,8 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
         res = dbt_ctl_admin_server_cert(ctl, hosts, nh, 0, &a->server_cert);
         pool_put(&a->pool, ctl);
         DBT_TRY(res);
+        DBT_TRY(dbt_admin_trust_start(o->ctl, &a->trust));
+        a->tcp_l.trust = a->trust;
         a->tcp_l.mhd = MHD_start_daemon(
             flags | MHD_USE_TLS, 0, NULL, NULL, handle, &a->tcp_l, MHD_OPTION_LISTEN_SOCKET, tfd,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
@@ -511,7 +623,7 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
             MHD_OPTION_HTTPS_MEM_KEY, a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT,
             a->server_cert.cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem,
             MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-            MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &a->tcp_l, MHD_OPTION_END);
         DBT_ENSURE(a->tcp_l.mhd != NULL, IO, "--admin-listen \"%s\": cannot start the HTTPS server",
                    o->tcp_listen);
         tfd = -1; /* owned by MHD */
@@ -565,6 +677,7 @@ void dbt_admin_stop(struct dbt_admin *a)
     if (a->unix_l.mhd != NULL) {
         MHD_stop_daemon(a->unix_l.mhd);
     }
+    dbt_admin_trust_stop(a->trust); /* after the TCP listener: its threads verify with it */
     if (a->path != NULL) {
         unlink(a->path);
     }

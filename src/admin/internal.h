@@ -5,12 +5,16 @@
 #ifndef DBT_ADMIN_INTERNAL_H
 #define DBT_ADMIN_INTERNAL_H
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <stddef.h>
+
+#include "base/err.h"
 
 #include "front/front.h"
 
 struct dbt_ctl;
+struct dbt_ctl_opts;
 
 /* One listener's view of the world: handlers of one listener run on its MHD thread only, so
    each listener owns its own control handle (ctl.h: one handle per thread). */
@@ -36,5 +40,23 @@ void dbt_admin_api_handle(struct dbt_admin_ctx *ctx, struct MHD_Connection *conn
 /* An error reply {"error":{"code":status,"status":"...","message":"..."}}. */
 void dbt_admin_error(struct dbt_admin_reply *out, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * The TCP listener's trust (trust.c): the admin CA and its CRL, reloaded by a watcher thread
+ * within about a second of a store change (e.g. `dbtls admin-certs revoke`). start opens its
+ * own control handle from co and fails when the admin CA cannot be read.
+ */
+struct dbt_admin_trust;
+dbt_res dbt_admin_trust_start(const struct dbt_ctl_opts *co, struct dbt_admin_trust **out) DBT_WUR;
+/* Stops the watcher and frees everything; NULL is a no-op. */
+void dbt_admin_trust_stop(struct dbt_admin_trust *t);
+/* Verifies a client chain (DER, leaf first, as gnutls_certificate_get_peers gives it) against
+   the admin CA and its current CRL for client authentication: *status is GnuTLS's
+   verification status (0 = trusted; GNUTLS_CERT_REVOKED for a revoked one). Any thread. */
+dbt_res dbt_admin_trust_verify(struct dbt_admin_trust *t, const gnutls_datum_t *peers, unsigned n,
+                               unsigned *status) DBT_WUR;
+/* The subject DN (RFC 4514) and serial (hex) of a DER certificate, "?" when unreadable. */
+void dbt_admin_peer_describe(const gnutls_datum_t *leaf, char *subject, size_t subject_size,
+                             char *serial, size_t serial_size);
 
 #endif
