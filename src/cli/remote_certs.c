@@ -117,10 +117,17 @@ static int run_admin_cert_revoke(struct dbt_cli *c)
     DBT_TRY(dbt_ctl_admin_cert_revoke(ctl, c->positional, &l));
     a = dbt_view_admin_cert_list(&l);
     DBT_ENSURE(a, NOMEM, "out of memory");
-    dbt_cli_print_done(c, a,
-                       "Revoked admin certificate [%s] (serial %s%s); dbtlsd refuses it from its "
-                       "next reload (about a second).",
-                       l.items[0].name, l.items[0].serial, l.n > 1 ? " and others" : "");
+    if (l.n == 1) {
+        dbt_cli_print_done(c, a,
+                           "Revoked admin certificate [%s] (serial %s); dbtlsd refuses it from "
+                           "its next reload (about a second).",
+                           l.items[0].name, l.items[0].serial);
+    } else {
+        dbt_cli_print_done(c, a,
+                           "Revoked %zu admin certificates named [%s]; dbtlsd refuses them from "
+                           "its next reload (about a second).",
+                           l.n, l.items[0].name);
+    }
 out:
     json_decref(a);
     dbt_ctl_admin_cert_list_cleanup(&l);

@@ -245,25 +245,6 @@ out:
     return res;
 }
 
-/* Inside the open transaction: EXISTS when a live certificate already has this name. */
-static dbt_res check_name_free(struct dbt_ctl *ctl, const char *name)
-{
-    dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL;
-    bool row = false;
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_LIVE, &s));
-    dbt_stmt_bind_text(s, 1, name);
-    dbt_stmt_bind_int(s, 2, dbt_now_unix());
-    DBT_TRY(dbt_stmt_step(s, &row));
-    DBT_TRY(dbt_stmt_exec(s));
-    DBT_ENSURE(!row, EXISTS,
-               "admin certificate \"%s\" already exists (revoke it with `dbtls admin-certs revoke "
-               "%s` or choose another name)",
-               name, name);
-out:
-    return res;
-}
-
 dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t validity_secs,
                                   struct dbt_ctl_admin_cert *out)
 {
@@ -271,14 +252,9 @@ dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     DBT_TRY(dbt_pki_check_client_name(name));
-    /* Refuse a taken name before making a key; checked again under the write lock. */
-    DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(check_name_free(ctl, name));
-    dbt_store_rollback(ctl->st);
     /* The key is generated and the certificate signed before BEGIN IMMEDIATE (ctl/keys.c). */
     DBT_TRY(issue(ctl, DBT_PKI_PROFILE_CLIENT, name, NULL, 0, validity_secs, out));
     DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(check_name_free(ctl, name));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_ADD, &s));
     dbt_stmt_bind_text(s, 1, name);
     dbt_stmt_bind_text(s, 2, out->serial);

@@ -13,9 +13,10 @@
  * Every admin client certificate issued is recorded (table admin_certs: name, serial, SHA-1,
  * created, expires, revoked; never the key) so that it can be listed and revoked. A revoked
  * certificate goes into the admin CA's CRL (dbt_ctl_admin_trust), which dbtlsd's TCP listener
- * checks during the TLS handshake; the row stays, marked revoked. A name is unique among the
- * certificates that are neither revoked nor expired, so a revoked or expired name can be
- * issued again.
+ * checks during the TLS handshake; the row stays, marked revoked. Names need not be unique (as
+ * before certificates were recorded: one operator may hold several "ops" certificates, e.g.
+ * one per machine): revoking by name revokes every live certificate of that name, revoking by
+ * SHA-1 fingerprint exactly one.
  */
 #ifndef DBT_CTL_ADMIN_CA_H
 #define DBT_CTL_ADMIN_CA_H
@@ -47,8 +48,7 @@ dbt_res dbt_ctl_admin_ca(struct dbt_ctl *ctl, char **ca_pem_out) DBT_WUR;
 /*
  * Issues an admin client certificate: CN = name (`[A-Za-z0-9._ -]+`, 1..64), EKU clientAuth,
  * EC P-256, validity_secs (0 = 1 year). Records it (admin_certs) with an "admin-cert.create"
- * event in one transaction. INVALID for a bad name, EXISTS when a live certificate (neither
- * revoked nor expired) has that name.
+ * event in one transaction. INVALID for a bad name.
  */
 dbt_res dbt_ctl_admin_cert_create(struct dbt_ctl *ctl, const char *name, int64_t validity_secs,
                                   struct dbt_ctl_admin_cert *out) DBT_WUR;
@@ -73,8 +73,8 @@ dbt_res dbt_ctl_admin_cert_list(struct dbt_ctl *ctl, struct dbt_ctl_admin_cert_l
 
 /*
  * Revokes the admin client certificate named key (or whose SHA-1 fingerprint is key, any case,
- * colons allowed): every unrevoked certificate that matches (certificates recovered from events
- * at the upgrade may share a name) is marked revoked now, with one "admin-cert.revoke" event
+ * colons allowed): every unrevoked certificate that matches (several may share a name) is
+ * marked revoked now, with one "admin-cert.revoke" event
  * each, in one transaction that bumps the change counter (dbtlsd then reloads the admin CRL).
  * out (may be NULL) receives the certificates revoked. NOT_FOUND when nothing matches, STATE
  * when everything that matches is revoked already.

@@ -217,9 +217,6 @@ static const char *const statements[DBT_SQL__COUNT] = {
     /* ?1 name, ?2 sha1 (lower case) -> ADMIN_CERT_COLS, live ones first */
     [DBT_SQL_ADMIN_CERT_FIND] = "SELECT " ADMIN_CERT_COLS " FROM admin_certs WHERE name = ?1"
                                 " OR sha1 = ?2 ORDER BY revoked_at IS NOT NULL, created_at, serial",
-    /* ?1 name, ?2 now -> 1 when a certificate of that name is neither revoked nor expired */
-    [DBT_SQL_ADMIN_CERT_LIVE] = "SELECT 1 FROM admin_certs WHERE name = ?1 AND revoked_at IS NULL"
-                                " AND (expires_at IS NULL OR expires_at > ?2) LIMIT 1",
     /* ?1 serial, ?2 time; changes() = 0 when it was revoked already */
     [DBT_SQL_ADMIN_CERT_REVOKE] = "UPDATE admin_certs SET revoked_at = ?2 WHERE serial = ?1"
                                   " AND revoked_at IS NULL",

@@ -101,7 +101,7 @@ def test_revoked_admin_refused_without_restart(two_admins, dbtls, dbtls_bin, tmp
     assert unix_api(d.admin_socket).get("/v1/instances").status == 200
 
 
-def test_list_shows_revocation(two_admins, dbtls):
+def test_list_shows_revocation(two_admins, dbtls, tmp_dir):
     d, port, ops, dev = two_admins
     serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", ops["cert"]],
                             capture_output=True, text=True, check=True).stdout
@@ -133,6 +133,12 @@ def test_list_shows_revocation(two_admins, dbtls):
     assert len(ev) == 1 and f"serial={after['ops']['certSerialNumber']}" in ev[0]["detail"]
     assert "name=ops" in ev[0]["detail"]
 
+    # two certificates of one name (say one per laptop): the name revokes both
+    dbtls("admin-certs", "create", "dev", "--out-dir", os.path.join(tmp_dir, "dev-laptop"))
+    revoked = dbtls.json("admin-certs", "revoke", "dev")
+    assert [c["name"] for c in revoked] == ["dev", "dev"] and all(c["revoked"] for c in revoked)
+    assert all(c["revoked"] for c in dbtls.json("admin-certs", "list") if c["name"] == "dev")
+
 
 def test_revoke_refusals(two_admins, dbtls, tmp_dir):
     d, port, ops, dev = two_admins
@@ -143,10 +149,7 @@ def test_revoke_refusals(two_admins, dbtls, tmp_dir):
     cp = dbtls.fail("admin-certs", "revoke", "ops")
     assert 'admin certificate "ops" is already revoked' in cp.stderr
     assert dbtls.json("events", "list") == counter  # a refusal records nothing
-    # a live name cannot be issued twice; a revoked one can be issued again
-    cp = dbtls.fail("admin-certs", "create", "dev", "--out-dir", os.path.join(tmp_dir, "dev2"))
-    assert 'admin certificate "dev" already exists' in cp.stderr
-    assert not os.path.exists(os.path.join(tmp_dir, "dev2"))
+    # a revoked name can be issued again
     ops2 = make_admin(dbtls, tmp_dir, "ops-again")
     dbtls("admin-certs", "create", "ops", "--out-dir", os.path.join(tmp_dir, "ops3"))
     names = sorted((c["name"], c["revoked"]) for c in dbtls.json("admin-certs", "list"))
