@@ -1,7 +1,7 @@
-"""Helpers for the `dbtls` command tests (test_cli_*.py): an initialized state directory made once
-per session and copied per test, certificate checks with the `openssl` command-line tool (an
-implementation independent of ours), and a snapshot of the store to prove that a refused command
-changed nothing.
+"""Helpers for the integration tests: an initialized state directory made once per session and
+copied per test (use_template, for every test to which `dbtls init` is only setup), certificate
+checks with the `openssl` command-line tool (an implementation independent of ours), and a
+snapshot of the store to prove that a refused command changed nothing.
 """
 import atexit
 import os
@@ -15,32 +15,49 @@ import pytest
 
 CA_IDS = ["dbtls-ca-rsa2048-g1", "dbtls-ca-rsa4096-g1", "dbtls-ca-ecc384-g1"]
 
-_template = {}
+_templates = {}  # dbtls binary -> template state dir
+STORE_SIDECARS = ("dbtls.db-wal", "dbtls.db-shm", "dbtls.db-journal")
 
 
 def initialized_template(dbtls_bin):
-    """Path of a state directory on which `dbtls init` ran (once per session: RSA-4096 roots are
-    slow to make); removed at exit. Copy it with use_template() rather than using it."""
-    if dbtls_bin not in _template:
-        d = tempfile.mkdtemp(prefix="dbtls-tpl-")
-        os.chmod(d, 0o700)
-        sd = os.path.join(d, "state")
-        cp = subprocess.run([dbtls_bin, "--state-dir", sd, "init"], capture_output=True,
-                            text=True, timeout=300)
-        if cp.returncode != 0:
-            shutil.rmtree(d, ignore_errors=True)
-            pytest.fail(f"dbtls init failed ({cp.returncode}):\n{cp.stderr}")
-        atexit.register(shutil.rmtree, d, True)
-        _template[dbtls_bin] = sd
-    return _template[dbtls_bin]
+    """Path of a state directory on which `dbtls init` ran: made once per pytest session (per
+    binary), as RSA-4096 roots take seconds to make (~5 s under ASan), and removed at exit.
+    Nothing ever runs on it: tests get a copy through use_template()."""
+    if dbtls_bin in _templates:
+        return _templates[dbtls_bin]
+    d = tempfile.mkdtemp(prefix="dbtls-tpl-")
+    atexit.register(shutil.rmtree, d, True)
+    sd = os.path.join(d, "state")
+    # run() returns once dbtls has exited: the store is closed before anything copies it
+    cp = subprocess.run([dbtls_bin, "--state-dir", sd, "init"], capture_output=True, text=True,
+                        timeout=300)
+    if cp.returncode != 0:
+        pytest.fail(f"dbtls init (the state template) failed ({cp.returncode}):\n{cp.stderr}")
+    # the last connection to close checkpoints the WAL into dbtls.db and removes it: a file
+    # left beside the store would mean dbtls.db alone is not the whole store
+    left = [f for f in STORE_SIDECARS if os.path.exists(os.path.join(sd, f))]
+    assert not left, f"dbtls init left {left} beside the store in {sd}"
+    # immutable=1: read without locks or a -shm file, so the template stays as init left it
+    con = sqlite3.connect(f"file:{os.path.join(sd, 'dbtls.db')}?immutable=1", uri=True)
+    try:
+        check = con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+    assert check == "ok", f"store made by dbtls init: integrity_check: {check}"
+    _templates[dbtls_bin] = sd
+    return sd
 
 
 def use_template(dbtls):
-    """Fills the (empty) state dir of the `dbtls` fixture with a copy of the initialized
-    template, so the test starts right after `dbtls init`. Returns the runner."""
+    """Makes the runner's state directory (empty or not there yet) the state `dbtls init`
+    leaves: a copy of the session's template (shutil.copytree keeps the modes: directory 0700,
+    master.key and dbtls.db 0600). Every copy holds the same CA keys and master key; tests of
+    init itself, or of two inits differing, run the real one. Returns the runner."""
     src = initialized_template(dbtls.bin)
-    for name in os.listdir(src):
-        shutil.copy2(os.path.join(src, name), os.path.join(dbtls.state_dir, name))
+    dst = dbtls.state_dir
+    if os.path.isdir(dst) and os.listdir(dst):
+        pytest.fail(f"use_template: state dir {dst} is not empty: {sorted(os.listdir(dst))}")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
     return dbtls
 
 

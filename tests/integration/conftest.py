@@ -191,7 +191,9 @@ class Dbtls:
 @pytest.fixture
 def dbtls(dbtls_bin, state_dir):
     """A Dbtls runner bound to this test's `state_dir` (see class Dbtls): dbtls("init"),
-    dbtls.json("instances", "list"), dbtls.fail("ssl", "server-certs", "rotate", ...)."""
+    dbtls.json("instances", "list"), dbtls.fail("ssl", "server-certs", "rotate", ...).
+    cli_helpers.use_template(dbtls) fills state_dir with a copy of a session-wide init instead
+    (for tests to which init is only setup: it is slow)."""
     return Dbtls(dbtls_bin, state_dir)
 
 

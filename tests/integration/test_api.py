@@ -12,11 +12,12 @@ import time
 import pytest
 
 from api_client import unix_api
+from cli_helpers import use_template
 
 
 @pytest.fixture
 def api_env(dbtls, dbtlsd, state_dir):
-    dbtls("init")
+    use_template(dbtls)
     d = dbtlsd.start(state_dir, ["--workers", "1"])
     return dbtls, d, unix_api(d.admin_socket)
 

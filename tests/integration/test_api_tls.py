@@ -13,11 +13,12 @@ import subprocess
 import pytest
 
 from api_client import tcp_api, tls_context, unix_api
+from cli_helpers import use_template
 
 
 @pytest.fixture
 def remote(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     out = os.path.join(tmp_dir, "ops")
     cp = dbtls("admin-certs", "create", "ops", "--out-dir", out)
     assert "Created admin certificate [ops]" in cp.stdout

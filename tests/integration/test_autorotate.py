@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-import pytest
+from cli_helpers import use_template
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
@@ -47,7 +47,7 @@ def events(dbtls, action):
 
 def test_two_minute_cert_rotated_under_pgbench(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
                                                free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = free_port()
     # 120 s validity; the default lead (90 days) covers the whole lifetime, so the half-life
     # (60 s) decides
@@ -113,7 +113,7 @@ def test_two_minute_cert_rotated_under_pgbench(pg_server, dbtls, dbtlsd, state_d
 
 
 def test_per_instance_upcoming_ca_and_event(dbtls, dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     dbtls("instances", "create", "own", "--engine", "postgres", "--listen",
           f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--endpoint", "own.local",
           "--ca-mode", "per-instance", "--ca-validity", "6", "--validity", "6")
@@ -146,7 +146,7 @@ def test_per_instance_upcoming_ca_and_event(dbtls, dbtlsd, state_dir, free_port)
 
 
 def test_manual_policy_only_warns(dbtls, dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     dbtls("instances", "create", "man", "--engine", "postgres", "--listen",
           f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--endpoint", "man.local",
           "--validity", "6", "--server-cert-rotation", "manual")
@@ -173,7 +173,7 @@ def test_manual_policy_only_warns(dbtls, dbtlsd, state_dir, free_port):
 
 
 def test_policy_flags_validated(dbtls, free_port):
-    dbtls("init")
+    use_template(dbtls)
     base = ["instances", "create", "v1", "--engine", "postgres", "--listen",
             f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--endpoint", "v.local"]
     cp = dbtls.fail(*base, "--server-cert-rotation", "sometimes")

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from cli_helpers import (CA_IDS, openssl, split_pem, sha1_of, use_template, write,
-                         create_instance, store_snapshot, assert_unchanged)
+                         create_instance, store_snapshot, assert_unchanged,
+                         initialized_template)
 
 
 def run(dbtls_bin, *args, env=None, cwd=None):
@@ -114,6 +115,39 @@ def test_init_creates_state_and_refuses_twice(dbtls):
     cp = dbtls.fail("init")
     assert "already" in cp.stderr
     assert_unchanged(before, dbtls.state_dir)
+
+
+def test_template_copy_is_what_init_leaves(dbtls, tmp_dir):
+    """use_template(), where most tests start, gives what `dbtls init` gives: the same files
+    with the same modes, a store with the same tables and row counts, and a copy of its own
+    (changing it leaves the session's template as it was)."""
+    dbtls("init")
+    copy = use_template(dbtls.with_state_dir(os.path.join(tmp_dir, "copy")))
+
+    def modes(d):
+        return {n: stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode)
+                for n in [".", *os.listdir(d)]}
+
+    assert modes(copy.state_dir) == modes(dbtls.state_dir)
+    assert modes(copy.state_dir)["."] == 0o700
+
+    def rows(d):
+        return {t: len(r) for t, r in store_snapshot(d).items()}
+
+    assert rows(copy.state_dir) == rows(dbtls.state_dir)
+    template = initialized_template(dbtls.bin)
+
+    def contents(d):
+        out = {}
+        for n in os.listdir(d):
+            with open(os.path.join(d, n), "rb") as f:
+                out[n] = f.read()
+        return out
+
+    before = contents(template)
+    create_instance(copy, "c1")
+    assert [i["name"] for i in copy.json("instances", "list")] == ["c1"]
+    assert contents(template) == before
 
 
 def test_cas_list_fields_match_the_certificates(dbtls, tmp_dir):

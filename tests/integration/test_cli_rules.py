@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from cli_helpers import use_template
+
 CASES = [
     ("postgres", "--hba-file", "hostssl all all all backend\nhostssl all all all md5x\n",
      'access rules: invalid authentication method "md5x"', "line 2"),
@@ -17,7 +19,7 @@ CASES = [
 @pytest.mark.parametrize("engine,opt,text,msg,detail", CASES)
 def test_bad_rules_refused_at_create_and_patch(dbtls, tmp_dir, free_port, engine, opt, text,
                                                msg, detail):
-    dbtls("init")
+    use_template(dbtls)
     path = os.path.join(tmp_dir, "rules")
     with open(path, "w") as f:
         f.write(text)
@@ -35,7 +37,7 @@ def test_bad_rules_refused_at_create_and_patch(dbtls, tmp_dir, free_port, engine
 
 
 def test_good_rules_are_stored(dbtls, tmp_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     hba = os.path.join(tmp_dir, "hba")
     ident = os.path.join(tmp_dir, "ident")
     with open(hba, "w") as f:

@@ -17,6 +17,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli_helpers import use_template
+
 
 class UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path):
@@ -65,7 +67,7 @@ def conninfo(port, ca, user="alice"):
 
 @pytest.fixture
 def setup(pg_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = free_port()
     dbtls("instances", "create", "m1", "--engine", "postgres", "--engine-version", "15",
           "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",

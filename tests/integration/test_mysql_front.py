@@ -14,6 +14,8 @@ import time
 import pymysql
 import pytest
 
+from cli_helpers import use_template
+
 SECURE_TRANSPORT_MSG = ("Connections using insecure transport are prohibited while "
                         "--require_secure_transport=ON.")
 
@@ -123,7 +125,7 @@ def ssl_request(caps=CLIENT_CAPS | 0x800):
 # --- TLS with real clients ------------------------------------------------------------------
 def test_mariadb_client_verify_server_cert(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                            tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     ca = ca_file(dbtls, tmp_dir)
     d = dbtlsd.start(state_dir, ["--workers", "2"])
@@ -148,7 +150,7 @@ def test_mariadb_client_verify_server_cert(mariadb_server, dbtls, dbtlsd, state_
 
 def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                         tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     cc = client_cert(dbtls, tmp_dir, "certuser")
     dbtlsd.start(state_dir)
@@ -172,7 +174,7 @@ def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir
 
 def test_wrong_password_is_the_servers_error(mariadb_server, dbtls, dbtlsd, state_dir,
                                              free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     ca = ca_file(dbtls, tmp_dir)
     dbtlsd.start(state_dir)
@@ -192,7 +194,7 @@ def test_wrong_password_is_the_servers_error(mariadb_server, dbtls, dbtlsd, stat
     ("TRUSTED_CLIENT_CERTIFICATE_REQUIRED", "--skip-ssl", False),
 ])
 def test_ssl_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, mode, client, ok):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server, ssl_mode=mode)
     dbtlsd.start(state_dir)
     user, pw = mariadb_server.BOB
@@ -212,7 +214,7 @@ def test_ssl_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, mode, cl
 @pytest.mark.parametrize("engine", ["mariadb", "mysql"])
 def test_encrypted_only_3159_byte_exact(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                         engine):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server, engine=engine)
     dbtlsd.start(state_dir)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -235,7 +237,7 @@ def test_encrypted_only_3159_byte_exact(mariadb_server, dbtls, dbtlsd, state_dir
 def test_greeting_keeps_backend_scramble_and_clears_ssl_without_tls(mariadb_server, dbtls,
                                                                     dbtlsd, state_dir,
                                                                     free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server,
                          ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
     dbtlsd.start(state_dir)
@@ -264,7 +266,7 @@ def oneline(cert, which):
 
 
 def test_user_require_rules(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server,
                          ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
     cc = client_cert(dbtls, tmp_dir, "certuser")
@@ -313,7 +315,7 @@ def test_user_require_rules(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
 
 def test_bad_require_rules_refused_at_reload(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                              tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     ca = ca_file(dbtls, tmp_dir)
     d = dbtlsd.start(state_dir)
@@ -335,7 +337,7 @@ def test_bad_require_rules_refused_at_reload(mariadb_server, dbtls, dbtlsd, stat
 # --- client certificates: trusted, revoked, foreign -------------------------------------------
 def test_trusted_client_cert_required_revoked_and_foreign(mariadb_server, dbtls, dbtlsd,
                                                           state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server,
                          ssl_mode="TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
     cc = client_cert(dbtls, tmp_dir, "certuser")
@@ -375,7 +377,7 @@ def test_trusted_client_cert_required_revoked_and_foreign(mariadb_server, dbtls,
                                           ("per-instance", "server-ca-certs")])
 def test_rotation_keeps_session(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir,
                                 ca_mode, kind):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server, extra=("--ca-mode", ca_mode))
     d = dbtlsd.start(state_dir)
     dbtls("ssl", kind, "create", "--instance", "my1")
@@ -402,7 +404,7 @@ def test_ed25519_auth_switch_through_tls(mariadb_server, dbtls, dbtlsd, state_di
                                          tmp_dir):
     if not mariadb_server.ed25519_user:
         pytest.skip("auth_ed25519 plugin not available")
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     ca = ca_file(dbtls, tmp_dir)
     dbtlsd.start(state_dir)
@@ -419,7 +421,7 @@ def test_ed25519_auth_switch_through_tls(mariadb_server, dbtls, dbtlsd, state_di
 # --- status ---------------------------------------------------------------------------------
 def test_connections_show_mysql_sessions(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                          tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     cc = client_cert(dbtls, tmp_dir, "certuser")
     dbtlsd.start(state_dir)
@@ -474,7 +476,7 @@ class FakeBackend:
 
 def test_hostile_inputs_keep_daemon_serving(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                             tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server,
                          extra=())
     ca = ca_file(dbtls, tmp_dir)
@@ -549,7 +551,7 @@ def test_hostile_inputs_keep_daemon_serving(mariadb_server, dbtls, dbtlsd, state
 def test_broken_backend_greeting(dbtls, dbtlsd, state_dir, free_port, payload, what):
     fake = FakeBackend(payload, hold=0.5)
     try:
-        dbtls("init")
+        use_template(dbtls)
         port = free_port()
         dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen",
               f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{fake.port}", "--endpoint",
@@ -570,7 +572,7 @@ def test_broken_backend_greeting(dbtls, dbtlsd, state_dir, free_port, payload, w
 
 
 def test_backend_down(dbtls, dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = free_port()
     dead = free_port()
     dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen", f"127.0.0.1:{port}",
@@ -683,7 +685,7 @@ def scripted_instance(dbtls, free_port, srv, ssl_mode="ALLOW_UNENCRYPTED_AND_ENC
 def test_caching_sha2_fast_auth_sequence_ids(dbtls, dbtlsd, state_dir, free_port, tmp_dir, tls):
     srv = ScriptedServer("fast")
     try:
-        dbtls("init")
+        use_template(dbtls)
         port = scripted_instance(dbtls, free_port, srv)
         ca = ca_file(dbtls, tmp_dir)
         dbtlsd.start(state_dir)
@@ -704,31 +706,10 @@ def test_caching_sha2_fast_auth_sequence_ids(dbtls, dbtlsd, state_dir, free_port
         srv.close()
 
 
-def test_caching_sha2_full_auth_needs_tls_backend_leg(dbtls, dbtlsd, state_dir, free_port,
-                                                      tmp_dir):
-    srv = ScriptedServer("full")
-    try:
-        dbtls("init")
-        port = scripted_instance(dbtls, free_port, srv)
-        ca = ca_file(dbtls, tmp_dir)
-        d = dbtlsd.start(state_dir)
-        with pytest.raises(pymysql.err.OperationalError) as ei:
-            pymy(port, "alice", "secret-password", ssl_opts={"ca": ca})
-        assert ei.value.args[0] == 1045
-        assert "needs TLS on the backend leg" in ei.value.args[1]
-        srv.done.wait(10)
-        # the cleartext password never reached the plain backend leg
-        assert len(srv.received) == 1
-        assert b"secret-password" not in b"".join(p for _, p in srv.received)
-        assert "caching_sha2_password full authentication" in d.log()
-    finally:
-        srv.close()
-
-
 def test_auth_switch_renumbered(dbtls, dbtlsd, state_dir, free_port, tmp_dir):
     srv = ScriptedServer("switch")
     try:
-        dbtls("init")
+        use_template(dbtls)
         port = scripted_instance(dbtls, free_port, srv)
         ca = ca_file(dbtls, tmp_dir)
         dbtlsd.start(state_dir)
@@ -786,7 +767,7 @@ def tls_mariadb():
 
 
 def test_backend_tls_leg(tls_mariadb, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, tls_mariadb, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
                          extra=("--backend-tls-ca", tls_mariadb.backend_ca))
     ca = ca_file(dbtls, tmp_dir)
@@ -814,7 +795,7 @@ def test_backend_tls_leg(tls_mariadb, dbtls, dbtlsd, state_dir, free_port, tmp_d
 
 def test_backend_tls_leg_refused_when_backend_has_no_tls(mariadb_server, dbtls, dbtlsd,
                                                          state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     ca_pem = os.path.join(tmp_dir, "some-ca.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", os.path.join(tmp_dir, "k"),
@@ -872,7 +853,7 @@ def change_user(t, salt, user, password):
 
 
 def test_change_user_allowed(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     rules = os.path.join(tmp_dir, "require.txt")
     with open(rules, "w") as f:
         f.write("bob=SSL\n")
@@ -892,7 +873,7 @@ def test_change_user_allowed(mariadb_server, dbtls, dbtlsd, state_dir, free_port
 
 def test_change_user_to_an_account_whose_rule_is_not_met(mariadb_server, dbtls, dbtlsd,
                                                          state_dir, free_port, tmp_dir):
-    dbtls("init")
+    use_template(dbtls)
     rules = os.path.join(tmp_dir, "require.txt")
     with open(rules, "w") as f:
         f.write("bob=X509\n")
@@ -916,7 +897,7 @@ def test_change_user_to_an_account_whose_rule_is_not_met(mariadb_server, dbtls, 
 def test_backend_gone_during_authentication(dbtls, dbtlsd, state_dir, free_port, tmp_dir, tls):
     srv = ScriptedServer("close")
     try:
-        dbtls("init")
+        use_template(dbtls)
         port = scripted_instance(dbtls, free_port, srv)
         ca = ca_file(dbtls, tmp_dir)
         d = dbtlsd.start(state_dir)
@@ -933,7 +914,7 @@ def test_client_hello_in_the_same_segment_as_ssl_request(mariadb_server, dbtls, 
                                                           state_dir, free_port, tmp_dir):
     """The server does not answer an SSLRequest, so a client may send its ClientHello right
     behind it, even in the same segment: those bytes belong to the TLS handshake."""
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     ca = ca_file(dbtls, tmp_dir)
     dbtlsd.start(state_dir)
@@ -981,7 +962,7 @@ def test_client_hello_in_the_same_segment_as_ssl_request(mariadb_server, dbtls, 
 
 def test_pymysql_verify_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
     """What ssl-mode DISABLED / REQUIRED / VERIFY_CA / VERIFY_IDENTITY give a PyMySQL client."""
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server,
                          ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
     ca = ca_file(dbtls, tmp_dir)

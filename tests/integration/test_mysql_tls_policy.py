@@ -6,6 +6,7 @@ independent of dbtls, through the front to a real MariaDB 10.11.
 """
 import subprocess
 
+from cli_helpers import use_template
 from test_mysql_front import make_instance
 
 
@@ -34,7 +35,7 @@ LEGACY = ("-cipher", "ALL:@SECLEVEL=0")
 
 def test_default_policy_refuses_tls11_and_accepts_12_and_13(mariadb_server, dbtls, dbtlsd,
                                                             state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server, engine="mysql",
                          ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
     d = dbtlsd.start(state_dir, ["--workers", "1"])
@@ -51,7 +52,7 @@ def test_default_policy_refuses_tls11_and_accepts_12_and_13(mariadb_server, dbtl
 
 def test_tls11_only_when_enabled_and_only_for_engines_that_had_it(mariadb_server, dbtls,
                                                                    dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     # MySQL 5.7 had TLS 1.1: allowed when asked for explicitly
     port = free_port()
     dbtls("instances", "create", "old57", "--engine", "mysql", "--engine-version", "5.7",
@@ -81,7 +82,7 @@ def test_tls11_only_when_enabled_and_only_for_engines_that_had_it(mariadb_server
 
 
 def test_cipher_list_honoured(mariadb_server, dbtls, dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server, engine="mysql",
                          ssl_mode="ENCRYPTED_ONLY",
                          extra=("--tls-max", "TLSv1.2", "--ciphers",

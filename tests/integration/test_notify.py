@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from cli_helpers import use_template
+
 
 def read_events(path):
     if not os.path.exists(path):
@@ -38,7 +40,7 @@ def make_instance(dbtls, free_port, name="n1"):
 
 def test_notify_command_in_order_once_across_restart(dbtls, dbtlsd, state_dir, tmp_dir,
                                                      free_port):
-    dbtls("init")
+    use_template(dbtls)
     make_instance(dbtls, free_port)
     out = os.path.join(tmp_dir, "events.jsonl")
     args = ["--scheduler-interval", "1", "--notify-command", f"cat >> '{out}'"]
@@ -85,7 +87,7 @@ def test_notify_command_in_order_once_across_restart(dbtls, dbtlsd, state_dir, t
 
 def test_notify_command_failure_retried_with_backoff(dbtls, dbtlsd, state_dir, tmp_dir,
                                                      free_port):
-    dbtls("init")
+    use_template(dbtls)
     make_instance(dbtls, free_port)
     out = os.path.join(tmp_dir, "events.jsonl")
     tries = os.path.join(tmp_dir, "tries")
@@ -144,7 +146,7 @@ def webhook():
 
 
 def test_webhook_fails_then_succeeds(dbtls, dbtlsd, state_dir, tmp_dir, free_port, webhook):
-    dbtls("init")
+    use_template(dbtls)
     make_instance(dbtls, free_port)
     url = f"http://127.0.0.1:{webhook.server_address[1]}/hook"
     d = dbtlsd.start(state_dir, ["--scheduler-interval", "1", "--notify-webhook", url])
@@ -170,7 +172,7 @@ def test_webhook_fails_then_succeeds(dbtls, dbtlsd, state_dir, tmp_dir, free_por
 
 def test_notify_flags_validated(dbtlsd_bin, state_dir, dbtls):
     import subprocess
-    dbtls("init")
+    use_template(dbtls)
     cp = subprocess.run([dbtlsd_bin, "--state-dir", state_dir, "--notify-webhook", "ftp://x"],
                         capture_output=True, text=True, timeout=20)
     assert cp.returncode == 2 and "is not an http:// or https:// URL" in cp.stderr

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_helpers import use_template  # noqa: E402
 import servers  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def _chown(path, user="postgres"):
 def tls_backend(dbtls, state_dir, free_port, tmp_dir):
     """A PostgreSQL 15 with ssl=on serving the certificate of instance "native" (SAN
     localhost), and the CA file that verifies it."""
-    dbtls("init")
+    use_template(dbtls)
     dbtls("instances", "create", "native", "--engine", "postgres", "--engine-version", "15",
           "--listen", f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1",
           "--endpoint", "localhost")
@@ -100,7 +101,7 @@ def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free
 
 
 def test_unix_socket_backend(pg_server, dbtls, dbtlsd, state_dir, free_port):
-    dbtls("init")
+    use_template(dbtls)
     port = free_port()
     dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
           "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from cli_helpers import use_template
 import conftest
 import servers
 
@@ -53,7 +54,7 @@ def front(pg_server, dbtls_bin, dbtlsd_bin):
     f.daemon = None
     f.pg = pg_server
     try:
-        dbtls("init")
+        use_template(dbtls)
         f.tls_port = servers.free_port()
         f.plain_port = servers.free_port()
         for name, port, mode in (("tls", f.tls_port, "ENCRYPTED_ONLY"),
@@ -440,7 +441,7 @@ def reference(pg_server, dbtls_bin, dbtlsd_bin):
         with open(hba, "w") as f:
             f.write("\n".join(front for _, front in REF_RULES) + "\n")
         dbtls = conftest.Dbtls(dbtls_bin, st)
-        dbtls("init")
+        use_template(dbtls)
         port = servers.free_port()
         dbtls("instances", "create", "ref", "--engine", "postgres", "--engine-version", "15",
               "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",

@@ -19,6 +19,7 @@ import tempfile
 import psycopg
 import pytest
 
+from cli_helpers import use_template
 import conftest
 import servers
 
@@ -89,7 +90,7 @@ def front(pg_server, dbtls_bin, dbtlsd_bin):
     dbtls = conftest.Dbtls(dbtls_bin, st)
     f = Front()
     try:
-        dbtls("init")
+        use_template(dbtls)
         for mode, name in MODES.items():
             port = servers.free_port()
             dbtls("instances", "create", name, "--engine", "postgres", "--engine-version", "15",
@@ -254,7 +255,7 @@ def cert_reference(pg_server, dbtls_bin, dbtlsd_bin):
             f.write("\n".join(CERT_HBA) + "\n")
         with open(ident, "w") as f:
             f.write("\n".join(CERT_IDENT) + "\n")
-        dbtls("init")
+        use_template(dbtls)
         port = servers.free_port()
         dbtls("instances", "create", "cref", "--engine", "postgres", "--engine-version", "15",
               "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from api_client import tcp_api, tls_context, unix_api
+from cli_helpers import use_template
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DAY = 86400
@@ -327,7 +328,7 @@ def scene(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
     slots previous (1 year), active (45 days, rotated in), upcoming (1 year); client certs
     app-reader (10 years) and batch-job (10 days); one live psycopg connection over TLS with a
     hostile application_name; a forwarder to the admin socket."""
-    dbtls("init")
+    use_template(dbtls)
     port = free_port()
     dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
           "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
@@ -507,7 +508,7 @@ def test_ui_per_instance_ca_expired_cert_and_no_connections(dbtls, dbtlsd, state
     """A per-instance CA instance shows its server CA slots (what rotates in that mode); a client
     certificate past its notAfter is shown expired (grey bar, "expired ... ago"); a page with no
     connections says so. Checked on the served HTML and in Chromium."""
-    dbtls("init")
+    use_template(dbtls)
     dbtls("instances", "create", "my1", "--engine", "mariadb", "--listen",
           f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1", "--endpoint", "my1.example",
           "--ca-mode", "per-instance", "--ssl-mode", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
@@ -547,7 +548,7 @@ def test_ui_per_instance_ca_expired_cert_and_no_connections(dbtls, dbtlsd, state
 def test_ui_on_the_mutual_tls_listener(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
     """The page is served on the TCP admin listener too, to a client with an admin
     certificate only."""
-    dbtls("init")
+    use_template(dbtls)
     dbtls("instances", "create", "pg1", "--engine", "postgres", "--listen",
           f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:1", "--endpoint", "localhost")
     out = os.path.join(tmp_dir, "ops")
