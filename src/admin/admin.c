@@ -8,6 +8,7 @@
 #include "admin/admin.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -283,6 +284,21 @@ static int verify_handshake(gnutls_session_t s)
 }
 
 /* Installs verify_handshake on each new TLS connection of the TCP listener. */
+/* libmicrohttpd's own messages ("Error: received handshake message out of context." after each
+ * refused TLS handshake, which this file logs itself with the reason) go to the daemon's log at
+ * debug level instead of raw lines on stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    dbt_debug("admin API (libmicrohttpd): %s", msg);
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
@@ -623,17 +639,19 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
             MHD_OPTION_HTTPS_MEM_KEY, a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT,
             a->server_cert.cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem,
             MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &a->tcp_l, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &a->tcp_l, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, NULL, MHD_OPTION_END);
         DBT_ENSURE(a->tcp_l.mhd != NULL, IO, "--admin-listen \"%s\": cannot start the HTTPS server",
                    o->tcp_listen);
         tfd = -1; /* owned by MHD */
     }
 
     DBT_TRY(unix_socket(o->socket_path, &fd));
-    a->unix_l.mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, &a->unix_l, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    a->unix_l.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, &a->unix_l,
+                                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
+                                     (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     DBT_ENSURE(a->unix_l.mhd != NULL, IO, "admin socket \"%s\": cannot start the HTTP server",
                o->socket_path);
     fd = -1; /* owned by MHD */
