@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from cli_helpers import use_template
+from mysql_wire import ScriptedServer, ca_file, packet, pymy, read_packet
 
 SECURE_TRANSPORT_MSG = ("Connections using insecure transport are prohibited while "
                         "--require_secure_transport=ON.")
@@ -30,12 +31,6 @@ def make_instance(dbtls, free_port, mariadb_server, name="my1", ssl_mode="ENCRYP
           f"127.0.0.1:{mariadb_server.port}", "--endpoint", "localhost",
           "--ssl-mode", ssl_mode, *extra)
     return port
-
-
-def ca_file(dbtls, tmp_dir, name="my1"):
-    path = os.path.join(tmp_dir, f"{name}-ca.pem")
-    dbtls("ssl", "server-ca-certs", "download", "--instance", name, "--out", path)
-    return path
 
 
 def client_cert(dbtls, tmp_dir, cert_name, instance="my1"):
@@ -56,12 +51,6 @@ def mariadb(port, user, password, *args, sql="SELECT CURRENT_USER()", host="loca
     return cp.returncode, cp.stdout, cp.stderr
 
 
-def pymy(port, user, password, ssl_opts=None, host="localhost", database="app"):
-    return pymysql.connect(host=host, port=port, user=user, password=password,
-                           database=database, ssl=ssl_opts, connect_timeout=10,
-                           read_timeout=20, write_timeout=20)
-
-
 def recv_all(sock, timeout=5.0):
     sock.settimeout(timeout)
     data = b""
@@ -74,28 +63,6 @@ def recv_all(sock, timeout=5.0):
     except (socket.timeout, ConnectionResetError):
         pass
     return data
-
-
-def read_packet(sock, timeout=5.0):
-    sock.settimeout(timeout)
-    hdr = b""
-    while len(hdr) < 4:
-        chunk = sock.recv(4 - len(hdr))
-        if not chunk:
-            raise EOFError("connection closed")
-        hdr += chunk
-    n = int.from_bytes(hdr[:3], "little")
-    body = b""
-    while len(body) < n:
-        chunk = sock.recv(n - len(body))
-        if not chunk:
-            raise EOFError("connection closed")
-        body += chunk
-    return hdr[3], body
-
-
-def packet(seq, payload):
-    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
 
 
 def parse_err(payload):
@@ -594,85 +561,6 @@ def test_backend_down(dbtls, dbtlsd, state_dir, free_port):
 
 
 # --- scripted backend: sequence ids, caching_sha2_password, auth switch ----------------------
-class ScriptedServer:
-    """A fake MySQL 8 server for one scenario: sends a greeting (plugin caching_sha2_password),
-    records every packet the front forwards (seq, payload) and answers per `script`:
-    "fast" (AuthMoreData 0x03 + OK), "full" (AuthMoreData 0x04, then waits), "switch"
-    (AuthSwitchRequest to mysql_native_password, then OK). After OK it answers every command
-    with OK until COM_QUIT or EOF."""
-
-    CAPS = (0x1 | 0x4 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000 | 0x100000 | 0x200000 |
-            0x20 | 0x1000000)
-
-    def __init__(self, script):
-        import threading
-        self.script = script
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.received = []
-        self.done = threading.Event()
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def greeting(self):
-        scramble = b"abcdefgh" + b"ijklmnopqrst"
-        caps = self.CAPS
-        p = b"\x0a8.0.36-scripted\x00" + struct.pack("<I", 7) + scramble[:8] + b"\x00"
-        p += struct.pack("<HBHHB", caps & 0xFFFF, 255, 2, caps >> 16, 21) + b"\x00" * 10
-        p += scramble[8:] + b"\x00" + b"caching_sha2_password\x00"
-        return packet(0, p)
-
-    @staticmethod
-    def ok(seq):
-        return packet(seq, b"\x00\x00\x00\x02\x00\x00\x00")
-
-    def run(self):
-        self.sock.settimeout(120)  # dbtls init + dbtlsd start come first, slow under load
-        try:
-            c, _ = self.sock.accept()
-        except OSError:
-            self.done.set()
-            return
-        try:
-            c.sendall(self.greeting())
-            seq, p = read_packet(c, timeout=15)
-            self.received.append((seq, p))
-            if self.script == "fast":
-                c.sendall(packet(seq + 1, b"\x01\x03") + self.ok(seq + 2))
-            elif self.script == "full":
-                c.sendall(packet(seq + 1, b"\x01\x04"))
-                try:
-                    seq2, p2 = read_packet(c, timeout=5)
-                    self.received.append((seq2, p2))
-                except (EOFError, OSError):
-                    pass
-                return
-            elif self.script == "close":
-                return
-            elif self.script == "switch":
-                c.sendall(packet(seq + 1, b"\xfemysql_native_password\x00" + b"Z" * 20 + b"\x00"))
-                seq2, p2 = read_packet(c, timeout=15)
-                self.received.append((seq2, p2))
-                c.sendall(self.ok(seq2 + 1))
-            while True:
-                seq, p = read_packet(c, timeout=15)
-                self.received.append((seq, p))
-                if p[:1] == b"\x01":  # COM_QUIT
-                    return
-                c.sendall(self.ok(seq + 1))
-        except (EOFError, OSError):
-            pass
-        finally:
-            c.close()
-            self.done.set()
-
-    def close(self):
-        self.sock.close()
-        self.t.join(5)
-
-
 def scripted_instance(dbtls, free_port, srv, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED"):
     port = free_port()
     dbtls("instances", "create", "my1", "--engine", "mysql", "--engine-version", "8.0",

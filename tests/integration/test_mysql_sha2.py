@@ -8,9 +8,6 @@ RSA private key (python3-cryptography) and checks the password as MySQL does: XO
 scramble, RSA-OAEP. The clients are real: PyMySQL over TLS and in clear.
 """
 import os
-import socket
-import struct
-import threading
 
 import pymysql
 import pytest
@@ -18,100 +15,47 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cli_helpers import use_template
-from test_mysql_front import ScriptedServer, ca_file, packet, pymy, read_packet
-
-SCRAMBLE = b"abcdefghijklmnopqrst"  # what ScriptedServer's greeting offers
+from mysql_wire import ScriptedServer, ca_file, packet, pymy
 
 
 class Sha2Server(ScriptedServer):
     """A MySQL 8 peer that always asks for full authentication. On TCP it expects the RSA
     exchange (public key request 0x02, then the encrypted password); on a unix socket, the
-    password in clear. `answer_key` False answers the key request with an ERR instead."""
+    password in clear. `answer_key` False answers the key request with an ERR instead.
+    self.plaintext is the password the server recovered, self.login_ok its verdict."""
 
     def __init__(self, password, unix_path=None, answer_key=True):
         self.password = password
         self.answer_key = answer_key
-        self.unix_path = unix_path
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.pem = self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.plaintext = None  # the password the server recovered
+        self.plaintext = None
         self.login_ok = None
-        self.received = []
-        self.done = threading.Event()
-        if unix_path:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.bind(unix_path)
-            self.port = None
-        else:
-            self.sock = socket.socket()
-            self.sock.bind(("127.0.0.1", 0))
-            self.port = self.sock.getsockname()[1]
-        self.sock.listen(4)
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def err(self, seq, msg):
-        return packet(seq, b"\xff" + struct.pack("<H", 1045) + b"#28000" + msg.encode())
+        super().__init__(unix_path=unix_path)
 
     def verdict(self, c, seq, password):
         self.plaintext = password
         self.login_ok = password == self.password.encode() + b"\x00"
-        if self.login_ok:
-            c.sendall(self.ok(seq))
-        else:
-            c.sendall(self.err(seq, "Access denied for user 'alice'@'localhost' (using "
-                                    "password: YES)"))
+        c.sendall(self.ok(seq) if self.login_ok else self.err(
+            seq, 1045, "Access denied for user 'alice'@'localhost' (using password: YES)"))
         return self.login_ok
 
-    def run(self):
-        self.sock.settimeout(120)
-        try:
-            c, _ = self.sock.accept()
-        except OSError:
-            self.done.set()
-            return
-        try:
-            c.sendall(self.greeting())
-            seq, p = read_packet(c, timeout=15)
-            self.received.append((seq, p))
-            c.sendall(packet(seq + 1, b"\x01\x04"))  # perform full authentication
-            seq, p = read_packet(c, timeout=15)
-            self.received.append((seq, p))
-            if self.unix_path:
-                if not self.verdict(c, seq + 1, p):
-                    return
-            else:
-                if p != b"\x02":
-                    c.sendall(self.err(seq + 1, "expected a public key request"))
-                    return
-                if not self.answer_key:
-                    c.sendall(self.err(seq + 1, "no public key for you"))
-                    return
-                c.sendall(packet(seq + 1, b"\x01" + self.pem))
-                seq, p = read_packet(c, timeout=15)
-                self.received.append((seq, p))
-                mixed = self.key.decrypt(p, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
-                                                         algorithm=hashes.SHA1(), label=None))
-                pw = bytes(b ^ SCRAMBLE[i % len(SCRAMBLE)] for i, b in enumerate(mixed))
-                if not self.verdict(c, seq + 1, pw):
-                    return
-            while True:
-                seq, p = read_packet(c, timeout=15)
-                self.received.append((seq, p))
-                if p[:1] == b"\x01":  # COM_QUIT
-                    return
-                c.sendall(self.ok(seq + 1))
-        except (EOFError, OSError, ValueError):
-            pass
-        finally:
-            c.close()
-            self.done.set()
-
-    def close(self):
-        self.sock.close()
-        if self.unix_path and os.path.exists(self.unix_path):
-            os.unlink(self.unix_path)
+    def authenticate(self, c, seq):
+        c.sendall(packet(seq + 1, b"\x01\x04"))  # perform full authentication
+        seq, p = self.recv(c)
+        if self.unix_path:
+            return self.verdict(c, seq + 1, p)
+        if p != b"\x02" or not self.answer_key:
+            c.sendall(self.err(seq + 1, 1045, "no public key for you" if p == b"\x02"
+                               else "expected a public key request"))
+            return False
+        c.sendall(packet(seq + 1, b"\x01" + self.pem))
+        seq, p = self.recv(c)
+        mixed = self.key.decrypt(p, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
+                                                 algorithm=hashes.SHA1(), label=None))
+        pw = bytes(b ^ self.SCRAMBLE[i % len(self.SCRAMBLE)] for i, b in enumerate(mixed))
+        return self.verdict(c, seq + 1, pw)
 
 
 @pytest.fixture
