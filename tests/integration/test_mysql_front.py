@@ -172,7 +172,7 @@ def test_ssl_modes(mariadb_server, dbtls, dbtlsd, state_dir, free_port, mode, cl
     else:
         assert rc != 0
         if client == "--skip-ssl":
-            assert f"ERROR 3159 (HY000)" in err and SECURE_TRANSPORT_MSG in err, err
+            assert "ERROR 3159 (HY000)" in err and SECURE_TRANSPORT_MSG in err, err
         else:
             assert ("ERROR 1045 (28000): Access denied for user 'bob'@'127.0.0.1' "
                     "(using password: YES)") in err, err
