@@ -134,6 +134,23 @@ static json_t *items(json_t *arr)
     return arr ? json_pack("{s:o}", "items", arr) : NULL;
 }
 
+/* For the resources in their own files (internal.h). */
+void dbt_admin_json(struct dbt_admin_reply *out, unsigned status, json_t *doc)
+{
+    set_json(out, status, doc);
+}
+
+void dbt_admin_fail(struct dbt_admin_reply *out, dbt_res r)
+{
+    fail_res(out, r);
+}
+
+void dbt_admin_method_not_allowed(struct dbt_admin_reply *out, const char *method, const char *url,
+                                  const char *allow)
+{
+    method_not_allowed(out, method, url, allow);
+}
+
 /* ---- request bodies ---------------------------------------------------------------------- */
 
 /*
@@ -183,6 +200,12 @@ static json_t *parse_body(const char *body, size_t len, const char *const *allow
         }
     }
     return doc;
+}
+
+json_t *dbt_admin_parse_body(const char *body, size_t len, const char *const *allowed,
+                             bool empty_ok, struct dbt_admin_reply *out)
+{
+    return parse_body(body, len, allowed, empty_ok, out);
 }
 
 /* doc[key] as a string (absent or null: *v untouched). false + reply on a wrong type. */
@@ -895,6 +918,10 @@ void dbt_admin_api_handle(struct dbt_admin_ctx *x, struct MHD_Connection *c, con
     }
     if (strncmp(url, "/v1/instances/", 14) == 0) {
         route_instance(x, method, url, url + 14, body, len, out);
+        return;
+    }
+    if (strncmp(url, "/v1/adminCerts", 14) == 0 && (url[14] == '\0' || url[14] == '/')) {
+        dbt_admin_api_admin_certs(x, method, url, body, len, out);
         return;
     }
     dbt_admin_error(out, 404, "no such resource: %s", url);

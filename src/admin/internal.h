@@ -1,12 +1,14 @@
 /*
- * internal.h - what admin.c (sockets, libmicrohttpd, TLS client check) and api.c (routing and the
- * resource handlers) share. Not used outside src/admin.
+ * internal.h - what admin.c (sockets, libmicrohttpd, TLS client check), api.c (routing and the
+ * resource handlers) and the resource files beside it (api_admin_certs.c) share. Not used outside
+ * src/admin.
  */
 #ifndef DBT_ADMIN_INTERNAL_H
 #define DBT_ADMIN_INTERNAL_H
 
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/err.h"
@@ -40,6 +42,24 @@ void dbt_admin_api_handle(struct dbt_admin_ctx *ctx, struct MHD_Connection *conn
 /* An error reply {"error":{"code":status,"status":"...","message":"..."}}. */
 void dbt_admin_error(struct dbt_admin_reply *out, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* What api.c's handlers use, for the resources kept in their own files (api_admin_certs.c). */
+struct json_t;
+/* Sets a JSON reply (takes doc; NULL doc = 500 out of memory). */
+void dbt_admin_json(struct dbt_admin_reply *out, unsigned status, struct json_t *doc);
+/* A failed control-library call: the HTTP status of its code and the library's message. */
+void dbt_admin_fail(struct dbt_admin_reply *out, dbt_res r);
+/* 405 naming the allowed methods (allow: static string, also sent as the Allow header). */
+void dbt_admin_method_not_allowed(struct dbt_admin_reply *out, const char *method, const char *url,
+                                  const char *allow);
+/* The body as a JSON object with only the fields in allowed (NULL-terminated); an empty body
+   is {} when empty_ok. NULL with the reply set on anything else. */
+struct json_t *dbt_admin_parse_body(const char *body, size_t len, const char *const *allowed,
+                                    bool empty_ok, struct dbt_admin_reply *out);
+
+/* /v1/adminCerts and /v1/adminCerts/{NAME_OR_SHA1}:revoke (api_admin_certs.c). */
+void dbt_admin_api_admin_certs(struct dbt_admin_ctx *x, const char *method, const char *url,
+                               const char *body, size_t len, struct dbt_admin_reply *out);
 
 /*
  * The TCP listener's trust (trust.c): the admin CA and its CRL, reloaded by a watcher thread

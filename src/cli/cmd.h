@@ -99,7 +99,11 @@ int dbt_cli_remote_run(struct dbt_cli *c);
 struct json_t;
 dbt_res dbt_cli_remote_get_json(const struct dbt_cli *c, const char *path,
                                 struct json_t **out) DBT_WUR;
-/* `admin-certs create` (remote_certs.c). */
+/* method `path` (body: JSON or NULL) on the daemon at c->server; *out is the parsed JSON of a
+ * 2xx reply; another status is an error carrying the daemon's message. */
+dbt_res dbt_cli_remote_json(const struct dbt_cli *c, const char *method, const char *path,
+                            struct json_t *body, struct json_t **out) DBT_WUR;
+/* `admin-certs create|list|revoke` (remote_certs.c; list and revoke also with --server). */
 extern const struct dbt_cli_cmd dbt_cli_cmds_admin[];
 
 /* `instances export` (cmd_export.c): its handler and options, listed in the instances table. */

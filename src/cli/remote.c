@@ -137,6 +137,12 @@ dbt_res dbt_cli_remote_get_json(const struct dbt_cli *c, const char *path, json_
     return request_json(c, "GET", path, NULL, out);
 }
 
+dbt_res dbt_cli_remote_json(const struct dbt_cli *c, const char *method, const char *path,
+                            json_t *body, json_t **out)
+{
+    return request_json(c, method, path, body, out);
+}
+
 /* A path segment, percent-encoded (client certificate names may hold spaces). */
 static char *seg(const char *s)
 {
@@ -776,8 +782,13 @@ static const struct remote_cmd remote_cmds[] = {
 
 int dbt_cli_remote_run(struct dbt_cli *c)
 {
-    if (strcmp(c->cmd->path, "connections") == 0) {
-        return c->cmd->run(c); /* asks dbt_cli_remote_get_json when c->server is set */
+    /* Handlers that ask the daemon themselves when c->server is set (dbt_cli_remote_json). */
+    static const char *const own_remote[] = {"connections", "admin-certs list",
+                                             "admin-certs revoke"};
+    for (size_t i = 0; i < sizeof(own_remote) / sizeof(own_remote[0]); i++) {
+        if (strcmp(c->cmd->path, own_remote[i]) == 0) {
+            return c->cmd->run(c);
+        }
     }
     for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
         if (strcmp(remote_cmds[i].path, c->cmd->path) == 0) {

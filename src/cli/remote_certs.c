@@ -5,9 +5,14 @@
  * only copy of the key) and admin-ca.pem (to verify the daemon's admin listener);
  * `admin-certs list` shows every one issued, revoked ones too; `admin-certs revoke NAME` cuts
  * one off (dbtlsd's admin TCP listener refuses it within about a second, no restart).
+ * With --server, list and revoke go through the admin API (GET /v1/adminCerts, POST
+ * /v1/adminCerts/KEY:revoke), which answers with the same JSON view, and print the same.
  */
+#include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,6 +93,20 @@ static const struct dbt_cli_col admin_cert_cols[] = {
     {NULL, NULL},
 };
 
+/* The "items" of the daemon's reply to method path, taken out of it (*out: a new reference). */
+static dbt_res remote_items(struct dbt_cli *c, const char *method, const char *path, json_t **out)
+{
+    dbt_res res = DBT_OK;
+    json_t *r = NULL;
+    DBT_TRY(dbt_cli_remote_json(c, method, path, NULL, &r));
+    json_t *a = json_object_get(r, "items");
+    DBT_ENSURE(json_is_array(a), PROTO, "dbtlsd at %s sent a list without \"items\"", c->server);
+    *out = json_incref(a);
+out:
+    json_decref(r);
+    return res;
+}
+
 static int run_admin_cert_list(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -95,15 +114,39 @@ static int run_admin_cert_list(struct dbt_cli *c)
     struct dbt_ctl_admin_cert_list l = {0};
     json_t *a = NULL;
 
-    DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_admin_cert_list(ctl, &l));
-    a = dbt_view_admin_cert_list(&l);
-    DBT_ENSURE(a, NOMEM, "out of memory");
+    if (c->server) {
+        DBT_TRY(remote_items(c, "GET", "/v1/adminCerts", &a));
+    } else {
+        DBT_TRY(dbt_cli_ctl(c, &ctl));
+        DBT_TRY(dbt_ctl_admin_cert_list(ctl, &l));
+        a = dbt_view_admin_cert_list(&l);
+        DBT_ENSURE(a, NOMEM, "out of memory");
+    }
     dbt_cli_print_list(c, a, admin_cert_cols);
 out:
     json_decref(a);
     dbt_ctl_admin_cert_list_cleanup(&l);
     return dbt_cli_finish(c, res);
+}
+
+/* POST /v1/adminCerts/KEY:revoke: the certificates revoked, as the local view prints them. */
+static dbt_res remote_revoke(struct dbt_cli *c, json_t **out)
+{
+    dbt_res res = DBT_OK;
+    char *key = curl_easy_escape(NULL, c->positional, 0);
+    char *path = NULL;
+    DBT_ENSURE(key, NOMEM, "out of memory");
+    size_t n = strlen("/v1/adminCerts/:revoke") + strlen(key) + 1;
+    path = malloc(n);
+    DBT_ENSURE(path, NOMEM, "out of memory");
+    snprintf(path, n, "/v1/adminCerts/%s:revoke", key);
+    DBT_TRY(remote_items(c, "POST", path, out));
+    DBT_ENSURE(json_array_size(*out) > 0, PROTO,
+               "dbtlsd at %s answered the revoke without a certificate", c->server);
+out:
+    curl_free(key);
+    free(path);
+    return res;
 }
 
 static int run_admin_cert_revoke(struct dbt_cli *c)
@@ -113,20 +156,27 @@ static int run_admin_cert_revoke(struct dbt_cli *c)
     struct dbt_ctl_admin_cert_list l = {0};
     json_t *a = NULL;
 
-    DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_admin_cert_revoke(ctl, c->positional, &l));
-    a = dbt_view_admin_cert_list(&l);
-    DBT_ENSURE(a, NOMEM, "out of memory");
-    if (l.n == 1) {
+    if (c->server) {
+        DBT_TRY(remote_revoke(c, &a));
+    } else {
+        DBT_TRY(dbt_cli_ctl(c, &ctl));
+        DBT_TRY(dbt_ctl_admin_cert_revoke(ctl, c->positional, &l));
+        a = dbt_view_admin_cert_list(&l);
+        DBT_ENSURE(a, NOMEM, "out of memory");
+    }
+    json_t *first = json_array_get(a, 0);
+    const char *name = json_string_value(json_object_get(first, "name"));
+    const char *serial = json_string_value(json_object_get(first, "certSerialNumber"));
+    if (json_array_size(a) == 1) {
         dbt_cli_print_done(c, a,
                            "Revoked admin certificate [%s] (serial %s); dbtlsd refuses it from "
                            "its next reload (about a second).",
-                           l.items[0].name, l.items[0].serial);
+                           name ? name : "?", serial ? serial : "?");
     } else {
         dbt_cli_print_done(c, a,
                            "Revoked %zu admin certificates named [%s]; dbtlsd refuses them from "
                            "its next reload (about a second).",
-                           l.n, l.items[0].name);
+                           json_array_size(a), name ? name : "?");
     }
 out:
     json_decref(a);
