@@ -124,6 +124,11 @@ def test_remote_revoke_refusals_match_local(two_admins, dbtls, dbtls_bin, tmp_di
         r = api.post("/v1/adminCerts/ops:revoke", {"now": True})
         assert r.status == 400 and 'unknown field "now"' in r.error["message"]
     assert not next(c for c in dbtls.json("admin-certs", "list") if c["name"] == "ops")["revoked"]
+    # create stays local (it writes a private key): a usage error, as before
+    cp = remote_cli(dbtls_bin, tmp_dir, port, ops, "admin-certs", "create", "x", "--out-dir",
+                    f"{tmp_dir}/x")
+    assert cp.returncode == 2 and "`dbtls admin-certs create` is not available with --server" \
+        in cp.stderr, cp.stderr
 
     # a revoke on the unix socket (no client certificate there) cuts off the TCP client
     r = unix_api(d.admin_socket).post("/v1/adminCerts/ops:revoke")
