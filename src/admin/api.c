@@ -38,8 +38,6 @@ static const char *status_name(unsigned status)
         return "METHOD_NOT_ALLOWED";
     case 409:
         return "ALREADY_EXISTS";
-    case 412:
-        return "FAILED_PRECONDITION";
     case 413:
         return "PAYLOAD_TOO_LARGE";
     case 429:
@@ -867,6 +865,13 @@ void dbt_admin_api_handle(struct dbt_admin_ctx *x, struct MHD_Connection *c, con
                           const char *url, const char *body, size_t len,
                           struct dbt_admin_reply *out)
 {
+    /* Every /v1 resource refuses query parameters it does not document (bundles and events
+     * check their own lists), so a typo never silently widens or changes a result. */
+    static const char *const no_args[] = {NULL};
+    bool own_args = is(url, "/v1/bundles") || is(url, "/v1/events");
+    if (c != NULL && strncmp(url, "/v1/", 4) == 0 && !own_args && !check_query(c, no_args, out)) {
+        return;
+    }
     if (is(url, "/v1/connections")) {
         if (!is(method, "GET")) {
             method_not_allowed(out, method, url, "GET");

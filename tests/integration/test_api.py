@@ -281,6 +281,14 @@ def test_bad_requests(api_env, free_port):
     assert r.status == 400
     r = api.get("/v1/events?limit=0")
     assert r.status == 400
+    # every /v1 resource refuses a query parameter it does not take (a typo must not be ignored)
+    for path in ("/v1/instances?engine=postgres", "/v1/instances/pg1?view=full", "/v1/cas?x=1",
+                 "/v1/connections?instance=pg1", "/v1/instances/pg1/sslCerts?limit=1"):
+        r = api.get(path)
+        assert r.status == 400 and "unknown query parameter" in r.error["message"], (path, r)
+    r = api.post("/v1/instances/pg1:rotateServerCert?dry=1", {})
+    assert r.status == 400 and '"dry"' in r.error["message"]
+    assert api.get("/v1/instances/pg1").status == 200
 
 
 def test_unknown_instances_and_resources(api_env):
