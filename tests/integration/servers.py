@@ -64,6 +64,21 @@ def wait_port(host, port, timeout=20.0, proc=None):
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
+def recv_all(sock, timeout=5.0):
+    """Everything a peer sends until it closes the connection or stays silent for timeout s."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
 def _ids(user):
     pw = pwd.getpwnam(user)
     return pw.pw_uid, pw.pw_gid

@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from cli_helpers import use_template
+from servers import recv_all
 from mysql_wire import ScriptedServer, ca_file, packet, pymy, read_packet
 
 SECURE_TRANSPORT_MSG = ("Connections using insecure transport are prohibited while "
@@ -49,20 +50,6 @@ def mariadb(port, user, password, *args, sql="SELECT CURRENT_USER()", host="loca
         cmd.append(f"--password={password}")
     cp = subprocess.run(cmd + ["-e", sql], capture_output=True, text=True, timeout=30)
     return cp.returncode, cp.stdout, cp.stderr
-
-
-def recv_all(sock, timeout=5.0):
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return data
 
 
 def parse_err(payload):

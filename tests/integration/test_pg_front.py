@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from cli_helpers import use_template
+from servers import recv_all
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
@@ -52,20 +53,6 @@ def startup_packet(user, database="app"):
 
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
-
-
-def recv_all(sock, timeout=5.0):
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return data
 
 
 def server_cert_serial(port, cafile):
