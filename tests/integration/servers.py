@@ -165,7 +165,35 @@ def psql(conninfo, sql, timeout=30, env=None, connect_timeout=10, args=()):
     return cp.returncode, cp.stdout, cp.stderr
 
 
-class PgServer:
+class _ServerProcess:
+    """What PgServer and MariaDbServer share: a context manager around start()/stop(), and the
+    stop itself (signal the server, escalate after a grace period, close the log, remove the
+    temp dir unless keep=True)."""
+
+    def _stop(self, first_signal, grace, then=None):
+        rc = None
+        if self.proc is not None:
+            rc = _stop_child(self.proc, first_signal, grace, then=then)
+            self.proc = None
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+        if not self.keep:
+            _rmtree(self.base)
+        return rc
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class PgServer(_ServerProcess):
     """A real PostgreSQL 15 server in a throwaway directory, run as the `postgres` OS user.
 
     Attributes: host ("127.0.0.1"), port, socket_dir, socket_path (the .s.PGSQL.<port> file),
@@ -268,26 +296,8 @@ class PgServer:
     def stop(self):
         """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL; removes the temp dir
         unless keep=True. Returns postgres's exit code (None if it never started)."""
-        rc = None
-        if self.proc is not None:
-            rc = _stop_child(self.proc, signal.SIGINT, 10, then=signal.SIGQUIT)
-            self.proc = None
-        if self._logf:
-            self._logf.close()
-            self._logf = None
-        if not self.keep:
-            _rmtree(self.base)
-        return rc
+        return self._stop(signal.SIGINT, 10, then=signal.SIGQUIT)
 
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # --- configuration ----------------------------------------------------------------------
     @staticmethod
@@ -343,7 +353,7 @@ class PgServer:
         return out
 
 
-class MariaDbServer:
+class MariaDbServer(_ServerProcess):
     """A real MariaDB 10.11 server in a throwaway directory, run as the `mysql` OS user, with no
     TLS of its own (--skip-ssl) unless ssl_cert/ssl_key are given.
 
@@ -428,26 +438,8 @@ class MariaDbServer:
     def stop(self):
         """SIGTERM (clean shutdown), then SIGKILL after 20 s; removes the temp dir unless
         keep=True. Returns mariadbd's exit code (None if it never started)."""
-        rc = None
-        if self.proc is not None:
-            rc = _stop_child(self.proc, signal.SIGTERM, 20)
-            self.proc = None
-        if self._logf:
-            self._logf.close()
-            self._logf = None
-        if not self.keep:
-            _rmtree(self.base)
-        return rc
+        return self._stop(signal.SIGTERM, 20)
 
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log(self):
         """The server's error log so far."""
