@@ -385,14 +385,8 @@ def pg_server():
     pg_server.psql(sql, user="postgres", dbname=None) -> stdout (raises on error);
     pg_server.dsn(user, ...) -> conninfo straight to the server; write_hba()/reload(); log().
     Stopped at the end of the session."""
-    srv = servers.PgServer(keep=KEEP_TMP)
-    try:
-        srv.start()
-    except BaseException:
-        srv.stop()
-        raise
-    yield srv
-    srv.stop()
+    with servers.PgServer(keep=KEEP_TMP) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")
@@ -404,11 +398,5 @@ def mariadb_server():
     mariadb_server.sql(sql, user="root", database=None) -> stdout (raises on error);
     client_args(user, password, database, tcp) -> argv for the mariadb client; log().
     Stopped at the end of the session."""
-    srv = servers.MariaDbServer(keep=KEEP_TMP)
-    try:
-        srv.start()
-    except BaseException:
-        srv.stop()
-        raise
-    yield srv
-    srv.stop()
+    with servers.MariaDbServer(keep=KEEP_TMP) as srv:
+        yield srv
