@@ -285,7 +285,7 @@ def test_postgres_own_access_rules_are_translated(d, tmp_dir, psql):
 
 
 # --- MariaDB --------------------------------------------------------------------------------
-class NativeMariaDb:
+class NativeMariaDb(servers._ServerProcess):
     """A MariaDB 10.11 started from an option file: its own [mysqld] basics followed by the
     exported my.cnf lines, exactly as a user would add them (mariadbd --defaults-file)."""
 
@@ -299,6 +299,7 @@ class NativeMariaDb:
         self.cnf = os.path.join(self.base, "my.cnf")
         self.proc = None
         self._logf = None
+        self.keep = KEEP
 
     def start(self, snippet, timeout=60):
         open(self.log_path, "w").close()
@@ -338,14 +339,7 @@ class NativeMariaDb:
         return self
 
     def stop(self):
-        if self.proc is not None:
-            servers._stop_child(self.proc, signal.SIGTERM, 20)
-            self.proc = None
-        if self._logf:
-            self._logf.close()
-            self._logf = None
-        if not KEEP:
-            shutil.rmtree(self.base, ignore_errors=True)
+        self._stop(signal.SIGTERM, 20)
 
     def log(self):
         try:
