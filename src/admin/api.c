@@ -606,6 +606,7 @@ static void create_ssl_cert(struct dbt_admin_ctx *x, const char *name, const cha
     if (o != NULL) {
         dbt_view_set(o, "privateKey", json_string(nc.key_pem));
         dbt_view_set(o, "serverCaCert", json_string(nc.server_ca_pem));
+        dbt_view_set(o, "clientCaCert", json_string(nc.client_ca_pem));
     }
     set_json(out, 201, o);
 out:

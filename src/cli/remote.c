@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "cli/cmd.h"
 #include "cli/out.h"
+#include "pki/pki.h"
 
 #define REMOTE_REPLY_MAX (64u << 20)
 #define FILE_MAX (1u << 20)
@@ -534,30 +535,57 @@ out:
     return dbt_cli_finish(c, res);
 }
 
-/* Writes client-cert.pem, client-key.pem (0600) and server-ca.pem, never over existing files;
-   the key first (as the local command does). */
+/* The PKCS#12 of --pkcs12, made here from what the daemon sent (certificate, key, the client CA
+   as its chain), with the same builder as the local command: the password never leaves this
+   machine. */
+static dbt_res p12_from_pem(const char *cert_pem, const char *key_pem, const char *ca_pem,
+                            const char *password, const char *name, uint8_t **out, size_t *len)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *cert = NULL, *ca = NULL;
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_certs chain = {0};
+    DBT_TRY(dbt_pki_cert_from_pem(cert_pem, &cert));
+    DBT_TRY(dbt_pki_key_from_pem(key_pem, &key));
+    DBT_TRY(dbt_pki_cert_from_pem(ca_pem, &ca));
+    DBT_TRY(dbt_pki_certs_push(&chain, ca));
+    DBT_TRY(dbt_pki_p12_build(cert, key, &chain, password ? password : "", name, out, len));
+out:
+    dbt_pki_certs_free(&chain);
+    dbt_pki_cert_free(ca);
+    dbt_pki_cert_free(cert);
+    dbt_pki_key_free(key);
+    return res;
+}
+
+/* Writes client-cert.pem, client-key.pem (0600) and server-ca.pem (and client.p12, 0600, with
+   --pkcs12), never over existing files; the key first (as the local command does). */
 static int r_client_create(struct dbt_cli *c)
 {
-    static const char *const names[3] = {"client-key.pem", "client-cert.pem", "server-ca.pem"};
-    static const char *const fields[3] = {"privateKey", "cert", "serverCaCert"};
-    static const int modes[3] = {0600, 0644, 0644};
+    enum { KEY, CERT, CA, P12, N };
+    static const char *const names[N] = {"client-key.pem", "client-cert.pem", "server-ca.pem",
+                                         "client.p12"};
+    static const char *const fields[P12] = {"privateKey", "cert", "serverCaCert"};
+    static const int modes[N] = {0600, 0644, 0644, 0600};
     dbt_res res = DBT_OK;
     const char *inst = dbt_cli_get(c, "instance");
     const char *dir = dbt_cli_get(c, "out-dir");
-    char paths[3][4096];
+    bool p12 = dbt_cli_has(c, "pkcs12");
+    int nfiles = p12 ? N : P12;
+    char paths[N][4096];
+    const char *data[N] = {NULL};
+    size_t len[N] = {0};
+    uint8_t *p12_der = NULL;
     json_t *r = NULL, *body = json_object(), *files = NULL;
     char *path = instance_path(inst, "/sslCerts");
     struct stat st;
-    bool written[3] = {false, false, false};
+    bool written[N] = {false, false, false, false};
 
     DBT_ENSURE(path && body, NOMEM, "out of memory");
-    DBT_ENSURE(!dbt_cli_has(c, "pkcs12"), USAGE,
-               "--pkcs12 is not available with --server (the API returns PEM; convert with "
-               "openssl pkcs12 -export)");
     if (!dir) {
         dir = ".";
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nfiles; i++) {
         int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
         DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--out-dir \"%s\" is too long",
                    dir);
@@ -574,17 +602,33 @@ static int r_client_create(struct dbt_cli *c)
     json_object_set_new(body, "name", json_string(c->positional));
     DBT_TRY(put_int(c, body, "validity", "validitySeconds", 1, INT64_C(100) * 366 * 86400));
     DBT_TRY(request_json(c, "POST", path, body, &r));
-    for (int i = 0; i < 3; i++) {
-        const char *data = json_string_value(json_object_get(r, fields[i]));
-        DBT_ENSURE(data, PROTO, "dbtlsd at %s sent a client certificate without \"%s\"", c->server,
-                   fields[i]);
-        DBT_TRY(dbt_cli_write_file(paths[i], data, strlen(data), modes[i], true));
+    for (int i = 0; i < P12; i++) {
+        data[i] = json_string_value(json_object_get(r, fields[i]));
+        DBT_ENSURE(data[i], PROTO, "dbtlsd at %s sent a client certificate without \"%s\"",
+                   c->server, fields[i]);
+        len[i] = strlen(data[i]);
+    }
+    if (p12) {
+        const char *client_ca = json_string_value(json_object_get(r, "clientCaCert"));
+        DBT_ENSURE(client_ca, PROTO,
+                   "dbtlsd at %s sent no \"clientCaCert\" for --pkcs12 (an older dbtlsd?)",
+                   c->server);
+        DBT_TRY(p12_from_pem(data[CERT], data[KEY], client_ca, dbt_cli_get(c, "pkcs12-password"),
+                             c->positional, &p12_der, &len[P12]));
+        data[P12] = (const char *)p12_der;
+    }
+    for (int i = 0; i < nfiles; i++) {
+        DBT_TRY(dbt_cli_write_file(paths[i], data[i], len[i], modes[i], true));
         written[i] = true;
     }
     json_object_del(r, "privateKey");
     json_object_del(r, "serverCaCert");
-    files = json_pack("{ssssss}", "cert", paths[1], "key", paths[0], "serverCa", paths[2]);
+    json_object_del(r, "clientCaCert");
+    files = json_pack("{ssssss}", "cert", paths[CERT], "key", paths[KEY], "serverCa", paths[CA]);
     DBT_ENSURE(files, NOMEM, "out of memory");
+    if (p12) {
+        json_object_set_new(files, "pkcs12", json_string(paths[P12]));
+    }
     json_object_set(r, "files", files);
     if (c->format == DBT_CLI_FMT_JSON) {
         dbt_cli_print_object(c, r);
@@ -594,10 +638,13 @@ static int r_client_create(struct dbt_cli *c)
         printf("Created client certificate [%s] for instance [%s].\n", c->positional, inst);
         printf("  sha1Fingerprint: %s\n  expirationTime:  %s\n", sha1 ? sha1 : "-",
                exp ? exp : "-");
-        printf("  %s\n  %s (mode 0600; the only copy of the private key)\n  %s\n", paths[1],
-               paths[0], paths[2]);
-        printf("Connect with: sslcert=%s sslkey=%s sslrootcert=%s sslmode=verify-full\n", paths[1],
-               paths[0], paths[2]);
+        printf("  %s\n  %s (mode 0600; the only copy of the private key)\n  %s\n", paths[CERT],
+               paths[KEY], paths[CA]);
+        if (p12) {
+            printf("  %s (mode 0600, for Java)\n", paths[P12]);
+        }
+        printf("Connect with: sslcert=%s sslkey=%s sslrootcert=%s sslmode=verify-full\n",
+               paths[CERT], paths[KEY], paths[CA]);
     }
 out:
     if (!dbt_ok(res) && r != NULL) {
@@ -606,7 +653,7 @@ out:
         dbt_res saved = res;
         char msg[1024];
         snprintf(msg, sizeof(msg), "%s", dbt_errmsg());
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < nfiles; i++) {
             if (written[i]) {
                 (void)unlink(paths[i]);
             }
@@ -623,6 +670,9 @@ out:
         dbt_buf_cleanup(&ignored);
         free(cpath);
         res = dbt_fail(saved.code, "%s (the certificate was revoked again)", msg);
+    }
+    if (p12_der != NULL) {
+        dbt_pki_wipe_free_bytes(p12_der, len[P12]);
     }
     free(path);
     json_decref(files);

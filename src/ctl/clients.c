@@ -21,6 +21,7 @@ void dbt_ctl_client_cert_new_cleanup(struct dbt_ctl_client_cert_new *c)
     dbt_ctl_cert_cleanup(&c->cert);
     dbt_pki_wipe_free(c->key_pem);
     free(c->server_ca_pem);
+    free(c->client_ca_pem);
     dbt_pki_wipe_free_bytes(c->p12, c->p12_len);
     memset(c, 0, sizeof *c);
 }
@@ -144,6 +145,7 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
     DBT_TRY(ctl_cert_fill(pem, NULL, name, instance, now, &n.cert));
     DBT_TRY(dbt_pki_key_to_pem(key, &n.key_pem));
     DBT_TRY(ctl_server_ca_pem(ctl, &in, &n.server_ca_pem));
+    n.client_ca_pem = ctl_strdup(in.client_ca_pem);
     if (opts && opts->pkcs12) {
         DBT_TRY(dbt_pki_certs_push(&chain, ca));
         DBT_TRY(dbt_pki_p12_build(cert, key, &chain, opts->p12_password ? opts->p12_password : "",

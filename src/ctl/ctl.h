@@ -345,6 +345,7 @@ struct dbt_ctl_client_cert_new {
     char *key_pem;            /* its private key, PKCS#8 PEM; returned once, never stored;
                                  wiped by _cleanup */
     char *server_ca_pem;      /* = dbt_ctl_server_ca_download (the sslrootcert) */
+    char *client_ca_pem;      /* the instance client CA that issued it (the PKCS#12 chain) */
     uint8_t *p12;             /* DER PKCS#12 when opts->pkcs12, else NULL */
     size_t p12_len;
 };

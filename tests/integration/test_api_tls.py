@@ -227,6 +227,33 @@ def test_cli_remote_mode_round_trip(remote, dbtls_bin, state_dir, tmp_dir, free_
     r("ssl", "client-certs", "delete", "app", "--instance", "pg1")
     assert dbtls.json("ssl", "client-certs", "list", "--instance", "pg1") == []
 
+    # --pkcs12 (Java): made on this side from what the daemon sent, with the same chain as the
+    # local command (the client CA); the password stays here
+    out = os.path.join(tmp_dir, "java")
+    cp = r("ssl", "client-certs", "create", "java", "--instance", "pg1", "--out-dir", out,
+           "--pkcs12", "--pkcs12-password", "s3cret")
+    p12 = os.path.join(out, "client.p12")
+    assert f"{p12} (mode 0600, for Java)" in cp.stdout
+    assert os.stat(p12).st_mode & 0o777 == 0o600
+    info = subprocess.run(["openssl", "pkcs12", "-info", "-nokeys", "-passin", "pass:s3cret",
+                           "-in", p12], capture_output=True, text=True, check=True).stdout
+    assert info.count("BEGIN CERTIFICATE") == 2 and "CN = java" in info
+    assert "client CA" in info  # the issuer travels as the chain
+    key_p12 = subprocess.run(["openssl", "pkcs12", "-nocerts", "-nodes", "-passin",
+                              "pass:s3cret", "-in", p12], capture_output=True,
+                             check=True).stdout
+    key_pem = open(os.path.join(out, "client-key.pem"), "rb").read()
+    pub = [subprocess.run(["openssl", "pkey", "-pubout"], input=k, capture_output=True,
+                          check=True).stdout for k in (key_p12, key_pem)]
+    assert pub[0] == pub[1]
+    assert subprocess.run(["openssl", "pkcs12", "-info", "-nokeys", "-passin", "pass:wrong",
+                           "-in", p12], capture_output=True).returncode != 0
+    assert rj("ssl", "client-certs", "create", "java2", "--instance", "pg1", "--out-dir",
+              os.path.join(tmp_dir, "java2"), "--pkcs12")["files"]["pkcs12"].endswith(
+        "client.p12")
+    r("ssl", "client-certs", "delete", "java", "--instance", "pg1")
+    r("ssl", "client-certs", "delete", "java2", "--instance", "pg1")
+
     # bundle, connections, events
     assert r("bundle").stdout == dbtls("bundle").stdout
     p7b = os.path.join(tmp_dir, "b.p7b")
