@@ -2,15 +2,19 @@
  * cmd_general.c - the commands that are not about one instance: init, cas list|set-default,
  * engines list, bundle, events list.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "cli/out.h"
 #include "cli/view.h"
 #include "ctl/admin_ca.h"
 #include "ctl/ctl.h"
+#include "store/store.h" /* dbt_store_conf_write: init --store */
 
 static dbt_res cas_json(struct dbt_cli *c, json_t **out)
 {
@@ -36,6 +40,54 @@ out:
     return res;
 }
 
+/* mkdir -p with mode 0700, as dbt_ctl_init makes the state directory. */
+static dbt_res make_dirs(const char *dir)
+{
+    char *p = strdup(dir);
+    dbt_res res = DBT_OK;
+    DBT_ENSURE(p, NOMEM, "out of memory");
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            DBT_ENSURE(mkdir(p, 0700) == 0 || errno == EEXIST, IO,
+                       "cannot create directory \"%s\": %s", p, strerror(errno));
+            *s = c;
+            if (!c) {
+                break;
+            }
+        }
+    }
+out:
+    free(p);
+    return res;
+}
+
+/*
+ * --store CONNINFO: the state directory's store.conf names the PostgreSQL database, which
+ * dbt_ctl_init then initializes; removed again if init fails, so the command can be re-run.
+ */
+static dbt_res init_store_conf(struct dbt_cli *c, char **made)
+{
+    dbt_res res = DBT_OK;
+    const char *conninfo = dbt_cli_get(c, "store");
+    char *path = NULL;
+    *made = NULL;
+    if (!conninfo) {
+        return DBT_OK;
+    }
+    DBT_TRY(make_dirs(c->state_dir));
+    DBT_ENSURE(asprintf(&path, "%s/store.conf", c->state_dir) >= 0, NOMEM, "out of memory");
+    DBT_ENSURE(access(path, F_OK) != 0, EXISTS,
+               "state directory \"%s\" already names a store (%s exists)", c->state_dir, path);
+    DBT_TRY(dbt_store_conf_write(path, conninfo));
+    *made = path;
+    path = NULL;
+out:
+    free(path);
+    return res;
+}
+
 static int run_init(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -45,8 +97,16 @@ static int run_init(struct dbt_cli *c)
         .master_key_command = c->master_key_command,
     };
     int rc;
+    char *made_conf = NULL;
 
-    DBT_TRY(dbt_ctl_init(&opts));
+    DBT_TRY(init_store_conf(c, &made_conf));
+    res = dbt_ctl_init(&opts);
+    if (!dbt_ok(res)) {
+        if (made_conf) {
+            unlink(made_conf);
+        }
+        goto out;
+    }
     DBT_TRY(cas_json(c, &cas));
     {
         /* The admin CA of the admin API's TCP listener (docs/admin-api.md). Stores made before
@@ -71,6 +131,7 @@ static int run_init(struct dbt_cli *c)
     }
 out:
     rc = dbt_ok(res) ? 0 : dbt_cli_fail(res);
+    free(made_conf);
     json_decref(o);
     json_decref(cas);
     return rc;
@@ -222,9 +283,17 @@ static const struct dbt_cli_opt events_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt init_opts[] = {
+    {"store", "CONNINFO",
+     "keep the store in this PostgreSQL database (libpq URI or key=value; saved in "
+     "store.conf) so several dbtlsd nodes can share it",
+     false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
-    {"init", NULL, false, "create the state directory, master key, store and the shared CAs", NULL,
-     run_init, false},
+    {"init", NULL, false, "create the state directory, master key, store and the shared CAs",
+     init_opts, run_init, false},
     {"cas list", NULL, false, "list the shared CAs (like aws rds describe-certificates)", NULL,
      run_cas_list, false},
     {"cas set-default", "CA_ID", false, "set the shared CA of new instances", NULL,

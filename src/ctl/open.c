@@ -1,7 +1,8 @@
 /*
  * open.c - opening the control plane: state directory, master key (file with PostgreSQL-like
- * permission check, or --master-key-command), the store; `dbtls init`; and the helpers every
- * operation shares (events, commit with the change counter, fault injection, strings).
+ * permission check, or --master-key-command), the store (state-dir/dbtls.db, or the PostgreSQL
+ * database state-dir/store.conf names); `dbtls init`; and the helpers every operation shares
+ * (events, commit with the change counter, fault injection, strings).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,8 @@
 
 #define STORE_FILE "dbtls.db"
 #define MASTER_FILE "master.key"
+/* Present when the store is a PostgreSQL database (store.h, docs/store.md). */
+#define STORE_CONF "store.conf"
 
 /* ---- strings ---------------------------------------------------------------------------- */
 
@@ -306,11 +309,32 @@ static dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
     return DBT_OK;
 }
 
+/* The PostgreSQL conninfo in state-dir/store.conf into *conninfo, or NULL when the state
+   directory has no store.conf (its store is dbtls.db). */
+static dbt_res store_conninfo(const char *state_dir, char **conninfo)
+{
+    char *conf = ctl_printf("%s/%s", state_dir, STORE_CONF);
+    dbt_res r = dbt_store_conf_read(conf, conninfo);
+    if (r.code == DBT_E_NOT_FOUND) {
+        r = DBT_OK;
+    }
+    free(conf);
+    return r;
+}
+
+static void free_conninfo(char *conninfo)
+{
+    if (conninfo) {
+        memset(conninfo, 0, strlen(conninfo)); /* it may hold a password */
+        free(conninfo);
+    }
+}
+
 dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl = NULL;
-    char *path = NULL;
+    char *path = NULL, *conninfo = NULL;
     *out = NULL;
     DBT_TRY(ctl_new(opts, &ctl));
     path = ctl_printf("%s/%s", opts->state_dir, STORE_FILE);
@@ -319,12 +343,19 @@ dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
         DBT_BAIL(NOT_FOUND, "state directory \"%s\" does not exist; run `dbtls init` first",
                  opts->state_dir);
     }
-    DBT_TRY(dbt_store_open(path, ctl->read_only ? DBT_STORE_RO : DBT_STORE_RW, &ctl->st));
+    enum dbt_store_mode mode = ctl->read_only ? DBT_STORE_RO : DBT_STORE_RW;
+    DBT_TRY(store_conninfo(opts->state_dir, &conninfo));
+    if (conninfo) {
+        DBT_TRY(dbt_store_open_pg(conninfo, mode, &ctl->st));
+    } else {
+        DBT_TRY(dbt_store_open(path, mode, &ctl->st));
+    }
     DBT_TRY(load_master(opts, ctl->master));
     *out = ctl;
     ctl = NULL;
 out:
     free(path);
+    free_conninfo(conninfo);
     dbt_ctl_close(ctl);
     return res;
 }
@@ -416,13 +447,16 @@ static void remove_stale_init_files(const char *dir)
 
 /*
  * The store is built under a temporary name and renamed into place only when complete, so an
- * init that is killed half-way leaves no dbtls.db behind and can simply be run again.
+ * init that is killed half-way leaves no dbtls.db behind and can simply be run again. With a
+ * store.conf in the state directory (`dbtls init --store` writes it first) the store is that
+ * PostgreSQL database instead: its schema commits with the shared CAs in one transaction, and
+ * a database that already holds a dbtls store is refused (EXISTS).
  */
 dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl = NULL;
-    char *db = NULL, *tmp = NULL, *mk = NULL;
+    char *db = NULL, *tmp = NULL, *mk = NULL, *conninfo = NULL;
     bool made_key = false, made_tmp = false;
     struct ctl_keys keys = {0};
     DBT_TRY(ctl_new(opts, &ctl));
@@ -436,6 +470,7 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
     mk = ctl_printf("%s/%s", opts->state_dir, MASTER_FILE);
     DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
                "state directory \"%s\" is already initialized (%s exists)", opts->state_dir, db);
+    DBT_TRY(store_conninfo(opts->state_dir, &conninfo));
     if (opts->master_key_command && *opts->master_key_command) {
         DBT_TRY(load_master(opts, ctl->master));
     } else if (access(mk, F_OK) == 0) {
@@ -453,9 +488,13 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
         ctl_shared_family_keys(&ctl_ca_families[i], &keys);
     }
     DBT_TRY(ctl_keys_generate(&keys));
-    unlink(tmp);
-    DBT_TRY(dbt_store_open(tmp, DBT_STORE_CREATE, &ctl->st));
-    made_tmp = true;
+    if (conninfo) {
+        DBT_TRY(dbt_store_open_pg(conninfo, DBT_STORE_CREATE, &ctl->st));
+    } else {
+        unlink(tmp);
+        DBT_TRY(dbt_store_open(tmp, DBT_STORE_CREATE, &ctl->st));
+        made_tmp = true;
+    }
     DBT_TRY(dbt_store_begin(ctl->st, true));
     for (size_t i = 0; i < DBT_ARRAY_LEN(ctl_ca_families); i++) {
         DBT_TRY(ctl_shared_family_create(ctl, &ctl_ca_families[i], DBT_CTL_DEFAULT_REGION, &keys));
@@ -472,11 +511,14 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
     DBT_TRY(ctl_commit(ctl));
     dbt_store_close(ctl->st); /* checkpoints the WAL into the file before the rename */
     ctl->st = NULL;
-    DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
-               "state directory \"%s\" is already initialized (%s exists)", opts->state_dir, db);
-    DBT_ENSURE(rename(tmp, db) == 0, IO, "cannot rename \"%s\" to \"%s\": %s", tmp, db,
-               strerror(errno));
-    made_tmp = false;
+    if (made_tmp) { /* SQLite: the finished file goes into place (PostgreSQL: committed) */
+        DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
+                   "state directory \"%s\" is already initialized (%s exists)", opts->state_dir,
+                   db);
+        DBT_ENSURE(rename(tmp, db) == 0, IO, "cannot rename \"%s\" to \"%s\": %s", tmp, db,
+                   strerror(errno));
+        made_tmp = false;
+    }
 out:
     if (ctl && ctl->st) {
         dbt_store_rollback(ctl->st);
@@ -496,6 +538,7 @@ out:
         unlink(mk);
     }
     ctl_keys_cleanup(&keys);
+    free_conninfo(conninfo);
     free(db);
     free(tmp);
     free(mk);
@@ -577,7 +620,7 @@ dbt_res dbt_ctl_event_add(struct dbt_ctl *ctl, const char *action, const char *o
     struct dbt_store *w = ctl->st;
     struct dbt_store *own = NULL;
     if (ctl->read_only) {
-        DBT_TRY(dbt_store_open(dbt_store_path(ctl->st), DBT_STORE_RW, &own));
+        DBT_TRY(dbt_store_reopen(ctl->st, DBT_STORE_RW, &own));
         w = own;
     }
     struct dbt_store *saved = ctl->st;

@@ -1,9 +1,11 @@
 /*
- * store.h - the persistent store of dbtls: one SQLite database (state-dir/dbtls.db) in WAL mode
- * with foreign keys, a busy timeout, schema migrations tracked in PRAGMA user_version, and a
- * change counter that a running daemon polls. This is the only layer that includes <sqlite3.h>;
- * all SQL text lives in sql.c, addressed here by statement ids (enum dbt_sql), so ctl holds no
- * SQL and a PostgreSQL store can later supply its own text for the same ids.
+ * store.h - the persistent store of dbtls: by default one SQLite database (state-dir/dbtls.db)
+ * in WAL mode with foreign keys, a busy timeout, schema migrations tracked in PRAGMA
+ * user_version, and a change counter that a running daemon polls; or a PostgreSQL database
+ * shared by several nodes (store_pg.c; schema version in a table, the same statement ids).
+ * This is the only layer that includes <sqlite3.h> and <libpq-fe.h>; all SQL text lives in
+ * sql.c (SQLite) and sql_pg.c (PostgreSQL), addressed here by statement ids (enum dbt_sql), so
+ * ctl holds no SQL and works unchanged on either backend.
  *
  * Use: open, then for each operation begin (write = BEGIN IMMEDIATE, so two writers serialize
  * instead of failing mid-way), run statements, bump the counter if something changed, commit;
@@ -91,7 +93,22 @@ enum dbt_sql {
  * schema newer than this program), STORE (locked, I/O). The file is created mode 0600.
  */
 dbt_res dbt_store_open(const char *path, enum dbt_store_mode mode, struct dbt_store **out) DBT_WUR;
+/*
+ * Opens a PostgreSQL store: conninfo is a libpq URI (postgresql://...) or key=value string.
+ * CREATE makes the schema (EXISTS if a dbtls schema is already in that database) in a
+ * transaction that the handle's first dbt_store_begin continues, so the schema commits with
+ * the caller's first writes or not at all; RW migrates an older schema; RO never writes. Errors
+ * name the store without its password and carry libpq's reason: STORE (cannot connect, lock wait
+ * over), NOT_FOUND (no dbtls schema there), CORRUPT (schema newer than this program), INVALID
+ * (conninfo does not parse).
+ */
+dbt_res dbt_store_open_pg(const char *conninfo, enum dbt_store_mode mode,
+                          struct dbt_store **out) DBT_WUR;
+/* Another handle on the store st is on (same file or database), opened with mode. */
+dbt_res dbt_store_reopen(const struct dbt_store *st, enum dbt_store_mode mode,
+                         struct dbt_store **out) DBT_WUR;
 void dbt_store_close(struct dbt_store *st);
+/* The SQLite file, or for PostgreSQL the connection parameters without the password. */
 const char *dbt_store_path(const struct dbt_store *st);
 /* How long a blocked statement (BEGIN IMMEDIATE while another writer holds the lock) waits
    before it fails with STORE; open sets 10 s. 0 = fail at once (tests probing the lock). */
@@ -142,6 +159,21 @@ int dbt_store_schema_version(void);
 const char *dbt_sql_text(enum dbt_sql id);
 /* Migration i (1-based) brings user_version i-1 to i; NULL past the last. */
 const char *dbt_sql_migration(int i);
+/* The same for the PostgreSQL store (sql_pg.c): its schema version (kept in the table
+   dbtls_schema), statement text ($n parameters) and migrations. */
+int dbt_pg_schema_version(void);
+const char *dbt_pg_sql_text(enum dbt_sql id);
+const char *dbt_pg_sql_migration(int i);
+
+/*
+ * store.conf: how a state directory names a PostgreSQL store (one line, the conninfo; mode 0600
+ * since it may hold a password). Write creates the file (EXISTS if present; INVALID if libpq
+ * cannot parse conninfo); read gives a malloc'd conninfo, NOT_FOUND when there is no file (the
+ * state directory uses SQLite), PERM if group or world may read it.
+ */
+dbt_res dbt_store_conf_write(const char *path, const char *conninfo) DBT_WUR;
+dbt_res dbt_store_conf_read(const char *path, char **out) DBT_WUR;
+
 /* PRAGMA application_id that marks a dbtls store ("DBTS"). */
 #define DBT_STORE_APPLICATION_ID 0x44425453
 

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the SQLite store: create/open modes, the CORRUPT errors for foreign or damaged
  * files, schema version and application id, transactions (rollback leaves nothing), the change
- * counter, statement binding and uniqueness errors, read-only handles.
+ * counter, statement binding and uniqueness errors, read-only handles; and what of the
+ * PostgreSQL store needs no server: its SQL text against SQLite's, store.conf, its errors.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,84 @@ static void test_schema(void)
     CHECK(dbt_sql_text(DBT_SQL__COUNT) == NULL);
 }
 
+/* The highest ?N (SQLite) or $N (PostgreSQL) in sql. */
+static int max_param(const char *sql, char mark)
+{
+    int max = 0;
+    for (const char *p = sql; *p; p++) {
+        if (*p == mark && p[1] >= '0' && p[1] <= '9') {
+            int n = atoi(p + 1);
+            max = n > max ? n : max;
+        }
+    }
+    return max;
+}
+
+/* The PostgreSQL text of every statement takes the same parameters as the SQLite text (ctl
+   binds the same indexes on either store) and no SQLite-only syntax slipped in. */
+static void test_pg_schema(void)
+{
+    CHECK(dbt_pg_schema_version() >= 1);
+    CHECK(dbt_pg_sql_migration(0) == NULL);
+    CHECK(dbt_pg_sql_migration(1) != NULL);
+    CHECK(dbt_pg_sql_migration(dbt_pg_schema_version() + 1) == NULL);
+    CHECK(dbt_pg_sql_text(DBT_SQL__COUNT) == NULL);
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        const char *lite = dbt_sql_text((enum dbt_sql)i), *pg = dbt_pg_sql_text((enum dbt_sql)i);
+        CHECK(pg != NULL);
+        if (!pg) {
+            continue;
+        }
+        if (max_param(lite, '?') != max_param(pg, '$')) {
+            fprintf(stderr, "statement %d: %d parameters in SQLite, %d in PostgreSQL\n", i,
+                    max_param(lite, '?'), max_param(pg, '$'));
+            CHECK(false);
+        }
+        CHECK(strchr(pg, '?') == NULL);
+        CHECK(strstr(pg, "OR REPLACE") == NULL && strstr(pg, "OR IGNORE") == NULL);
+    }
+    for (int i = 1; i <= dbt_pg_schema_version(); i++) {
+        CHECK(strstr(dbt_pg_sql_migration(i), "BLOB") == NULL);
+        CHECK(strstr(dbt_pg_sql_migration(i), "AUTOINCREMENT") == NULL);
+    }
+}
+
+/* store.conf: written 0600, read back, refused when others may read it or when it does not
+   parse; the PostgreSQL store's errors never show the password. */
+static void test_store_conf_and_pg_errors(void)
+{
+    const char *conf = path_in("store.conf");
+    const char *ci = "host=127.0.0.1 port=1 dbname=d user=u password=pw-XYZZY connect_timeout=5";
+    char *got = NULL;
+    CHECK_ERR(dbt_store_conf_read(conf, &got), DBT_E_NOT_FOUND);
+    CHECK_ERR(dbt_store_conf_write(conf, "host=x port"), DBT_E_INVALID);
+    CHECK_ERR(dbt_store_conf_write(conf, "host=x\nport=1"), DBT_E_INVALID);
+    CHECK(access(conf, F_OK) != 0);
+    CHECK_OK(dbt_store_conf_write(conf, ci));
+    CHECK_ERR(dbt_store_conf_write(conf, ci), DBT_E_EXISTS);
+    struct stat sb;
+    CHECK(stat(conf, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    CHECK_OK(dbt_store_conf_read(conf, &got));
+    CHECK(got && strcmp(got, ci) == 0);
+    free(got);
+    got = NULL;
+    CHECK(chmod(conf, 0640) == 0);
+    CHECK_ERR(dbt_store_conf_read(conf, &got), DBT_E_PERM);
+    CHECK(got == NULL);
+
+    struct dbt_store *st = NULL;
+    CHECK_ERR(dbt_store_open_pg("host=127.0.0.1 port", DBT_STORE_RW, &st), DBT_E_INVALID);
+    CHECK_ERR(dbt_store_open_pg(ci, DBT_STORE_RW, &st), DBT_E_STORE);
+    CHECK(st == NULL);
+    CHECK(strstr(dbt_errmsg(), "PostgreSQL store \"host=127.0.0.1 port=1 dbname=d user=u\"") !=
+          NULL);
+    CHECK(strstr(dbt_errmsg(), "XYZZY") == NULL);
+    CHECK(strchr(dbt_errmsg(), '\n') == NULL);
+    CHECK_ERR(dbt_store_open_pg("postgresql://u:pw-XYZZY@127.0.0.1:1/d", DBT_STORE_CREATE, &st),
+              DBT_E_STORE);
+    CHECK(strstr(dbt_errmsg(), "XYZZY") == NULL);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -229,6 +308,8 @@ int main(void)
     test_create_and_open();
     test_transactions_and_counter();
     test_corrupt_files();
+    test_pg_schema();
+    test_store_conf_and_pg_errors();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) {

@@ -1,0 +1,406 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h (the default: one file, state-dir/dbtls.db):
+ * opening (with the checks that turn a foreign or damaged file into a CORRUPT error naming it),
+ * migrations, transactions, the change counter and a thin statement wrapper so ctl never sees
+ * sqlite3 types. SQL text is in sql.c.
+ */
+#include "store/store_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/*
+ * Writers wait this long for the write lock. Nothing slow runs inside a write transaction: ctl
+ * generates private keys (RSA-4096: seconds) before BEGIN IMMEDIATE (ctl/keys.c), so a writer
+ * holds the lock for milliseconds and 10 s covers a long queue of CLI processes, admin API
+ * requests and the scheduler.
+ */
+#define BUSY_TIMEOUT_MS 10000
+
+struct lite_stmt {
+    struct dbt_stmt base;
+    sqlite3_stmt *s;
+    int bind_rc; /* first failing sqlite3_bind_* code, or SQLITE_OK */
+};
+
+struct lite_store {
+    struct dbt_store base;
+    sqlite3 *db;
+    struct lite_stmt stmts[DBT_SQL__COUNT];
+};
+
+static const struct store_ops lite_ops;
+
+static struct lite_store *lite(struct dbt_store *st)
+{
+    return (struct lite_store *)st;
+}
+
+static struct lite_stmt *lstmt(struct dbt_stmt *s)
+{
+    return (struct lite_stmt *)s;
+}
+
+/* Turns an SQLite result into a dbt_res with a message naming the store file. */
+/* Turns an SQLite result into a dbt_res with a message naming the store file. */
+static dbt_res store_err(struct lite_store *st, int rc, const char *what)
+{
+    int prim = rc & 0xff;
+    const char *path = st->base.path;
+    const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    switch (prim) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return dbt_fail(DBT_E_CORRUPT, "store file \"%s\" is damaged or not a dbtls store: %s",
+                        path, msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return dbt_fail(DBT_E_STORE,
+                        "store file \"%s\" is locked by another process (%s); try again", path,
+                        msg);
+    case SQLITE_CONSTRAINT:
+        return dbt_fail(DBT_E_EXISTS, "store file \"%s\": %s: %s", path, what, msg);
+    case SQLITE_NOMEM:
+        return dbt_fail(DBT_E_NOMEM, "store: out of memory");
+    case SQLITE_READONLY:
+        return dbt_fail(DBT_E_PERM, "store file \"%s\" is read-only: %s", path, msg);
+    case SQLITE_CANTOPEN:
+        return dbt_fail(DBT_E_IO, "cannot open store file \"%s\": %s", path, msg);
+    default:
+        return dbt_fail(DBT_E_STORE, "store file \"%s\": %s: %s", path, what, msg);
+    }
+}
+
+static dbt_res exec_sql(struct lite_store *st, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        return store_err(st, rc, what);
+    }
+    return DBT_OK;
+}
+
+static dbt_res pragma_int(struct lite_store *st, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(s, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_OK) {
+        return store_err(st, rc, sql);
+    }
+    return DBT_OK;
+}
+
+/* Creates the file with mode 0600 so that the database (which holds sealed keys and
+   certificates) is never readable by others, whatever the umask. */
+static dbt_res create_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return dbt_fail(DBT_E_EXISTS, "store file \"%s\" already exists", path);
+        }
+        return dbt_fail(DBT_E_IO, "cannot create store file \"%s\": %s", path, strerror(errno));
+    }
+    close(fd);
+    return DBT_OK;
+}
+
+static dbt_res migrate(struct lite_store *st, int64_t from)
+{
+    dbt_res res = DBT_OK;
+    int target = dbt_store_schema_version();
+    if (from >= target) {
+        return DBT_OK;
+    }
+    DBT_TRY(exec_sql(st, "BEGIN IMMEDIATE", "begin migration"));
+    /* Re-read under the write lock: another process may have migrated meanwhile. */
+    int64_t v = 0;
+    DBT_TRY(pragma_int(st, "PRAGMA user_version", &v));
+    for (int i = (int)v + 1; i <= target; i++) {
+        DBT_TRY(exec_sql(st, dbt_sql_migration(i), "schema migration"));
+    }
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
+    DBT_TRY(exec_sql(st, sql, "schema version"));
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d", DBT_STORE_APPLICATION_ID);
+    DBT_TRY(exec_sql(st, sql, "application id"));
+    DBT_TRY(exec_sql(st, "COMMIT", "commit migration"));
+out:
+    if (!dbt_ok(res)) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return res;
+}
+
+static void lite_close(struct dbt_store *base)
+{
+    struct lite_store *st = lite(base);
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        sqlite3_finalize(st->stmts[i].s);
+    }
+    if (base->in_txn) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_close(st->db);
+    free(base->path);
+    free(base->label);
+    free(st);
+}
+
+dbt_res dbt_store_open(const char *path, enum dbt_store_mode mode, struct dbt_store **out)
+{
+    dbt_res res = DBT_OK;
+    struct lite_store *st = NULL;
+    *out = NULL;
+
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        if (!dbt_sql_text((enum dbt_sql)i)) {
+            return dbt_fail(DBT_E_INTERNAL, "store: statement %d has no SQL text", i);
+        }
+    }
+    struct stat sb;
+    if (mode == DBT_STORE_CREATE) {
+        DBT_TRY(create_file(path));
+    } else if (stat(path, &sb) != 0) {
+        if (errno == ENOENT) {
+            return dbt_fail(DBT_E_NOT_FOUND,
+                            "store file \"%s\" does not exist; run `dbtls init` first", path);
+        }
+        return dbt_fail(DBT_E_IO, "cannot open store file \"%s\": %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        return dbt_fail(DBT_E_CORRUPT, "store file \"%s\" is not a regular file", path);
+    }
+
+    st = calloc(1, sizeof *st);
+    DBT_ENSURE(st, NOMEM, "store: out of memory");
+    st->base.ops = &lite_ops;
+    st->base.path = strdup(path);
+    DBT_ENSURE(st->base.path, NOMEM, "store: out of memory");
+    DBT_ENSURE(asprintf(&st->base.label, "store file \"%s\"", path) >= 0, NOMEM,
+               "store: out of memory");
+    st->base.read_only = mode == DBT_STORE_RO;
+    int flags =
+        SQLITE_OPEN_NOMUTEX | (st->base.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        res = store_err(st, rc, "open");
+        goto out;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+
+    /* The first read of the header is where a foreign file shows itself (SQLITE_NOTADB). */
+    int64_t app_id = 0, version = 0;
+    DBT_TRY(pragma_int(st, "PRAGMA application_id", &app_id));
+    DBT_TRY(pragma_int(st, "PRAGMA user_version", &version));
+    if (mode != DBT_STORE_CREATE) {
+        DBT_ENSURE(app_id == DBT_STORE_APPLICATION_ID && version > 0, CORRUPT,
+                   "store file \"%s\" is an SQLite database but was not written by dbtls "
+                   "(application_id %lld, user_version %lld)",
+                   path, (long long)app_id, (long long)version);
+    }
+    DBT_ENSURE(version <= dbt_store_schema_version(), CORRUPT,
+               "store file \"%s\" has schema version %lld, newer than this dbtls (%d); "
+               "upgrade dbtls",
+               path, (long long)version, dbt_store_schema_version());
+    if (!st->base.read_only) {
+        int64_t ignored = 0;
+        DBT_TRY(pragma_int(st, "PRAGMA journal_mode = WAL", &ignored));
+        DBT_TRY(exec_sql(st, "PRAGMA synchronous = FULL", "synchronous"));
+    }
+    DBT_TRY(exec_sql(st, "PRAGMA foreign_keys = ON", "foreign keys"));
+    if (version < dbt_store_schema_version()) {
+        DBT_ENSURE(!st->base.read_only, STATE,
+                   "store file \"%s\" has schema version %lld; run a dbtls command that writes "
+                   "(e.g. `dbtls instances list`) to migrate it to %d",
+                   path, (long long)version, dbt_store_schema_version());
+        DBT_TRY(migrate(st, version));
+    }
+    *out = &st->base;
+    st = NULL;
+out:
+    if (st) {
+        lite_close(&st->base);
+        if (mode == DBT_STORE_CREATE) {
+            unlink(path);
+        }
+    }
+    return res;
+}
+
+static dbt_res lite_reopen(const struct dbt_store *st, enum dbt_store_mode mode,
+                           struct dbt_store **out)
+{
+    return dbt_store_open(st->path, mode, out);
+}
+
+static void lite_set_busy_timeout(struct dbt_store *st, int ms)
+{
+    sqlite3_busy_timeout(lite(st)->db, ms);
+}
+
+static dbt_res lite_begin(struct dbt_store *st, bool write)
+{
+    return exec_sql(lite(st), write ? "BEGIN IMMEDIATE" : "BEGIN", "begin");
+}
+
+static void reset_all(struct lite_store *st)
+{
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        if (st->stmts[i].s) {
+            sqlite3_reset(st->stmts[i].s);
+        }
+    }
+}
+
+static dbt_res lite_commit(struct dbt_store *st)
+{
+    /*
+     * A cached statement that was not stepped to the end keeps its read snapshot open after
+     * COMMIT (WAL): a long-lived reader such as dbtlsd would then never see new changes.
+     */
+    reset_all(lite(st));
+    return exec_sql(lite(st), "COMMIT", "commit");
+}
+
+static void lite_rollback(struct dbt_store *st)
+{
+    reset_all(lite(st));
+    sqlite3_exec(lite(st)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static dbt_res lite_stmt(struct dbt_store *base, enum dbt_sql id, struct dbt_stmt **out)
+{
+    struct lite_store *st = lite(base);
+    struct lite_stmt *s = &st->stmts[id];
+    if (!s->s) {
+        int rc = sqlite3_prepare_v3(st->db, dbt_sql_text(id), -1, SQLITE_PREPARE_PERSISTENT, &s->s,
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            return store_err(st, rc, "prepare");
+        }
+        s->base.st = base;
+        s->base.id = id;
+    } else {
+        sqlite3_reset(s->s);
+        sqlite3_clear_bindings(s->s);
+    }
+    s->bind_rc = SQLITE_OK;
+    *out = &s->base;
+    return DBT_OK;
+}
+
+static void note_bind(struct lite_stmt *s, int rc)
+{
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+static void lite_bind_text(struct dbt_stmt *s, int idx, const char *v)
+{
+    struct lite_stmt *l = lstmt(s);
+    note_bind(l, v ? sqlite3_bind_text(l->s, idx, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(l->s, idx));
+}
+
+static void lite_bind_int(struct dbt_stmt *s, int idx, int64_t v)
+{
+    note_bind(lstmt(s), sqlite3_bind_int64(lstmt(s)->s, idx, v));
+}
+
+static void lite_bind_blob(struct dbt_stmt *s, int idx, const void *p, size_t n)
+{
+    note_bind(lstmt(s), sqlite3_bind_blob64(lstmt(s)->s, idx, p, n, SQLITE_TRANSIENT));
+}
+
+static dbt_res lite_step(struct dbt_stmt *s, bool *row)
+{
+    struct lite_stmt *l = lstmt(s);
+    struct lite_store *st = lite(s->st);
+    if (l->bind_rc != SQLITE_OK) {
+        return store_err(st, l->bind_rc, "bind");
+    }
+    int rc = sqlite3_step(l->s);
+    if (rc == SQLITE_ROW) {
+        if (row) {
+            *row = true;
+        }
+        return DBT_OK;
+    }
+    if (rc == SQLITE_DONE) {
+        if (row) {
+            *row = false;
+        }
+        return DBT_OK;
+    }
+    dbt_res r = store_err(st, rc, "statement");
+    sqlite3_reset(l->s);
+    return r;
+}
+
+static void lite_reset(struct dbt_stmt *s)
+{
+    sqlite3_reset(lstmt(s)->s);
+}
+
+static int64_t lite_changes(struct dbt_store *st)
+{
+    return sqlite3_changes64(lite(st)->db);
+}
+
+static const char *lite_text(struct dbt_stmt *s, int col)
+{
+    return (const char *)sqlite3_column_text(lstmt(s)->s, col);
+}
+
+static int64_t lite_int(struct dbt_stmt *s, int col)
+{
+    return sqlite3_column_int64(lstmt(s)->s, col);
+}
+
+static const void *lite_blob(struct dbt_stmt *s, int col, size_t *len)
+{
+    const void *p = sqlite3_column_blob(lstmt(s)->s, col);
+    *len = (size_t)sqlite3_column_bytes(lstmt(s)->s, col);
+    return p;
+}
+
+static bool lite_is_null(struct dbt_stmt *s, int col)
+{
+    return sqlite3_column_type(lstmt(s)->s, col) == SQLITE_NULL;
+}
+
+static const struct store_ops lite_ops = {
+    .close = lite_close,
+    .set_busy_timeout = lite_set_busy_timeout,
+    .begin = lite_begin,
+    .commit = lite_commit,
+    .rollback = lite_rollback,
+    .stmt = lite_stmt,
+    .bind_text = lite_bind_text,
+    .bind_int = lite_bind_int,
+    .bind_blob = lite_bind_blob,
+    .step = lite_step,
+    .reset = lite_reset,
+    .changes = lite_changes,
+    .text = lite_text,
+    .int64 = lite_int,
+    .blob = lite_blob,
+    .is_null = lite_is_null,
+    .reopen = lite_reopen,
+};

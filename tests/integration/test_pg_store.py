@@ -1,0 +1,214 @@
+"""The PostgreSQL store (docs/store.md): `dbtls init --store CONNINFO` keeps the control plane
+in a real PostgreSQL 15 database instead of state-dir/dbtls.db. The control-plane flow gives the
+same results as on SQLite; a second init on the same database is refused; two dbtlsd nodes
+(two state dirs sharing master.key and store.conf) both serve the instance on one port
+(SO_REUSEPORT) and both pick up a rotation made through either state dir, with no restart; an
+unreachable store is a one-line error that never shows the password."""
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import stat
+import struct
+import time
+import uuid
+
+import pytest
+
+from cli_helpers import use_template
+
+SSL_REQUEST = struct.pack("!II", 8, 80877103)
+
+
+@pytest.fixture
+def store_db(pg_server):
+    """A fresh database for the store, owned by alice (who logs in with a password over TCP):
+    returns its libpq URI (with the password) and drops the database afterwards."""
+    name = "dbtls_store_" + uuid.uuid4().hex[:10]
+    pg_server.psql(f"CREATE DATABASE {name} OWNER alice", dbname="postgres")
+    password = pg_server.users["alice"]
+    uri = (f"postgresql://alice:{password}@{pg_server.host}:{pg_server.port}/{name}"
+           "?sslmode=disable")
+    yield uri
+    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
+
+
+def presented_cert(port):
+    """SHA-1 (hex, lower) of the certificate the front presents on a PostgreSQL SSLRequest."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(SSL_REQUEST)
+        assert s.recv(1) == b"S"
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            return hashlib.sha1(t.getpeercert(binary_form=True)).hexdigest()
+
+
+def active_sha1(dbtls):
+    certs = dbtls.json("ssl", "server-certs", "list", "--instance", "pg1")
+    active = [c for c in certs if c.get("slot") == "active"]
+    assert len(active) == 1, certs
+    return active[0]["sha1Fingerprint"].replace(":", "").lower()
+
+
+def wait_all_present(port, want, n=24, timeout=10.0):
+    """Until n connections in a row (spread over the nodes by SO_REUSEPORT) present `want`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = [presented_cert(port) for _ in range(n)]
+        if all(s == want for s in seen):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout} s the front still presents {set(seen) - {want}}, "
+                        f"not {want}")
+        time.sleep(0.3)
+
+
+def control_plane_flow(dbtls, port, backend, out_dir):
+    """Runs the control-plane flow and returns what it showed, free of times, serials and
+    fingerprints, for comparing the two stores."""
+    shown = []
+    os.makedirs(out_dir)
+
+    def slots():
+        return sorted(c["slot"] for c in dbtls.json("ssl", "server-certs", "list",
+                                                     "--instance", "pg1"))
+
+    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", backend, "--endpoint", "localhost")
+    desc = dbtls.json("instances", "describe", "pg1")
+    shown.append(("describe", sorted(desc)))
+    shown.append(("names", [i["name"] for i in dbtls.json("instances", "list")]))
+    shown.append(("slots0", slots()))
+    dbtls("ssl", "server-certs", "create", "--instance", "pg1")
+    shown.append(("slots1", slots()))
+    dbtls("ssl", "server-certs", "rotate", "--instance", "pg1")
+    shown.append(("slots2", slots()))
+    dbtls("ssl", "server-certs", "rollback", "--instance", "pg1")
+    shown.append(("slots3", slots()))
+    shown.append(("rollback-again", dbtls.fail("ssl", "server-certs", "rollback", "--instance",
+                                               "pg1").stderr))
+    for name in ("app-one", "app-two"):
+        dbtls("ssl", "client-certs", "create", name, "--instance", "pg1", "--out-dir",
+              os.path.join(out_dir, name))
+    shown.append(("dup", dbtls.fail("ssl", "client-certs", "create", "app-one", "--instance",
+                                    "pg1", "--out-dir", os.path.join(out_dir, "x")).stderr))
+    shown.append(("clients", [c["commonName"] for c in dbtls.json(
+        "ssl", "client-certs", "list", "--instance", "pg1")]))
+    dbtls("ssl", "client-certs", "delete", "app-one", "--instance", "pg1")
+    shown.append(("clients2", [c["commonName"] for c in dbtls.json(
+        "ssl", "client-certs", "list", "--instance", "pg1")]))
+    shown.append(("gone", dbtls.fail("ssl", "client-certs", "delete", "app-one", "--instance",
+                                     "pg1").stderr))
+    events = dbtls.json("events", "list")
+    shown.append(("events", [(e["action"], e["object"]) for e in events]))
+    return shown
+
+
+def test_control_plane_same_as_sqlite(pg_server, dbtls, store_db, free_port, tmp_dir):
+    sd_pg = os.path.join(tmp_dir, "pg-state")
+    pg = dbtls.with_state_dir(sd_pg)
+    pg("init", "--store", store_db)
+    conf = os.path.join(sd_pg, "store.conf")
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600
+    assert not os.path.exists(os.path.join(sd_pg, "dbtls.db"))
+    use_template(dbtls)
+    backend = f"127.0.0.1:{pg_server.port}"
+    # events of init itself differ (the template was made by another init): compare what follows
+    n_pg, n_lite = len(pg.json("events", "list")), len(dbtls.json("events", "list"))
+    got_pg = control_plane_flow(pg, free_port(), backend, os.path.join(tmp_dir, "pg"))
+    got_lite = control_plane_flow(dbtls, free_port(), backend, os.path.join(tmp_dir, "lite"))
+    for (k1, v1), (k2, v2) in zip(got_pg, got_lite):
+        if k1 == "events":
+            v1, v2 = v1[n_pg:], v2[n_lite:]
+        assert (k1, v1) == (k2, v2)
+    assert len(got_pg) == len(got_lite)
+    # the data really is in PostgreSQL
+    db = store_db.rsplit("/", 1)[1].split("?")[0]
+    out = pg_server.psql("SELECT name FROM instances; SELECT version FROM dbtls_schema;",
+                         dbname=db)
+    assert "pg1" in out
+
+
+def test_second_init_on_same_database_refused(dbtls, store_db, tmp_dir, pg_server):
+    first = dbtls.with_state_dir(os.path.join(tmp_dir, "a"))
+    first("init", "--store", store_db)
+    sd_b = os.path.join(tmp_dir, "b")
+    second = dbtls.with_state_dir(sd_b)
+    cp = second.fail("init", "--store", store_db)
+    assert "already holds a dbtls store" in cp.stderr
+    assert pg_server.users["alice"] not in cp.stderr
+    # nothing left behind: the state dir can be initialized against another store
+    assert not os.path.exists(os.path.join(sd_b, "store.conf"))
+    assert not os.path.exists(os.path.join(sd_b, "master.key"))
+    # the first store is intact
+    assert len(first.json("cas", "list")) == 3
+
+
+def test_unreachable_store_one_line(dbtls, tmp_dir, free_port):
+    port = free_port()
+    uri = f"postgresql://alice:s3cret-word@127.0.0.1:{port}/nowhere?sslmode=disable"
+    sd = os.path.join(tmp_dir, "x")
+    cp = dbtls.with_state_dir(sd).fail("init", "--store", uri)
+    assert "cannot connect to PostgreSQL store" in cp.stderr
+    assert f"port={port}" in cp.stderr
+    assert "s3cret-word" not in cp.stderr
+    assert not os.path.exists(os.path.join(sd, "store.conf"))
+    # a state dir whose store went away: every command says so in one line
+    os.makedirs(sd, exist_ok=True)
+    with open(os.open(os.path.join(sd, "store.conf"), os.O_WRONLY | os.O_CREAT, 0o600),
+              "w") as f:
+        f.write(uri + "\n")
+    with open(os.open(os.path.join(sd, "master.key"), os.O_WRONLY | os.O_CREAT, 0o600),
+              "wb") as f:
+        f.write(os.urandom(32))
+    cp = dbtls.with_state_dir(sd).fail("instances", "list")
+    assert "cannot connect to PostgreSQL store" in cp.stderr
+    assert "s3cret-word" not in cp.stderr
+    cp = dbtls.with_state_dir(sd).fail("init", "--store", uri)
+    assert "already names a store" in cp.stderr
+    cp = dbtls.fail("init", "--store", "host=127.0.0.1 port")
+    assert "invalid PostgreSQL store connection string" in cp.stderr
+
+
+def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, store_db,
+                                                   free_port, tmp_dir):
+    sd_a, sd_b = os.path.join(tmp_dir, "node-a"), os.path.join(tmp_dir, "node-b")
+    a = dbtls.with_state_dir(sd_a)
+    a("init", "--store", store_db)
+    # a second node: the same master.key and store.conf, no init
+    os.makedirs(sd_b, mode=0o700)
+    for f in ("master.key", "store.conf"):
+        shutil.copy2(os.path.join(sd_a, f), os.path.join(sd_b, f))
+    b = dbtls.with_state_dir(sd_b)
+    port = free_port()
+    b("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
+      "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
+      "--endpoint", "localhost")
+    assert [i["name"] for i in a.json("instances", "list")] == ["pg1"]
+    node_a = dbtlsd.start(sd_a)
+    node_b = dbtlsd.start(sd_b)
+    first = active_sha1(a)
+    wait_all_present(port, first)
+
+    # rotation through node b's state dir: both nodes present the new certificate
+    b("ssl", "server-certs", "create", "--instance", "pg1")
+    b("ssl", "server-certs", "rotate", "--instance", "pg1")
+    second = active_sha1(a)
+    assert second != first
+    wait_all_present(port, second)
+    node_a.stop()
+    wait_all_present(port, second, n=4)  # node b alone: it took the change with no restart
+    node_a = dbtlsd.start(sd_a)
+
+    # and through node a's: node a (running all along now) follows too
+    a("ssl", "server-certs", "create", "--instance", "pg1")
+    a("ssl", "server-certs", "rotate", "--instance", "pg1")
+    third = active_sha1(b)
+    assert third not in (first, second)
+    wait_all_present(port, third)
+    node_b.stop()
+    wait_all_present(port, third, n=4)
+    node_a.stop()
