@@ -212,3 +212,25 @@ def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, sto
     node_b.stop()
     wait_all_present(port, third, n=4)
     node_a.stop()
+
+
+def test_writer_waits_for_lock_then_fails_one_line(pg_server, dbtls, store_db, tmp_dir):
+    """Writers serialize on the advisory lock; a wait is bounded (lock_timeout 10 s) and ends in
+    one STORE line that changed nothing; readers do not wait."""
+    import psycopg
+    d = dbtls.with_state_dir(os.path.join(tmp_dir, "s"))
+    d("init", "--store", store_db)
+    n_events = len(d.json("events", "list"))
+    db = store_db.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(pg_server.dsn("alice", dbname=db), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (0x44425453,))
+        t0 = time.monotonic()
+        cp = d.fail("cas", "set-default", "dbtls-ca-rsa2048-g1")
+        waited = time.monotonic() - t0
+        assert "locked by another process" in cp.stderr, cp.stderr
+        assert 9 <= waited < 30, waited
+        assert len(d.json("cas", "list")) == 3  # a reader does not wait
+        assert len(d.json("events", "list")) == n_events
+    d("cas", "set-default", "dbtls-ca-rsa2048-g1")  # the holder is gone: the lock is free
+    events = d.json("events", "list")
+    assert len(events) == n_events + 1 and "default" in events[-1]["action"], events[-1]
