@@ -26,29 +26,7 @@ static char state_dir[300];
 static struct dbt_ctl_opts opts;
 static struct dbt_ctl *ctl;
 
-struct snap {
-    uint64_t counter;
-    size_t events;
-};
-
-static struct snap snap(void)
-{
-    struct snap s = {0};
-    struct dbt_ctl_event_list ev = {0};
-    CHECK_OK(dbt_ctl_change_counter(ctl, &s.counter));
-    CHECK_OK(dbt_ctl_events_list(ctl, NULL, 0, &ev));
-    s.events = ev.n;
-    dbt_ctl_event_list_cleanup(&ev);
-    return s;
-}
-
-#define CHECK_REFUSED(expr, code)                                                                  \
-    do {                                                                                           \
-        struct snap before_ = snap();                                                              \
-        CHECK_ERR(expr, code);                                                                     \
-        struct snap after_ = snap();                                                               \
-        CHECK(before_.counter == after_.counter && before_.events == after_.events);               \
-    } while (0)
+#include "ctl_refused.h"
 
 /* The one certificate named name in the listing (NULL if there are none or several). */
 static const struct dbt_ctl_admin_cert_info *find(const struct dbt_ctl_admin_cert_list *l,

@@ -39,34 +39,7 @@ static char *path_in(const char *d, const char *name)
     return buf[i];
 }
 
-/* What must not move when an operation is refused. */
-struct snap {
-    uint64_t counter;
-    size_t events;
-};
-
-static struct snap snap(void)
-{
-    struct snap s = {0};
-    struct dbt_ctl_event_list ev = {0};
-    CHECK_OK(dbt_ctl_change_counter(ctl, &s.counter));
-    CHECK_OK(dbt_ctl_events_list(ctl, NULL, 0, &ev));
-    s.events = ev.n;
-    dbt_ctl_event_list_cleanup(&ev);
-    return s;
-}
-
-static bool same(struct snap a, struct snap b)
-{
-    return a.counter == b.counter && a.events == b.events;
-}
-
-#define CHECK_REFUSED(expr, code)                                                                  \
-    do {                                                                                           \
-        struct snap before_ = snap();                                                              \
-        CHECK_ERR(expr, code);                                                                     \
-        CHECK(same(before_, snap()));                                                              \
-    } while (0)
+#include "ctl_refused.h"
 
 static struct dbt_ctl_instance_spec pg_spec(const char *listen, const char *endpoints)
 {
