@@ -3,6 +3,7 @@ admin unix socket (http.client on an AF_UNIX socket) and HTTPS over TCP with a c
 certificate (mutual TLS)."""
 import http.client
 import json
+import os
 import socket
 import ssl
 
@@ -114,3 +115,10 @@ def tls_context(ca=None, cert=None, key=None):
 
 def tcp_api(host, port, ctx, server_hostname=None):
     return Api(lambda: http.client.HTTPSConnection(host, port, context=ctx, timeout=30))
+
+
+def make_admin(dbtls, out_root, name):
+    """`dbtls admin-certs create NAME` into out_root/NAME; the {"cert", "key", "ca"} paths."""
+    out = os.path.join(out_root, name)
+    dbtls("admin-certs", "create", name, "--out-dir", out)
+    return {k: os.path.join(out, f"admin-{k}.pem") for k in ("cert", "key", "ca")}

@@ -400,3 +400,19 @@ def mariadb_server():
     Stopped at the end of the session."""
     with servers.MariaDbServer(keep=KEEP_TMP) as srv:
         yield srv
+
+
+# --- admin TCP listener ---------------------------------------------------------------------
+@pytest.fixture
+def two_admins(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
+    """(daemon, port, ops, dev): an initialized state dir (use_template), two admin client
+    certificates "ops" and "dev" (each a dict of cert/key/ca paths, from `dbtls admin-certs
+    create`), and dbtlsd with one worker and its mutual-TLS admin listener on 127.0.0.1:port."""
+    from api_client import make_admin
+    from cli_helpers import use_template
+    use_template(dbtls)
+    ops = make_admin(dbtls, tmp_dir, "ops")
+    dev = make_admin(dbtls, tmp_dir, "dev")
+    port = free_port()
+    d = dbtlsd.start(state_dir, ["--workers", "1", "--admin-listen", f"127.0.0.1:{port}"])
+    return d, port, ops, dev

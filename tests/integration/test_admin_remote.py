@@ -6,22 +6,8 @@ included; errors are the control library's one line, exit 1."""
 import json
 import time
 
-import pytest
-
 from api_client import unix_api
-from cli_helpers import use_template
-from test_admin_revoke import api_for, handshake_error, make_admin, remote_cli
-
-
-@pytest.fixture
-def two_admins(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
-    """dbtlsd with an admin TCP listener, and two admin certificates: ops and dev."""
-    use_template(dbtls)
-    ops = make_admin(dbtls, tmp_dir, "ops")
-    dev = make_admin(dbtls, tmp_dir, "dev")
-    port = free_port()
-    d = dbtlsd.start(state_dir, ["--workers", "1", "--admin-listen", f"127.0.0.1:{port}"])
-    return d, port, ops, dev
+from test_admin_revoke import api_for, handshake_error, remote_cli
 
 
 def remote_ok(dbtls_bin, tmp_dir, port, files, *args):

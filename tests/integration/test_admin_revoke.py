@@ -9,26 +9,7 @@ import ssl
 import subprocess
 import time
 
-import pytest
-
-from api_client import tcp_api, tls_context, unix_api
-from cli_helpers import use_template
-
-
-def make_admin(dbtls, tmp_dir, name):
-    out = os.path.join(tmp_dir, name)
-    dbtls("admin-certs", "create", name, "--out-dir", out)
-    return {k: os.path.join(out, f"admin-{k}.pem") for k in ("cert", "key", "ca")}
-
-
-@pytest.fixture
-def two_admins(dbtls, dbtlsd, state_dir, tmp_dir, free_port):
-    use_template(dbtls)
-    ops = make_admin(dbtls, tmp_dir, "ops")
-    dev = make_admin(dbtls, tmp_dir, "dev")
-    port = free_port()
-    d = dbtlsd.start(state_dir, ["--workers", "1", "--admin-listen", f"127.0.0.1:{port}"])
-    return d, port, ops, dev
+from api_client import make_admin, tcp_api, tls_context, unix_api
 
 
 def api_for(port, files):
