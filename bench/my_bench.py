@@ -40,6 +40,18 @@ def server_status(my):
     return int(vals["Connections"]), int(vals["Com_select"])
 
 
+# port -> a function returning the log of the process behind it (shown when a run fails)
+LOGS = {}
+
+
+def log_tail(port, lines=30):
+    log = LOGS.get(port)
+    if log is None:
+        return ""
+    return "--- last lines of the log behind that port:\n" + "\n".join(
+        log().splitlines()[-lines:]) + "\n"
+
+
 def slap(port, ca, queries, concurrency, detach):
     """Runs mariadb-slap over TLS (server certificate verified against `ca`): about `queries`
     SELECT 1 in all, spread over the clients. Returns the seconds it took."""
@@ -56,7 +68,7 @@ def slap(port, ca, queries, concurrency, detach):
     wall = time.monotonic() - t0
     if cp.returncode != 0:
         bl.die(f"mariadb-slap through port {port} failed ({cp.returncode}):\n"
-               f"{cp.stderr}{cp.stdout}")
+               f"{cp.stderr}{cp.stdout}{log_tail(port)}")
     m = re.search(r"Average number of seconds to run all queries: ([\d.]+)", cp.stdout)
     return float(m.group(1)) if m and float(m.group(1)) > 0 else wall
 
@@ -170,9 +182,11 @@ def main():
         tgts = []
         if "native" in targets:
             tgts.append(("native", my.port, my.proc.pid, root))
+            LOGS[my.port] = my.log
         if "dbtlsd" in targets:
             dbtlsd = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
             tgts.append(("dbtlsd", front_port, dbtlsd.pid, root))
+            LOGS[front_port] = dbtlsd.log
         results = measure_all(tgts, args, my)
     finally:
         if dbtlsd:
