@@ -1,12 +1,18 @@
 /*
  * sql_pg.c - the PostgreSQL text of every statement id (enum dbt_sql) and the PostgreSQL schema,
  * the counterpart of sql.c for store_pg.c. Same tables, columns and column order of each SELECT
- * (see sql.c for what each holds); the differences are PostgreSQL's: BIGINT, BYTEA, identity
- * columns, ON CONFLICT instead of INSERT OR REPLACE/IGNORE, $n parameters with a type cast
- * where the server could not infer one, and no negative LIMIT. The schema version is the row of
+ * (see sql.c for what each holds). A statement is sql.c's own text with $n for ?n unless it is
+ * in `overrides`: those differ in what is PostgreSQL's — ON CONFLICT instead of INSERT OR
+ * REPLACE/IGNORE, a type cast where the server could not infer one, no negative LIMIT. The
+ * schema differs in BIGINT, BYTEA and identity columns. The schema version is the row of
  * dbtls_schema (SQLite uses PRAGMA user_version); its version numbers are this file's own.
  */
 #include "store/store.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char *const migrations[] = {
     /* 1: the schema of SQLite's migrations 1..3 */
@@ -68,64 +74,23 @@ static const char *const migrations[] = {
     "CREATE INDEX admin_certs_sha1 ON admin_certs (sha1);",
 };
 
-#define INSTANCE_COLS                                                                              \
-    "id, name, engine, engine_version, listen, backend, backend_tls_ca, endpoints, region, "       \
-    "ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites, groups, hba_text, "        \
-    "ident_text, user_require_text, max_client_certs, created_at, updated_at, client_ca_pem, "     \
-    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number"
 #define SLOT_COLS                                                                                  \
     "slot, ca_pem, ca_key_blob, shared_ca_id, shared_region, cert_pem, key_blob, created_at"
 #define CA_COLS "ca_id, region, key_type, digest, cert_pem, key_blob, created_at"
 #define CLIENT_COLS "name, serial, sha1, cert_pem, created_at"
-#define ADMIN_CERT_COLS "name, serial, sha1, created_at, expires_at, revoked_at"
 /* LIMIT n where n < 0 means all, as in SQLite (PostgreSQL refuses a negative LIMIT). */
 #define LIMIT(p) " LIMIT CASE WHEN " p "::bigint < 0 THEN NULL ELSE " p "::bigint END"
 
-static const char *const statements[DBT_SQL__COUNT] = {
-    [DBT_SQL_COUNTER_GET] = "SELECT n FROM counter WHERE id = 1",
-    [DBT_SQL_COUNTER_BUMP] = "UPDATE counter SET n = n + 1 WHERE id = 1",
-    [DBT_SQL_SETTING_GET] = "SELECT value FROM settings WHERE key = $1",
-    [DBT_SQL_SETTING_PUT] = "INSERT INTO settings (key, value) VALUES ($1, $2) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [DBT_SQL_EVENT_ADD] = "INSERT INTO events (time, actor, action, object, detail) "
-                          "VALUES ($1, $2, $3, $4, $5)",
+/* The statements whose PostgreSQL text is not sql.c's with $n for ?n (dbt_pg_sql_text). */
+static const char *const overrides[DBT_SQL__COUNT] = {
     [DBT_SQL_EVENT_LIST] = "SELECT id, time, actor, action, object, detail FROM ("
                            "  SELECT * FROM events WHERE $1::text IS NULL"
                            "  OR object = 'instance/' || $1::text"
                            "  OR substr(object, 1, length($1::text) + 10) = 'instance/' ||"
                            "  $1::text || '/'"
                            "  ORDER BY id DESC" LIMIT("$2") ") e ORDER BY id",
-    [DBT_SQL_EVENT_COUNT] = "SELECT count(*) FROM events",
-    [DBT_SQL_CA_ADD] = "INSERT INTO cas (" CA_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    [DBT_SQL_CA_GET] = "SELECT " CA_COLS " FROM cas WHERE ca_id = $1 AND region = $2",
-    [DBT_SQL_CA_ROOTS] = "SELECT " CA_COLS " FROM cas WHERE region = '' ORDER BY ca_id",
-    [DBT_SQL_CA_REGIONS] =
-        "SELECT region FROM cas WHERE ca_id = $1 AND region <> '' ORDER BY region",
     [DBT_SQL_CA_INTERMEDIATES] = "SELECT " CA_COLS " FROM cas WHERE ca_id = $1 AND region <> ''"
                                  " AND ($2::text IS NULL OR region = $2::text) ORDER BY region",
-    [DBT_SQL_CA_COUNT] = "SELECT count(*) FROM cas",
-    [DBT_SQL_INSTANCE_ADD] =
-        "INSERT INTO instances (name, engine, engine_version, listen, backend, backend_tls_ca,"
-        " endpoints, region, ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites,"
-        " groups, hba_text, ident_text, user_require_text, max_client_certs, created_at,"
-        " updated_at, client_ca_pem, client_ca_key_blob, client_ca_sha1, crl_pem, crl_number)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-        " $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
-    [DBT_SQL_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE name = $1",
-    [DBT_SQL_INSTANCE_NAMES] = "SELECT name FROM instances ORDER BY name",
-    [DBT_SQL_INSTANCE_BY_LISTEN] = "SELECT name FROM instances WHERE listen = $1 AND id <> $2",
-    [DBT_SQL_INSTANCE_UPDATE] =
-        "UPDATE instances SET engine_version = $2, listen = $3, backend = $4,"
-        " backend_tls_ca = $5, endpoints = $6, ca_mode = $7, ca_id = $8, ssl_mode = $9,"
-        " tls_min = $10, tls_max = $11, ciphers = $12, ciphersuites = $13, groups = $14,"
-        " hba_text = $15, ident_text = $16, user_require_text = $17, max_client_certs = $18,"
-        " updated_at = $19 WHERE id = $1",
-    [DBT_SQL_INSTANCE_SET_CLIENT_CA] =
-        "UPDATE instances SET client_ca_pem = $2, client_ca_key_blob = $3,"
-        " client_ca_sha1 = $4, crl_pem = $5, crl_number = $6, updated_at = $7 WHERE id = $1",
-    [DBT_SQL_INSTANCE_SET_CRL] = "UPDATE instances SET crl_pem = $2, crl_number = $3 WHERE id = $1",
-    [DBT_SQL_INSTANCE_DELETE] = "DELETE FROM instances WHERE id = $1",
-    [DBT_SQL_INSTANCE_COUNT] = "SELECT count(*) FROM instances",
     [DBT_SQL_SLOT_PUT] = "INSERT INTO server_slots (instance_id, " SLOT_COLS
                          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                          " ON CONFLICT (instance_id, slot) DO UPDATE SET"
@@ -134,56 +99,18 @@ static const char *const statements[DBT_SQL__COUNT] = {
                          " shared_region = excluded.shared_region,"
                          " cert_pem = excluded.cert_pem, key_blob = excluded.key_blob,"
                          " created_at = excluded.created_at",
-    [DBT_SQL_SLOT_GET] = "SELECT " SLOT_COLS " FROM server_slots WHERE instance_id = $1"
-                         " ORDER BY CASE slot WHEN 'active' THEN 0 WHEN 'upcoming' THEN 1"
-                         " ELSE 2 END",
-    [DBT_SQL_SLOT_DELETE] = "DELETE FROM server_slots WHERE instance_id = $1 AND slot = $2",
-    [DBT_SQL_SLOT_DELETE_ALL] = "DELETE FROM server_slots WHERE instance_id = $1",
-    [DBT_SQL_SLOT_RENAME] =
-        "UPDATE server_slots SET slot = $3 WHERE instance_id = $1 AND slot = $2",
-    [DBT_SQL_SLOT_COUNT] = "SELECT count(*) FROM server_slots",
-    [DBT_SQL_CLIENT_ADD] =
-        "INSERT INTO client_certs (instance_id, " CLIENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6)",
-    [DBT_SQL_CLIENT_LIST] =
-        "SELECT " CLIENT_COLS " FROM client_certs WHERE instance_id = $1 ORDER BY name",
     [DBT_SQL_CLIENT_FIND] = "SELECT " CLIENT_COLS " FROM client_certs WHERE instance_id = $1"
                             " AND (name = $2::text OR sha1 = $3::text)"
                             " ORDER BY name = $2::text DESC LIMIT 1",
     [DBT_SQL_CLIENT_COUNT] =
         "SELECT count(*) FROM client_certs WHERE $1::bigint IS NULL OR instance_id = $1::bigint",
-    [DBT_SQL_CLIENT_DELETE] = "DELETE FROM client_certs WHERE instance_id = $1 AND name = $2",
-    [DBT_SQL_CLIENT_DELETE_ALL] = "DELETE FROM client_certs WHERE instance_id = $1",
-    [DBT_SQL_REVOKE_ADD] = "INSERT INTO revocations (instance_id, client_ca_sha1, serial, name,"
-                           " sha1, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    [DBT_SQL_REVOKE_LIST] = "SELECT serial, revoked_at FROM revocations WHERE instance_id = $1"
-                            " AND client_ca_sha1 = $2 ORDER BY revoked_at, serial",
-    [DBT_SQL_REVOKE_COUNT] = "SELECT count(*) FROM revocations",
-    [DBT_SQL_ROTATION_GET] = "SELECT mode, lead_days FROM rotation_policy WHERE instance_id = $1",
     [DBT_SQL_ROTATION_PUT] = "INSERT INTO rotation_policy (instance_id, mode, lead_days)"
                              " VALUES ($1, $2, $3) ON CONFLICT (instance_id) DO UPDATE SET"
                              " mode = excluded.mode, lead_days = excluded.lead_days",
     [DBT_SQL_NOTICE_ADD] = "INSERT INTO notices (instance_id, kind, serial, created_at)"
                            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    [DBT_SQL_NOTICE_HAS] = "SELECT 1 FROM notices WHERE instance_id = $1 AND kind = $2"
-                           " AND serial = $3",
-    [DBT_SQL_NOTIFY_MARK_GET] = "SELECT last_event_id FROM notify_marks WHERE sink = $1",
-    [DBT_SQL_NOTIFY_MARK_PUT] = "INSERT INTO notify_marks (sink, last_event_id, updated_at)"
-                                " VALUES ($1, $2, $3) ON CONFLICT (sink) DO UPDATE SET"
-                                " last_event_id = excluded.last_event_id,"
-                                " updated_at = excluded.updated_at",
     [DBT_SQL_EVENT_AFTER] = "SELECT id, time, actor, action, object, detail FROM events"
                             " WHERE id > $1 ORDER BY id" LIMIT("$2"),
-    [DBT_SQL_EVENT_MAX_ID] = "SELECT coalesce(max(id), 0) FROM events",
-    [DBT_SQL_ADMIN_CERT_ADD] =
-        "INSERT INTO admin_certs (" ADMIN_CERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6)",
-    [DBT_SQL_ADMIN_CERT_LIST] =
-        "SELECT " ADMIN_CERT_COLS " FROM admin_certs ORDER BY name, created_at, serial",
-    [DBT_SQL_ADMIN_CERT_FIND] = "SELECT " ADMIN_CERT_COLS " FROM admin_certs WHERE name = $1"
-                                " OR sha1 = $2 ORDER BY revoked_at IS NOT NULL, created_at, serial",
-    [DBT_SQL_ADMIN_CERT_REVOKE] = "UPDATE admin_certs SET revoked_at = $2 WHERE serial = $1"
-                                  " AND revoked_at IS NULL",
-    [DBT_SQL_ADMIN_CERT_REVOKED] = "SELECT serial, revoked_at FROM admin_certs"
-                                   " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial",
 };
 
 int dbt_pg_schema_version(void)
@@ -191,12 +118,41 @@ int dbt_pg_schema_version(void)
     return (int)DBT_ARRAY_LEN(migrations);
 }
 
+/* sql.c's text with every ?n parameter written $n, built once for the ids without an override
+ * (read-only afterwards, so store handles on any thread share it). */
+static char *converted[DBT_SQL__COUNT];
+static pthread_once_t converted_once = PTHREAD_ONCE_INIT;
+
+static void convert_all(void)
+{
+    for (int i = 0; i < DBT_SQL__COUNT; i++) {
+        const char *in = dbt_sql_text((enum dbt_sql)i);
+        if (overrides[i] != NULL || in == NULL) {
+            continue;
+        }
+        char *out = malloc(strlen(in) + 1);
+        if (out == NULL) {
+            continue; /* dbt_pg_sql_text gives NULL: the store refuses to open */
+        }
+        char *o = out;
+        for (const char *p = in; *p; p++) {
+            *o++ = (*p == '?' && isdigit((unsigned char)p[1])) ? '$' : *p;
+        }
+        *o = '\0';
+        converted[i] = out;
+    }
+}
+
 const char *dbt_pg_sql_text(enum dbt_sql id)
 {
     if ((int)id < 0 || id >= DBT_SQL__COUNT) {
         return NULL;
     }
-    return statements[id];
+    if (overrides[id] != NULL) {
+        return overrides[id];
+    }
+    pthread_once(&converted_once, convert_all);
+    return converted[id];
 }
 
 const char *dbt_pg_sql_migration(int i)
