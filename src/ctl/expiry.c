@@ -141,22 +141,7 @@ out:
 dbt_res dbt_ctl_events_after(struct dbt_ctl *ctl, int64_t after, size_t limit,
                              struct dbt_ctl_event_list *out)
 {
-    memset(out, 0, sizeof *out);
-    dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL;
-    struct dbt_ctl_event_list l = {0};
-    DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_AFTER, &s));
-    dbt_stmt_bind_int(s, 1, after);
-    dbt_stmt_bind_int(s, 2, limit ? (int64_t)limit : -1);
-    DBT_TRY(ctl_event_rows(s, &l));
-    DBT_TRY(dbt_store_commit(ctl->st));
-    *out = l;
-    l = (struct dbt_ctl_event_list){0};
-out:
-    dbt_store_rollback(ctl->st);
-    dbt_ctl_event_list_cleanup(&l);
-    return res;
+    return ctl_events_read(ctl, DBT_SQL_EVENT_AFTER, NULL, after, limit, out);
 }
 
 dbt_res dbt_ctl_events_max_id(struct dbt_ctl *ctl, int64_t *out)

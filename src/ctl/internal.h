@@ -181,9 +181,11 @@ dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const
 /* Events and transactions. */
 dbt_res ctl_event(struct dbt_ctl *ctl, const char *action, const char *object, const char *fmt,
                   ...) DBT_WUR DBT_PRINTF(4, 5);
-/* Appends every row of an event query (id, time, actor, action, object, detail) to *out;
-   the caller frees *out on failure too. */
-dbt_res ctl_event_rows(struct dbt_stmt *s, struct dbt_ctl_event_list *out) DBT_WUR;
+/* The events of query id (DBT_SQL_EVENT_LIST: ?1 = instance or NULL for all;
+ * DBT_SQL_EVENT_AFTER: ?1 = after, the last id seen), at most limit (0 = all), in a read
+ * transaction. */
+dbt_res ctl_events_read(struct dbt_ctl *ctl, enum dbt_sql id, const char *instance, int64_t after,
+                        size_t limit, struct dbt_ctl_event_list *out) DBT_WUR;
 /* Commits a change: bumps the counter then COMMIT. */
 dbt_res ctl_commit(struct dbt_ctl *ctl) DBT_WUR;
 /* Aborts the process if env DBTLS_FAULT names this point (atomicity tests). */

@@ -564,7 +564,9 @@ void dbt_ctl_event_list_cleanup(struct dbt_ctl_event_list *l)
     l->n = 0;
 }
 
-dbt_res ctl_event_rows(struct dbt_stmt *s, struct dbt_ctl_event_list *out)
+/* Appends every row of an event query (id, time, actor, action, object, detail) to *out;
+   the caller frees *out on failure too. */
+static dbt_res event_rows(struct dbt_stmt *s, struct dbt_ctl_event_list *out)
 {
     dbt_res res = DBT_OK;
     for (;;) {
@@ -589,18 +591,22 @@ out:
     return res;
 }
 
-dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t limit,
-                            struct dbt_ctl_event_list *out)
+dbt_res ctl_events_read(struct dbt_ctl *ctl, enum dbt_sql id, const char *instance, int64_t after,
+                        size_t limit, struct dbt_ctl_event_list *out)
 {
     memset(out, 0, sizeof *out);
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     struct dbt_ctl_event_list l = {0};
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_LIST, &s));
-    dbt_stmt_bind_text(s, 1, instance);
+    DBT_TRY(dbt_store_stmt(ctl->st, id, &s));
+    if (id == DBT_SQL_EVENT_AFTER) {
+        dbt_stmt_bind_int(s, 1, after);
+    } else {
+        dbt_stmt_bind_text(s, 1, instance);
+    }
     dbt_stmt_bind_int(s, 2, limit ? (int64_t)limit : -1);
-    DBT_TRY(ctl_event_rows(s, &l));
+    DBT_TRY(event_rows(s, &l));
     DBT_TRY(dbt_store_commit(ctl->st));
     *out = l;
     l = (struct dbt_ctl_event_list){0};
@@ -608,6 +614,12 @@ out:
     dbt_store_rollback(ctl->st);
     dbt_ctl_event_list_cleanup(&l);
     return res;
+}
+
+dbt_res dbt_ctl_events_list(struct dbt_ctl *ctl, const char *instance, size_t limit,
+                            struct dbt_ctl_event_list *out)
+{
+    return ctl_events_read(ctl, DBT_SQL_EVENT_LIST, instance, 0, limit, out);
 }
 
 dbt_res dbt_ctl_event_add(struct dbt_ctl *ctl, const char *action, const char *object,
