@@ -46,6 +46,21 @@ static dbt_res counter_cb(void *arg, uint64_t *out)
     return dbt_ctl_change_counter(arg, out);
 }
 
+static dbt_res watch_open_cb(void *arg, int *fd)
+{
+    return dbt_ctl_watch_open(arg, fd);
+}
+
+static dbt_res watch_read_cb(void *arg, bool *changed)
+{
+    return dbt_ctl_watch_read(arg, changed);
+}
+
+static void watch_close_cb(void *arg)
+{
+    dbt_ctl_watch_close(arg);
+}
+
 static bool parse_num(const char *s, long lo, long hi, long *out)
 {
     char *end = NULL;
@@ -195,6 +210,9 @@ int main(int argc, char **argv)
         .load = load_cb,
         .free_config = dbt_rt_config_free,
         .counter = counter_cb,
+        .watch_open = watch_open_cb,
+        .watch_read = watch_read_cb,
+        .watch_close = watch_close_cb,
         .arg = ctl,
     };
     if (!dbt_ok(dbt_front_start(&fo, &front))) {

@@ -17,6 +17,7 @@
 
 struct dbt_ctl {
     struct dbt_store *st;
+    struct dbt_store_watch *watch; /* dbt_ctl_watch_open's, or NULL */
     uint8_t master[DBT_PKI_MASTER_KEY_LEN];
     char *state_dir;
     char *actor;

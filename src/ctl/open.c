@@ -365,6 +365,7 @@ void dbt_ctl_close(struct dbt_ctl *ctl)
     if (!ctl) {
         return;
     }
+    dbt_store_watch_close(ctl->watch);
     dbt_store_close(ctl->st);
     dbt_pki_wipe(ctl->master, sizeof ctl->master);
     free(ctl->state_dir);
@@ -375,6 +376,29 @@ void dbt_ctl_close(struct dbt_ctl *ctl)
 dbt_res dbt_ctl_change_counter(struct dbt_ctl *ctl, uint64_t *out)
 {
     return dbt_store_counter(ctl->st, out);
+}
+
+dbt_res dbt_ctl_watch_open(struct dbt_ctl *ctl, int *fd)
+{
+    dbt_ctl_watch_close(ctl);
+    *fd = -1;
+    dbt_res r = dbt_store_watch_open(ctl->st, &ctl->watch);
+    if (dbt_ok(r) && ctl->watch) {
+        *fd = dbt_store_watch_fd(ctl->watch);
+    }
+    return r;
+}
+
+dbt_res dbt_ctl_watch_read(struct dbt_ctl *ctl, bool *changed)
+{
+    *changed = false;
+    return ctl->watch ? dbt_store_watch_read(ctl->watch, changed) : DBT_OK;
+}
+
+void dbt_ctl_watch_close(struct dbt_ctl *ctl)
+{
+    dbt_store_watch_close(ctl->watch);
+    ctl->watch = NULL;
 }
 
 /* ---- init ------------------------------------------------------------------------------- */

@@ -2,7 +2,7 @@
  * runtime.h - what the daemon (dbtlsd) reads from the control plane: a plain snapshot of every
  * instance with the material its TLS front needs, decrypted keys included. This is the one
  * contract between the control side (store, pki, ctl) and the network side (front): the daemon
- * links ctl only for dbt_ctl_open, dbt_ctl_change_counter and dbt_ctl_runtime_load.
+ * links ctl only for dbt_ctl_open, the change counter and watch, and dbt_ctl_runtime_load.
  *
  * Ownership: the snapshot and every string in it belong to the snapshot; dbt_rt_config_free
  * wipes key material (OPENSSL_cleanse) before freeing. Strings are NUL-terminated; optional ones
@@ -11,6 +11,7 @@
 #ifndef DBT_CTL_RUNTIME_H
 #define DBT_CTL_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,15 @@ void dbt_ctl_close(struct dbt_ctl *ctl);
 
 /* The store's change counter: bumped by every committed change (cheap; the daemon polls it). */
 dbt_res dbt_ctl_change_counter(struct dbt_ctl *ctl, uint64_t *out) DBT_WUR;
+/*
+ * Change notifications, where the store has them (a PostgreSQL store's LISTEN/NOTIFY; SQLite:
+ * none, *fd = -1 and OK). open gives the descriptor to wait on for readability (STORE when the
+ * listening connection fails); read consumes what arrived, *changed = true when the store
+ * changed (STORE when the watch is lost: close it and poll). One watch per handle.
+ */
+dbt_res dbt_ctl_watch_open(struct dbt_ctl *ctl, int *fd) DBT_WUR;
+dbt_res dbt_ctl_watch_read(struct dbt_ctl *ctl, bool *changed) DBT_WUR;
+void dbt_ctl_watch_close(struct dbt_ctl *ctl);
 
 enum dbt_ssl_mode {
     DBT_SSL_MODE_ALLOW_UNENCRYPTED_AND_ENCRYPTED,

@@ -49,6 +49,11 @@ struct dbt_front {
     struct dbt_ev_io sigio;
     struct dbt_ev_timer poll;
     struct dbt_ev_timer tick;
+    struct dbt_ev_io watch_io;
+    bool watching;           /* watch_io is registered on an open watch */
+    bool watch_none;         /* the store has no notifications: poll only */
+    bool watch_warned;       /* an outage is logged once */
+    uint64_t watch_retry_ms; /* when to try opening a lost watch again */
     bool shutting_down;
     uint64_t shutdown_deadline;
     bool workers_started;
@@ -402,31 +407,109 @@ static void tick_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     }
 }
 
+/* Reloads when the change counter moved (how: "polled" or "notified"), or when the client CRLs
+   are halfway to their nextUpdate. */
+static void check_counter(struct dbt_front *f, const char *how)
+{
+    uint64_t c = 0;
+    if (!dbt_ok(f->o.counter(f->o.arg, &c))) {
+        dbt_warn("cannot read the change counter: %s", dbt_errmsg());
+    } else if (c != f->last_counter) {
+        dbt_info("configuration changed (change counter %llu, %s): reloading",
+                 (unsigned long long)c, how);
+        if (!dbt_ok(dbt_front_reload(f))) {
+            dbt_error("reload failed, keeping configuration generation %llu: %s",
+                      (unsigned long long)f->gen->id, dbt_errmsg());
+            f->last_counter = c; /* log once per change, not every poll */
+        }
+    } else if (dbt_now_unix() >= f->refresh_at) {
+        dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
+        if (!dbt_ok(dbt_front_reload(f))) {
+            dbt_error("reload failed, keeping configuration generation %llu: %s",
+                      (unsigned long long)f->gen->id, dbt_errmsg());
+            f->refresh_at = dbt_now_unix() + 60;
+        }
+    }
+}
+
+/* ---- store change notifications (the poll stays as the safety net) ---- */
+
+#define WATCH_RETRY_MS 5000
+
+static void watch_stop(struct dbt_front *f)
+{
+    if (f->watching) {
+        dbt_ev_io_del(f->loop, &f->watch_io);
+        f->watching = false;
+    }
+    if (f->o.watch_close != NULL) {
+        f->o.watch_close(f->o.arg);
+    }
+}
+
+static void watch_lost(struct dbt_front *f)
+{
+    dbt_warn("%s; polling the change counter every %llu ms until they are back", dbt_errmsg(),
+             (unsigned long long)f->o.poll_ms);
+    watch_stop(f);
+    f->watch_warned = true;
+    f->watch_retry_ms = dbt_now_ms() + WATCH_RETRY_MS;
+}
+
+static void watch_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
+{
+    (void)io;
+    (void)revents;
+    struct dbt_front *f = dbt_ev_data(l);
+    bool changed = false;
+    if (!dbt_ok(f->o.watch_read(f->o.arg, &changed))) {
+        watch_lost(f);
+        check_counter(f, "polled");
+    } else if (changed && !f->shutting_down) {
+        check_counter(f, "notified");
+    }
+}
+
+static void watch_start(struct dbt_front *f)
+{
+    int fd = -1;
+    if (f->o.watch_open == NULL || f->watch_none || f->watching) {
+        return;
+    }
+    dbt_res r = f->o.watch_open(f->o.arg, &fd);
+    if (dbt_ok(r) && fd < 0) {
+        f->watch_none = true;
+        return;
+    }
+    if (dbt_ok(r)) {
+        r = dbt_ev_io_add(f->loop, &f->watch_io, fd, EPOLLIN, watch_cb);
+    }
+    if (!dbt_ok(r)) {
+        if (!f->watch_warned) {
+            watch_lost(f);
+        } else {
+            watch_stop(f);
+            f->watch_retry_ms = dbt_now_ms() + WATCH_RETRY_MS;
+        }
+        return;
+    }
+    f->watching = true;
+    f->watch_warned = false;
+    dbt_info("store change notifications on: reloading as soon as the store changes");
+}
+
 static void poll_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
 {
     struct dbt_front *f = dbt_ev_data(l);
-    uint64_t c = 0;
-    if (f->o.counter != NULL) {
-        if (!dbt_ok(f->o.counter(f->o.arg, &c))) {
-            dbt_warn("cannot read the change counter: %s", dbt_errmsg());
-        } else if (c != f->last_counter) {
-            dbt_info("configuration changed (change counter %llu): reloading",
-                     (unsigned long long)c);
-            if (!dbt_ok(dbt_front_reload(f))) {
-                dbt_error("reload failed, keeping configuration generation %llu: %s",
-                          (unsigned long long)f->gen->id, dbt_errmsg());
-                f->last_counter = c; /* log once per change, not every poll */
-            }
-        } else if (dbt_now_unix() >= f->refresh_at) {
-            dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
-            if (!dbt_ok(dbt_front_reload(f))) {
-                dbt_error("reload failed, keeping configuration generation %llu: %s",
-                          (unsigned long long)f->gen->id, dbt_errmsg());
-                f->refresh_at = dbt_now_unix() + 60;
-            }
-        }
+    if (!f->watching && f->o.watch_open != NULL && !f->watch_none &&
+        dbt_now_ms() >= f->watch_retry_ms) {
+        watch_start(f); /* then the poll below catches what changed while it was down */
     }
-    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + f->o.poll_ms))) {
+    if (f->o.counter != NULL) {
+        check_counter(f, "polled");
+    }
+    uint64_t every = f->watching ? f->o.watch_poll_ms : f->o.poll_ms;
+    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + every))) {
         dbt_error("poll timer: %s", dbt_errmsg());
     }
 }
@@ -469,6 +552,9 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
     if (f->o.poll_ms == 0) {
         f->o.poll_ms = 500;
     }
+    if (f->o.watch_poll_ms == 0) {
+        f->o.watch_poll_ms = 10000;
+    }
     dbt_session_set_auth_timeout_ms(f->o.auth_timeout_ms);
     f->nworkers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (f->nworkers < 1) {
@@ -506,6 +592,7 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
         f->workers_started = true;
     }
     f->workers_started = true;
+    watch_start(f);
     DBT_TRY(dbt_ev_timer_set(f->loop, &f->poll, dbt_now_ms() + f->o.poll_ms));
     dbt_info("%d worker%s started", f->nworkers, f->nworkers == 1 ? "" : "s");
     *out = f;
@@ -531,6 +618,7 @@ void dbt_front_free(struct dbt_front *f)
     if (f == NULL) {
         return;
     }
+    watch_stop(f);
     if (f->workers != NULL) {
         for (int w = 0; w < f->nworkers; w++) {
             struct dbt_worker *wk = &f->workers[w];

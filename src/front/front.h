@@ -79,6 +79,15 @@ struct dbt_front_opts {
     void (*free_config)(struct dbt_rt_config *cfg);
     /* Reads the change counter (cheap). */
     dbt_res (*counter)(void *arg, uint64_t *out);
+    /* Optional change notifications (dbt_ctl_watch_*): watch_open gives a descriptor to wait on
+       for readability (-1: the store has none, the poll is all); watch_read says whether the
+       store changed (an error: the watch is lost; the front closes it, polls every poll_ms and
+       opens another every few seconds). While a watch is open the counter poll is only a
+       safety net, every watch_poll_ms (default 10 s). */
+    dbt_res (*watch_open)(void *arg, int *fd);
+    dbt_res (*watch_read)(void *arg, bool *changed);
+    void (*watch_close)(void *arg);
+    uint64_t watch_poll_ms;
     void *arg;
 };
 
@@ -92,7 +101,8 @@ struct dbt_front;
 dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out) DBT_WUR;
 
 /*
- * Runs the main loop on the calling thread: reload on SIGHUP and on change-counter changes;
+ * Runs the main loop on the calling thread: reload on SIGHUP and on change-counter changes
+ * (polled, or notified through the watch);
  * returns after SIGTERM/SIGINT once sessions have finished or the shutdown timeout passed.
  */
 dbt_res dbt_front_run(struct dbt_front *f) DBT_WUR;

@@ -109,6 +109,10 @@ static const char *const overrides[DBT_SQL__COUNT] = {
                              " mode = excluded.mode, lead_days = excluded.lead_days",
     [DBT_SQL_NOTICE_ADD] = "INSERT INTO notices (instance_id, kind, serial, created_at)"
                            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    /* ... and tells every listening node at commit (NOTIFY is transactional: a rolled-back
+       change notifies no one), DESIGN.md §2. */
+    [DBT_SQL_COUNTER_BUMP] = "WITH b AS (UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n)"
+                             " SELECT pg_notify('" DBT_STORE_CHANNEL "', n::text) FROM b",
     [DBT_SQL_EVENT_AFTER] = "SELECT id, time, actor, action, object, detail FROM events"
                             " WHERE id > $1 ORDER BY id" LIMIT("$2"),
 };

@@ -159,6 +159,12 @@ dbt_res dbt_store_bump(struct dbt_store *st)
     return r;
 }
 
+dbt_res dbt_store_watch_open(const struct dbt_store *st, struct dbt_store_watch **out)
+{
+    *out = NULL;
+    return st->ops->watch_open ? st->ops->watch_open(st, out) : DBT_OK;
+}
+
 dbt_res dbt_store_counter(struct dbt_store *st, uint64_t *out)
 {
     struct dbt_stmt *s = NULL;

@@ -128,6 +128,23 @@ dbt_res dbt_store_bump(struct dbt_store *st) DBT_WUR;
 dbt_res dbt_store_counter(struct dbt_store *st, uint64_t *out) DBT_WUR;
 
 /*
+ * Change notifications (DESIGN.md §2): on a PostgreSQL store every counter bump notifies the
+ * channel DBT_STORE_CHANNEL at commit, and a watch is a connection of its own that LISTENs on it,
+ * so that several dbtlsd nodes learn of a change at once instead of at their next poll.
+ */
+#define DBT_STORE_CHANNEL "dbtls_change"
+struct dbt_store_watch;
+/* A watch on st's store: *out = NULL (and OK) when the store has no notifications (SQLite:
+   poll the counter); STORE when the listening connection cannot be made. */
+dbt_res dbt_store_watch_open(const struct dbt_store *st, struct dbt_store_watch **out) DBT_WUR;
+/* The descriptor that turns readable when something arrived. */
+int dbt_store_watch_fd(const struct dbt_store_watch *w);
+/* Consumes what arrived without blocking: *changed = true when a change was notified. STORE
+   when the connection is lost (close the watch, poll, and open another later). */
+dbt_res dbt_store_watch_read(struct dbt_store_watch *w, bool *changed) DBT_WUR;
+void dbt_store_watch_close(struct dbt_store_watch *w);
+
+/*
  * The prepared statement for id, reset with bindings cleared (statements are cached per
  * handle; the pointer stays valid until the next dbt_store_stmt for the same id or close).
  * Bind with the dbt_stmt_bind_* functions (1-based ?N parameters; a failure is remembered and

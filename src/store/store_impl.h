@@ -29,6 +29,8 @@ struct store_ops {
     bool (*is_null)(struct dbt_stmt *s, int col);
     /* Opens another handle on the same store (same location). */
     dbt_res (*reopen)(const struct dbt_store *st, enum dbt_store_mode mode, struct dbt_store **out);
+    /* A change watch (NULL: the backend has none). */
+    dbt_res (*watch_open)(const struct dbt_store *st, struct dbt_store_watch **out);
 };
 
 /* The head of every backend's store handle (backends embed it as their first member). */
@@ -45,5 +47,12 @@ struct dbt_stmt {
     struct dbt_store *st;
     enum dbt_sql id;
 };
+
+/* store_pg.c's helpers shared with store_pg_watch.c. */
+/* libpq's message (several lines, tabs) as one line in buf. */
+const char *dbt_pg_one_line(const char *msg, char *buf, size_t n);
+/* A watch connection to conninfo; label names the store in errors. */
+dbt_res dbt_pg_watch_open(const char *conninfo, const char *label,
+                          struct dbt_store_watch **out) DBT_WUR;
 
 #endif

@@ -63,7 +63,7 @@ static struct pg_stmt *pstmt(struct dbt_stmt *s)
 
 /* libpq's messages span lines ("...failed: Connection refused\n\tIs the server running...");
    errors here are one line. */
-static const char *one_line(const char *msg, char *buf, size_t n)
+const char *dbt_pg_one_line(const char *msg, char *buf, size_t n)
 {
     size_t o = 0;
     bool space = false;
@@ -95,7 +95,7 @@ static dbt_res pg_err(struct pg_store *st, const PGresult *r, const char *what)
     const char *label = st->base.label;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *msg = one_line(primary ? primary : PQerrorMessage(st->conn), buf, sizeof buf);
+    const char *msg = dbt_pg_one_line(primary ? primary : PQerrorMessage(st->conn), buf, sizeof buf);
     if (PQstatus(st->conn) == CONNECTION_BAD) {
         return dbt_fail(DBT_E_STORE, "%s: connection lost: %s", label, msg);
     }
@@ -154,7 +154,7 @@ static dbt_res describe(const char *conninfo, char **out)
     if (!opts) {
         dbt_res r = dbt_fail(err ? DBT_E_INVALID : DBT_E_NOMEM,
                              "invalid PostgreSQL store connection string: %s",
-                             err ? one_line(err, buf, sizeof buf) : "out of memory");
+                             err ? dbt_pg_one_line(err, buf, sizeof buf) : "out of memory");
         PQfreemem(err);
         return r;
     }
@@ -200,7 +200,7 @@ static dbt_res pg_connect(struct pg_store *st)
     }
     if (PQstatus(st->conn) != CONNECTION_OK) {
         return dbt_fail(DBT_E_STORE, "cannot connect to %s: %s", st->base.label,
-                        one_line(PQerrorMessage(st->conn), buf, sizeof buf));
+                        dbt_pg_one_line(PQerrorMessage(st->conn), buf, sizeof buf));
     }
     PQsetNoticeProcessor(st->conn, quiet, NULL);
     char sql[128];
@@ -221,7 +221,7 @@ static dbt_res pg_ensure_conn(struct pg_store *st)
     if (PQstatus(st->conn) != CONNECTION_OK) {
         char buf[512];
         return dbt_fail(DBT_E_STORE, "cannot connect to %s: %s", st->base.label,
-                        one_line(PQerrorMessage(st->conn), buf, sizeof buf));
+                        dbt_pg_one_line(PQerrorMessage(st->conn), buf, sizeof buf));
     }
     char sql[64];
     snprintf(sql, sizeof sql, "SET lock_timeout = %d", LOCK_TIMEOUT_MS);
@@ -366,6 +366,11 @@ static dbt_res pg_reopen(const struct dbt_store *st, enum dbt_store_mode mode,
                          struct dbt_store **out)
 {
     return dbt_store_open_pg(((const struct pg_store *)st)->conninfo, mode, out);
+}
+
+static dbt_res pg_watch(const struct dbt_store *st, struct dbt_store_watch **out)
+{
+    return dbt_pg_watch_open(((const struct pg_store *)st)->conninfo, st->label, out);
 }
 
 static void pg_set_busy_timeout(struct dbt_store *st, int ms)
@@ -659,4 +664,5 @@ static const struct store_ops pg_ops = {
     .blob = pg_blob,
     .is_null = pg_is_null,
     .reopen = pg_reopen,
+    .watch_open = pg_watch,
 };

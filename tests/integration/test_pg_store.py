@@ -214,6 +214,49 @@ def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, sto
     node_a.stop()
 
 
+def rotate(d):
+    d("ssl", "server-certs", "create", "--instance", "pg1")
+    d("ssl", "server-certs", "rotate", "--instance", "pg1")
+    return active_sha1(d)
+
+
+def test_node_reloads_on_notification_and_survives_losing_it(pg_server, dbtls, dbtlsd,
+                                                               store_db, free_port, tmp_dir):
+    """DESIGN.md §2: nodes learn of changes through LISTEN/NOTIFY. A rotation reloads the node
+    because the store notified it (while listening the node polls only every 10 s); when the
+    listening connection is killed the node says so, polls, listens again within seconds and is
+    notified of the next change."""
+    sd = os.path.join(tmp_dir, "node")
+    d = dbtls.with_state_dir(sd)
+    d("init", "--store", store_db)
+    port = free_port()
+    d("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
+      "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")
+    node = dbtlsd.start(sd)
+    node.wait_log("store change notifications on")
+
+    mark = node.log_size()
+    second = rotate(d)
+    t0 = time.monotonic()
+    node.wait_log(", notified): reloading", timeout=5, start=mark)
+    assert time.monotonic() - t0 < 3
+    wait_all_present(port, second, n=4, timeout=3)
+
+    # the listening connection dies (e.g. the store's server restarted): poll, then listen again
+    mark = node.log_size()
+    killed = pg_server.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'dbtls watch'", dbname="postgres")
+    assert killed.strip() == "1", killed
+    node.wait_log("change notifications lost", timeout=5, start=mark)
+    node.wait_log("store change notifications on", timeout=15, start=mark)
+    mark = node.log_size()
+    third = rotate(d)
+    node.wait_log(", notified): reloading", timeout=5, start=mark)
+    wait_all_present(port, third, n=4, timeout=3)
+    assert node.alive()
+    node.stop()
+
+
 def test_writer_waits_for_lock_then_fails_one_line(pg_server, dbtls, store_db, tmp_dir):
     """Writers serialize on the advisory lock; a wait is bounded (lock_timeout 10 s) and ends in
     one STORE line that changed nothing; readers do not wait."""
