@@ -41,7 +41,7 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 }
 
 struct open_key {
-    const char *instance, *version, *cipher;
+    const char *instance, *version, *cipher, *cert;
     uint64_t n;
 };
 
@@ -121,7 +121,8 @@ dbt_res dbt_metrics_render(struct dbt_front *front, struct dbt_ctl *ctl, int64_t
         for (; k < n_keys; k++) {
             if (strcmp(keys[k].instance, s->instance) == 0 &&
                 strcmp(keys[k].version, s->version) == 0 &&
-                strcmp(keys[k].cipher, s->cipher) == 0) {
+                strcmp(keys[k].cipher, s->cipher) == 0 &&
+                strcmp(keys[k].cert, s->server_cert_sha1) == 0) {
                 break;
             }
         }
@@ -129,18 +130,20 @@ dbt_res dbt_metrics_render(struct dbt_front *front, struct dbt_ctl *ctl, int64_t
             struct open_key *nv = realloc(keys, (n_keys + 1) * sizeof *nv);
             DBT_ENSURE(nv != NULL, NOMEM, "metrics: out of memory");
             keys = nv;
-            keys[n_keys++] = (struct open_key){s->instance, s->version, s->cipher, 0};
+            keys[n_keys++] =
+                (struct open_key){s->instance, s->version, s->cipher, s->server_cert_sha1, 0};
         }
         keys[k].n++;
     }
     family(f, "dbtls_connections_open", "gauge",
-           "Client connections open through the front by instance, TLS version and cipher "
-           "(empty for plain connections).");
+           "Client connections open through the front by instance, TLS version, cipher and the "
+           "SHA-1 of the server certificate they were served (empty for plain connections).");
     for (size_t k = 0; k < n_keys; k++) {
         fputs("dbtls_connections_open{", f);
         label(f, "instance", keys[k].instance, true);
         label(f, "tls_version", keys[k].version, false);
         label(f, "cipher", keys[k].cipher, false);
+        label(f, "server_cert_sha1", keys[k].cert, false);
         fprintf(f, "} %llu\n", (unsigned long long)keys[k].n);
     }
 

@@ -123,6 +123,7 @@ static int run_connections(struct dbt_cli *c)
         {"CIPHER", "cipher"},
         {"BITS", "bits"},
         {"CLIENT_DN", "client_dn"},
+        {"SERVER_CERT", "server_cert"},
         {"STARTED", "backend_start"},
         {"BYTES_IN", "bytes_in"},
         {"BYTES_OUT", "bytes_out"},
@@ -175,6 +176,13 @@ static int run_connections(struct dbt_cli *c)
             } else {
                 json_object_set(conn, "client", json_object_get(conn, "client_addr"));
             }
+        }
+        if (c->format == DBT_CLI_FMT_TABLE) {
+            /* the start of SHA1_FINGERPRINT in `ssl server-certs list`: enough to tell slots */
+            const char *sha = json_string_value(json_object_get(conn, "server_cert_sha1"));
+            char shortsha[16];
+            snprintf(shortsha, sizeof shortsha, "%.10s", sha ? sha : "");
+            json_object_set_new(conn, "server_cert", sha ? json_string(shortsha) : json_null());
         }
         json_array_append(shown, conn);
     }

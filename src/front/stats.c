@@ -22,6 +22,13 @@ const char *dbt_stats_reason(const char *m)
     if (m == NULL) {
         return "other";
     }
+    /* an alert the client sent about our certificate (OpenSSL: "tlsv1 alert unknown ca", "sslv3
+       alert bad certificate", "... certificate unknown/expired/revoked/unsupported"): a client
+       that does not trust the server certificate, e.g. one without the new CA after a rotation */
+    if (strstr(m, "alert unknown ca") != NULL ||
+        (strstr(m, "alert") != NULL && strstr(m, "certificate") != NULL)) {
+        return "server_cert_refused";
+    }
     if (strstr(m, "certificate") != NULL) {
         return "certificate";
     }

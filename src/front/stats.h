@@ -19,7 +19,8 @@ void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t byt
 /* A reload (SIGHUP, change counter, admin call) succeeded or failed. */
 void dbt_stats_reload(bool ok);
 
-/* The short reason label of a failed handshake's message ("certificate", "protocol_version",
+/* The short reason label of a failed handshake's message ("server_cert_refused": the client
+   refused our certificate; "certificate": the client's certificate failed; "protocol_version",
    "no_shared_cipher", "alpn", "other"). */
 const char *dbt_stats_reason(const char *errmsg);
 

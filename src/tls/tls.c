@@ -733,6 +733,15 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
         memcpy(out->alpn, alpn, alpnlen);
         out->alpn[alpnlen] = '\0';
     }
+    X509 *own = SSL_get_certificate(c->ssl);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (own != NULL && X509_digest(own, EVP_sha1(), md, &mdlen) == 1 &&
+        mdlen * 2 < sizeof(out->local_sha1)) {
+        for (unsigned int i = 0; i < mdlen; i++) {
+            snprintf(out->local_sha1 + 2 * i, 3, "%02x", md[i]);
+        }
+    }
     X509 *x = SSL_get_peer_certificate(c->ssl);
     if (x == NULL) {
         return;

@@ -91,6 +91,9 @@ struct dbt_tls_info {
     char serial[80];     /* decimal, as pg_stat_ssl */
     char cn[256];        /* the subject CN ("" if none) */
     char alpn[32];       /* negotiated ALPN ("" if none) */
+    /* SHA-1 of the certificate this side presented, lower-case hex as `dbtls ssl server-certs
+       list` shows it ("" if none): which server certificate a connection was served with */
+    char local_sha1[41];
 };
 void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 

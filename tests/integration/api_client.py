@@ -20,6 +20,33 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
+def http(sock, method="GET", path="/metrics"):
+    """One request on the admin unix socket: (status, headers, body text)."""
+    c = UnixHTTPConnection(sock)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read().decode()
+    finally:
+        c.close()
+
+
+def scrape(d):
+    """GET /metrics of the running dbtlsd d, parsed: ({family name: family}, text)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, headers, text = http(d.admin_socket)
+    assert status == 200, text
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    return fams, text
+
+
+def samples(fams, metric, **labels):
+    """Samples called `metric` (counters: the _total sample of their family) with these labels."""
+    return [s for f in fams.values() for s in f.samples
+            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())]
+
+
 class Reply:
     def __init__(self, status, headers, body):
         self.status = status

@@ -7,7 +7,6 @@ text-format parser of prometheus_client (Debian python3-prometheus-client):
   (monotonic), reloads and reload failures, build info; a real PostgreSQL 15 behind the front.
 """
 import calendar
-import http.client
 import os
 import socket
 import subprocess
@@ -15,45 +14,9 @@ import time
 
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from api_client import http, samples, scrape
 from cli_helpers import use_template
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self._path)
-        self.sock = s
-
-
-def http(sock, method="GET", path="/metrics"):
-    c = UnixHTTP(sock)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        return r.status, dict(r.getheaders()), r.read().decode()
-    finally:
-        c.close()
-
-
-def scrape(d):
-    status, headers, text = http(d.admin_socket)
-    assert status == 200, text
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
-    fams = {f.name: f for f in text_string_to_metric_families(text)}
-    return fams, text
-
-
-def samples(fams, metric, **labels):
-    """Samples called `metric` (counters: the _total sample of their family) with these labels."""
-    return [s for f in fams.values() for s in f.samples
-            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())]
 
 
 def unix(rfc3339):

@@ -1,0 +1,112 @@
+"""Evidence for a rotation decision (reference: "no system reports which clients use the old
+server certificate"): every connection through dbtlsd records the server certificate it was
+served, and clients that refuse the server certificate are counted apart.
+
+- `dbtls connections` (JSON `server_cert_sha1`, table SERVER_CERT) and the metric
+  dbtls_connections_open{server_cert_sha1} show a session opened before a rotation on the
+  previous certificate and one opened after it on the active one, with the fingerprints of
+  `dbtls ssl server-certs list`;
+- a client that has only the old per-instance server CA is refused after the rotation, and
+  dbtls_handshakes_total counts it under reason="server_cert_refused" (the client's TLS alert),
+  not with client-certificate failures.
+Real PostgreSQL 15 behind the front, real libpq (psycopg) clients.
+"""
+import os
+
+import psycopg
+import pytest
+
+from api_client import samples, scrape
+from cli_helpers import use_template
+
+
+def sha1s_by_slot(dbtls, instance):
+    return {c["slot"]: c["sha1Fingerprint"]
+            for c in dbtls.json("ssl", "server-certs", "list", "--instance", instance)}
+
+
+def connect(port, ca, app):
+    return psycopg.connect(host="localhost", port=port, user="alice", password="alice-secret-1",
+                           dbname="app", application_name=app, sslmode="verify-full",
+                           sslrootcert=ca, connect_timeout=10)
+
+
+def test_connections_show_the_certificate_they_were_served(pg_server, dbtls, dbtlsd, state_dir,
+                                                           tmp_dir, free_port):
+    use_template(dbtls)
+    port = free_port()
+    dbtls("instances", "create", "rot", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    ca = os.path.join(tmp_dir, "ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "rot", "--out", ca)
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
+    before = connect(port, ca, "opened-before")
+    try:
+        mark = d.log_size()
+        dbtls("ssl", "server-certs", "create", "--instance", "rot")
+        dbtls("ssl", "server-certs", "rotate", "--instance", "rot")
+        d.wait_reload(mark)
+        slots = sha1s_by_slot(dbtls, "rot")
+        assert slots["previous"] != slots["active"]
+        with connect(port, ca, "opened-after") as after:
+            assert before.execute("SELECT 1").fetchone() == (1,)  # still up, still old cert
+            assert after.execute("SELECT 1").fetchone() == (1,)
+            conns = {c["application_name"]: c
+                     for c in dbtls.json("connections", "--instance", "rot")["connections"]}
+            assert conns["opened-before"]["server_cert_sha1"] == slots["previous"]
+            assert conns["opened-after"]["server_cert_sha1"] == slots["active"]
+
+            table = dbtls("connections", "--instance", "rot").stdout.splitlines()
+            assert "SERVER_CERT" in table[0].split()
+            row = {ln.split()[4]: ln for ln in table[1:]}  # APPLICATION is the 5th column
+            assert slots["previous"][:10] in row["opened-before"]
+            assert slots["active"][:10] in row["opened-after"]
+
+            fams, _ = scrape(d)
+            for slot in ("previous", "active"):
+                got = samples(fams, "dbtls_connections_open", instance="rot",
+                              server_cert_sha1=slots[slot])
+                assert [s.value for s in got] == [1.0], (slot, got)
+    finally:
+        before.close()
+    d.stop()
+
+
+def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd, state_dir,
+                                                        tmp_dir, free_port):
+    use_template(dbtls)
+    port = free_port()
+    dbtls("instances", "create", "pi", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY", "--ca-mode", "per-instance")
+    old_ca = os.path.join(tmp_dir, "old-ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "pi", "--out", old_ca)
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
+    with connect(port, old_ca, "old-bundle") as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+    # rotate the server CA without giving this client the new one
+    mark = d.log_size()
+    dbtls("ssl", "server-ca-certs", "create", "--instance", "pi")
+    dbtls("ssl", "server-ca-certs", "rotate", "--instance", "pi")
+    d.wait_reload(mark)
+    for _ in range(2):
+        with pytest.raises(psycopg.OperationalError) as e:
+            connect(port, old_ca, "old-bundle")
+        assert "certificate verify failed" in str(e.value)
+    new_ca = os.path.join(tmp_dir, "new-ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "pi", "--out", new_ca)
+    with connect(port, new_ca, "new-bundle") as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+    fams, _ = scrape(d)
+    refused = samples(fams, "dbtls_handshakes_total", instance="pi", result="failure",
+                      reason="server_cert_refused")
+    assert [s.value for s in refused] == [2.0], refused
+    assert samples(fams, "dbtls_handshakes_total", instance="pi", result="failure",
+                   reason="certificate") == []
+    ok = samples(fams, "dbtls_handshakes_total", instance="pi", result="success")
+    assert [s.value for s in ok] == [2.0], ok
+    assert "tlsv1 alert unknown ca" in d.log()
+    d.stop()
