@@ -543,7 +543,8 @@ static void client_tls_established(struct dbt_session *s)
     snprintf(s->st.client_serial, sizeof(s->st.client_serial), "%s",
              info.peer_cert ? info.serial : "");
     snprintf(s->st.issuer_dn, sizeof(s->st.issuer_dn), "%s", info.peer_cert ? info.issuer_dn : "");
-    snprintf(s->st.server_cert_sha1, sizeof(s->st.server_cert_sha1), "%s", info.local_sha1);
+    snprintf(s->st.server_cert_sha1, sizeof(s->st.server_cert_sha1), "%s",
+             dbt_tls_ctx_cert_sha1(s->inst->server_tls));
     pthread_mutex_unlock(&s->worker->lock);
 }
 

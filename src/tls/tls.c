@@ -23,6 +23,7 @@
 struct dbt_tls_ctx {
     SSL_CTX *ctx;
     _Atomic int refs;
+    char cert_sha1[41]; /* server contexts: SHA-1 of the certificate, hex */
 };
 
 struct dbt_tls_conn {
@@ -322,6 +323,14 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     }
     c = calloc(1, sizeof(*c));
     DBT_ENSURE(c != NULL, NOMEM, "TLS context: out of memory");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(SSL_CTX_get0_certificate(ctx), EVP_sha1(), md, &mdlen) == 1 &&
+        mdlen * 2 < sizeof(c->cert_sha1)) {
+        for (unsigned int i = 0; i < mdlen; i++) {
+            snprintf(c->cert_sha1 + 2 * i, 3, "%02x", md[i]);
+        }
+    }
     c->ctx = ctx;
     atomic_init(&c->refs, 1);
     ctx = NULL;
@@ -355,6 +364,11 @@ dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out)
 out:
     SSL_CTX_free(ctx);
     return res;
+}
+
+const char *dbt_tls_ctx_cert_sha1(const struct dbt_tls_ctx *c)
+{
+    return c->cert_sha1;
 }
 
 struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c)
@@ -732,15 +746,6 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
     if (alpn != NULL && alpnlen < sizeof(out->alpn)) {
         memcpy(out->alpn, alpn, alpnlen);
         out->alpn[alpnlen] = '\0';
-    }
-    X509 *own = SSL_get_certificate(c->ssl);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (own != NULL && X509_digest(own, EVP_sha1(), md, &mdlen) == 1 &&
-        mdlen * 2 < sizeof(out->local_sha1)) {
-        for (unsigned int i = 0; i < mdlen; i++) {
-            snprintf(out->local_sha1 + 2 * i, 3, "%02x", md[i]);
-        }
     }
     X509 *x = SSL_get_peer_certificate(c->ssl);
     if (x == NULL) {

@@ -44,6 +44,9 @@ dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out) DB
 
 /* Reference counting (thread safe). unref frees on the last reference. */
 struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c);
+/* SHA-1 of a server context's certificate, lower-case hex as `dbtls ssl server-certs list` shows
+   it ("" for a client context): which server certificate a connection was served with. */
+const char *dbt_tls_ctx_cert_sha1(const struct dbt_tls_ctx *c);
 void dbt_tls_ctx_unref(struct dbt_tls_ctx *c);
 
 enum dbt_tls_io {
@@ -91,9 +94,6 @@ struct dbt_tls_info {
     char serial[80];     /* decimal, as pg_stat_ssl */
     char cn[256];        /* the subject CN ("" if none) */
     char alpn[32];       /* negotiated ALPN ("" if none) */
-    /* SHA-1 of the certificate this side presented, lower-case hex as `dbtls ssl server-certs
-       list` shows it ("" if none): which server certificate a connection was served with */
-    char local_sha1[41];
 };
 void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 
