@@ -272,6 +272,10 @@ say "(dbtlsd served the new certificate $MS ms after the rotate command, without
 show dbtls connections
 expect_ok
 expect_out "demo-pg"
+PREV_SHA=$(dbtls ssl server-certs list --instance demo-pg | awk '$1 == "previous" { print substr($4, 1, 10) }')
+[ -n "$PREV_SHA" ] || fail "$STEP: no previous server certificate after the rotation"
+expect_out "$PREV_SHA"
+say "(SERVER_CERT: the session opened before the rotation still runs on the previous certificate, $PREV_SHA...)"
 show server_cert_serial
 expect_ok
 [ "$OUT" != "$BEFORE" ] || fail "$STEP: a new connection still gets the old certificate ($OUT)"
