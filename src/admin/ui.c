@@ -401,6 +401,8 @@ static void connections_section(FILE *f, const struct dbt_conn_row *rows, size_t
         dbt_ui_escape(f, st->instance);
         fputs("\" data-tls-version=\"", f);
         dbt_ui_escape(f, st->ssl ? st->version : "");
+        fputs("\" data-server-cert=\"", f);
+        dbt_ui_escape(f, st->ssl ? st->server_cert_sha1 : "");
         fputs("\"><td>", f);
         esc_or_dash(f, st->instance);
         fputs("</td><td class=\"mono nowrap\">", f);
@@ -421,7 +423,11 @@ static void connections_section(FILE *f, const struct dbt_conn_row *rows, size_t
         if (st->ssl) {
             fputs("<span class=\"tls\">", f);
             esc_or_dash(f, st->version);
-            fputs("</span></td><td class=\"mono small\">", f);
+            /* which server certificate it was served: after a rotation, who is still on the
+               previous one (the fingerprint as the certificate cards show it) */
+            fputs("</span><div class=\"muted small mono\" title=\"server certificate SHA-1 ", f);
+            dbt_ui_escape(f, st->server_cert_sha1);
+            fprintf(f, "\">cert %.10s</div></td><td class=\"mono small\">", st->server_cert_sha1);
             esc_or_dash(f, st->cipher);
             fprintf(f, "</td><td>%d</td><td class=\"small\">", st->bits);
             if (st->client_dn[0] != '\0') {

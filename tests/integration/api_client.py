@@ -20,7 +20,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def http(sock, method="GET", path="/metrics"):
+def admin_http(sock, method="GET", path="/metrics"):
     """One request on the admin unix socket: (status, headers, body text)."""
     c = UnixHTTPConnection(sock)
     try:
@@ -34,7 +34,7 @@ def http(sock, method="GET", path="/metrics"):
 def scrape(d):
     """GET /metrics of the running dbtlsd d, parsed: ({family name: family}, text)."""
     from prometheus_client.parser import text_string_to_metric_families
-    status, headers, text = http(d.admin_socket)
+    status, headers, text = admin_http(d.admin_socket)
     assert status == 200, text
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
     fams = {f.name: f for f in text_string_to_metric_families(text)}

@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from api_client import http, samples, scrape
+from api_client import admin_http as http, samples, scrape
 from cli_helpers import use_template
 
 

@@ -415,6 +415,11 @@ def check_page(dom, s):
     c = conns[0]
     assert c.attrs["data-instance"] == "pg1"
     assert c.attrs["data-tls-version"] == api_row["version"] == "TLSv1.3"
+    # the server certificate it was served: the active slot's (no rotation since it connected)
+    active = [x for x in dbtls.json("ssl", "server-certs", "list", "--instance", "pg1")
+              if x["slot"] == "active"][0]["sha1Fingerprint"]
+    assert c.attrs["data-server-cert"] == api_row["server_cert_sha1"] == active
+    assert "cert " + active[:10] in c.text()
     text = c.text()
     for want in ("alice", "app", api_row["cipher"], str(api_row["bits"]), HOSTILE_APP,
                  api_row["client_addr"]):
