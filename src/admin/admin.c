@@ -37,15 +37,19 @@
  * each connection has its own thread (so a slow operation, e.g. an RSA-4096 CA, never holds up
  * another request): handles are taken from this pool per request and given back after it,
  * opened lazily (opening may run --master-key-command, so they are kept, not reopened).
+ *
+ * Writes run concurrently too, each on its own handle, as they would from separate dbtls
+ * processes: they serialize on the store's write lock, which every ctl operation takes only
+ * after generating its keys (ctl/keys.c) and holds for milliseconds, and for which a blocked
+ * writer waits (SQLite busy timeout, PostgreSQL lock_timeout: 10 s) instead of failing. No write
+ * path upgrades a read transaction (that would fail with SQLITE_BUSY at once, without waiting):
+ * each begins its write transaction with BEGIN IMMEDIATE. So one admin's RSA-4096 key never
+ * holds up another admin's change.
  */
 #define POOL_MAX 64
 
 struct ctl_pool {
     pthread_mutex_t mu;
-    /* Requests that change something run one at a time: they would serialize on the store's
-       write lock anyway, and concurrent writers in one process can get SQLITE_BUSY from the
-       store instead of waiting (reported to the ctl owner). Reads stay concurrent. */
-    pthread_mutex_t write_mu;
     bool enabled; /* false: no control plane (only /v1/connections) */
     char *state_dir;
     char *master_key_command;
@@ -437,14 +441,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
         dbt_ctl_set_actor(ctx.ctl, rq->actor);
     }
-    bool writes = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
-    if (writes) {
-        pthread_mutex_lock(&l->pool->write_mu);
-    }
     dbt_admin_api_handle(&ctx, c, method, url, rq->body ? rq->body : "", rq->len, &r);
-    if (writes) {
-        pthread_mutex_unlock(&l->pool->write_mu);
-    }
     if (ctx.ctl != NULL) {
         pool_put(l->pool, ctx.ctl);
     }
@@ -587,7 +584,6 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
     struct dbt_admin *a = calloc(1, sizeof(*a));
     DBT_ENSURE(a != NULL, NOMEM, "admin: out of memory");
     pthread_mutex_init(&a->pool.mu, NULL);
-    pthread_mutex_init(&a->pool.write_mu, NULL);
     size_t max_body = o->max_body ? o->max_body : DBT_ADMIN_MAX_BODY;
     a->path = strdup(o->socket_path);
     DBT_ENSURE(a->path != NULL, NOMEM, "admin: out of memory");
@@ -706,7 +702,6 @@ void dbt_admin_stop(struct dbt_admin *a)
     free(a->pool.state_dir);
     free(a->pool.master_key_command);
     pthread_mutex_destroy(&a->pool.mu);
-    pthread_mutex_destroy(&a->pool.write_mu);
     dbt_ctl_admin_cert_cleanup(&a->server_cert);
     free(a->path);
     free(a);
