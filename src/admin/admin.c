@@ -73,7 +73,8 @@ struct dbt_admin {
     struct listener tcp_l;
     int tcp_port;
     char *path;
-    struct dbt_ctl_admin_cert server_cert;
+    char *admin_ca_pem; /* what the TCP listener's clients must be issued by */
+    bool tcp_cert;      /* tcp_cert.c holds the listener's certificate */
     struct dbt_admin_trust *trust;
 };
 
@@ -624,7 +625,9 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
         hosts[nh++] = "::1";
         struct dbt_ctl *ctl = NULL;
         DBT_TRY(pool_get(&a->pool, &ctl));
-        res = dbt_ctl_admin_server_cert(ctl, hosts, nh, 0, &a->server_cert);
+        res = dbt_admin_tcp_cert_init(ctl, hosts, nh, o->tcp_cert_validity_secs,
+                                      &a->admin_ca_pem);
+        a->tcp_cert = true; /* cleanup also undoes a half-done init */
         pool_put(&a->pool, ctl);
         DBT_TRY(res);
         DBT_TRY(dbt_admin_trust_start(o->ctl, &a->trust));
@@ -633,8 +636,9 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
             flags | MHD_USE_TLS, 0, NULL, NULL, handle, &a->tcp_l, MHD_OPTION_LISTEN_SOCKET, tfd,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-            MHD_OPTION_HTTPS_MEM_KEY, a->server_cert.key_pem, MHD_OPTION_HTTPS_MEM_CERT,
-            a->server_cert.cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, a->server_cert.ca_pem,
+            /* asked for in every handshake: renewed at half-life without a restart */
+            MHD_OPTION_HTTPS_CERT_CALLBACK, dbt_admin_tcp_cert_retrieve,
+            MHD_OPTION_HTTPS_MEM_TRUST, a->admin_ca_pem,
             MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
             MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &a->tcp_l, MHD_OPTION_EXTERNAL_LOGGER,
             mhd_log, NULL, MHD_OPTION_END);
@@ -702,7 +706,10 @@ void dbt_admin_stop(struct dbt_admin *a)
     free(a->pool.state_dir);
     free(a->pool.master_key_command);
     pthread_mutex_destroy(&a->pool.mu);
-    dbt_ctl_admin_cert_cleanup(&a->server_cert);
+    if (a->tcp_cert) {
+        dbt_admin_tcp_cert_cleanup();
+    }
+    free(a->admin_ca_pem);
     free(a->path);
     free(a);
 }

@@ -12,6 +12,7 @@
 #define DBT_ADMIN_ADMIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "ctl/runtime.h"
@@ -30,6 +31,8 @@ struct dbt_admin_opts {
     const char *tcp_listen;         /* "HOST:PORT" / "[v6]:PORT": also serve HTTPS with client
                                        certificates from the admin CA; NULL = unix socket only */
     size_t max_body;                /* 0 = DBT_ADMIN_MAX_BODY */
+    int64_t tcp_cert_validity_secs; /* the TCP listener's server certificate (0 = 1 year), renewed
+                                       at half its lifetime without a restart */
 };
 
 /*

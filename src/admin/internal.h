@@ -6,10 +6,12 @@
 #ifndef DBT_ADMIN_INTERNAL_H
 #define DBT_ADMIN_INTERNAL_H
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
@@ -75,6 +77,23 @@ void dbt_admin_trust_stop(struct dbt_admin_trust *t);
    verification status (0 = trusted; GNUTLS_CERT_REVOKED for a revoked one). Any thread. */
 dbt_res dbt_admin_trust_verify(struct dbt_admin_trust *t, const gnutls_datum_t *peers, unsigned n,
                                unsigned *status) DBT_WUR;
+/*
+ * The TCP listener's server certificate (tcp_cert.c): init issues the first one from the admin
+ * CA for hosts (SAN; the first is the CN) with validity_secs (0 = 1 year) and gives the admin CA
+ * PEM (free()); tick, called by the trust watcher on each poll, renews it at half its lifetime
+ * (a failure is logged once and retried every minute); retrieve is the GnuTLS certificate
+ * retrieve function libmicrohttpd installs (MHD_OPTION_HTTPS_CERT_CALLBACK); cleanup frees
+ * every pair issued. One TCP listener per process.
+ */
+dbt_res dbt_admin_tcp_cert_init(struct dbt_ctl *ctl, const char *const *hosts, size_t n_hosts,
+                                int64_t validity_secs, char **ca_pem) DBT_WUR;
+void dbt_admin_tcp_cert_tick(struct dbt_ctl *ctl);
+int dbt_admin_tcp_cert_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                                const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                                gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                                gnutls_privkey_t *pkey);
+void dbt_admin_tcp_cert_cleanup(void);
+
 /* The subject DN (RFC 4514) and serial (hex) of a DER certificate, "?" when unreadable. */
 void dbt_admin_peer_describe(const gnutls_datum_t *leaf, char *subject, size_t subject_size,
                              char *serial, size_t serial_size);

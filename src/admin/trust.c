@@ -4,7 +4,8 @@
  * when the store changes. A watcher thread polls the store's change counter every
  * TRUST_POLL_MS, as the front does for instances, so `dbtls admin-certs revoke` takes effect in
  * about a second without a restart; it also rebuilds the CRL once a day, well before its 30-day
- * nextUpdate. A failed rebuild keeps the previous list and says why (once per change).
+ * nextUpdate. A failed rebuild keeps the previous list and says why (once per change). The same
+ * thread renews the listener's own server certificate when it is due (tcp_cert.c).
  */
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -138,6 +139,7 @@ static void *watch(void *arg)
         }
         pthread_mutex_unlock(&t->mu);
         refresh(t);
+        dbt_admin_tcp_cert_tick(t->ctl);
         pthread_mutex_lock(&t->mu);
     }
     pthread_mutex_unlock(&t->mu);

@@ -30,6 +30,8 @@ static void usage(FILE *f)
                "  --master-key-command CMD obtain the master key from CMD's output\n"
                "  --admin-listen HOST:PORT also serve the admin API over TCP with mutual TLS\n"
                "                           (client certificates from the admin CA)\n"
+               "  --admin-cert-validity S  lifetime of that listener's server certificate\n"
+               "                           (default 1 year; renewed at half-life, no restart)\n"
                "  --scheduler-interval S   automatic rotation / expiry check and notification\n"
                "                           tick (default 60; 0 = no scheduler)\n"
                "  --notify-command CMD     run CMD (/bin/sh -c) with each event as JSON on stdin\n"
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
     const char *admin_listen = NULL;
     const char *notify_command = NULL, *notify_webhook = NULL;
     long sched_interval = 60;
+    long admin_cert_validity = 0;
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
         {"master-key-command", required_argument, NULL, 'm'},
         {"admin-listen", required_argument, NULL, 'L'},
         {"scheduler-interval", required_argument, NULL, 'S'},
+        {"admin-cert-validity", required_argument, NULL, 'C'},
         {"notify-command", required_argument, NULL, 'N'},
         {"notify-webhook", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
@@ -131,6 +135,15 @@ int main(int argc, char **argv)
             break;
         case 'L':
             admin_listen = optarg;
+            break;
+        case 'C':
+            if (!parse_num(optarg, 10, 10L * 366 * 86400, &admin_cert_validity)) {
+                fprintf(stderr,
+                        "dbtlsd: --admin-cert-validity: \"%s\" is not a number of seconds from 10 "
+                        "to 10 years\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'S':
             if (!parse_num(optarg, 0, 86400, &sched_interval)) {
@@ -222,7 +235,11 @@ int main(int argc, char **argv)
     /* The admin API opens its own read-write control handles (one per listener thread). */
     struct dbt_ctl_opts aco = {.state_dir = state_dir, .master_key_command = mkc};
     struct dbt_admin_opts ao = {
-        .front = front, .socket_path = admin_socket, .ctl = &aco, .tcp_listen = admin_listen};
+        .front = front,
+        .socket_path = admin_socket,
+        .ctl = &aco,
+        .tcp_listen = admin_listen,
+        .tcp_cert_validity_secs = admin_cert_validity};
     if (!dbt_ok(dbt_admin_start_opts(&ao, &admin))) {
         fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
         goto out;
