@@ -625,8 +625,7 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
         hosts[nh++] = "::1";
         struct dbt_ctl *ctl = NULL;
         DBT_TRY(pool_get(&a->pool, &ctl));
-        res = dbt_admin_tcp_cert_init(ctl, hosts, nh, o->tcp_cert_validity_secs,
-                                      &a->admin_ca_pem);
+        res = dbt_admin_tcp_cert_init(ctl, hosts, nh, o->tcp_cert_validity_secs, &a->admin_ca_pem);
         a->tcp_cert = true; /* cleanup also undoes a half-done init */
         pool_put(&a->pool, ctl);
         DBT_TRY(res);
@@ -637,11 +636,11 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
             /* asked for in every handshake: renewed at half-life without a restart */
-            MHD_OPTION_HTTPS_CERT_CALLBACK, dbt_admin_tcp_cert_retrieve,
-            MHD_OPTION_HTTPS_MEM_TRUST, a->admin_ca_pem,
-            MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &a->tcp_l, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_log, NULL, MHD_OPTION_END);
+            MHD_OPTION_HTTPS_CERT_CALLBACK, dbt_admin_tcp_cert_retrieve, MHD_OPTION_HTTPS_MEM_TRUST,
+            a->admin_ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
+            "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_CONNECTION,
+            notify_connection, &a->tcp_l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_END);
         DBT_ENSURE(a->tcp_l.mhd != NULL, IO, "--admin-listen \"%s\": cannot start the HTTPS server",
                    o->tcp_listen);
         tfd = -1; /* owned by MHD */

@@ -97,8 +97,7 @@ dbt_res dbt_admin_tcp_cert_init(struct dbt_ctl *ctl, const char *const *hosts, s
     struct pair *p = NULL;
     *ca_pem = NULL;
     DBT_ENSURE(tc.cur == NULL, STATE, "admin API: one TCP listener per process");
-    DBT_ENSURE(n_hosts > 0 && n_hosts <= MAX_HOSTS, INVALID, "admin API: %zu host names",
-               n_hosts);
+    DBT_ENSURE(n_hosts > 0 && n_hosts <= MAX_HOSTS, INVALID, "admin API: %zu host names", n_hosts);
     for (size_t i = 0; i < n_hosts; i++) {
         tc.hosts[i] = strdup(hosts[i]);
         DBT_ENSURE(tc.hosts[i] != NULL, NOMEM, "admin: out of memory");

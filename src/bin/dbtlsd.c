@@ -234,12 +234,11 @@ int main(int argc, char **argv)
     }
     /* The admin API opens its own read-write control handles (one per listener thread). */
     struct dbt_ctl_opts aco = {.state_dir = state_dir, .master_key_command = mkc};
-    struct dbt_admin_opts ao = {
-        .front = front,
-        .socket_path = admin_socket,
-        .ctl = &aco,
-        .tcp_listen = admin_listen,
-        .tcp_cert_validity_secs = admin_cert_validity};
+    struct dbt_admin_opts ao = {.front = front,
+                                .socket_path = admin_socket,
+                                .ctl = &aco,
+                                .tcp_listen = admin_listen,
+                                .tcp_cert_validity_secs = admin_cert_validity};
     if (!dbt_ok(dbt_admin_start_opts(&ao, &admin))) {
         fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
         goto out;

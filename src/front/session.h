@@ -141,8 +141,8 @@ struct dbt_session_status {
     char client_serial[80];
     char issuer_dn[256];
     char server_cert_sha1[41]; /* the server certificate the client was served (hex SHA-1) */
-    int64_t backend_start; /* unix seconds the session started */
-    char state[24];        /* name of the protocol state */
+    int64_t backend_start;     /* unix seconds the session started */
+    char state[24];            /* name of the protocol state */
 };
 
 struct dbt_session {

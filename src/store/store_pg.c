@@ -95,7 +95,8 @@ static dbt_res pg_err(struct pg_store *st, const PGresult *r, const char *what)
     const char *label = st->base.label;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *msg = dbt_pg_one_line(primary ? primary : PQerrorMessage(st->conn), buf, sizeof buf);
+    const char *msg =
+        dbt_pg_one_line(primary ? primary : PQerrorMessage(st->conn), buf, sizeof buf);
     if (PQstatus(st->conn) == CONNECTION_BAD) {
         return dbt_fail(DBT_E_STORE, "%s: connection lost: %s", label, msg);
     }
@@ -191,9 +192,14 @@ static void forget_prepared(struct pg_store *st)
 static dbt_res pg_connect(struct pg_store *st)
 {
     char buf[512];
-    /* Keywords before dbname are defaults that the conninfo (expanded at dbname) overrides. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"10", "dbtls", st->conninfo, NULL};
+    /* Keywords before dbname are defaults that the conninfo (expanded at dbname) overrides.
+       tcp_user_timeout and keepalives: a store host that vanishes from the network (no RST)
+       fails the statement in about 10 s instead of TCP's retransmission limit (~15 min), during
+       which a daemon's reload or poll would hang. */
+    const char *const keys[] = {"connect_timeout",  "application_name", "tcp_user_timeout",
+                                "keepalives",       "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "dbname",           NULL};
+    const char *const vals[] = {"10", "dbtls", "10000", "1", "30", "10", "3", st->conninfo, NULL};
     st->conn = PQconnectdbParams(keys, vals, 1);
     if (!st->conn) {
         return dbt_fail(DBT_E_NOMEM, "store: out of memory");

@@ -38,11 +38,10 @@ dbt_res dbt_pg_watch_open(const char *conninfo, const char *label, struct dbt_st
     struct dbt_store_watch *w = calloc(1, sizeof *w);
     DBT_ENSURE(w && (w->label = strdup(label)), NOMEM, "store: out of memory");
     /* Keywords before dbname are defaults that the conninfo (expanded at dbname) overrides. */
-    const char *const keys[] = {"connect_timeout",     "application_name",
-                                "keepalives",          "keepalives_idle",
-                                "keepalives_interval", "keepalives_count",
-                                "dbname",              NULL};
-    const char *const vals[] = {"10", "dbtls watch", "1", "30", "10", "3", conninfo, NULL};
+    const char *const keys[] = {"connect_timeout",  "application_name", "tcp_user_timeout",
+                                "keepalives",       "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "dbname",           NULL};
+    const char *const vals[] = {"10", "dbtls watch", "10000", "1", "30", "10", "3", conninfo, NULL};
     w->conn = PQconnectdbParams(keys, vals, 1);
     DBT_ENSURE(w->conn, NOMEM, "store: out of memory");
     if (PQstatus(w->conn) != CONNECTION_OK) {
