@@ -15,6 +15,8 @@
  *
  * Usage: tls_floor [N]   (default 2000 handshakes and 2000 connections)
  */
+#include "floor_common.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -30,53 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "tls_floor: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
-/* A certificate for key k with subject CN=cn, signed by (issuer, ikey), or self-signed. */
-static X509 *make_cert(EVP_PKEY *k, const char *cn, X509 *issuer, EVP_PKEY *ikey, bool ca)
-{
-    X509 *x = X509_new();
-    if (x == NULL || X509_set_version(x, 2) != 1) {
-        die("X509_new");
-    }
-    ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, k);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"dbtls", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-    if (X509_sign(x, ikey ? ikey : k, ca ? EVP_sha384() : EVP_sha256()) <= 0) {
-        die("X509_sign");
-    }
-    return x;
-}
-
 static SSL_CTX *server_ctx(void)
 {
-    EVP_PKEY *cak = EVP_EC_gen("P-384"), *k = EVP_EC_gen("P-256");
-    if (cak == NULL || k == NULL) {
-        die("EVP_EC_gen");
-    }
-    X509 *ca = make_cert(cak, "floor CA", NULL, NULL, true);
-    X509 *leaf = make_cert(k, "localhost", ca, cak, false);
+    struct floor_chain c;
+    floor_chain_init(&c);
     SSL_CTX *s = SSL_CTX_new(TLS_server_method());
-    if (s == NULL || SSL_CTX_use_certificate(s, leaf) != 1 || SSL_CTX_add1_chain_cert(s, ca) != 1 ||
-        SSL_CTX_use_PrivateKey(s, k) != 1) {
-        die("server context");
+    if (s == NULL || SSL_CTX_use_certificate(s, c.leaf) != 1 ||
+        SSL_CTX_add1_chain_cert(s, c.ca) != 1 || SSL_CTX_use_PrivateKey(s, c.k) != 1) {
+        floor_die("server context");
     }
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
     SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -85,22 +48,13 @@ static SSL_CTX *server_ctx(void)
     SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     /* as an instance with a client CA: ask for a certificate, do not require one */
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(s), ca);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(s), c.ca);
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
-    sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca)));
+    sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(c.ca)));
     SSL_CTX_set_client_CA_list(s, names);
     SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
-    X509_free(leaf);
-    X509_free(ca);
-    EVP_PKEY_free(k);
-    EVP_PKEY_free(cak);
+    floor_chain_cleanup(&c);
     return s;
-}
-
-static bool want_io(SSL *ssl, int rc)
-{
-    int e = SSL_get_error(ssl, rc);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
 }
 
 /* Server CPU seconds for n handshakes driven in memory. */
@@ -108,21 +62,21 @@ static double handshakes(int n)
 {
     SSL_CTX *s = server_ctx(), *c = SSL_CTX_new(TLS_client_method());
     if (c == NULL) {
-        die("client context");
+        floor_die("client context");
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     double server = 0;
     for (int i = 0; i < n; i++) {
         BIO *sb = NULL, *cb = NULL;
         if (BIO_new_bio_pair(&sb, 0, &cb, 0) != 1) {
-            die("BIO_new_bio_pair");
+            floor_die("BIO_new_bio_pair");
         }
         SSL *cl = SSL_new(c);
-        double t0 = thread_cpu_s();
+        double t0 = floor_thread_cpu_s();
         SSL *sv = SSL_new(s);
-        server += thread_cpu_s() - t0;
+        server += floor_thread_cpu_s() - t0;
         if (sv == NULL || cl == NULL) {
-            die("SSL_new");
+            floor_die("SSL_new");
         }
         SSL_set_bio(sv, sb, sb);
         SSL_set_bio(cl, cb, cb);
@@ -130,17 +84,17 @@ static double handshakes(int n)
         SSL_set_connect_state(cl);
         for (int done = 0; !done;) {
             int rc = SSL_do_handshake(cl);
-            t0 = thread_cpu_s();
+            t0 = floor_thread_cpu_s();
             int rs = SSL_do_handshake(sv);
-            server += thread_cpu_s() - t0;
-            if ((rc <= 0 && !want_io(cl, rc)) || (rs <= 0 && !want_io(sv, rs))) {
-                die("handshake");
+            server += floor_thread_cpu_s() - t0;
+            if ((rc <= 0 && !floor_want_io(cl, rc)) || (rs <= 0 && !floor_want_io(sv, rs))) {
+                floor_die("handshake");
             }
             done = rc == 1 && rs == 1;
         }
-        t0 = thread_cpu_s();
+        t0 = floor_thread_cpu_s();
         SSL_free(sv);
-        server += thread_cpu_s() - t0;
+        server += floor_thread_cpu_s() - t0;
         SSL_free(cl);
     }
     SSL_CTX_free(s);
@@ -161,7 +115,7 @@ static void *tcp_client(void *arg)
         char b = 'x';
         if (fd < 0 || connect(fd, (struct sockaddr *)&r->addr, sizeof(r->addr)) != 0 ||
             write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1) {
-            die("tcp client");
+            floor_die("tcp client");
         }
         close(fd);
     }
@@ -186,18 +140,18 @@ static double tcp_connections(int n)
     r.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&r.addr, sizeof(r.addr)) != 0 ||
         listen(lfd, 128) != 0 || getsockname(lfd, (struct sockaddr *)&r.addr, &len) != 0) {
-        die("tcp listener");
+        floor_die("tcp listener");
     }
     pthread_t t;
     if (pthread_create(&t, NULL, tcp_client, &r) != 0) {
-        die("pthread_create");
+        floor_die("pthread_create");
     }
     double t0 = rusage_thread_s();
     for (int i = 0; i < n; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         char b;
         if (fd < 0 || read(fd, &b, 1) != 1 || write(fd, &b, 1) != 1) {
-            die("tcp server");
+            floor_die("tcp server");
         }
         close(fd);
     }
@@ -209,6 +163,7 @@ static double tcp_connections(int n)
 
 int main(int argc, char **argv)
 {
+    floor_prog = "tls_floor";
     int n = argc > 1 ? atoi(argv[1]) : 2000;
     if (n <= 0) {
         fprintf(stderr, "usage: tls_floor [N]   (N > 0 handshakes and connections)\n");

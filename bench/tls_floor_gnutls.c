@@ -19,6 +19,8 @@
  * Usage: tls_floor_gnutls [N [MB]]   (default 2000 handshakes, 64 MiB per bulk run; MB = 0
  * skips the bulk runs, for profiling the handshake alone)
  */
+#include "floor_common.h"
+
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <limits.h>
@@ -46,20 +48,6 @@
     "NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.1:-VERS-TLS1.0:-GROUP-ALL:+GROUP-X25519:"                \
     "+GROUP-SECP256R1:+GROUP-X448:+GROUP-SECP521R1:+GROUP-SECP384R1"
 
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "tls_floor_gnutls: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
 static void gt_check(int rc, const char *what)
 {
     if (rc < 0) {
@@ -70,51 +58,6 @@ static void gt_check(int rc, const char *what)
 
 /* ---- the certificates: tls_floor's shape, made with OpenSSL ---- */
 
-/* A certificate for key k with subject CN=cn, signed by (issuer, ikey), or self-signed. */
-static X509 *make_cert(EVP_PKEY *k, const char *cn, X509 *issuer, EVP_PKEY *ikey, bool ca)
-{
-    X509 *x = X509_new();
-    if (x == NULL || X509_set_version(x, 2) != 1) {
-        die("X509_new");
-    }
-    ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, k);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"dbtls", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-    if (X509_sign(x, ikey ? ikey : k, ca ? EVP_sha384() : EVP_sha256()) <= 0) {
-        die("X509_sign");
-    }
-    return x;
-}
-
-struct chain {
-    EVP_PKEY *cak, *k;
-    X509 *ca, *leaf;
-};
-
-static void chain_init(struct chain *c)
-{
-    c->cak = EVP_EC_gen("P-384");
-    c->k = EVP_EC_gen("P-256");
-    if (c->cak == NULL || c->k == NULL) {
-        die("EVP_EC_gen");
-    }
-    c->ca = make_cert(c->cak, "floor CA", NULL, NULL, true);
-    c->leaf = make_cert(c->k, "localhost", c->ca, c->cak, false);
-}
-
-static void chain_cleanup(struct chain *c)
-{
-    X509_free(c->leaf);
-    X509_free(c->ca);
-    EVP_PKEY_free(c->k);
-    EVP_PKEY_free(c->cak);
-}
-
 /* PEM text of what the callers write into a memory BIO, as a gnutls_datum_t (free with free). */
 static gnutls_datum_t bio_datum(BIO *b)
 {
@@ -122,7 +65,7 @@ static gnutls_datum_t bio_datum(BIO *b)
     long n = BIO_get_mem_data(b, &p);
     gnutls_datum_t d = {.data = malloc((size_t)n + 1), .size = (unsigned)n};
     if (n <= 0 || d.data == NULL) {
-        die("PEM export");
+        floor_die("PEM export");
     }
     memcpy(d.data, p, (size_t)n);
     d.data[n] = 0;
@@ -131,14 +74,14 @@ static gnutls_datum_t bio_datum(BIO *b)
 }
 
 /* GnuTLS server credentials holding the chain (leaf then CA) and the CA as the client-CA list. */
-static gnutls_certificate_credentials_t gnutls_server_cred(const struct chain *c)
+static gnutls_certificate_credentials_t gnutls_server_cred(const struct floor_chain *c)
 {
     BIO *certs = BIO_new(BIO_s_mem()), *key = BIO_new(BIO_s_mem()), *ca = BIO_new(BIO_s_mem());
     if (certs == NULL || key == NULL || ca == NULL || PEM_write_bio_X509(certs, c->leaf) != 1 ||
         PEM_write_bio_X509(certs, c->ca) != 1 ||
         PEM_write_bio_PrivateKey(key, c->k, NULL, NULL, 0, NULL, NULL) != 1 ||
         PEM_write_bio_X509(ca, c->ca) != 1) {
-        die("PEM_write_bio");
+        floor_die("PEM_write_bio");
     }
     gnutls_datum_t certs_pem = bio_datum(certs), key_pem = bio_datum(key), ca_pem = bio_datum(ca);
     gnutls_certificate_credentials_t cred;
@@ -205,13 +148,13 @@ struct gt_ctx {
     SSL_CTX *client;
 };
 
-static void gt_ctx_init(struct gt_ctx *g, const struct chain *c, const char *prio)
+static void gt_ctx_init(struct gt_ctx *g, const struct floor_chain *c, const char *prio)
 {
     g->cred = gnutls_server_cred(c);
     gt_check(gnutls_priority_init(&g->prio, prio, NULL), "gnutls_priority_init");
     g->client = SSL_CTX_new(TLS_client_method());
     if (g->client == NULL) {
-        die("client context");
+        floor_die("client context");
     }
     SSL_CTX_set_verify(g->client, SSL_VERIFY_NONE, NULL);
 }
@@ -223,12 +166,6 @@ static void gt_ctx_cleanup(struct gt_ctx *g)
     gnutls_certificate_free_credentials(g->cred);
 }
 
-static bool want_io(SSL *ssl, int rc)
-{
-    int e = SSL_get_error(ssl, rc);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
-
 /*
  * One handshake between a fresh OpenSSL client (*cl, not timed, verifies nothing as tls_floor's)
  * and a fresh GnuTLS server (*sv) whose calls add their thread CPU to *server. The caller frees
@@ -238,11 +175,11 @@ static void gt_handshake(const struct gt_ctx *g, struct end *sv, SSL **cl, doubl
 {
     BIO *sb = NULL, *cb = NULL;
     if (BIO_new_bio_pair(&sb, 0, &cb, 0) != 1 || (*cl = SSL_new(g->client)) == NULL) {
-        die("client setup");
+        floor_die("client setup");
     }
     SSL_set_bio(*cl, cb, cb);
     SSL_set_connect_state(*cl);
-    double t0 = thread_cpu_s();
+    double t0 = floor_thread_cpu_s();
     *sv = (struct end){.net = sb};
     gt_check(gnutls_init(&sv->s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS),
              "gnutls_init");
@@ -256,23 +193,23 @@ static void gt_handshake(const struct gt_ctx *g, struct end *sv, SSL **cl, doubl
     gnutls_transport_set_pull_function(sv->s, end_pull);
     gnutls_handshake_set_hook_function(sv->s, GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST,
                                        GNUTLS_HOOK_POST, hrr_hook);
-    *server += thread_cpu_s() - t0;
+    *server += floor_thread_cpu_s() - t0;
     bool cdone = false, sdone = false;
     for (int round = 0; !(cdone && sdone); round++) {
         if (round > 20) {
-            die("handshake (no progress)");
+            floor_die("handshake (no progress)");
         }
         if (!cdone) {
             int rc = SSL_do_handshake(*cl);
-            if (rc <= 0 && !want_io(*cl, rc)) {
-                die("client handshake");
+            if (rc <= 0 && !floor_want_io(*cl, rc)) {
+                floor_die("client handshake");
             }
             cdone = rc == 1;
         }
         if (!sdone) {
-            t0 = thread_cpu_s();
+            t0 = floor_thread_cpu_s();
             int rs = gnutls_handshake(sv->s);
-            *server += thread_cpu_s() - t0;
+            *server += floor_thread_cpu_s() - t0;
             if (rs < 0 && gnutls_error_is_fatal(rs)) {
                 gt_check(rs, "server handshake");
             }
@@ -297,16 +234,16 @@ static double gt_handshakes(const struct gt_ctx *g, int n, char *desc, size_t de
             if (peer == NULL || sk_X509_num(peer) != 2 || cas == NULL ||
                 sk_X509_NAME_num(cas) != 1 || SSL_version(cl) != TLS1_3_VERSION ||
                 hello_retries != 0) {
-                die("handshake shape (chain of 2, CertificateRequest with the CA, no HRR)");
+                floor_die("handshake shape (chain of 2, CertificateRequest with the CA, no HRR)");
             }
             char *d = gnutls_session_get_desc(sv.s);
             snprintf(desc, desc_size, "%s, group %s", d,
                      gnutls_group_get_name(gnutls_group_get(sv.s)));
             gnutls_free(d);
         }
-        double t0 = thread_cpu_s();
+        double t0 = floor_thread_cpu_s();
         gnutls_deinit(sv.s);
-        server += thread_cpu_s() - t0;
+        server += floor_thread_cpu_s() - t0;
         SSL_free(cl);
         BIO_free(sv.net);
     }
@@ -329,16 +266,16 @@ static double gt_bulk(const struct gt_ctx *g, size_t bytes, char *cipher, size_t
     for (int have = 0; have < (int)sizeof(got);) {
         int r = SSL_read(cl, got + have, (int)sizeof(got) - have);
         if (r <= 0) {
-            die("SSL_read");
+            floor_die("SSL_read");
         }
         have += r;
     }
     if (memcmp(got, buf, sizeof(buf)) != 0) {
-        die("GnuTLS record check");
+        floor_die("GnuTLS record check");
     }
 
     sv.sink = true;
-    double t0 = thread_cpu_s();
+    double t0 = floor_thread_cpu_s();
     for (size_t sent = 0; sent < bytes;) {
         ssize_t w = gnutls_record_send(sv.s, buf, sizeof(buf));
         if (w <= 0) {
@@ -346,9 +283,9 @@ static double gt_bulk(const struct gt_ctx *g, size_t bytes, char *cipher, size_t
         }
         sent += (size_t)w;
     }
-    double used = thread_cpu_s() - t0;
+    double used = floor_thread_cpu_s() - t0;
     if (sv.sunk < bytes) {
-        die("GnuTLS bulk (records missing)");
+        floor_die("GnuTLS bulk (records missing)");
     }
     gnutls_deinit(sv.s);
     SSL_free(cl);
@@ -358,13 +295,13 @@ static double gt_bulk(const struct gt_ctx *g, size_t bytes, char *cipher, size_t
 
 /* ---- OpenSSL bulk, for comparison (tls_floor.c measures its handshake) ---- */
 
-static SSL_CTX *ossl_server_ctx(const struct chain *c, const char *suite)
+static SSL_CTX *ossl_server_ctx(const struct floor_chain *c, const char *suite)
 {
     SSL_CTX *s = SSL_CTX_new(TLS_server_method());
     if (s == NULL || SSL_CTX_use_certificate(s, c->leaf) != 1 ||
         SSL_CTX_add1_chain_cert(s, c->ca) != 1 || SSL_CTX_use_PrivateKey(s, c->k) != 1 ||
         SSL_CTX_set_ciphersuites(s, suite) != 1) {
-        die("server context");
+        floor_die("server context");
     }
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
     SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -402,25 +339,25 @@ static BIO *sink_new(void)
         m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sink");
         if (m == NULL || BIO_meth_set_write(m, sink_write) != 1 ||
             BIO_meth_set_ctrl(m, sink_ctrl) != 1 || BIO_meth_set_create(m, sink_create) != 1) {
-            die("BIO_meth_new");
+            floor_die("BIO_meth_new");
         }
     }
     return BIO_new(m);
 }
 
 /* Server CPU seconds for OpenSSL to write `bytes` in 16 KiB records into a sink. */
-static double ossl_bulk(const struct chain *c, const char *suite, size_t bytes)
+static double ossl_bulk(const struct floor_chain *c, const char *suite, size_t bytes)
 {
     static unsigned char buf[RECORD];
     SSL_CTX *s = ossl_server_ctx(c, suite), *cctx = SSL_CTX_new(TLS_client_method());
     BIO *sb = NULL, *cb = NULL, *sink = sink_new();
     if (cctx == NULL || sink == NULL || BIO_new_bio_pair(&sb, 0, &cb, 0) != 1) {
-        die("OpenSSL client setup");
+        floor_die("OpenSSL client setup");
     }
     SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
     SSL *sv = SSL_new(s), *cl = SSL_new(cctx);
     if (sv == NULL || cl == NULL) {
-        die("SSL_new");
+        floor_die("SSL_new");
     }
     SSL_set_bio(sv, sb, sb);
     SSL_set_bio(cl, cb, cb);
@@ -428,26 +365,26 @@ static double ossl_bulk(const struct chain *c, const char *suite, size_t bytes)
     SSL_set_connect_state(cl);
     for (int done = 0; !done;) {
         int rc = SSL_do_handshake(cl), rs = SSL_do_handshake(sv);
-        if ((rc <= 0 && !want_io(cl, rc)) || (rs <= 0 && !want_io(sv, rs))) {
-            die("OpenSSL handshake");
+        if ((rc <= 0 && !floor_want_io(cl, rc)) || (rs <= 0 && !floor_want_io(sv, rs))) {
+            floor_die("OpenSSL handshake");
         }
         done = rc == 1 && rs == 1;
     }
     if (strcmp(SSL_get_cipher_name(sv), suite) != 0) {
-        die("OpenSSL cipher suite choice");
+        floor_die("OpenSSL cipher suite choice");
     }
     memset(buf, 'x', sizeof(buf));
     SSL_set0_wbio(sv, sink); /* records now go nowhere */
     size_t sent = 0;
-    double t0 = thread_cpu_s();
+    double t0 = floor_thread_cpu_s();
     while (sent < bytes) {
         int w = SSL_write(sv, buf, (int)sizeof(buf));
         if (w <= 0) {
-            die("SSL_write");
+            floor_die("SSL_write");
         }
         sent += (size_t)w;
     }
-    double used = thread_cpu_s() - t0;
+    double used = floor_thread_cpu_s() - t0;
     SSL_free(sv);
     SSL_free(cl);
     SSL_CTX_free(s);
@@ -457,6 +394,7 @@ static double ossl_bulk(const struct chain *c, const char *suite, size_t bytes)
 
 int main(int argc, char **argv)
 {
+    floor_prog = "tls_floor_gnutls";
     int n = argc > 1 ? atoi(argv[1]) : 2000;
     int mb = argc > 2 ? atoi(argv[2]) : 64;
     if (n <= 0 || mb < 0) {
@@ -465,8 +403,8 @@ int main(int argc, char **argv)
         return 2;
     }
     gt_check(gnutls_global_init(), "gnutls_global_init");
-    struct chain c;
-    chain_init(&c);
+    struct floor_chain c;
+    floor_chain_init(&c);
 
     struct gt_ctx g;
     gt_ctx_init(&g, &c, SERVER_PRIO);
@@ -502,7 +440,7 @@ int main(int argc, char **argv)
                "16 KiB records, best of 3)\n",
                cipher, mb / gt, mb / os, mb);
     }
-    chain_cleanup(&c);
+    floor_chain_cleanup(&c);
     gnutls_global_deinit();
     return 0;
 }
