@@ -25,6 +25,13 @@ def sha1s_by_slot(dbtls, instance):
             for c in dbtls.json("ssl", "server-certs", "list", "--instance", instance)}
 
 
+def create(dbtls, name, port, pg_server, *extra):
+    use_template(dbtls)
+    dbtls("instances", "create", name, "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY", *extra)
+
+
 def connect(port, ca, app):
     return psycopg.connect(host="localhost", port=port, user="alice", password="alice-secret-1",
                            dbname="app", application_name=app, sslmode="verify-full",
@@ -33,11 +40,8 @@ def connect(port, ca, app):
 
 def test_connections_show_the_certificate_they_were_served(pg_server, dbtls, dbtlsd, state_dir,
                                                            tmp_dir, free_port):
-    use_template(dbtls)
     port = free_port()
-    dbtls("instances", "create", "rot", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    create(dbtls, "rot", port, pg_server)
     ca = os.path.join(tmp_dir, "ca.pem")
     dbtls("ssl", "server-ca-certs", "download", "--instance", "rot", "--out", ca)
     d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
@@ -75,11 +79,8 @@ def test_connections_show_the_certificate_they_were_served(pg_server, dbtls, dbt
 
 def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd, state_dir,
                                                         tmp_dir, free_port):
-    use_template(dbtls)
     port = free_port()
-    dbtls("instances", "create", "pi", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY", "--ca-mode", "per-instance")
+    create(dbtls, "pi", port, pg_server, "--ca-mode", "per-instance")
     old_ca = os.path.join(tmp_dir, "old-ca.pem")
     dbtls("ssl", "server-ca-certs", "download", "--instance", "pi", "--out", old_ca)
     d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
