@@ -10,13 +10,22 @@
 #include "store/store_impl.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 /* Writers wait this long for the write lock, as the SQLite store's busy timeout (see there). */
 #define LOCK_TIMEOUT_MS 10000
+/* A statement whose answer has not come after this long (lock waits end at LOCK_TIMEOUT_MS on the
+   server, so only a server or network that stopped answering gets here) fails, and the
+   connection is dropped: a daemon's reload or poll never hangs on a stuck store. */
+#define ANSWER_TIMEOUT_MS (LOCK_TIMEOUT_MS + 10000)
 #define MAX_PARAMS 32
 /* Type OIDs of the results decoded here (pg_type.dat). */
 #define OID_BOOL 16
@@ -43,6 +52,7 @@ struct pg_store {
     PGconn *conn;
     char *conninfo; /* as given (may hold a password): for reopen only, never printed */
     int64_t changes;
+    bool timed_out; /* the last statement got no answer in ANSWER_TIMEOUT_MS (connection dropped) */
     /* CREATE left its transaction (schema made, write lock held) open for the first write
        transaction to adopt, so that an init that fails leaves no half-made schema behind. */
     bool create_pending;
@@ -97,6 +107,10 @@ static dbt_res pg_err(struct pg_store *st, const PGresult *r, const char *what)
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *msg =
         dbt_pg_one_line(primary ? primary : PQerrorMessage(st->conn), buf, sizeof buf);
+    if (st->timed_out) {
+        return dbt_fail(DBT_E_STORE, "%s: %s: no answer within %d s (connection closed)", label,
+                        what, ANSWER_TIMEOUT_MS / 1000);
+    }
     if (PQstatus(st->conn) == CONNECTION_BAD) {
         return dbt_fail(DBT_E_STORE, "%s: connection lost: %s", label, msg);
     }
@@ -112,9 +126,55 @@ static dbt_res pg_err(struct pg_store *st, const PGresult *r, const char *what)
     return dbt_fail(DBT_E_STORE, "%s: %s: %s", label, what, msg);
 }
 
+/*
+ * The result of the command just sent (PQsend*), as PQexec gives it (the last one), waiting at
+ * most ANSWER_TIMEOUT_MS. NULL when sending failed, the connection broke, or no answer came in
+ * time: then the connection is shut down (status BAD, made again by the next operation) and
+ * timed_out says why.
+ */
+static PGresult *await_result(struct pg_store *st, int sent)
+{
+    st->timed_out = false;
+    if (!sent) {
+        return NULL;
+    }
+    PGresult *last = NULL;
+    uint64_t deadline = dbt_now_ms() + ANSWER_TIMEOUT_MS;
+    for (;;) {
+        while (!PQisBusy(st->conn)) {
+            PGresult *r = PQgetResult(st->conn);
+            if (r == NULL) {
+                return last;
+            }
+            PQclear(last);
+            last = r;
+        }
+        uint64_t now = dbt_now_ms();
+        struct pollfd p = {.fd = PQsocket(st->conn), .events = POLLIN};
+        int n = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
+        if (n == 0) {
+            st->timed_out = true;
+            shutdown(PQsocket(st->conn), SHUT_RDWR);
+            (void)PQconsumeInput(st->conn); /* sees the shutdown: the connection is BAD now */
+            PQclear(last);
+            return NULL;
+        }
+        if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(st->conn))) {
+            PQclear(last);
+            return NULL;
+        }
+    }
+}
+
+/* PQexec, bounded by ANSWER_TIMEOUT_MS. */
+static PGresult *run(struct pg_store *st, const char *sql)
+{
+    return await_result(st, PQsendQuery(st->conn, sql));
+}
+
 static dbt_res exec_sql(struct pg_store *st, const char *sql, const char *what)
 {
-    PGresult *r = PQexec(st->conn, sql);
+    PGresult *r = run(st, sql);
     ExecStatusType t = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     dbt_res res = DBT_OK;
     if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
@@ -127,7 +187,7 @@ static dbt_res exec_sql(struct pg_store *st, const char *sql, const char *what)
 /* One integer from a one-row query (text results: simple protocol). */
 static dbt_res query_int(struct pg_store *st, const char *sql, int64_t *out)
 {
-    PGresult *r = PQexec(st->conn, sql);
+    PGresult *r = run(st, sql);
     dbt_res res = DBT_OK;
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
         res = pg_err(st, r, sql);
@@ -281,7 +341,7 @@ static dbt_res migrate(struct pg_store *st, bool create)
     }
 out:
     if (!dbt_ok(res)) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
+        PQclear(run(st, "ROLLBACK"));
     }
     return res;
 }
@@ -384,7 +444,7 @@ static void pg_set_busy_timeout(struct dbt_store *st, int ms)
     char sql[64];
     /* lock_timeout = 0 would mean "wait forever"; the API's 0 means "fail at once". */
     snprintf(sql, sizeof sql, "SET lock_timeout = %d", ms > 0 ? ms : 1);
-    PQclear(PQexec(pg(st)->conn, sql));
+    PQclear(run(pg(st), sql));
 }
 
 static void reset_all(struct pg_store *st)
@@ -415,7 +475,7 @@ static dbt_res pg_begin(struct dbt_store *base, bool write)
     }
     res = exec_sql(st, sql, "begin");
     if (!dbt_ok(res)) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
+        PQclear(run(st, "ROLLBACK"));
     }
     return res;
 }
@@ -424,7 +484,7 @@ static dbt_res pg_commit(struct dbt_store *base)
 {
     struct pg_store *st = pg(base);
     reset_all(st);
-    PGresult *r = PQexec(st->conn, "COMMIT");
+    PGresult *r = run(st, "COMMIT");
     dbt_res res = DBT_OK;
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
         res = pg_err(st, r, "commit");
@@ -439,7 +499,7 @@ static dbt_res pg_commit(struct dbt_store *base)
 static void pg_rollback(struct dbt_store *base)
 {
     reset_all(pg(base));
-    PQclear(PQexec(pg(base)->conn, "ROLLBACK"));
+    PQclear(run(pg(base), "ROLLBACK"));
 }
 
 static void clear_params(struct pg_stmt *s)
@@ -482,7 +542,7 @@ static dbt_res pg_stmt_get(struct dbt_store *base, enum dbt_sql id, struct dbt_s
     if (!s->prepared) {
         char name[32];
         snprintf(name, sizeof name, "dbt_%d", (int)id);
-        PGresult *r = PQprepare(st->conn, name, dbt_pg_sql_text(id), 0, NULL);
+        PGresult *r = await_result(st, PQsendPrepare(st->conn, name, dbt_pg_sql_text(id), 0, NULL));
         dbt_res res = DBT_OK;
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
             res = pg_err(st, r, "prepare");
@@ -549,8 +609,9 @@ static dbt_res pg_step(struct dbt_stmt *base, bool *row)
     if (!s->res) {
         char name[32];
         snprintf(name, sizeof name, "dbt_%d", (int)base->id);
-        PGresult *r = PQexecPrepared(st->conn, name, s->nparams, (const char *const *)s->vals,
-                                     s->lens, s->fmts, 1);
+        PGresult *r = await_result(st, PQsendQueryPrepared(st->conn, name, s->nparams,
+                                                           (const char *const *)s->vals, s->lens,
+                                                           s->fmts, 1));
         ExecStatusType t = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK) {
             dbt_res res = pg_err(st, r, "statement");

@@ -257,6 +257,43 @@ def test_node_reloads_on_notification_and_survives_losing_it(pg_server, dbtls, d
     node.stop()
 
 
+def test_stuck_store_never_hangs_the_daemon(pg_server, dbtls, dbtlsd, store_db, free_port,
+                                            tmp_dir):
+    """A store server that stops answering (its backends frozen with SIGSTOP: the kernel still
+    ACKs, so only a client-side deadline helps) fails dbtlsd's reload after 20 s with one line
+    instead of hanging its main thread forever; the front keeps serving meanwhile and SIGTERM
+    is obeyed."""
+    import signal
+    sd = os.path.join(tmp_dir, "node")
+    d = dbtls.with_state_dir(sd)
+    d("init", "--store", store_db)
+    port = free_port()
+    d("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
+      "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")
+    node = dbtlsd.start(sd, ["--scheduler-interval", "0"])
+    served = presented_cert(port)
+    db = store_db.rsplit("/", 1)[1].split("?")[0]
+    pids = [int(p) for p in pg_server.psql(
+        f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' "
+        "AND application_name = 'dbtls'", dbname="postgres").split()]
+    assert pids
+    try:
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        mark = node.log_size()
+        node.reload()  # SIGHUP: the main thread reads the store and gets no answer
+        time.sleep(1)
+        assert presented_cert(port) == served  # the workers serve on
+        node.wait_log("no answer within 20 s", timeout=30, start=mark)
+        assert "keeping configuration generation" in node.log()[mark:]
+        t0 = time.monotonic()
+        node.stop(timeout=30)
+        assert time.monotonic() - t0 < 25
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+
+
 def test_writer_waits_for_lock_then_fails_one_line(pg_server, dbtls, store_db, tmp_dir):
     """Writers serialize on the advisory lock; a wait is bounded (lock_timeout 10 s) and ends in
     one STORE line that changed nothing; readers do not wait."""
