@@ -61,6 +61,7 @@ static void expiry(FILE *f, const struct dbt_ctl_expiry_list *l, int64_t now, bo
         label(f, "slot", e->slot, false);
         label(f, "name", e->name, false);
         label(f, "serial", e->serial, false);
+        label(f, "sha1", e->sha1, false);
         fprintf(f, "} %lld\n", (long long)(ts ? e->not_after : e->not_after - now));
     }
 }

@@ -84,6 +84,7 @@ struct dbt_ctl_expiry {
     char *slot;     /* "previous" | "active" | "upcoming" for server-ca/server-cert, else "" */
     char *name;     /* shared CA id (intermediates: "ID/REGION"), client cert name, or "" */
     char *serial;   /* hex upper case */
+    char *sha1;     /* fingerprint, hex lower case (as the listings and connections show it) */
     int64_t not_after;
 };
 struct dbt_ctl_expiry_list {

@@ -25,6 +25,7 @@ void dbt_ctl_expiry_list_cleanup(struct dbt_ctl_expiry_list *l)
         free(l->items[i].slot);
         free(l->items[i].name);
         free(l->items[i].serial);
+        free(l->items[i].sha1);
     }
     free(l->items);
     l->items = NULL;
@@ -51,6 +52,7 @@ static dbt_res expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, c
         .slot = ctl_strdup(slot ? slot : ""),
         .name = ctl_strdup(name ? name : ""),
         .serial = ctl_strdup(info.serial),
+        .sha1 = ctl_strdup(info.sha1),
         .not_after = info.not_after,
     };
     dbt_pki_cert_info_cleanup(&info);

@@ -5,7 +5,7 @@ served, and clients that refuse the server certificate are counted apart.
 - `dbtls connections` (JSON `server_cert_sha1`, table SERVER_CERT) and the metric
   dbtls_connections_open{server_cert_sha1} show a session opened before a rotation on the
   previous certificate and one opened after it on the active one, with the fingerprints of
-  `dbtls ssl server-certs list`;
+  `dbtls ssl server-certs list` and of the expiry gauges' sha1 label (what joins them);
 - a client that has only the old per-instance server CA is refused after the rotation, and
   dbtls_handshakes_total counts it under reason="server_cert_refused" (the client's TLS alert),
   not with client-certificate failures.
@@ -72,6 +72,11 @@ def test_connections_show_the_certificate_they_were_served(pg_server, dbtls, dbt
                 got = samples(fams, "dbtls_connections_open", instance="rot",
                               server_cert_sha1=slots[slot])
                 assert [s.value for s in got] == [1.0], (slot, got)
+                # the expiry gauges carry the same fingerprint (label sha1): a PromQL join of
+                # connections with slots ("still on the previous certificate")
+                exp = samples(fams, "dbtls_certificate_expiry_seconds", instance="rot",
+                              kind="server-cert", slot=slot)
+                assert [e.labels["sha1"] for e in exp] == [slots[slot]], exp
     finally:
         before.close()
     d.stop()
