@@ -197,8 +197,28 @@ struct tally {
     size_t expiring; /* active/upcoming slots and client certs with 30 days or less left */
 };
 
+/* The live connections of instance that were served the server certificate of slot (in both CA
+   modes the slot's leaf: what the connection rows record), from the server-cert slot list. */
+static size_t slot_connections(const struct dbt_ctl_cert_list *leaves, const char *slot,
+                               const char *instance, const struct dbt_conn_row *rows, size_t n)
+{
+    const char *sha1 = NULL;
+    for (size_t i = 0; i < leaves->n; i++) {
+        if (leaves->items[i].slot != NULL && strcmp(leaves->items[i].slot, slot) == 0) {
+            sha1 = leaves->items[i].sha1_fingerprint;
+        }
+    }
+    size_t count = 0;
+    for (size_t i = 0; sha1 != NULL && i < n; i++) {
+        count += rows[i].st.ssl && strcmp(rows[i].st.instance, instance) == 0 &&
+                 strcmp(rows[i].st.server_cert_sha1, sha1) == 0;
+    }
+    return count;
+}
+
 static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_instance *in,
-                        int64_t now, struct tally *t)
+                        const struct dbt_conn_row *rows, size_t n_rows, int64_t now,
+                        struct tally *t)
 {
     bool per_instance = in->ca_mode != NULL && strcmp(in->ca_mode, "per-instance") == 0;
     enum dbt_ctl_slot_kind kind = per_instance ? DBT_CTL_SLOT_SERVER_CA : DBT_CTL_SLOT_SERVER_CERT;
@@ -210,6 +230,11 @@ static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_insta
         error_box(f, "slots");
         dbt_ctl_cert_list_cleanup(&l);
         return;
+    }
+    struct dbt_ctl_cert_list leaves = {0};
+    if (per_instance &&
+        !dbt_ok(dbt_ctl_slots_list(ctl, in->name, DBT_CTL_SLOT_SERVER_CERT, &leaves))) {
+        dbt_ctl_cert_list_cleanup(&leaves); /* no counts then; the slots still show */
     }
     fputs("<table class=\"certs slots\">" CERTS_COLS
           "<thead><tr><th>Slot</th><th>Common name</th><th>Serial</th>"
@@ -231,9 +256,18 @@ static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_insta
             dbt_ui_escape(f, c->slot);
             fputs("\" data-serial=\"", f);
             dbt_ui_escape(f, c->cert_serial_number);
-            fputs("\"><td class=\"slot\"><span class=\"slotname\">", f);
+            /* who is still on it: the rotation evidence (connections served this slot's leaf) */
+            size_t conns =
+                slot_connections(per_instance ? &leaves : &l, c->slot, in->name, rows, n_rows);
+            fprintf(f, "\" data-connections=\"%zu\"><td class=\"slot\"><span class=\"slotname\">",
+                    conns);
             esc_or_dash(f, c->slot);
-            fputs("</span></td><td class=\"mono\">", f);
+            fputs("</span>", f);
+            if (conns > 0) {
+                fprintf(f, "<div class=\"muted small\">%zu connection%s</div>", conns,
+                        conns == 1 ? "" : "s");
+            }
+            fputs("</td><td class=\"mono\">", f);
             esc_or_dash(f, c->common_name);
             cert_row_tail(f, c, now);
         }
@@ -243,6 +277,7 @@ static void slots_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_insta
     }
     fputs("</tbody></table>", f);
     dbt_ctl_cert_list_cleanup(&l);
+    dbt_ctl_cert_list_cleanup(&leaves);
 }
 
 static void client_certs_table(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_instance *in,
@@ -291,7 +326,8 @@ static void fact(FILE *f, const char *label, const char *value)
 }
 
 static void instance_card(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_instance *in,
-                          int64_t now, struct tally *t)
+                          const struct dbt_conn_row *rows, size_t n_rows, int64_t now,
+                          struct tally *t)
 {
     const char *mode = dbt_ctl_ssl_mode_name(in->ssl_mode);
     fputs("<article class=\"card instance\" data-instance=\"", f);
@@ -338,12 +374,13 @@ static void instance_card(FILE *f, struct dbt_ctl *ctl, const struct dbt_ctl_ins
     }
     fact(f, "Rotation", rbuf);
     fputs("</dl>", f);
-    slots_table(f, ctl, in, now, t);
+    slots_table(f, ctl, in, rows, n_rows, now, t);
     client_certs_table(f, ctl, in, now, t);
     fputs("</article>", f);
 }
 
-static void instances_section(FILE *f, struct dbt_ctl *ctl, int64_t now, struct tally *t)
+static void instances_section(FILE *f, struct dbt_ctl *ctl, const struct dbt_conn_row *rows,
+                              size_t n_rows, int64_t now, struct tally *t)
 {
     fputs("<section id=\"instances\"><h2>Instances", f);
     if (ctl == NULL) {
@@ -367,7 +404,7 @@ static void instances_section(FILE *f, struct dbt_ctl *ctl, int64_t now, struct 
             "<i style=\"background:var(--dead)\"></i>expired</span></h2>",
             l.n);
     for (size_t i = 0; i < l.n; i++) {
-        instance_card(f, ctl, &l.items[i], now, t);
+        instance_card(f, ctl, &l.items[i], rows, n_rows, now, t);
     }
     if (l.n == 0) {
         fputs("<div class=\"card empty\">no instances yet: <code>dbtls instances create "
@@ -537,7 +574,7 @@ dbt_res dbt_ui_render(struct dbt_ctl *ctl, const struct dbt_conn_row *rows, size
     if (f == NULL) {
         return dbt_fail(DBT_E_NOMEM, "web page: out of memory");
     }
-    instances_section(f, ctl, now, &t);
+    instances_section(f, ctl, rows, n_rows, now, &t);
     connections_section(f, rows, n_rows, now);
     events_section(f, ctl);
     bool bad = ferror(f) != 0;

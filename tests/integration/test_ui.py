@@ -398,6 +398,9 @@ def check_page(dom, s):
         assert expected - 3600 < left <= expected, (slot, left)
         assert "d left" in r.find(cls="left").text()
     assert "44 d left" in rows[1].text() or "45 d left" in rows[1].text()
+    # who is on which slot: the one live connection was served the active certificate
+    assert [r.attrs["data-connections"] for r in rows] == ["0", "1", "0"]
+    assert "1 connection" in rows[1].find("td", cls="slot").text()
 
     # client certificates, red when 30 days or less are left
     cc = {r.attrs["data-name"]: r for r in inst.find_all("tr", cls="client-cert")}
