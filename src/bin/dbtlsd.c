@@ -14,6 +14,7 @@
 #include "ctl/statedir.h"
 #include "dbtls_config.h"
 #include "front/front.h"
+#include "front/stats.h"
 #include "sched/scheduler.h"
 
 static void usage(FILE *f)
@@ -61,6 +62,25 @@ static dbt_res watch_read_cb(void *arg, bool *changed)
 static void watch_close_cb(void *arg)
 {
     dbt_ctl_watch_close(arg);
+}
+
+/* The front's handshakes refused by clients for our certificate, per instance (scheduler). */
+static size_t refusals_cb(void *arg, struct dbt_sched_refusal *out, size_t max)
+{
+    (void)arg;
+    struct dbt_stats_snapshot st = {0};
+    size_t n = 0;
+    if (!dbt_stats_snapshot(&st)) {
+        return 0;
+    }
+    for (size_t i = 0; i < st.n_hs && n < max; i++) {
+        if (strcmp(st.hs[i].reason, "server_cert_refused") == 0) {
+            snprintf(out[n].instance, sizeof out[n].instance, "%s", st.hs[i].instance);
+            out[n++].n = st.hs[i].n;
+        }
+    }
+    dbt_stats_snapshot_cleanup(&st);
+    return n;
 }
 
 static bool parse_num(const char *s, long lo, long hi, long *out)
@@ -253,7 +273,8 @@ int main(int argc, char **argv)
         struct dbt_sched_opts so = {.ctl = &co,
                                     .interval_ms = (uint64_t)sched_interval * 1000,
                                     .notify_command = notify_command,
-                                    .notify_webhook = notify_webhook};
+                                    .notify_webhook = notify_webhook,
+                                    .refusals = refusals_cb};
         if (!dbt_ok(dbt_sched_start(&so, &sched))) {
             fprintf(stderr, "dbtlsd: scheduler: %s\n", dbt_errmsg());
             goto out;

@@ -38,6 +38,8 @@ struct sink {
     int failures; /* consecutive failures of the head event */
 };
 
+#define SCHED_MAX_REFUSALS 256
+
 struct dbt_sched {
     struct dbt_sched_opts o;
     struct dbt_ctl *ctl;
@@ -48,6 +50,8 @@ struct dbt_sched {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
+    struct dbt_sched_refusal seen[SCHED_MAX_REFUSALS]; /* counts already reported */
+    size_t n_seen;
 };
 
 char *dbt_sched_event_json(const struct dbt_ctl_event *e)
@@ -221,8 +225,49 @@ static void sink_deliver(struct dbt_sched *s, struct sink *k)
     dbt_ctl_event_list_cleanup(&l);
 }
 
+/* One event per instance whose refused-handshake count grew since the last tick. */
+static void refusals_check(struct dbt_sched *s)
+{
+    struct dbt_sched_refusal now[SCHED_MAX_REFUSALS];
+    size_t n = s->o.refusals(s->o.refusals_arg, now, SCHED_MAX_REFUSALS);
+    for (size_t i = 0; i < n; i++) {
+        struct dbt_sched_refusal *old = NULL;
+        for (size_t j = 0; j < s->n_seen; j++) {
+            if (strcmp(s->seen[j].instance, now[i].instance) == 0) {
+                old = &s->seen[j];
+            }
+        }
+        if (old == NULL && s->n_seen < SCHED_MAX_REFUSALS) {
+            old = &s->seen[s->n_seen++];
+            *old = (struct dbt_sched_refusal){.n = 0};
+            snprintf(old->instance, sizeof old->instance, "%.63s", now[i].instance);
+        }
+        if (old == NULL || now[i].n <= old->n) {
+            continue;
+        }
+        uint64_t more = now[i].n - old->n;
+        char obj[96], detail[400];
+        snprintf(obj, sizeof obj, "instance/%.63s", now[i].instance);
+        snprintf(detail, sizeof detail,
+                 "%llu client TLS handshake%s refused the server certificate (TLS alert, e.g. "
+                 "unknown ca) since the last check: those clients may lack the current server "
+                 "CA; give them `dbtls ssl server-ca-certs download` or roll back",
+                 (unsigned long long)more, more == 1 ? "" : "s");
+        if (!dbt_ok(dbt_ctl_event_add(s->ctl, "tls.server-cert-refused", obj, detail))) {
+            dbt_warn("scheduler: cannot record refused handshakes of instance \"%s\": %s",
+                     now[i].instance, dbt_errmsg());
+            continue; /* counted again at the next tick */
+        }
+        dbt_warn("instance \"%s\": %s", now[i].instance, detail);
+        old->n = now[i].n;
+    }
+}
+
 static void tick(struct dbt_sched *s)
 {
+    if (s->o.refusals != NULL) {
+        refusals_check(s);
+    }
     struct dbt_ctl_auto_report rep;
     if (!dbt_ok(dbt_ctl_auto_run(s->ctl, dbt_now_unix(), &rep))) {
         dbt_error("scheduler: automatic action failed: %s", dbt_errmsg());

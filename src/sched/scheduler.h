@@ -5,6 +5,9 @@
  * sinks (--notify-command, --notify-webhook), in order, at least once, retried with exponential
  * backoff, with a per-sink delivered marker in the store so a restart neither loses nor endlessly
  * repeats events. It owns its own read-write control handle; no front worker ever waits on it.
+ * With a refusals source it also turns client TLS handshakes that failed because the client
+ * refused the server certificate into events, so the sinks report clients that do not trust a
+ * rotated certificate (the signal to distribute server-ca.pem or roll back).
  */
 #ifndef DBT_SCHED_SCHED_H
 #define DBT_SCHED_SCHED_H
@@ -14,6 +17,13 @@
 #include "base/err.h"
 #include "ctl/auto.h"
 
+/* How many client TLS handshakes of an instance failed because the client refused the server
+   certificate (a TLS alert such as unknown_ca), since the daemon started. */
+struct dbt_sched_refusal {
+    char instance[64];
+    uint64_t n;
+};
+
 struct dbt_sched_opts {
     const struct dbt_ctl_opts *ctl; /* how to open the scheduler's own handle (read_only ignored) */
     uint64_t interval_ms;           /* tick (default 60 s) */
@@ -22,6 +32,11 @@ struct dbt_sched_opts {
     uint64_t notify_timeout_ms;     /* per delivery attempt (default 30 s) */
     uint64_t retry_min_ms; /* first retry delay (default 1 s), doubled up to retry_max_ms */
     uint64_t retry_max_ms; /* default 5 minutes */
+    /* Optional: fills out[0..max) with the current counts (the front's handshake statistics)
+       and returns how many. Each tick, an instance whose count grew gets one event
+       "tls.server-cert-refused" (object instance/NAME) saying how many since the last one. */
+    size_t (*refusals)(void *arg, struct dbt_sched_refusal *out, size_t max);
+    void *refusals_arg;
 };
 
 struct dbt_sched;

@@ -8,10 +8,13 @@ served, and clients that refuse the server certificate are counted apart.
   `dbtls ssl server-certs list` and of the expiry gauges' sha1 label (what joins them);
 - a client that has only the old per-instance server CA is refused after the rotation, and
   dbtls_handshakes_total counts it under reason="server_cert_refused" (the client's TLS alert),
-  not with client-certificate failures.
+  not with client-certificate failures; the scheduler records one "tls.server-cert-refused"
+  event per tick in which the count grew, delivered to the notification sinks.
 Real PostgreSQL 15 behind the front, real libpq (psycopg) clients.
 """
+import json
 import os
+import time
 
 import psycopg
 import pytest
@@ -88,7 +91,9 @@ def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd
     create(dbtls, "pi", port, pg_server, "--ca-mode", "per-instance")
     old_ca = os.path.join(tmp_dir, "old-ca.pem")
     dbtls("ssl", "server-ca-certs", "download", "--instance", "pi", "--out", old_ca)
-    d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
+    notified = os.path.join(tmp_dir, "events.jsonl")
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "1",
+                                 "--notify-command", f"cat >> '{notified}'"])
     with connect(port, old_ca, "old-bundle") as c:
         assert c.execute("SELECT 1").fetchone() == (1,)
 
@@ -115,4 +120,40 @@ def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd
     ok = samples(fams, "dbtls_handshakes_total", instance="pi", result="success")
     assert [s.value for s in ok] == [2.0], ok
     assert "tlsv1 alert unknown ca" in d.log()
+
+    # the scheduler turns them into one event (and a notification) saying what to do
+    def refused_events():
+        return [e for e in dbtls.json("events", "list")
+                if e["action"] == "tls.server-cert-refused"]
+    deadline = time.monotonic() + 10
+    while not refused_events():
+        assert time.monotonic() < deadline, "no tls.server-cert-refused event"
+        time.sleep(0.2)
+    time.sleep(2.5)  # more ticks with nothing new refused: no more events
+
+    def counted(events):  # a tick may fall between the two refusals: 2, or 1 + 1
+        return sum(int(e["detail"].split()[0]) for e in events)
+    ev = refused_events()
+    assert counted(ev) == 2 and len(ev) in (1, 2), ev
+    assert ev[0]["object"] == "instance/pi" and ev[0]["actor"] == "dbtlsd"
+    assert " refused the server certificate (TLS alert" in ev[0]["detail"]
+    assert "server-ca-certs download" in ev[0]["detail"]
+    n_before = len(ev)
+    deadline = time.monotonic() + 10
+    while True:
+        sent = [json.loads(ln) for ln in open(notified) if ln.strip()] \
+            if os.path.exists(notified) else []
+        if any(e["action"] == "tls.server-cert-refused" for e in sent):
+            break
+        assert time.monotonic() < deadline, f"not delivered to the notify command: {sent}"
+        time.sleep(0.2)
+    # a later refusal is a new event with its own count
+    with pytest.raises(psycopg.OperationalError):
+        connect(port, old_ca, "old-bundle")
+    deadline = time.monotonic() + 10
+    while len(refused_events()) <= n_before:
+        assert time.monotonic() < deadline, "no further tls.server-cert-refused event"
+        time.sleep(0.2)
+    assert refused_events()[-1]["detail"].startswith("1 client TLS handshake refused")
+    assert counted(refused_events()) == 3
     d.stop()
