@@ -69,3 +69,19 @@ void floor_chain_cleanup(struct floor_chain *c)
     EVP_PKEY_free(c->k);
     EVP_PKEY_free(c->cak);
 }
+
+SSL_CTX *floor_server_ctx(const struct floor_chain *c)
+{
+    SSL_CTX *s = SSL_CTX_new(TLS_server_method());
+    if (s == NULL || SSL_CTX_use_certificate(s, c->leaf) != 1 ||
+        SSL_CTX_add1_chain_cert(s, c->ca) != 1 || SSL_CTX_use_PrivateKey(s, c->k) != 1) {
+        floor_die("server context");
+    }
+    SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_num_tickets(s, 0);
+    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+    return s;
+}

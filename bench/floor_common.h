@@ -28,5 +28,8 @@ struct floor_chain {
 };
 void floor_chain_init(struct floor_chain *c);
 void floor_chain_cleanup(struct floor_chain *c);
+/* An OpenSSL server context for the chain with dbtlsd's settings (TLS 1.2+, no tickets, no
+   session cache, server preference, SSL_MODE_RELEASE_BUFFERS). */
+SSL_CTX *floor_server_ctx(const struct floor_chain *c);
 
 #endif

@@ -36,17 +36,7 @@ static SSL_CTX *server_ctx(void)
 {
     struct floor_chain c;
     floor_chain_init(&c);
-    SSL_CTX *s = SSL_CTX_new(TLS_server_method());
-    if (s == NULL || SSL_CTX_use_certificate(s, c.leaf) != 1 ||
-        SSL_CTX_add1_chain_cert(s, c.ca) != 1 || SSL_CTX_use_PrivateKey(s, c.k) != 1) {
-        floor_die("server context");
-    }
-    SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
-    SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_num_tickets(s, 0);
-    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX *s = floor_server_ctx(&c);
     /* as an instance with a client CA: ask for a certificate, do not require one */
     X509_STORE_add_cert(SSL_CTX_get_cert_store(s), c.ca);
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();

@@ -297,18 +297,10 @@ static double gt_bulk(const struct gt_ctx *g, size_t bytes, char *cipher, size_t
 
 static SSL_CTX *ossl_server_ctx(const struct floor_chain *c, const char *suite)
 {
-    SSL_CTX *s = SSL_CTX_new(TLS_server_method());
-    if (s == NULL || SSL_CTX_use_certificate(s, c->leaf) != 1 ||
-        SSL_CTX_add1_chain_cert(s, c->ca) != 1 || SSL_CTX_use_PrivateKey(s, c->k) != 1 ||
-        SSL_CTX_set_ciphersuites(s, suite) != 1) {
-        floor_die("server context");
+    SSL_CTX *s = floor_server_ctx(c);
+    if (SSL_CTX_set_ciphersuites(s, suite) != 1) {
+        floor_die("server cipher suites");
     }
-    SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
-    SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_num_tickets(s, 0);
-    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     return s;
 }
 

@@ -214,6 +214,18 @@ def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, sto
     node_a.stop()
 
 
+def one_node(dbtls, dbtlsd, store_db, pg_server, free_port, tmp_dir, args=()):
+    """A state dir on the PostgreSQL store with instance pg1 and its running dbtlsd:
+    (dbtls bound to the state dir, the dbtlsd process, the instance's port)."""
+    sd = os.path.join(tmp_dir, "node")
+    d = dbtls.with_state_dir(sd)
+    d("init", "--store", store_db)
+    port = free_port()
+    d("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
+      "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")
+    return d, dbtlsd.start(sd, list(args)), port
+
+
 def rotate(d):
     d("ssl", "server-certs", "create", "--instance", "pg1")
     d("ssl", "server-certs", "rotate", "--instance", "pg1")
@@ -226,13 +238,7 @@ def test_node_reloads_on_notification_and_survives_losing_it(pg_server, dbtls, d
     because the store notified it (while listening the node polls only every 10 s); when the
     listening connection is killed the node says so, polls, listens again within seconds and is
     notified of the next change."""
-    sd = os.path.join(tmp_dir, "node")
-    d = dbtls.with_state_dir(sd)
-    d("init", "--store", store_db)
-    port = free_port()
-    d("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
-      "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")
-    node = dbtlsd.start(sd)
+    d, node, port = one_node(dbtls, dbtlsd, store_db, pg_server, free_port, tmp_dir)
     node.wait_log("store change notifications on")
 
     mark = node.log_size()
@@ -264,13 +270,8 @@ def test_stuck_store_never_hangs_the_daemon(pg_server, dbtls, dbtlsd, store_db, 
     instead of hanging its main thread forever; the front keeps serving meanwhile and SIGTERM
     is obeyed."""
     import signal
-    sd = os.path.join(tmp_dir, "node")
-    d = dbtls.with_state_dir(sd)
-    d("init", "--store", store_db)
-    port = free_port()
-    d("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
-      "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")
-    node = dbtlsd.start(sd, ["--scheduler-interval", "0"])
+    _, node, port = one_node(dbtls, dbtlsd, store_db, pg_server, free_port, tmp_dir,
+                             ["--scheduler-interval", "0"])
     served = presented_cert(port)
     db = store_db.rsplit("/", 1)[1].split("?")[0]
     pids = [int(p) for p in pg_server.psql(
