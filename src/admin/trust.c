@@ -3,18 +3,23 @@
  * (ctl/admin_ca.h, dbt_ctl_admin_trust) in a GnuTLS trust list, swapped under a read-write lock
  * when the store changes. A watcher thread polls the store's change counter every
  * TRUST_POLL_MS, as the front does for instances, so `dbtls admin-certs revoke` takes effect in
- * about a second without a restart; it also rebuilds the CRL once a day, well before its 30-day
- * nextUpdate. A failed rebuild keeps the previous list and says why (once per change). The same
- * thread renews the listener's own server certificate when it is due (tcp_cert.c).
+ * about a second without a restart (with a PostgreSQL store it is notified of each change at
+ * once, LISTEN/NOTIFY, and polls only every TRUST_WATCHED_POLL_MS); it also rebuilds the CRL once a
+ * day, well before its 30-day nextUpdate. A failed rebuild keeps the previous list and says why
+ * (once per change). The same thread renews the listener's own server certificate when it is due
+ * (tcp_cert.c).
  */
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "admin/internal.h"
 #include "base/clock.h"
@@ -24,6 +29,8 @@
 #include "ctl/runtime.h"
 
 #define TRUST_POLL_MS 500
+#define TRUST_WATCHED_POLL_MS 10000 /* the safety net while store notifications arrive */
+#define TRUST_WATCH_RETRY_MS 5000
 #define TRUST_REBUILD_MS (86400u * 1000u)
 #define TRUST_MAX_CHAIN 8
 
@@ -35,9 +42,8 @@ struct dbt_admin_trust {
     uint64_t built_ms;
     size_t n_revoked;
     uint64_t failed_counter; /* counter of the last failed rebuild (logged once) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
+    int wake_fd;             /* eventfd: stop */
+    atomic_bool stop;
     bool running;
     pthread_t thread;
 };
@@ -88,8 +94,9 @@ out:
     return res;
 }
 
-/* Rebuilds when the store changed (or the CRL is a day old); keeps the old list on failure. */
-static void refresh(struct dbt_admin_trust *t)
+/* Rebuilds when the store changed (or the CRL is a day old); keeps the old list on failure.
+   how ("polled", "notified") goes into the log line. */
+static void refresh(struct dbt_admin_trust *t, const char *how)
 {
     uint64_t c = 0;
     if (!dbt_ok(dbt_ctl_change_counter(t->ctl, &c))) {
@@ -114,8 +121,8 @@ static void refresh(struct dbt_admin_trust *t)
     pthread_rwlock_unlock(&t->lock);
     gnutls_x509_trust_list_deinit(old, 1);
     if (n != t->n_revoked) {
-        dbt_info("admin API: admin CRL reloaded (%zu revoked admin certificate%s)", n,
-                 n == 1 ? "" : "s");
+        dbt_info("admin API: admin CRL reloaded (%zu revoked admin certificate%s, %s)", n,
+                 n == 1 ? "" : "s", how);
     }
     t->counter = c;
     t->n_revoked = n;
@@ -125,24 +132,42 @@ static void refresh(struct dbt_admin_trust *t)
 static void *watch(void *arg)
 {
     struct dbt_admin_trust *t = arg;
-    pthread_mutex_lock(&t->mu);
-    while (!t->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)TRUST_POLL_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &ts) != ETIMEDOUT) {
+    int wfd = -1; /* the store's change notifications (PostgreSQL), or -1: poll */
+    uint64_t retry_ms = 0;
+    bool warned = false;
+    while (!atomic_load(&t->stop)) {
+        if (wfd < 0 && dbt_now_ms() >= retry_ms) {
+            if (!dbt_ok(dbt_ctl_watch_open(t->ctl, &wfd))) {
+                if (!warned) {
+                    dbt_warn("admin API: %s; polling the change counter", dbt_errmsg());
+                    warned = true;
+                }
+                wfd = -1;
+                retry_ms = dbt_now_ms() + TRUST_WATCH_RETRY_MS;
+            } else if (wfd < 0) {
+                retry_ms = UINT64_MAX; /* the store has no notifications */
+            } else {
+                warned = false;
+                refresh(t, "polled"); /* what changed while nobody listened */
+            }
         }
-        if (t->stop) {
+        struct pollfd p[2] = {{.fd = t->wake_fd, .events = POLLIN}, {.fd = wfd, .events = POLLIN}};
+        (void)poll(p, wfd >= 0 ? 2 : 1, wfd >= 0 ? TRUST_WATCHED_POLL_MS : TRUST_POLL_MS);
+        if (atomic_load(&t->stop)) {
             break;
         }
-        pthread_mutex_unlock(&t->mu);
-        refresh(t);
+        bool changed = false;
+        if (wfd >= 0 && p[1].revents != 0 && !dbt_ok(dbt_ctl_watch_read(t->ctl, &changed))) {
+            dbt_warn("admin API: %s; polling the change counter", dbt_errmsg());
+            warned = true;
+            dbt_ctl_watch_close(t->ctl);
+            wfd = -1;
+            retry_ms = dbt_now_ms() + TRUST_WATCH_RETRY_MS;
+        }
+        refresh(t, changed ? "notified" : "polled");
         dbt_admin_tcp_cert_tick(t->ctl);
-        pthread_mutex_lock(&t->mu);
     }
-    pthread_mutex_unlock(&t->mu);
+    dbt_ctl_watch_close(t->ctl);
     return NULL;
 }
 
@@ -153,12 +178,8 @@ dbt_res dbt_admin_trust_start(const struct dbt_ctl_opts *co, struct dbt_admin_tr
     struct dbt_admin_trust *t = calloc(1, sizeof(*t));
     DBT_ENSURE(t != NULL, NOMEM, "admin: out of memory");
     pthread_rwlock_init(&t->lock, NULL);
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    DBT_ENSURE(t->wake_fd >= 0, IO, "admin API: eventfd: %s", strerror(errno));
     res = dbt_ctl_open(co, &t->ctl);
     if (!dbt_ok(res)) {
         res = dbt_fail_ctx(res, "admin API: ");
@@ -183,18 +204,18 @@ void dbt_admin_trust_stop(struct dbt_admin_trust *t)
         return;
     }
     if (t->running) {
-        pthread_mutex_lock(&t->mu);
-        t->stop = true;
-        pthread_cond_signal(&t->cv);
-        pthread_mutex_unlock(&t->mu);
+        atomic_store(&t->stop, true);
+        uint64_t one = 1;
+        (void)!write(t->wake_fd, &one, sizeof one);
         pthread_join(t->thread, NULL);
     }
     if (t->tl != NULL) {
         gnutls_x509_trust_list_deinit(t->tl, 1);
     }
     dbt_ctl_close(t->ctl);
-    pthread_cond_destroy(&t->cv);
-    pthread_mutex_destroy(&t->mu);
+    if (t->wake_fd >= 0) {
+        close(t->wake_fd);
+    }
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }

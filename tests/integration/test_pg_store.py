@@ -263,6 +263,28 @@ def test_node_reloads_on_notification_and_survives_losing_it(pg_server, dbtls, d
     node.stop()
 
 
+def test_admin_revocation_is_notified(pg_server, dbtls, dbtlsd, store_db, free_port, tmp_dir):
+    """The admin API's trust watcher listens too: on a PostgreSQL store `dbtls admin-certs
+    revoke` reloads the admin CRL because the store notified it (its poll is then every 10 s),
+    and the revoked certificate is refused in the handshake at once."""
+    from api_client import make_admin
+    from test_admin_revoke import handshake_error
+    admin_port = free_port()
+    d, node, _ = one_node(dbtls, dbtlsd, store_db, pg_server, free_port, tmp_dir,
+                          ["--admin-listen", f"127.0.0.1:{admin_port}"])
+    files = make_admin(d, tmp_dir, "ops")
+    mark = node.log_size()
+    time.sleep(1)  # the watcher is listening (it opened the watch at its first loop)
+    assert handshake_error(admin_port, files) is None
+    t0 = time.monotonic()
+    d("admin-certs", "revoke", "ops")
+    node.wait_log("1 revoked admin certificate, notified)", timeout=5, start=mark)
+    assert time.monotonic() - t0 < 3
+    err = handshake_error(admin_port, files)
+    assert isinstance(err, ssl.SSLError) and "revoked" in str(err), err
+    node.stop()
+
+
 def test_stuck_store_never_hangs_the_daemon(pg_server, dbtls, dbtlsd, store_db, free_port,
                                             tmp_dir):
     """A store server that stops answering (its backends frozen with SIGSTOP: the kernel still
