@@ -24,6 +24,7 @@
 #include "check.h"
 #include "engine_certs.h"
 #include "front/front.h"
+#include "front/stats.h"
 
 static struct tcert ca, server, client_ca;
 
@@ -138,6 +139,44 @@ static void test_gen_refresh_at(void)
     CHECK(dbt_gen_refresh_at(&g, now) == now + 60);
     insts[2].crl_next_update = now - 100; /* already expired: soon, still not in a loop */
     CHECK(dbt_gen_refresh_at(&g, now) == now + 60);
+}
+
+/* The reason label of a failed handshake, from OpenSSL's error strings as dbtlsd logs them: an
+   alert the client sent about our certificate is "server_cert_refused" (the rotation signal),
+   never mixed up with the client's own certificate failing ("certificate"). */
+static void test_stats_reason(void)
+{
+    static const struct {
+        const char *msg, *want;
+    } cases[] = {
+        {"TLS handshake failed: error:0A000418:SSL routines::tlsv1 alert unknown ca",
+         "server_cert_refused"},
+        {"TLS handshake failed: error:0A000412:SSL routines::sslv3 alert bad certificate",
+         "server_cert_refused"},
+        {"TLS handshake failed: error:0A000416:SSL routines::sslv3 alert certificate unknown",
+         "server_cert_refused"},
+        {"TLS handshake failed: error:0A000415:SSL routines::sslv3 alert certificate expired",
+         "server_cert_refused"},
+        {"TLS handshake failed: error:0A000086:SSL routines::certificate verify failed "
+         "(certificate verify: certificate revoked)",
+         "certificate"},
+        {"TLS handshake failed: error:0A0000C7:SSL routines::peer did not return a certificate",
+         "certificate"},
+        {"TLS handshake failed: error:0A000102:SSL routines::unsupported protocol",
+         "protocol_version"},
+        {"TLS handshake failed: error:0A0000C1:SSL routines::no shared cipher", "no_shared_cipher"},
+        {"TLS handshake failed: error:0A0000EA:SSL routines::callback failed (ALPN)", "alpn"},
+        {"TLS handshake failed: connection closed by peer", "other"},
+        {NULL, "other"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = dbt_stats_reason(cases[i].msg);
+        if (strcmp(got, cases[i].want) != 0) {
+            fprintf(stderr, "reason of \"%s\": %s, want %s\n",
+                    cases[i].msg ? cases[i].msg : "(null)", got, cases[i].want);
+        }
+        CHECK(strcmp(got, cases[i].want) == 0);
+    }
 }
 
 static void test_cancel_table(void)
@@ -535,6 +574,7 @@ int main(void)
     tc_make(&client_ca, NULL, "test client CA", 0, 3, -1, 365);
     test_gen_validation();
     test_gen_refresh_at();
+    test_stats_reason();
     test_cancel_table();
     test_running_front();
     tc_free(&ca);
