@@ -17,17 +17,22 @@
 #include "admin/view.h"
 #include "ctl/admin_ca.h"
 
+/* The reply of a call that gave l: {"items": [...]}, or r's error; frees l. */
+static void reply_items(struct dbt_admin_reply *out, dbt_res r, struct dbt_ctl_admin_cert_list *l)
+{
+    if (!dbt_ok(r)) {
+        dbt_admin_fail(out, r);
+    } else {
+        json_t *a = dbt_view_admin_cert_list(l);
+        dbt_admin_json(out, 200, a ? json_pack("{s:o}", "items", a) : NULL);
+    }
+    dbt_ctl_admin_cert_list_cleanup(l);
+}
+
 static void list_admin_certs(struct dbt_admin_ctx *x, struct dbt_admin_reply *out)
 {
     struct dbt_ctl_admin_cert_list l = {0};
-    dbt_res r = dbt_ctl_admin_cert_list(x->ctl, &l);
-    if (!dbt_ok(r)) {
-        dbt_admin_fail(out, r);
-        return;
-    }
-    json_t *a = dbt_view_admin_cert_list(&l);
-    dbt_admin_json(out, 200, a ? json_pack("{s:o}", "items", a) : NULL);
-    dbt_ctl_admin_cert_list_cleanup(&l);
+    reply_items(out, dbt_ctl_admin_cert_list(x->ctl, &l), &l);
 }
 
 static void revoke_admin_cert(struct dbt_admin_ctx *x, const char *key, const char *body,
@@ -40,14 +45,7 @@ static void revoke_admin_cert(struct dbt_admin_ctx *x, const char *key, const ch
         return;
     }
     json_decref(doc);
-    dbt_res r = dbt_ctl_admin_cert_revoke(x->ctl, key, &l);
-    if (!dbt_ok(r)) {
-        dbt_admin_fail(out, r);
-        return;
-    }
-    json_t *a = dbt_view_admin_cert_list(&l);
-    dbt_admin_json(out, 200, a ? json_pack("{s:o}", "items", a) : NULL);
-    dbt_ctl_admin_cert_list_cleanup(&l);
+    reply_items(out, dbt_ctl_admin_cert_revoke(x->ctl, key, &l), &l);
 }
 
 void dbt_admin_api_admin_certs(struct dbt_admin_ctx *x, const char *method, const char *url,
