@@ -203,15 +203,15 @@ def m_idle(t, args, ctx):
     return {"idle_kb": idle_memory(t.port, t.pid, args.idle)}
 
 
-# (what, function, rounds): every measurement runs in rounds over all targets, the order turning
-# each round, so that a machine whose load drifts during the run does not favour one target;
-# each figure is the median of its rounds.
+# (what, function, rounds, --only name): every measurement runs in rounds over all targets, the
+# order turning each round, so that a machine whose load drifts during the run does not favour
+# one target; each figure is the median of its rounds.
 METRICS = [
-    ("handshake-only client", m_handshakes, None),
-    ("pgbench -C -S", m_connections, None),
-    ("pgbench -S", m_steady, None),
-    ("COPY out and in", m_copy, None),
-    ("idle TLS connections", m_idle, 1),
+    ("handshake-only client", m_handshakes, None, "handshakes"),
+    ("pgbench -C -S", m_connections, None, "connections"),
+    ("pgbench -S", m_steady, None, "steady"),
+    ("COPY out and in", m_copy, None, "copy"),
+    ("idle TLS connections", m_idle, 1, "idle"),
 ]
 
 
@@ -231,7 +231,10 @@ def tls_floor(build_dir):
 
 def measure_all(tgts, args, ctx):
     samples = {t.name: {} for t in tgts}
-    for what, fn, rounds in METRICS:
+    only = [m for m in args.only.split(",") if m]
+    for what, fn, rounds, name in METRICS:
+        if only and name not in only:
+            continue
         rounds = rounds or args.rounds
         for r in range(rounds):
             order = tgts[r % len(tgts):] + tgts[:r % len(tgts)]
@@ -287,6 +290,9 @@ def main():
     ap.add_argument("--scale", type=int, default=10, help="pgbench -i scale")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma list of {', '.join(TARGETS)}")
+    ap.add_argument("--only", default="",
+                    help="comma list of measurements to run: " +
+                         ", ".join(m[3] for m in METRICS) + " (default: all)")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
     ap.add_argument("--build-dir", help="use this build instead of building build/")
@@ -296,6 +302,10 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     targets = [t for t in args.targets.split(",") if t]
+    for m in args.only.split(","):
+        if m and m not in [x[3] for x in METRICS]:
+            bl.die(f"unknown measurement {m!r}: expected some of "
+                   f"{', '.join(x[3] for x in METRICS)}")
     for t in targets:
         if t not in TARGETS:
             bl.die(f"unknown target {t!r}: expected some of {', '.join(TARGETS)}")

@@ -4,9 +4,13 @@
  * once everything listens, and runs until SIGTERM/SIGINT (graceful) with SIGHUP reloading.
  */
 #include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "base/log.h"
@@ -16,6 +20,35 @@
 #include "front/front.h"
 #include "front/stats.h"
 #include "sched/scheduler.h"
+
+/*
+ * Once the sessions are gone, stopping is joining threads: the front's loader, the scheduler and
+ * the admin API, each of which may be waiting for a store that does not answer (up to 20 s per
+ * call). Past EXIT_WAIT_S the process leaves without them: the store holds no half operation
+ * (SQLite's journal and PostgreSQL's transactions roll an interrupted one back).
+ */
+#define EXIT_WAIT_S 3
+
+static void *exit_watchdog(void *arg)
+{
+    struct timespec ts = {.tv_sec = EXIT_WAIT_S};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    dbt_warn("dbtlsd: stopped without waiting any longer for the store (it does not answer)");
+    _exit((int)(intptr_t)arg);
+}
+
+static void arm_exit_watchdog(int rc)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, exit_watchdog, (void *)(intptr_t)rc) != 0) {
+        dbt_warn("dbtlsd: no exit watchdog: stopping waits for the store");
+    }
+    pthread_attr_destroy(&a);
+}
 
 static void usage(FILE *f)
 {
@@ -285,8 +318,10 @@ int main(int argc, char **argv)
     dbt_info("dbtlsd: ready");
     if (!dbt_ok(dbt_front_run(front))) {
         dbt_error("dbtlsd: %s", dbt_errmsg());
+        arm_exit_watchdog(1);
         goto out;
     }
+    arm_exit_watchdog(0);
     dbt_info("dbtlsd: stopped");
     rc = 0;
 out:

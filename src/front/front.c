@@ -1,11 +1,12 @@
 /*
  * front.c - the daemon (front.h): N worker threads each with its own epoll loop and its own
- * SO_REUSEPORT listener per instance address, a main thread that owns signals, reloads
- * (SIGHUP, change counter) and graceful shutdown (SIGTERM), and the current generation.
+ * SO_REUSEPORT listener per instance address, and a main thread that owns signals and graceful
+ * shutdown (SIGTERM). Reloads (SIGHUP, change counter) run on the loader thread (loader.c), which
+ * never blocks the main thread: a store that does not answer cannot delay a SIGTERM.
  *
- * Listener sockets are made by the main thread while it builds a generation (so a port in use
- * fails that reload, not a worker) and handed to the workers through a small command inbox with
- * an eventfd wakeup; workers own them from then on.
+ * Listener sockets are made by the loader while it builds a generation (so a port in use fails
+ * that reload, not a worker) and handed to the workers through a small command inbox with an
+ * eventfd wakeup; workers own them from then on.
  */
 #include "front/front.h"
 #include "front/stats.h"
@@ -22,42 +23,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "front/worker.h"
-
-#define CMD_ADD 1
-#define CMD_CLOSE_KEY 2
-#define CMD_CLOSE_ALL 3
-#define CMD_STOP 4
-
-struct lset {
-    char key[300];
-    int *fds; /* one per worker; -1 once handed over */
-};
-
-struct dbt_front {
-    struct dbt_front_opts o;
-    int nworkers;
-    struct dbt_worker *workers;
-    pthread_mutex_t gen_lock;
-    struct dbt_gen *gen;
-    uint64_t next_gen_id;
-    uint64_t last_counter;
-    int64_t refresh_at; /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
-    struct lset *lsets;
-    size_t n_lsets;
-    struct dbt_ev_loop *loop;
-    struct dbt_ev_io sigio;
-    struct dbt_ev_timer poll;
-    struct dbt_ev_timer tick;
-    struct dbt_ev_io watch_io;
-    bool watching;           /* watch_io is registered on an open watch */
-    bool watch_none;         /* the store has no notifications: poll only */
-    bool watch_warned;       /* an outage is logged once */
-    uint64_t watch_retry_ms; /* when to try opening a lost watch again */
-    bool shutting_down;
-    uint64_t shutdown_deadline;
-    bool workers_started;
-};
+#include "front/front_int.h"
 
 struct dbt_gen *dbt_front_current_gen(struct dbt_front *f)
 {
@@ -69,7 +35,7 @@ struct dbt_gen *dbt_front_current_gen(struct dbt_front *f)
 
 /* ---- workers ---- */
 
-static void worker_send(struct dbt_worker *w, int kind, int fd, const char *key)
+void dbt_worker_send(struct dbt_worker *w, int kind, int fd, const char *key)
 {
     pthread_mutex_lock(&w->lock);
     if (w->n_cmds == w->cap_cmds) {
@@ -171,7 +137,7 @@ static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < n; i++) {
         struct dbt_worker_cmd *c = &cmds[i];
-        if (c->kind == CMD_ADD) {
+        if (c->kind == DBT_WORKER_CMD_ADD) {
             struct dbt_listener *ls = calloc(1, sizeof(*ls));
             if (ls == NULL || !dbt_ok(dbt_ev_io_add(l, &ls->io, c->fd, EPOLLIN, accept_cb))) {
                 dbt_error("worker %d: cannot watch listener %s", w->idx, c->key);
@@ -184,17 +150,17 @@ static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
             snprintf(ls->key, sizeof(ls->key), "%s", c->key);
             ls->next = w->listeners;
             w->listeners = ls;
-        } else if (c->kind == CMD_CLOSE_KEY || c->kind == CMD_CLOSE_ALL) {
+        } else if (c->kind == DBT_WORKER_CMD_CLOSE_KEY || c->kind == DBT_WORKER_CMD_CLOSE_ALL) {
             for (struct dbt_listener **pp = &w->listeners; *pp != NULL;) {
                 struct dbt_listener *ls = *pp;
-                if (c->kind == CMD_CLOSE_ALL || strcmp(ls->key, c->key) == 0) {
+                if (c->kind == DBT_WORKER_CMD_CLOSE_ALL || strcmp(ls->key, c->key) == 0) {
                     *pp = ls->next;
                     listener_close(w, ls);
                 } else {
                     pp = &ls->next;
                 }
             }
-        } else if (c->kind == CMD_STOP) {
+        } else if (c->kind == DBT_WORKER_CMD_STOP) {
             dbt_session_close_all(w);
             dbt_ev_stop(l);
         }
@@ -235,139 +201,6 @@ static dbt_res worker_init(struct dbt_front *f, struct dbt_worker *w, int idx)
     return dbt_ev_async_init(w->loop, &w->wake, worker_wake);
 }
 
-/* ---- listeners (main thread) ---- */
-
-static struct lset *lset_find(struct dbt_front *f, const char *key)
-{
-    for (size_t i = 0; i < f->n_lsets; i++) {
-        if (strcmp(f->lsets[i].key, key) == 0) {
-            return &f->lsets[i];
-        }
-    }
-    return NULL;
-}
-
-/*
- * Makes the listener sockets a generation needs that are not open yet (one per worker). On
- * failure closes what it made. New sets are appended after *n_old.
- */
-static dbt_res lsets_open(struct dbt_front *f, const struct dbt_gen *g, size_t *n_old)
-{
-    dbt_res res = DBT_OK;
-    *n_old = f->n_lsets;
-    for (size_t i = 0; i < g->n; i++) {
-        const char *key = g->insts[i].rt->listen;
-        if (lset_find(f, key) != NULL) {
-            continue;
-        }
-        struct lset *nl = realloc(f->lsets, (f->n_lsets + 1) * sizeof(*nl));
-        DBT_ENSURE(nl != NULL, NOMEM, "listeners: out of memory");
-        f->lsets = nl;
-        struct lset *ls = &f->lsets[f->n_lsets];
-        memset(ls, 0, sizeof(*ls));
-        snprintf(ls->key, sizeof(ls->key), "%s", key);
-        ls->fds = malloc((size_t)f->nworkers * sizeof(int));
-        DBT_ENSURE(ls->fds != NULL, NOMEM, "listeners: out of memory");
-        f->n_lsets++;
-        for (int w = 0; w < f->nworkers; w++) {
-            ls->fds[w] = -1;
-        }
-        for (int w = 0; w < f->nworkers; w++) {
-            res = dbt_net_listen(&g->listen[i], 1024, &ls->fds[w]);
-            if (!dbt_ok(res)) {
-                res = dbt_fail_ctx(res, "instance \"%s\": ", g->insts[i].rt->name);
-                goto out;
-            }
-        }
-    }
-out:
-    if (!dbt_ok(res)) {
-        for (size_t i = *n_old; i < f->n_lsets; i++) {
-            for (int w = 0; w < f->nworkers; w++) {
-                if (f->lsets[i].fds[w] >= 0) {
-                    close(f->lsets[i].fds[w]);
-                }
-            }
-            free(f->lsets[i].fds);
-        }
-        f->n_lsets = *n_old;
-    }
-    return res;
-}
-
-/* Hands new listener sockets to the workers and closes those no instance uses any more. */
-static void lsets_commit(struct dbt_front *f, const struct dbt_gen *g, size_t n_old)
-{
-    for (size_t i = n_old; i < f->n_lsets; i++) {
-        for (int w = 0; w < f->nworkers; w++) {
-            worker_send(&f->workers[w], CMD_ADD, f->lsets[i].fds[w], f->lsets[i].key);
-            f->lsets[i].fds[w] = -1;
-        }
-        dbt_info("listening on %s", f->lsets[i].key);
-    }
-    for (size_t i = 0; i < f->n_lsets;) {
-        if (dbt_gen_find_listen(g, f->lsets[i].key) != NULL) {
-            i++;
-            continue;
-        }
-        for (int w = 0; w < f->nworkers; w++) {
-            worker_send(&f->workers[w], CMD_CLOSE_KEY, -1, f->lsets[i].key);
-        }
-        dbt_info("stopped listening on %s", f->lsets[i].key);
-        free(f->lsets[i].fds);
-        f->lsets[i] = f->lsets[f->n_lsets - 1];
-        f->n_lsets--;
-    }
-}
-
-/* ---- generations ---- */
-
-static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
-{
-    struct dbt_rt_config *cfg = NULL;
-    dbt_res r = f->o.load(f->o.arg, &cfg);
-    if (!dbt_ok(r)) {
-        return r;
-    }
-    uint64_t counter = cfg->change_counter;
-    r = dbt_gen_build(cfg, f->o.free_config, ++f->next_gen_id, out);
-    if (dbt_ok(r)) {
-        f->last_counter = counter;
-    }
-    return r;
-}
-
-dbt_res dbt_front_reload(struct dbt_front *f)
-{
-    struct dbt_gen *g = NULL;
-    dbt_res r = load_gen(f, &g);
-    if (!dbt_ok(r)) {
-        dbt_stats_reload(false);
-        return r;
-    }
-    size_t n_old;
-    r = lsets_open(f, g, &n_old);
-    if (!dbt_ok(r)) {
-        dbt_gen_unref(g);
-        dbt_stats_reload(false);
-        return r;
-    }
-    dbt_stats_reload(true);
-    pthread_mutex_lock(&f->gen_lock);
-    struct dbt_gen *old = f->gen;
-    f->gen = g;
-    pthread_mutex_unlock(&f->gen_lock);
-    if (f->workers_started) {
-        lsets_commit(f, g, n_old);
-    }
-    dbt_gen_unref(old);
-    f->refresh_at = dbt_gen_refresh_at(g, dbt_now_unix());
-    dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
-             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
-             (unsigned long long)f->last_counter);
-    return DBT_OK;
-}
-
 /* ---- main thread ---- */
 
 static void begin_shutdown(struct dbt_front *f)
@@ -380,9 +213,9 @@ static void begin_shutdown(struct dbt_front *f)
     dbt_info("shutting down: no new connections; waiting up to %llu ms for sessions to end",
              (unsigned long long)f->o.shutdown_timeout_ms);
     for (int w = 0; w < f->nworkers; w++) {
-        worker_send(&f->workers[w], CMD_CLOSE_ALL, -1, NULL);
+        dbt_worker_send(&f->workers[w], DBT_WORKER_CMD_CLOSE_ALL, -1, NULL);
     }
-    dbt_ev_timer_cancel(f->loop, &f->poll);
+    dbt_loader_request_stop(f);
     if (!dbt_ok(dbt_ev_timer_set(f->loop, &f->tick, dbt_now_ms()))) {
         dbt_ev_stop(f->loop);
     }
@@ -407,123 +240,15 @@ static void tick_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     }
 }
 
-/* Reloads when the change counter moved (how: "polled" or "notified"), or when the client CRLs
-   are halfway to their nextUpdate. */
-static void check_counter(struct dbt_front *f, const char *how)
-{
-    uint64_t c = 0;
-    if (!dbt_ok(f->o.counter(f->o.arg, &c))) {
-        dbt_warn("cannot read the change counter: %s", dbt_errmsg());
-    } else if (c != f->last_counter) {
-        dbt_info("configuration changed (change counter %llu, %s): reloading",
-                 (unsigned long long)c, how);
-        if (!dbt_ok(dbt_front_reload(f))) {
-            dbt_error("reload failed, keeping configuration generation %llu: %s",
-                      (unsigned long long)f->gen->id, dbt_errmsg());
-            f->last_counter = c; /* log once per change, not every poll */
-        }
-    } else if (dbt_now_unix() >= f->refresh_at) {
-        dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
-        if (!dbt_ok(dbt_front_reload(f))) {
-            dbt_error("reload failed, keeping configuration generation %llu: %s",
-                      (unsigned long long)f->gen->id, dbt_errmsg());
-            f->refresh_at = dbt_now_unix() + 60;
-        }
-    }
-}
-
-/* ---- store change notifications (the poll stays as the safety net) ---- */
-
-#define WATCH_RETRY_MS 5000
-
-static void watch_stop(struct dbt_front *f)
-{
-    if (f->watching) {
-        dbt_ev_io_del(f->loop, &f->watch_io);
-        f->watching = false;
-    }
-    if (f->o.watch_close != NULL) {
-        f->o.watch_close(f->o.arg);
-    }
-}
-
-static void watch_lost(struct dbt_front *f)
-{
-    dbt_warn("%s; polling the change counter every %llu ms until they are back", dbt_errmsg(),
-             (unsigned long long)f->o.poll_ms);
-    watch_stop(f);
-    f->watch_warned = true;
-    f->watch_retry_ms = dbt_now_ms() + WATCH_RETRY_MS;
-}
-
-static void watch_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
-{
-    (void)io;
-    (void)revents;
-    struct dbt_front *f = dbt_ev_data(l);
-    bool changed = false;
-    if (!dbt_ok(f->o.watch_read(f->o.arg, &changed))) {
-        watch_lost(f);
-        check_counter(f, "polled");
-    } else if (changed && !f->shutting_down) {
-        check_counter(f, "notified");
-    }
-}
-
-static void watch_start(struct dbt_front *f)
-{
-    int fd = -1;
-    if (f->o.watch_open == NULL || f->watch_none || f->watching) {
-        return;
-    }
-    dbt_res r = f->o.watch_open(f->o.arg, &fd);
-    if (dbt_ok(r) && fd < 0) {
-        f->watch_none = true;
-        return;
-    }
-    if (dbt_ok(r)) {
-        r = dbt_ev_io_add(f->loop, &f->watch_io, fd, EPOLLIN, watch_cb);
-    }
-    if (!dbt_ok(r)) {
-        if (!f->watch_warned) {
-            watch_lost(f);
-        } else {
-            watch_stop(f);
-            f->watch_retry_ms = dbt_now_ms() + WATCH_RETRY_MS;
-        }
-        return;
-    }
-    f->watching = true;
-    f->watch_warned = false;
-    dbt_info("store change notifications on: reloading as soon as the store changes");
-}
-
-static void poll_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
-{
-    struct dbt_front *f = dbt_ev_data(l);
-    if (!f->watching && f->o.watch_open != NULL && !f->watch_none &&
-        dbt_now_ms() >= f->watch_retry_ms) {
-        watch_start(f); /* then the poll below catches what changed while it was down */
-    }
-    if (f->o.counter != NULL) {
-        check_counter(f, "polled");
-    }
-    uint64_t every = f->watching ? f->o.watch_poll_ms : f->o.poll_ms;
-    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + every))) {
-        dbt_error("poll timer: %s", dbt_errmsg());
-    }
-}
-
 static void signal_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
 {
     struct dbt_front *f = dbt_ev_data(l);
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            dbt_info("SIGHUP: reloading configuration");
-            if (!f->shutting_down && !dbt_ok(dbt_front_reload(f))) {
-                dbt_error("reload failed, keeping configuration generation %llu: %s",
-                          (unsigned long long)f->gen->id, dbt_errmsg());
+            if (!f->shutting_down) {
+                dbt_info("SIGHUP: reloading configuration");
+                dbt_loader_request_reload(f);
             }
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             if (f->shutting_down) {
@@ -575,7 +300,6 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     DBT_ENSURE(sfd >= 0, IO, "signalfd: %s", strerror(errno));
     DBT_TRY(dbt_ev_io_add(f->loop, &f->sigio, sfd, EPOLLIN, signal_cb));
-    dbt_ev_timer_init(&f->poll, poll_cb);
     dbt_ev_timer_init(&f->tick, tick_cb);
 
     f->workers = calloc((size_t)f->nworkers, sizeof(*f->workers));
@@ -584,16 +308,15 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
         DBT_TRY(worker_init(f, &f->workers[i], i));
     }
     /* first generation: any error refuses to start */
-    DBT_TRY(dbt_front_reload(f));
-    lsets_commit(f, f->gen, 0);
+    DBT_TRY(dbt_loader_reload(f));
+    dbt_loader_commit_listeners(f);
     for (int i = 0; i < f->nworkers; i++) {
         int rc = pthread_create(&f->workers[i].thread, NULL, worker_main, &f->workers[i]);
         DBT_ENSURE(rc == 0, IO, "pthread_create: %s", strerror(rc));
         f->workers_started = true;
     }
     f->workers_started = true;
-    watch_start(f);
-    DBT_TRY(dbt_ev_timer_set(f->loop, &f->poll, dbt_now_ms() + f->o.poll_ms));
+    DBT_TRY(dbt_loader_start(f));
     dbt_info("%d worker%s started", f->nworkers, f->nworkers == 1 ? "" : "s");
     *out = f;
     f = NULL;
@@ -608,7 +331,7 @@ dbt_res dbt_front_run(struct dbt_front *f)
 {
     dbt_res r = dbt_ev_run(f->loop);
     for (int w = 0; w < f->nworkers; w++) {
-        worker_send(&f->workers[w], CMD_STOP, -1, NULL);
+        dbt_worker_send(&f->workers[w], DBT_WORKER_CMD_STOP, -1, NULL);
     }
     return r;
 }
@@ -618,12 +341,12 @@ void dbt_front_free(struct dbt_front *f)
     if (f == NULL) {
         return;
     }
-    watch_stop(f);
+    dbt_loader_free(f); /* first: it may be handing listeners to the workers */
     if (f->workers != NULL) {
         for (int w = 0; w < f->nworkers; w++) {
             struct dbt_worker *wk = &f->workers[w];
             if (wk->thread != 0) {
-                worker_send(wk, CMD_STOP, -1, NULL);
+                dbt_worker_send(wk, DBT_WORKER_CMD_STOP, -1, NULL);
                 pthread_join(wk->thread, NULL);
             }
             if (wk->loop != NULL) {
@@ -642,15 +365,6 @@ void dbt_front_free(struct dbt_front *f)
         }
         free(f->workers);
     }
-    for (size_t i = 0; i < f->n_lsets; i++) {
-        for (int w = 0; w < f->nworkers; w++) {
-            if (f->lsets[i].fds[w] >= 0) {
-                close(f->lsets[i].fds[w]);
-            }
-        }
-        free(f->lsets[i].fds);
-    }
-    free(f->lsets);
     if (f->loop != NULL) {
         int sfd = f->sigio.fd;
         dbt_ev_io_del(f->loop, &f->sigio);

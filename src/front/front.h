@@ -101,15 +101,12 @@ struct dbt_front;
 dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out) DBT_WUR;
 
 /*
- * Runs the main loop on the calling thread: reload on SIGHUP and on change-counter changes
- * (polled, or notified through the watch);
+ * Runs the main loop on the calling thread (signals; reloads on SIGHUP and on change-counter
+ * changes, polled or notified through the watch, run on a loader thread of the front's own);
  * returns after SIGTERM/SIGINT once sessions have finished or the shutdown timeout passed.
  */
 dbt_res dbt_front_run(struct dbt_front *f) DBT_WUR;
 void dbt_front_free(struct dbt_front *f);
-
-/* Rebuilds the generation now (as SIGHUP). Failure keeps the old one and returns the reason. */
-dbt_res dbt_front_reload(struct dbt_front *f) DBT_WUR;
 
 /* One row of GET /v1/connections (a copy, consistent per row). */
 struct dbt_conn_row {

@@ -289,31 +289,52 @@ def test_stuck_store_never_hangs_the_daemon(pg_server, dbtls, dbtlsd, store_db, 
                                             tmp_dir):
     """A store server that stops answering (its backends frozen with SIGSTOP: the kernel still
     ACKs, so only a client-side deadline helps) fails dbtlsd's reload after 20 s with one line
-    instead of hanging its main thread forever; the front keeps serving meanwhile and SIGTERM
-    is obeyed."""
+    instead of hanging forever; the front keeps serving meanwhile. Reloads run on a thread of
+    their own, so SIGTERM is obeyed at once even while a reload waits for the store."""
     import signal
     _, node, port = one_node(dbtls, dbtlsd, store_db, pg_server, free_port, tmp_dir,
                              ["--scheduler-interval", "0"])
     served = presented_cert(port)
     db = store_db.rsplit("/", 1)[1].split("?")[0]
-    pids = [int(p) for p in pg_server.psql(
-        f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' "
-        "AND application_name = 'dbtls'", dbname="postgres").split()]
-    assert pids
-    try:
+
+    def freeze():
+        """SIGSTOPs dbtlsd's store backends; returns their pids."""
+        pids = [int(p) for p in pg_server.psql(
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' "
+            "AND application_name = 'dbtls'", dbname="postgres").split()]
         for p in pids:
             os.kill(p, signal.SIGSTOP)
+        return pids
+
+    pids = []
+    try:
+        pids += freeze()
+        assert pids
         mark = node.log_size()
-        node.reload()  # SIGHUP: the main thread reads the store and gets no answer
+        node.reload()  # SIGHUP: the loader reads the store and gets no answer
         time.sleep(1)
         assert presented_cert(port) == served  # the workers serve on
         node.wait_log("no answer within 20 s", timeout=30, start=mark)
         assert "keeping configuration generation" in node.log()[mark:]
+        # the failed connection was dropped: freeze the new one, and the postmaster so that
+        # no other can be opened
+        pids += freeze() + [pg_server.proc.pid]
+        os.kill(pg_server.proc.pid, signal.SIGSTOP)
+        mark = node.log_size()
+        node.reload()  # waits for the store again
+        node.wait_log("SIGHUP: reloading configuration", timeout=5, start=mark)
+        time.sleep(1)
+        assert presented_cert(port) == served
         t0 = time.monotonic()
         node.stop(timeout=30)
-        assert time.monotonic() - t0 < 25
+        took = time.monotonic() - t0
+        log = node.log()[mark:]
+        assert took < 8, (took, log)
+        assert "shutting down" in log
+        assert "stopped without waiting any longer for the store" in log, log
+        assert "no answer within 20 s" not in log
     finally:
-        for p in pids:
+        for p in reversed(pids):
             os.kill(p, signal.SIGCONT)
 
 
