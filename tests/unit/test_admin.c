@@ -380,12 +380,15 @@ int main(void)
     struct dbt_ctl *ctl = NULL;
     co.read_only = 1;
     CHECK_OK(dbt_ctl_open(&co, &ctl));
+    /* the front's loader thread has a handle of its own, as in dbtlsd */
+    struct dbt_ctl *front_ctl = NULL;
+    CHECK_OK(dbt_ctl_open(&co, &front_ctl));
     struct dbt_front_opts fo = {.workers = 1,
                                 .poll_ms = 100,
                                 .load = load_cb,
                                 .free_config = dbt_rt_config_free,
                                 .counter = counter_cb,
-                                .arg = ctl};
+                                .arg = front_ctl};
     struct dbt_front *front = NULL;
     CHECK_OK(dbt_front_start(&fo, &front));
     struct dbt_ctl_opts aco = {.state_dir = sd};
@@ -415,6 +418,7 @@ int main(void)
     dbt_admin_stop(admin);
     CHECK(access(sock_path, F_OK) != 0); /* the socket file is removed */
     dbt_front_free(front);
+    dbt_ctl_close(front_ctl);
     dbt_ctl_close(ctl);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
