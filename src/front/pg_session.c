@@ -55,6 +55,7 @@ struct pg_sess {
     struct dbt_pg_cancel_key *cancel; /* a CancelRequest being forwarded (rare: allocated) */
     uint32_t key_pid;
     uint64_t cancel_token;
+    bool plus_hidden; /* the backend offered SCRAM-SHA-256-PLUS: its SASLInitialResponse is due */
 };
 
 /* ---- per-instance configuration ---- */
@@ -297,6 +298,31 @@ static dbt_res handle_first(struct dbt_session *s, struct pg_sess *ps)
     return DBT_OK;
 }
 
+/*
+ * The backend offered SCRAM-SHA-256-PLUS, which the front hid, so a client able to bind answers
+ * with the gs2 flag "y" ("I could bind, you did not offer it"), and a backend on TLS rightly
+ * takes that for a downgrade ("SCRAM channel binding negotiation error"). Channel binding cannot
+ * cross the front (the client binds to the front's certificate): say so, and what to do.
+ */
+static bool binding_refused(struct dbt_session *s, const struct dbt_pg_msg *m)
+{
+    struct dbt_pg_sasl_initial si;
+    if (m->type != DBT_PG_MSG_SASL_INITIAL || !dbt_ok(dbt_pg_sasl_initial_decode(m, &si)) ||
+        si.gs2_flag != 'y') {
+        return false;
+    }
+    dbt_info("instance \"%s\": client %s: SCRAM channel binding refused: the database server "
+             "uses TLS and channel binding cannot cross the front",
+             s->st.instance, s->st.client_addr);
+    (void)send_fatal(s, DBT_PG_SQLSTATE_PROTOCOL_VIOLATION,
+                     "SCRAM channel binding cannot pass through dbtlsd to a database server "
+                     "that uses TLS",
+                     "The client can bind to dbtlsd's certificate only, not to the server's. "
+                     "Connect with channel_binding=disable, or let dbtlsd reach the server "
+                     "without TLS (for example over its unix socket).");
+    return true;
+}
+
 /* ---- callbacks ---- */
 
 static dbt_res pg_on_accept(struct dbt_session *s)
@@ -322,6 +348,18 @@ static dbt_res pg_on_client_data(struct dbt_session *s)
     case PG_STARTUP:
         return handle_first(s, ps);
     case PG_AUTH: {
+        if (ps->plus_hidden) {
+            struct dbt_pg_msg m;
+            dbt_res r = dbt_pg_msg_frame(dbt_buf_head(&s->client.in), dbt_buf_avail(&s->client.in),
+                                         DBT_PG_PREAUTH_MSG_MAX, &m);
+            if (r.code == DBT_E_AGAIN) {
+                return DBT_OK; /* the rest of it comes */
+            }
+            ps->plus_hidden = false;
+            if (dbt_ok(r) && binding_refused(s, &m)) {
+                return DBT_OK;
+            }
+        }
         /* authentication messages (password, SASL) go to the backend as they are */
         dbt_res r =
             dbt_session_send_backend(s, dbt_buf_head(&s->client.in), dbt_buf_avail(&s->client.in));
@@ -442,11 +480,12 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
                                   "invalid authentication request from the database server", NULL);
             }
             if (a.code == DBT_PG_AUTH_SASL) {
-                size_t left = 0;
+                size_t left = 0, before = s->client.out.len;
                 r = dbt_pg_sasl_filter(&m, &s->client.out, &left);
                 if (!dbt_ok(r)) {
                     return r;
                 }
+                ps->plus_hidden = s->client.out.len - before < m.total;
                 if (left == 0) {
                     return send_fatal(
                         s, DBT_PG_SQLSTATE_FEATURE_NOT_SUPPORTED,

@@ -1,7 +1,9 @@
 /*
  * fuzz_pg_backend.c - libFuzzer target for what a backend sends the front before the relay:
  * a stream of messages framed one by one (30000-byte limit, as before authentication), each
- * handed to its decoder; AuthenticationSASL is filtered and the result decoded again.
+ * handed to its decoder; AuthenticationSASL is filtered and the result decoded again. The
+ * client's SASLInitialResponse ('p'), which the front decodes during authentication, is fuzzed
+ * here too: it arrives framed the same way.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct dbt_pg_cancel_key k;
         struct dbt_pg_error_fields ef;
         struct dbt_pg_param ps;
+        struct dbt_pg_sasl_initial si;
         switch (m.type) {
         case 'R':
             if (dbt_ok(dbt_pg_auth_decode(&m, &a)) && a.code == DBT_PG_AUTH_SASL) {
@@ -84,6 +87,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 'S':
             IGNORE(dbt_pg_param_status_decode(&m, &ps));
+            break;
+        case 'p':
+            if (dbt_ok(dbt_pg_sasl_initial_decode(&m, &si)) && strlen(si.mechanism) >= m.body_len) {
+                abort();
+            }
             break;
         default:
             break;

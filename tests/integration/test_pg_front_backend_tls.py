@@ -6,8 +6,9 @@ it as `localhost`; the backend sees an SSL connection; a wrong CA makes the fron
 SCRAM over a TLS backend leg: the backend offers SCRAM-SHA-256-PLUS (it is on TLS), the front
 hides it (channel binding cannot cross the front), and libpq on TLS then sends the gs2 flag "y"
 ("I support channel binding, you did not offer it"), which the backend rightly treats as a
-downgrade. So with a TLS backend, SCRAM users connect with channel_binding=disable (flag "n"),
-or the backend authenticates the front's connections another way (trust/cert from the front).
+downgrade; the front recognises that answer and says so itself, with what to do. So with a TLS
+backend, SCRAM users connect with channel_binding=disable (flag "n"), or the backend
+authenticates the front's connections another way (trust/cert from the front).
 """
 import os
 import shutil
@@ -78,10 +79,27 @@ def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free
                          "sslmode=require") as c:
         assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
                          ).fetchone()[0] is True
-    # channel binding cannot cross the front: libpq's default (prefer) is refused by the
-    # backend with its own message, which the front relays
+    # channel binding cannot cross the front: libpq's default (prefer) answers the hidden
+    # SCRAM-SHA-256-PLUS with the gs2 flag "y", which the backend would refuse as a downgrade
+    # ("SCRAM channel binding negotiation error"); the front says why and what to do instead
+    start = d.log_size()
     with pytest.raises(psycopg.OperationalError) as ei:
         psycopg.connect(ci.replace("channel_binding=disable", ""))
+    msg = str(ei.value)
+    assert ("SCRAM channel binding cannot pass through dbtlsd to a database server that uses "
+            "TLS") in msg, msg
+    assert "channel_binding=disable" in msg, msg
+    assert "negotiation error" not in msg
+    assert "SCRAM channel binding refused" in d.log()[start:]
+    # psql says the same
+    cp = subprocess.run(["psql", "-X", "-At", "-c", "SELECT 1",
+                         ci.replace("channel_binding=disable", "")],
+                        capture_output=True, text=True, timeout=30,
+                        env=dict(os.environ, PGPASSWORD="alice-secret-1"))
+    assert cp.returncode != 0 and "channel_binding=disable" in cp.stderr, cp.stderr
+    # channel_binding=require is refused by libpq itself: the front offers no PLUS
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(ci.replace("channel_binding=disable", "channel_binding=require"))
     assert "channel binding" in str(ei.value)
     # a CA that did not sign the backend's certificate: FATAL 08006 from the front
     other = os.path.join(tmp_dir, "other-ca.pem")

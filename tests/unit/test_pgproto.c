@@ -592,6 +592,46 @@ static void test_auth(void)
     CHECK_ERR(auth_decode(p, 'K', "\0\0\0\0", 4, &m, &a), DBT_E_PROTO);
 }
 
+static void test_sasl_initial(void)
+{
+    uint8_t p[512];
+    struct dbt_pg_msg m;
+    struct dbt_pg_sasl_initial si;
+    static const struct {
+        const char *body;
+        size_t n;
+        int ok;
+        char flag;
+    } cases[] = {
+        /* libpq with channel_binding=prefer against a server it thinks cannot bind */
+        {"SCRAM-SHA-256\0\0\0\0\x0by,,n=,r=abc", 29, 1, 'y'},
+        {"SCRAM-SHA-256\0\0\0\0\x0bn,,n=,r=abc", 29, 1, 'n'},
+        {"SCRAM-SHA-256-PLUS\0\0\0\0\x1dp=tls-server-end-point,,n=,r=a", 52, 1, 'p'},
+        {"SCRAM-SHA-256\0\xff\xff\xff\xff", 18, 1, 0},      /* -1: no data */
+        {"SCRAM-SHA-256\0\0\0\0\x01y", 19, 1, 0},           /* "y" without ',' */
+        {"SCRAM-SHA-256\0\0\0\0\x0cy,,n=,r=abc", 29, 0, 0}, /* length too long */
+        {"SCRAM-SHA-256\0\0\0\0\x0ay,,n=,r=abc", 29, 0, 0}, /* too short */
+        {"SCRAM-SHA-256\0\xff\xff\xff\xffx", 19, 0, 0},     /* -1 with data */
+        {"SCRAM-SHA-256\0\0\0", 17, 0, 0},                  /* truncated length */
+        {"SCRAM-SHA-256", 13, 0, 0},                        /* unterminated name */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = msg(p, 'p', cases[i].body, cases[i].n);
+        CHECK_OK(dbt_pg_msg_frame(p, n, 1000, &m));
+        dbt_res r = dbt_pg_sasl_initial_decode(&m, &si);
+        if (cases[i].ok) {
+            CHECK_OK(r);
+            CHECK(si.gs2_flag == cases[i].flag);
+            CHECK(strncmp(si.mechanism, "SCRAM-SHA-256", 13) == 0);
+        } else {
+            CHECK_ERR(r, DBT_E_PROTO);
+        }
+    }
+    size_t n = msg(p, 'R', "\0\0\0\0", 4);
+    CHECK_OK(dbt_pg_msg_frame(p, n, 1000, &m));
+    CHECK_ERR(dbt_pg_sasl_initial_decode(&m, &si), DBT_E_PROTO);
+}
+
 static void test_sasl_filter(void)
 {
     uint8_t p[512];
@@ -876,6 +916,7 @@ int main(void)
     test_frame();
     test_auth();
     test_sasl_filter();
+    test_sasl_initial();
     test_backend_key();
     test_error_and_status();
     test_real_server_bytes();

@@ -689,6 +689,33 @@ dbt_res dbt_pg_sasl_filter(const struct dbt_pg_msg *m, struct dbt_buf *out, size
     return wr_end(&w, start);
 }
 
+dbt_res dbt_pg_sasl_initial_decode(const struct dbt_pg_msg *m, struct dbt_pg_sasl_initial *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (m->type != DBT_PG_MSG_SASL_INITIAL) {
+        return dbt_fail(DBT_E_PROTO, "expected SASLInitialResponse, got type 0x%02x", m->type);
+    }
+    struct dbt_rd rd = dbt_rd_make(m->body, m->body_len);
+    size_t nl;
+    uint32_t len;
+    if (!dbt_rd_cstr(&rd, &out->mechanism, &nl) || !dbt_rd_be32(&rd, &len)) {
+        return dbt_fail(DBT_E_PROTO, "SASLInitialResponse of %zu bytes is truncated", m->body_len);
+    }
+    size_t left = dbt_rd_left(&rd);
+    if (len == UINT32_MAX ? left != 0 : len != left) {
+        return dbt_fail(DBT_E_PROTO,
+                        "SASLInitialResponse data length %d does not match its %zu "
+                        "bytes",
+                        (int32_t)len, left);
+    }
+    const uint8_t *d = dbt_rd_cur(&rd);
+    if (left >= 2 &&
+        (((d[0] == 'n' || d[0] == 'y') && d[1] == ',') || (d[0] == 'p' && d[1] == '='))) {
+        out->gs2_flag = (char)d[0];
+    }
+    return DBT_OK;
+}
+
 dbt_res dbt_pg_backend_key_decode(const struct dbt_pg_msg *m, struct dbt_pg_cancel_key *out)
 {
     memset(out, 0, sizeof(*out));

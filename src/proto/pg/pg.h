@@ -307,6 +307,20 @@ dbt_res dbt_pg_auth_decode(const struct dbt_pg_msg *m, struct dbt_pg_auth *out) 
  */
 dbt_res dbt_pg_sasl_filter(const struct dbt_pg_msg *m, struct dbt_buf *out, size_t *n_left) DBT_WUR;
 
+/* SASLInitialResponse: the client's first SASL message ('p' while authenticating). */
+#define DBT_PG_MSG_SASL_INITIAL 'p'
+struct dbt_pg_sasl_initial {
+    const char *mechanism; /* points into the message, NUL-terminated */
+    char gs2_flag; /* a SCRAM client-first-message's channel-binding flag: 'n', 'y', 'p'; else 0 */
+};
+/*
+ * Decodes a SASLInitialResponse: mechanism name, int32 length of the data (-1: none), the data.
+ * Wrong type, unterminated name, a length that does not match the rest: DBT_E_PROTO. The gs2
+ * flag is the data's first byte when the data starts "n,", "y," or "p=" (RFC 5802 gs2 header).
+ */
+dbt_res dbt_pg_sasl_initial_decode(const struct dbt_pg_msg *m,
+                                   struct dbt_pg_sasl_initial *out) DBT_WUR;
+
 /* BackendKeyData ('K'): pid + key of 4..256 bytes (4 in protocol 3.0). */
 dbt_res dbt_pg_backend_key_decode(const struct dbt_pg_msg *m,
                                   struct dbt_pg_cancel_key *out) DBT_WUR;
