@@ -16,6 +16,8 @@ PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). 
                     (native: postmaster + reaped backends, i.e. a fork and backend start too)
   CPU ms/conn       the same over the pgbench -C run (TLS + startup + relay + close)
   steady tps, lat   pgbench -S with persistent connections
+  CPU us/tx         the daemon's CPU over that run / transactions (native: the backends'
+                    TLS and query work too; not comparable)
   COPY out/in MB/s  a 50 MB COPY TO STDOUT / FROM STDIN through psql (\\timing)
   idle kB/conn      daemon RSS delta / N after opening N idle TLS connections (psycopg)
 All four run side by side; each measurement goes round the targets --rounds times (the order
@@ -184,8 +186,12 @@ def m_connections(t, args, ctx):
 
 
 def m_steady(t, args, ctx):
+    cpu = bl.CpuMeter(t.pid, t.children)
+    cpu.start()
     pb = pgbench(t.port, args.seconds, args.clients, args.threads)
-    return {"tps": pb["tps"], "lat_ms": pb["latency_ms"]}
+    used = cpu.stop()
+    return {"tps": pb["tps"], "lat_ms": pb["latency_ms"],
+            "cpu_us_tx": used * 1e6 / pb["xacts"] if pb["xacts"] else None}
 
 
 def m_copy(t, args, ctx):
@@ -259,6 +265,7 @@ ROWS = [
     ("CPU ms / connection (pgbench -C)", "cpu_ms_conn"),
     ("steady tps (pgbench -S)", "tps"),
     ("steady latency ms", "lat_ms"),
+    ("CPU us / transaction (pgbench -S)", "cpu_us_tx"),
     ("COPY out MB/s", "copy_out_mbs"),
     ("COPY in MB/s", "copy_in_mbs"),
     ("idle kB / TLS connection", "idle_kb"),

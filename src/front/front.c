@@ -341,14 +341,20 @@ void dbt_front_free(struct dbt_front *f)
     if (f == NULL) {
         return;
     }
-    dbt_loader_free(f); /* first: it may be handing listeners to the workers */
+    /* the workers first: the loader may be in a store call that takes a while (dbtlsd does not
+       wait for it), and what it still hands the workers stays in their inboxes, closed below */
+    for (int w = 0; f->workers != NULL && w < f->nworkers; w++) {
+        struct dbt_worker *wk = &f->workers[w];
+        if (wk->thread != 0) {
+            dbt_worker_send(wk, DBT_WORKER_CMD_STOP, -1, NULL);
+            pthread_join(wk->thread, NULL);
+            wk->thread = 0;
+        }
+    }
+    dbt_loader_free(f);
     if (f->workers != NULL) {
         for (int w = 0; w < f->nworkers; w++) {
             struct dbt_worker *wk = &f->workers[w];
-            if (wk->thread != 0) {
-                dbt_worker_send(wk, DBT_WORKER_CMD_STOP, -1, NULL);
-                pthread_join(wk->thread, NULL);
-            }
             if (wk->loop != NULL) {
                 pthread_mutex_lock(&wk->lock);
                 for (size_t i = 0; i < wk->n_cmds; i++) {
