@@ -182,6 +182,17 @@ dbt_res dbt_metrics_render(struct dbt_front *front, struct dbt_ctl *ctl, int64_t
         fprintf(f, "} %llu\n", (unsigned long long)tot[k].out);
     }
 
+    family(f, "dbtls_tls_hangups_total", "counter",
+           "Client connections closed by the client right after a successful TLS handshake, "
+           "before sending anything: TLS probes, or clients that refused the server certificate "
+           "after the handshake (libpq with sslmode=verify-full when its host name is not in the "
+           "certificate).");
+    for (size_t k = 0; k < n_tot; k++) {
+        fputs("dbtls_tls_hangups_total{", f);
+        label(f, "instance", tot[k].instance, true);
+        fprintf(f, "} %llu\n", (unsigned long long)tot[k].tls_hangups);
+    }
+
     family(f, "dbtls_reloads_total", "counter",
            "Configuration generations built (start, SIGHUP, change counter, admin call).");
     fprintf(f, "dbtls_reloads_total %llu\n", (unsigned long long)st.reloads);

@@ -113,7 +113,12 @@ static void session_close(struct dbt_session *s)
     leg_close(s, &s->backend, false);
     pthread_mutex_lock(&w->lock);
     /* metrics: fold the bytes into the instance's total as the session leaves the list */
-    dbt_stats_session_end(s->st.instance, atomic_load(&s->bytes_in), atomic_load(&s->bytes_out));
+    /* the client hung up right after the TLS handshake, having sent nothing more: a TLS probe,
+       or a client that did not accept our certificate after all (libpq checks the host name
+       against it after the handshake and, with verify-full, closes when it does not match) */
+    bool tls_hangup = s->st.ssl && s->client.eof && atomic_load(&s->bytes_in) == s->bytes_in_at_tls;
+    dbt_stats_session_end(s->st.instance, atomic_load(&s->bytes_in), atomic_load(&s->bytes_out),
+                          tls_hangup);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -546,6 +551,7 @@ static void client_tls_established(struct dbt_session *s)
     snprintf(s->st.server_cert_sha1, sizeof(s->st.server_cert_sha1), "%s",
              dbt_tls_ctx_cert_sha1(s->inst->server_tls));
     pthread_mutex_unlock(&s->worker->lock);
+    s->bytes_in_at_tls = atomic_load(&s->bytes_in);
 }
 
 /* Advances a TLS handshake on l. Returns IO_PROGRESS when it completed. */

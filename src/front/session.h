@@ -164,6 +164,7 @@ struct dbt_session {
     bool backend_eof_told;      /* on_backend_eof ran */
     _Atomic uint64_t bytes_in;  /* from client */
     _Atomic uint64_t bytes_out; /* to client */
+    uint64_t bytes_in_at_tls;   /* bytes_in when the client TLS handshake completed */
     struct dbt_session_status st;
     struct dbt_session *prev, *next; /* worker's list */
 };

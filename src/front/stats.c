@@ -71,13 +71,14 @@ void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg)
     pthread_mutex_unlock(&lock);
 }
 
-void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out)
+void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out, bool tls_hangup)
 {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_bytes; i++) {
         if (strcmp(bytes[i].instance, instance) == 0) {
             bytes[i].in += in;
             bytes[i].out += out;
+            bytes[i].tls_hangups += tls_hangup;
             pthread_mutex_unlock(&lock);
             return;
         }
@@ -89,6 +90,7 @@ void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out)
         snprintf(bytes[n_bytes].instance, sizeof bytes[n_bytes].instance, "%s", instance);
         bytes[n_bytes].in = in;
         bytes[n_bytes].out = out;
+        bytes[n_bytes].tls_hangups = tls_hangup;
         n_bytes++;
     }
     pthread_mutex_unlock(&lock);

@@ -14,8 +14,10 @@
 
 /* A client TLS handshake finished: ok, or failed with errmsg (reduced to a short reason). */
 void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg);
-/* A session ended having moved these bytes (from the client / to the client). */
-void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t bytes_out);
+/* A session ended having moved these bytes (from the client / to the client); tls_hangup: the
+   client closed it right after the TLS handshake without sending anything more. */
+void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t bytes_out,
+                           bool tls_hangup);
 /* A reload (SIGHUP, change counter, admin call) succeeded or failed. */
 void dbt_stats_reload(bool ok);
 
@@ -33,6 +35,7 @@ struct dbt_stats_handshakes {
 struct dbt_stats_bytes {
     char instance[64];
     uint64_t in, out;
+    uint64_t tls_hangups;
 };
 struct dbt_stats_snapshot {
     struct dbt_stats_handshakes *hs;

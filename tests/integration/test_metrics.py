@@ -177,4 +177,4 @@ def test_methods_and_parse_errors_absent(setup):
     assert names == helps
     assert {"dbtls_build_info", "dbtls_certificate_expiry_seconds", "dbtls_handshakes_total",
             "dbtls_connections_open", "dbtls_bytes_total", "dbtls_reloads_total",
-            "dbtls_reload_failures_total"} <= names
+            "dbtls_reload_failures_total", "dbtls_tls_hangups_total"} <= names

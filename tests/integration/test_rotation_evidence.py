@@ -9,7 +9,9 @@ served, and clients that refuse the server certificate are counted apart.
 - a client that has only the old per-instance server CA is refused after the rotation, and
   dbtls_handshakes_total counts it under reason="server_cert_refused" (the client's TLS alert),
   not with client-certificate failures; the scheduler records one "tls.server-cert-refused"
-  event per tick in which the count grew, delivered to the notification sinks.
+  event per tick in which the count grew, delivered to the notification sinks;
+- a client that refuses the certificate only after the handshake (libpq checks the host name
+  itself, then closes: no TLS alert) is counted by dbtls_tls_hangups_total, with TLS probes.
 Real PostgreSQL 15 behind the front, real libpq (psycopg) clients.
 """
 import json
@@ -156,4 +158,35 @@ def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd
         time.sleep(0.2)
     assert refused_events()[-1]["detail"].startswith("1 client TLS handshake refused")
     assert counted(refused_events()) == 3
+    d.stop()
+
+
+def test_clients_hanging_up_after_the_handshake_are_counted(pg_server, dbtls, dbtlsd, state_dir,
+                                                            tmp_dir, free_port):
+    port = free_port()
+    create(dbtls, "hang", port, pg_server)  # endpoint localhost only
+    ca = os.path.join(tmp_dir, "ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "hang", "--out", ca)
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "0"])
+
+    def hangups():
+        fams, _ = scrape(d)
+        return [s.value for s in samples(fams, "dbtls_tls_hangups_total", instance="hang")]
+
+    with connect(port, ca, "fine") as c:  # sends its startup after the handshake
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    # verify-full to a name the certificate does not carry: libpq completes the handshake (the
+    # chain is fine), checks the host name itself and hangs up without a word
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(host="127.0.0.1", port=port, user="alice", password="alice-secret-1",
+                        dbname="app", sslmode="verify-full", sslrootcert=ca, connect_timeout=10)
+    assert 'does not match host name "127.0.0.1"' in str(e.value), e.value
+    deadline = time.monotonic() + 5
+    while hangups() != [1.0]:
+        assert time.monotonic() < deadline, hangups()
+        time.sleep(0.1)
+    fams, _ = scrape(d)
+    assert [s.value for s in samples(fams, "dbtls_handshakes_total", instance="hang",
+                                     result="success")] == [2.0]
+    assert samples(fams, "dbtls_handshakes_total", instance="hang", result="failure") == []
     d.stop()
