@@ -328,6 +328,31 @@ out:
     return res;
 }
 
+dbt_res ctl_admin_expiry(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *l)
+{
+    dbt_res res = DBT_OK;
+    char *pem = NULL;
+    struct dbt_stmt *s = NULL;
+    struct dbt_ctl_admin_cert_list certs = {0};
+    DBT_TRY(setting_get(ctl, ADMIN_CA_CERT_KEY, &pem));
+    if (pem != NULL) {
+        DBT_TRY(ctl_expiry_add(l, "", "admin-ca", "", "", pem));
+    }
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_LIST, &s));
+    DBT_TRY(cert_rows(s, &certs));
+    for (size_t i = 0; i < certs.n; i++) {
+        const struct dbt_ctl_admin_cert_info *c = &certs.items[i];
+        if (c->revoke_time == 0 && c->expiration_time != 0) {
+            DBT_TRY(ctl_expiry_add_known(l, "", "admin-cert", "", c->name, c->serial,
+                                         c->sha1_fingerprint, c->expiration_time));
+        }
+    }
+out:
+    free(pem);
+    dbt_ctl_admin_cert_list_cleanup(&certs);
+    return res;
+}
+
 /* A SHA-1 fingerprint as users paste it (any case, optional colons) -> 40 lower-case hex
    characters, or "" if it is not one (as clients.c reads client certificate fingerprints). */
 static void normalize_sha1(const char *s, char out[41])

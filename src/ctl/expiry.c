@@ -32,17 +32,12 @@ void dbt_ctl_expiry_list_cleanup(struct dbt_ctl_expiry_list *l)
     l->n = 0;
 }
 
-static dbt_res expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
-                          const char *slot, const char *name, const char *pem)
+dbt_res ctl_expiry_add_known(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
+                             const char *slot, const char *name, const char *serial,
+                             const char *sha1, int64_t not_after)
 {
-    struct dbt_pki_cert_info info = {0};
-    dbt_res r = dbt_pki_cert_info_pem(pem, &info);
-    if (!dbt_ok(r)) {
-        return r;
-    }
     struct dbt_ctl_expiry *nv = realloc(l->items, (l->n + 1) * sizeof *nv);
     if (nv == NULL) {
-        dbt_pki_cert_info_cleanup(&info);
         return dbt_fail(DBT_E_NOMEM, "out of memory");
     }
     l->items = nv;
@@ -51,12 +46,24 @@ static dbt_res expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, c
         .kind = ctl_strdup(kind),
         .slot = ctl_strdup(slot ? slot : ""),
         .name = ctl_strdup(name ? name : ""),
-        .serial = ctl_strdup(info.serial),
-        .sha1 = ctl_strdup(info.sha1),
-        .not_after = info.not_after,
+        .serial = ctl_strdup(serial ? serial : ""),
+        .sha1 = ctl_strdup(sha1 ? sha1 : ""),
+        .not_after = not_after,
     };
-    dbt_pki_cert_info_cleanup(&info);
     return DBT_OK;
+}
+
+dbt_res ctl_expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
+                       const char *slot, const char *name, const char *pem)
+{
+    struct dbt_pki_cert_info info = {0};
+    dbt_res r = dbt_pki_cert_info_pem(pem, &info);
+    if (dbt_ok(r)) {
+        r = ctl_expiry_add_known(l, instance, kind, slot, name, info.serial, info.sha1,
+                                 info.not_after);
+    }
+    dbt_pki_cert_info_cleanup(&info);
+    return r;
 }
 
 dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)
@@ -77,7 +84,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
         if (!row) {
             break;
         }
-        DBT_TRY(expiry_add(&l, "", "root-ca", "", dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
+        DBT_TRY(ctl_expiry_add(&l, "", "root-ca", "", dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
         DBT_TRY(ctl_strv_push(&ids, &n_ids, dbt_stmt_text(s, 0)));
     }
     for (size_t i = 0; i < n_ids; i++) {
@@ -91,7 +98,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
                 break;
             }
             char *nm = ctl_printf("%s/%s", ids[i], dbt_stmt_text(s, 1));
-            res = expiry_add(&l, "", "intermediate-ca", "", nm, dbt_stmt_text(s, 4));
+            res = ctl_expiry_add(&l, "", "intermediate-ca", "", nm, dbt_stmt_text(s, 4));
             free(nm);
             DBT_TRY(res);
         }
@@ -104,15 +111,15 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
         DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
         for (size_t k = 0; k < slots.n; k++) {
             if (slots.v[k].ca_pem) {
-                DBT_TRY(
-                    expiry_add(&l, names[i], "server-ca", slots.v[k].slot, "", slots.v[k].ca_pem));
+                DBT_TRY(ctl_expiry_add(&l, names[i], "server-ca", slots.v[k].slot, "",
+                                       slots.v[k].ca_pem));
             }
         }
         for (size_t k = 0; k < slots.n; k++) {
-            DBT_TRY(
-                expiry_add(&l, names[i], "server-cert", slots.v[k].slot, "", slots.v[k].cert_pem));
+            DBT_TRY(ctl_expiry_add(&l, names[i], "server-cert", slots.v[k].slot, "",
+                                   slots.v[k].cert_pem));
         }
-        DBT_TRY(expiry_add(&l, names[i], "client-ca", "", "", in.client_ca_pem));
+        DBT_TRY(ctl_expiry_add(&l, names[i], "client-ca", "", "", in.client_ca_pem));
         DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_LIST, &s));
         dbt_stmt_bind_int(s, 1, in.id);
         for (;;) {
@@ -121,10 +128,11 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
             if (!row) {
                 break;
             }
-            DBT_TRY(expiry_add(&l, names[i], "client-cert", "", dbt_stmt_text(s, 0),
-                               dbt_stmt_text(s, 3)));
+            DBT_TRY(ctl_expiry_add(&l, names[i], "client-cert", "", dbt_stmt_text(s, 0),
+                                   dbt_stmt_text(s, 3)));
         }
     }
+    DBT_TRY(ctl_admin_expiry(ctl, &l));
     DBT_TRY(dbt_store_commit(ctl->st));
     *out = l;
     l = (struct dbt_ctl_expiry_list){0};

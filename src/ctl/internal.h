@@ -175,6 +175,17 @@ dbt_res ctl_default_ca_id(struct dbt_ctl *ctl, char **out) DBT_WUR;
    is NULL and *n 0. */
 dbt_res ctl_instance_names(struct dbt_ctl *ctl, char ***names, size_t *n) DBT_WUR;
 
+/* The expiry list (expiry.c): one certificate from its PEM, or from what the store recorded. */
+struct dbt_ctl_expiry_list;
+dbt_res ctl_expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
+                       const char *slot, const char *name, const char *pem) DBT_WUR;
+dbt_res ctl_expiry_add_known(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
+                             const char *slot, const char *name, const char *serial,
+                             const char *sha1, int64_t not_after) DBT_WUR;
+/* Adds the admin CA (kind "admin-ca") and the unrevoked admin client certificates ("admin-cert",
+   by name) to l, inside the caller's read transaction (admin_ca.c). */
+dbt_res ctl_admin_expiry(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *l) DBT_WUR;
+
 /* Fills a public cert view from a PEM. */
 dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const char *instance,
                       int64_t create_time, struct dbt_ctl_cert *out) DBT_WUR;

@@ -2,14 +2,16 @@
 dbtlsd's admin TCP listener (--admin-listen, mutual TLS) refuses a revoked one during the TLS
 handshake, within about a second and without a restart, while other admins keep working. The
 admin unix socket is not affected. Revoking an unknown or already revoked name fails with one
-line and exit 1; every revocation is an event."""
+line and exit 1; every revocation is an event. The admin CA and the unrevoked admin certificates
+have expiry gauges like every other certificate (an expired admin certificate locks its admin
+out of the TCP listener)."""
 import os
 import socket
 import ssl
 import subprocess
 import time
 
-from api_client import make_admin, tcp_api, tls_context, unix_api
+from api_client import make_admin, samples, scrape, tcp_api, tls_context, unix_api
 
 
 def api_for(port, files):
@@ -145,3 +147,26 @@ def test_revoke_refusals(two_admins, dbtls, tmp_dir):
     assert handshake_error(port, ops) is not None
     assert api_for(port, new_ops).get("/v1/instances").status == 200
     assert api_for(port, ops2).get("/v1/instances").status == 200
+
+
+def test_admin_certificates_have_expiry_gauges(two_admins, dbtls):
+    d = two_admins[0]
+    listed = {c["name"]: c for c in dbtls.json("admin-certs", "list")}
+
+    def gauges():
+        fams, _ = scrape(d)
+        return {(s.labels["kind"], s.labels["name"]): s
+                for s in samples(fams, "dbtls_certificate_expiry_timestamp_seconds")
+                if s.labels["kind"].startswith("admin-")}
+
+    g = gauges()
+    assert set(g) == {("admin-ca", ""), ("admin-cert", "ops"), ("admin-cert", "dev")}, g
+    assert g[("admin-ca", "")].value > time.time() + 9 * 365 * 86400  # ten years
+    for name in ("ops", "dev"):
+        s = g[("admin-cert", name)]
+        assert s.labels["serial"] == listed[name]["certSerialNumber"]
+        assert s.labels["sha1"] == listed[name]["sha1Fingerprint"]
+        assert s.labels["instance"] == "" and s.labels["slot"] == ""
+        assert time.time() + 300 * 86400 < s.value < time.time() + 400 * 86400
+    dbtls("admin-certs", "revoke", "dev")  # a revoked certificate is no longer watched
+    assert set(gauges()) == {("admin-ca", ""), ("admin-cert", "ops")}
