@@ -579,6 +579,26 @@ static void list_ssl_certs(struct dbt_admin_ctx *x, const char *name, struct dbt
 
 static const char *const ssl_cert_fields[] = {"name", "validitySeconds", NULL};
 
+/* 201 with a new client certificate, its server-ca.pem and client CA, and its private key when
+   dbtls made it (r: the issuing call's result). */
+static void reply_new_cert(dbt_res r, const struct dbt_ctl_client_cert_new *nc,
+                           struct dbt_admin_reply *out)
+{
+    if (!dbt_ok(r)) {
+        fail_res(out, r);
+        return;
+    }
+    json_t *o = dbt_view_cert(&nc->cert);
+    if (o != NULL) {
+        if (nc->key_pem != NULL) {
+            dbt_view_set(o, "privateKey", json_string(nc->key_pem));
+        }
+        dbt_view_set(o, "serverCaCert", json_string(nc->server_ca_pem));
+        dbt_view_set(o, "clientCaCert", json_string(nc->client_ca_pem));
+    }
+    set_json(out, 201, o);
+}
+
 /* POST sslCerts: the one time the private key is handed out (Cloud SQL's sslCerts.insert). */
 static void create_ssl_cert(struct dbt_admin_ctx *x, const char *name, const char *body, size_t len,
                             struct dbt_admin_reply *out)
@@ -597,18 +617,33 @@ static void create_ssl_cert(struct dbt_admin_ctx *x, const char *name, const cha
         goto out;
     }
     opts.validity_secs = validity;
-    dbt_res r = dbt_ctl_client_cert_create(x->ctl, name, cname, &opts, &nc);
-    if (!dbt_ok(r)) {
-        fail_res(out, r);
+    reply_new_cert(dbt_ctl_client_cert_create(x->ctl, name, cname, &opts, &nc), &nc, out);
+out:
+    dbt_ctl_client_cert_new_cleanup(&nc);
+    json_decref(doc);
+}
+
+static const char *const ephemeral_fields[] = {"commonName", "publicKey", "validitySeconds", NULL};
+
+/* POST NAME:generateEphemeralCert (Cloud SQL's connect.generateEphemeralCert): certifies the
+   caller's public key for a short time; nothing secret travels, nothing is listed. */
+static void ephemeral_cert(struct dbt_admin_ctx *x, const char *name, const char *body, size_t len,
+                           struct dbt_admin_reply *out)
+{
+    struct dbt_ctl_client_cert_new nc = {0};
+    const char *cn = NULL, *pub = NULL;
+    int64_t validity = 0;
+    json_t *doc = parse_body(body, len, ephemeral_fields, false, out);
+    if (doc == NULL || !get_str(doc, "commonName", &cn, out) ||
+        !get_str(doc, "publicKey", &pub, out) ||
+        !get_int(doc, "validitySeconds", 60, DBT_CTL_EPHEMERAL_MAX_SECS, &validity, out)) {
         goto out;
     }
-    json_t *o = dbt_view_cert(&nc.cert);
-    if (o != NULL) {
-        dbt_view_set(o, "privateKey", json_string(nc.key_pem));
-        dbt_view_set(o, "serverCaCert", json_string(nc.server_ca_pem));
-        dbt_view_set(o, "clientCaCert", json_string(nc.client_ca_pem));
+    if (cn == NULL || pub == NULL) {
+        dbt_admin_error(out, 400, "fields \"commonName\" and \"publicKey\" are required");
+        goto out;
     }
-    set_json(out, 201, o);
+    reply_new_cert(dbt_ctl_client_cert_ephemeral(x->ctl, name, cn, pub, validity, &nc), &nc, out);
 out:
     dbt_ctl_client_cert_new_cleanup(&nc);
     json_decref(doc);
@@ -806,6 +841,14 @@ static void route_instance(struct dbt_admin_ctx *x, const char *method, const ch
         return;
     }
     if (tail[0] == ':') {
+        if (is(tail + 1, "generateEphemeralCert")) {
+            if (!is(method, "POST")) {
+                method_not_allowed(out, method, url, "POST");
+            } else {
+                ephemeral_cert(x, name, body, len, out);
+            }
+            return;
+        }
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
             if (!is(tail + 1, verbs[i].name)) {
                 continue;
@@ -824,7 +867,7 @@ static void route_instance(struct dbt_admin_ctx *x, const char *method, const ch
         dbt_admin_error(out, 404,
                         "unknown instance action \"%s\"; known: addServerCa, rotateServerCa, "
                         "rollbackServerCa, addServerCert, rotateServerCert, rollbackServerCert, "
-                        "resetSslConfig",
+                        "resetSslConfig, generateEphemeralCert",
                         tail + 1);
         return;
     }

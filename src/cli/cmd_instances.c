@@ -18,41 +18,6 @@
 #include "ctl/auto.h"
 #include "ctl/ctl.h"
 
-#define RULES_FILE_MAX (1u << 20) /* access rules larger than 1 MiB are a mistake */
-
-/* Reads a whole text file (at most RULES_FILE_MAX bytes) into *out (free()). "" gives "" (patch:
-   clears the field). */
-static dbt_res read_text_file(const char *opt, const char *path, char **out)
-{
-    dbt_res res = DBT_OK;
-    FILE *f = NULL;
-    char *buf = NULL;
-    size_t n;
-
-    if (path[0] == '\0') {
-        *out = strdup("");
-        return *out ? DBT_OK : dbt_fail(DBT_E_NOMEM, "out of memory");
-    }
-    f = fopen(path, "rb");
-    DBT_ENSURE(f, IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
-    buf = malloc(RULES_FILE_MAX + 1);
-    DBT_ENSURE(buf, NOMEM, "out of memory");
-    n = fread(buf, 1, RULES_FILE_MAX + 1, f);
-    DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
-    DBT_ENSURE(n <= RULES_FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path,
-               RULES_FILE_MAX);
-    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt, path);
-    buf[n] = '\0';
-    *out = buf;
-    buf = NULL;
-out:
-    free(buf);
-    if (f) {
-        fclose(f);
-    }
-    return res;
-}
-
 struct spec_files {
     char *hba, *ident, *user_require, *endpoints;
 };
@@ -121,15 +86,15 @@ static dbt_res spec_from_args(struct dbt_cli *c, struct dbt_ctl_instance_spec *s
     s->ciphersuites = dbt_cli_get(c, "ciphersuites");
     s->groups = dbt_cli_get(c, "groups");
     if ((p = dbt_cli_get(c, "hba-file"))) {
-        DBT_TRY(read_text_file("hba-file", p, &files->hba));
+        DBT_TRY(dbt_cli_read_text_file("hba-file", p, &files->hba));
         s->hba_text = files->hba;
     }
     if ((p = dbt_cli_get(c, "ident-file"))) {
-        DBT_TRY(read_text_file("ident-file", p, &files->ident));
+        DBT_TRY(dbt_cli_read_text_file("ident-file", p, &files->ident));
         s->ident_text = files->ident;
     }
     if ((p = dbt_cli_get(c, "user-require-file"))) {
-        DBT_TRY(read_text_file("user-require-file", p, &files->user_require));
+        DBT_TRY(dbt_cli_read_text_file("user-require-file", p, &files->user_require));
         s->user_require_text = files->user_require;
     }
     DBT_TRY(dbt_cli_get_int(c, "max-client-certs", 1, 1000, &max_certs));

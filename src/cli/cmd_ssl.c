@@ -3,6 +3,7 @@
  * `dbtls ssl client-certs ...`, shaped like `gcloud sql ssl`. Slot semantics live in ctl; this
  * file maps commands onto them, prints SslCert views, and writes the client's files
  * (client-cert.pem, client-key.pem 0600, server-ca.pem, client.p12) without ever overwriting one.
+ * `client-certs create-ephemeral` certifies a public key the client keeps the private half of.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -187,43 +188,20 @@ static int run_client_create(struct dbt_cli *c)
     const void *data[F_COUNT];
     size_t len[F_COUNT];
     static const int modes[F_COUNT] = {0644, 0600, 0644, 0600};
-    struct stat st;
     json_t *o = NULL, *files = NULL;
 
     if (!dir) {
         dir = ".";
     }
     DBT_TRY(dbt_cli_get_int(c, "validity", 1, INT64_C(100) * 366 * 86400, &validity));
-    for (size_t i = 0; i < nfiles; i++) {
-        int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, client_files[i]);
-        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--out-dir \"%s\" is too long",
-                   dir);
-    }
-    /* Check every file before the store changes and before writing any: a refused command
-       leaves neither a certificate without its key nor a half-written set of files. */
-    if (stat(dir, &st) != 0) {
-        DBT_ENSURE(errno == ENOENT, IO, "cannot use --out-dir \"%s\": %s", dir, strerror(errno));
-    } else {
-        DBT_ENSURE(S_ISDIR(st.st_mode), INVALID, "--out-dir \"%s\" is not a directory", dir);
-        for (size_t i = 0; i < nfiles; i++) {
-            if (lstat(paths[i], &st) == 0) {
-                DBT_BAIL(EXISTS,
-                         "\"%s\" already exists; refusing to overwrite it (choose another "
-                         "--out-dir or remove it)",
-                         paths[i]);
-            }
-            DBT_ENSURE(errno == ENOENT, IO, "cannot check \"%s\": %s", paths[i], strerror(errno));
-        }
-    }
+    /* a refused command leaves neither a certificate without its key nor a half-written set of
+       files */
+    DBT_TRY(dbt_cli_out_files_check(dir, client_files, nfiles, paths));
     opts.validity_secs = validity;
     opts.pkcs12 = p12;
     opts.p12_password = dbt_cli_get(c, "pkcs12-password");
     /* The directory first: a directory we cannot make must not cost a certificate. */
-    if (mkdir(dir, 0700) == 0) {
-        made_dir = true;
-    } else {
-        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
-    }
+    DBT_TRY(dbt_cli_out_dir_make(dir, &made_dir));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
     DBT_TRY(dbt_ctl_client_cert_create(ctl, inst, c->positional, &opts, &nc));
     created = true;
@@ -291,6 +269,66 @@ out:
     if (!dbt_ok(res) && made_dir) {
         (void)rmdir(dir);
     }
+    json_decref(files);
+    json_decref(o);
+    dbt_ctl_client_cert_new_cleanup(&nc);
+    return dbt_cli_finish(c, res);
+}
+
+static int run_client_ephemeral(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl = NULL;
+    const char *inst = dbt_cli_get(c, "instance");
+    const char *dir = dbt_cli_get(c, "out-dir") ? dbt_cli_get(c, "out-dir") : ".";
+    static const char *const names[2] = {"client-cert.pem", "server-ca.pem"};
+    char paths[2][4096];
+    bool made_dir = false, written[2] = {false, false};
+    int64_t validity = 0;
+    char *pub = NULL;
+    struct dbt_ctl_client_cert_new nc = {0};
+    json_t *o = NULL, *files = NULL;
+
+    DBT_TRY(dbt_cli_get_int(c, "validity", 60, DBT_CTL_EPHEMERAL_MAX_SECS, &validity));
+    DBT_TRY(dbt_cli_read_text_file("public-key", dbt_cli_get(c, "public-key"), &pub));
+    DBT_TRY(dbt_cli_out_files_check(dir, names, 2, paths));
+    DBT_TRY(dbt_cli_out_dir_make(dir, &made_dir));
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_client_cert_ephemeral(ctl, inst, c->positional, pub, validity, &nc));
+    const char *data[2] = {nc.cert.cert, nc.server_ca_pem};
+    for (size_t i = 0; i < 2; i++) {
+        DBT_TRY(dbt_cli_write_file(paths[i], data[i], strlen(data[i]), 0644, true));
+        written[i] = true;
+    }
+    o = dbt_cli_view_cert(&nc.cert);
+    files = json_object();
+    DBT_ENSURE(o && files, NOMEM, "out of memory");
+    json_object_set_new(files, "cert", json_string(paths[0]));
+    json_object_set_new(files, "serverCa", json_string(paths[1]));
+    json_object_set(o, "files", files);
+    if (c->format == DBT_CLI_FMT_JSON) {
+        dbt_cli_print_object(c, o);
+    } else {
+        printf("Issued an ephemeral client certificate for [%s] on instance [%s], valid until %s "
+               "(not listed, not counted against the limit).\n  %s\n  %s\n",
+               c->positional, inst, json_string_value(json_object_get(o, "expirationTime")),
+               paths[0], paths[1]);
+        printf("Connect with: sslcert=%s sslkey=<your private key> sslrootcert=%s "
+               "sslmode=verify-full\n",
+               paths[0], paths[1]);
+    }
+out:
+    if (!dbt_ok(res)) {
+        for (size_t i = 0; i < 2; i++) {
+            if (written[i]) { /* created by us with O_EXCL */
+                (void)unlink(paths[i]);
+            }
+        }
+        if (made_dir) {
+            (void)rmdir(dir);
+        }
+    }
+    free(pub);
     json_decref(files);
     json_decref(o);
     dbt_ctl_client_cert_new_cleanup(&nc);
@@ -375,6 +413,15 @@ static const struct dbt_cli_opt client_create_opts[] = {
     {"validity", "SECONDS", "validity of the certificate (default 10 years)", false, true},
     OPT_END,
 };
+static const struct dbt_cli_opt client_ephemeral_opts[] = {
+    OPT_INSTANCE,
+    {"public-key", "FILE",
+     "the client's public key (PEM, `openssl pkey -pubout`) or certificate request", true, false},
+    {"validity", "SECONDS", "validity, 60 to 86400 (default 3600)", false, false},
+    {"out-dir", "DIR", "where to write client-cert.pem and server-ca.pem (default: .)", false,
+     false},
+    OPT_END,
+};
 
 const struct dbt_cli_cmd dbt_cli_cmds_ssl[] = {
     {"ssl server-ca-certs list", NULL, false,
@@ -400,6 +447,9 @@ const struct dbt_cli_cmd dbt_cli_cmds_ssl[] = {
     {"ssl client-certs create", "CERT_NAME", false,
      "issue a client certificate and write its files", client_create_opts, run_client_create,
      false},
+    {"ssl client-certs create-ephemeral", "COMMON_NAME", false,
+     "certify the client's own public key for a short time (the private key never leaves it)",
+     client_ephemeral_opts, run_client_ephemeral, false},
     {"ssl client-certs list", NULL, false, "list the client certificates of an instance", inst_opts,
      run_client_list, false},
     {"ssl client-certs describe", "NAME_OR_SHA1", false,

@@ -292,3 +292,72 @@ out:
     }
     return res;
 }
+
+#define TEXT_FILE_MAX (1u << 20) /* access rules or keys larger than 1 MiB are a mistake */
+
+dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out)
+{
+    dbt_res res = DBT_OK;
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t n;
+
+    if (path[0] == '\0') {
+        *out = strdup("");
+        return *out ? DBT_OK : dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    f = fopen(path, "rb");
+    DBT_ENSURE(f, IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
+    buf = malloc(TEXT_FILE_MAX + 1);
+    DBT_ENSURE(buf, NOMEM, "out of memory");
+    n = fread(buf, 1, TEXT_FILE_MAX + 1, f);
+    DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
+    DBT_ENSURE(n <= TEXT_FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path,
+               TEXT_FILE_MAX);
+    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt, path);
+    buf[n] = '\0';
+    *out = buf;
+    buf = NULL;
+out:
+    free(buf);
+    if (f) {
+        fclose(f);
+    }
+    return res;
+}
+
+dbt_res dbt_cli_out_files_check(const char *dir, const char *const *names, size_t n,
+                                char paths[][4096])
+{
+    dbt_res res = DBT_OK;
+    struct stat st;
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(paths[i], 4096, "%s/%s", dir, names[i]);
+        DBT_ENSURE(len > 0 && len < 4096, INVALID, "--out-dir \"%s\" is too long", dir);
+    }
+    if (stat(dir, &st) != 0) {
+        DBT_ENSURE(errno == ENOENT, IO, "cannot use --out-dir \"%s\": %s", dir, strerror(errno));
+        return DBT_OK;
+    }
+    DBT_ENSURE(S_ISDIR(st.st_mode), INVALID, "--out-dir \"%s\" is not a directory", dir);
+    for (size_t i = 0; i < n; i++) {
+        if (lstat(paths[i], &st) == 0) {
+            DBT_BAIL(EXISTS,
+                     "\"%s\" already exists; refusing to overwrite it (choose another --out-dir "
+                     "or remove it)",
+                     paths[i]);
+        }
+        DBT_ENSURE(errno == ENOENT, IO, "cannot check \"%s\": %s", paths[i], strerror(errno));
+    }
+out:
+    return res;
+}
+
+dbt_res dbt_cli_out_dir_make(const char *dir, bool *made)
+{
+    *made = mkdir(dir, 0700) == 0;
+    if (!*made && errno != EEXIST) {
+        return dbt_fail(DBT_E_IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
+    }
+    return DBT_OK;
+}

@@ -53,6 +53,16 @@ json_t *dbt_cli_jtime(int64_t unix_secs);
  * detected by the final dump. */
 void dbt_cli_jset(json_t *obj, const char *key, json_t *value);
 
+/* Reads the whole text file named by option --opt (at most 1 MiB, no NUL byte) into *out
+   (free()); "" gives "" (patch: clears the field). One line naming the option and why. */
+dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out) DBT_WUR;
+/* Builds dir/<names[i]> into paths (n of them) and checks that none exists: an existing file
+   refuses the command (EXISTS, naming it) before the store changes and before anything is
+   written. A missing dir is fine (dbt_cli_out_dir_make makes it). */
+dbt_res dbt_cli_out_files_check(const char *dir, const char *const *names, size_t n,
+                                char paths[][4096]) DBT_WUR;
+/* Makes --out-dir (0700) unless it exists; *made says whether this call made it. */
+dbt_res dbt_cli_out_dir_make(const char *dir, bool *made) DBT_WUR;
 /* Writes `len` bytes to `path` creating it with `mode` (O_EXCL when exclusive), or to stdout
  * when path is NULL or "-". Errors name the file. */
 dbt_res dbt_cli_write_file(const char *path, const void *data, size_t len, int mode,

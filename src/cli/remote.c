@@ -18,10 +18,10 @@
 #include "base/buf.h"
 #include "cli/cmd.h"
 #include "cli/out.h"
+#include "ctl/ctl.h"
 #include "pki/pki.h"
 
 #define REMOTE_REPLY_MAX (64u << 20)
-#define FILE_MAX (1u << 20)
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -198,28 +198,15 @@ static void print_instance(struct dbt_cli *c, json_t *o)
 
 static dbt_res read_text_file(const char *opt, const char *path, json_t **out)
 {
-    dbt_res res = DBT_OK;
-    FILE *f = NULL;
-    char *buf = NULL;
-    if (path[0] == '\0') {
-        *out = json_string("");
-        return DBT_OK;
+    char *text = NULL;
+    dbt_res res = dbt_cli_read_text_file(opt, path, &text);
+    if (dbt_ok(res)) {
+        *out = json_string(text);
+        if (*out == NULL) {
+            res = dbt_fail(DBT_E_INVALID, "--%s \"%s\" is not UTF-8 text", opt, path);
+        }
     }
-    f = fopen(path, "rb");
-    DBT_ENSURE(f, IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
-    buf = malloc(FILE_MAX + 1);
-    DBT_ENSURE(buf, NOMEM, "out of memory");
-    size_t n = fread(buf, 1, FILE_MAX + 1, f);
-    DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
-    DBT_ENSURE(n <= FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path, FILE_MAX);
-    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt, path);
-    *out = json_stringn(buf, n);
-    DBT_ENSURE(*out, INVALID, "--%s \"%s\" is not UTF-8 text", opt, path);
-out:
-    free(buf);
-    if (f) {
-        fclose(f);
-    }
+    free(text);
     return res;
 }
 
@@ -560,6 +547,65 @@ out:
 
 /* Writes client-cert.pem, client-key.pem (0600) and server-ca.pem (and client.p12, 0600, with
    --pkcs12), never over existing files; the key first (as the local command does). */
+/* POST NAME:generateEphemeralCert with the public key; writes client-cert.pem, server-ca.pem. */
+static int r_client_ephemeral(struct dbt_cli *c)
+{
+    static const char *const names[2] = {"client-cert.pem", "server-ca.pem"};
+    static const char *const fields[2] = {"cert", "serverCaCert"};
+    dbt_res res = DBT_OK;
+    const char *inst = dbt_cli_get(c, "instance");
+    const char *dir = dbt_cli_get(c, "out-dir") ? dbt_cli_get(c, "out-dir") : ".";
+    char paths[2][4096];
+    bool made_dir = false, written[2] = {false, false};
+    json_t *r = NULL, *body = json_object(), *files = NULL, *pub = NULL;
+    char *path = instance_path(inst, ":generateEphemeralCert");
+
+    DBT_ENSURE(path && body, NOMEM, "out of memory");
+    DBT_TRY(read_text_file("public-key", dbt_cli_get(c, "public-key"), &pub));
+    DBT_TRY(dbt_cli_out_files_check(dir, names, 2, paths));
+    json_object_set_new(body, "commonName", json_string(c->positional));
+    json_object_set_new(body, "publicKey", pub);
+    pub = NULL;
+    DBT_TRY(put_int(c, body, "validity", "validitySeconds", 60, DBT_CTL_EPHEMERAL_MAX_SECS));
+    DBT_TRY(dbt_cli_out_dir_make(dir, &made_dir));
+    DBT_TRY(request_json(c, "POST", path, body, &r));
+    for (int i = 0; i < 2; i++) {
+        const char *data = json_string_value(json_object_get(r, fields[i]));
+        DBT_ENSURE(data, PROTO, "dbtlsd at %s sent an ephemeral certificate without \"%s\"",
+                   c->server, fields[i]);
+        DBT_TRY(dbt_cli_write_file(paths[i], data, strlen(data), 0644, true));
+        written[i] = true;
+    }
+    json_object_del(r, "serverCaCert");
+    json_object_del(r, "clientCaCert");
+    files = json_pack("{ssss}", "cert", paths[0], "serverCa", paths[1]);
+    DBT_ENSURE(files, NOMEM, "out of memory");
+    json_object_set(r, "files", files);
+    if (c->format == DBT_CLI_FMT_JSON) {
+        dbt_cli_print_object(c, r);
+    } else {
+        const char *exp = json_string_value(json_object_get(r, "expirationTime"));
+        printf("Issued an ephemeral client certificate for [%s] on instance [%s], valid until %s "
+               "(not listed, not counted against the limit).\n  %s\n  %s\n",
+               c->positional, inst, exp ? exp : "-", paths[0], paths[1]);
+    }
+out:
+    for (int i = 0; !dbt_ok(res) && i < 2; i++) {
+        if (written[i]) {
+            (void)unlink(paths[i]);
+        }
+    }
+    if (!dbt_ok(res) && made_dir) {
+        (void)rmdir(dir);
+    }
+    json_decref(pub);
+    free(path);
+    json_decref(files);
+    json_decref(body);
+    json_decref(r);
+    return dbt_cli_finish(c, res);
+}
+
 static int r_client_create(struct dbt_cli *c)
 {
     enum { KEY, CERT, CA, P12, N };
@@ -578,27 +624,15 @@ static int r_client_create(struct dbt_cli *c)
     uint8_t *p12_der = NULL;
     json_t *r = NULL, *body = json_object(), *files = NULL;
     char *path = instance_path(inst, "/sslCerts");
-    struct stat st;
     bool written[N] = {false, false, false, false};
 
     DBT_ENSURE(path && body, NOMEM, "out of memory");
     if (!dir) {
         dir = ".";
     }
-    for (int i = 0; i < nfiles; i++) {
-        int n = snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, names[i]);
-        DBT_ENSURE(n > 0 && (size_t)n < sizeof(paths[i]), INVALID, "--out-dir \"%s\" is too long",
-                   dir);
-        if (lstat(paths[i], &st) == 0) {
-            DBT_BAIL(EXISTS,
-                     "\"%s\" already exists; refusing to overwrite it (choose another "
-                     "--out-dir or remove it)",
-                     paths[i]);
-        }
-    }
-    if (mkdir(dir, 0700) != 0) {
-        DBT_ENSURE(errno == EEXIST, IO, "cannot create directory \"%s\": %s", dir, strerror(errno));
-    }
+    bool made_dir;
+    DBT_TRY(dbt_cli_out_files_check(dir, names, (size_t)nfiles, paths));
+    DBT_TRY(dbt_cli_out_dir_make(dir, &made_dir));
     json_object_set_new(body, "name", json_string(c->positional));
     DBT_TRY(put_int(c, body, "validity", "validitySeconds", 1, INT64_C(100) * 366 * 86400));
     DBT_TRY(request_json(c, "POST", path, body, &r));
@@ -825,6 +859,7 @@ static const struct remote_cmd remote_cmds[] = {
     {"ssl server-certs rotate", r_slots_move},
     {"ssl server-certs rollback", r_slots_move},
     {"ssl client-certs create", r_client_create},
+    {"ssl client-certs create-ephemeral", r_client_ephemeral},
     {"ssl client-certs list", r_client_list},
     {"ssl client-certs describe", r_client_describe},
     {"ssl client-certs delete", r_client_delete},

@@ -2,7 +2,9 @@
  * clients.c - client certificates of an instance (Cloud SQL sslCerts): create (the private key
  * is returned once and never stored), list, describe by name or SHA-1, delete (= revoke: the
  * serial goes into the client CA's CRL, regenerated in the same transaction, and the name and
- * its place under the per-instance limit are freed).
+ * its place under the per-instance limit are freed); and ephemeral certificates (Cloud SQL's
+ * generateEphemeralCert): the client's own public key certified for minutes or hours, not
+ * recorded, not counted, so no private key ever leaves the client.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -78,6 +80,37 @@ out:
     return res;
 }
 
+/* Certifies key's public half for cn under the instance's client CA (a write transaction is
+   open); *pem and *info describe the new certificate. */
+static dbt_res issue_client(struct dbt_ctl *ctl, const struct ctl_inst *in, const char *cn,
+                            const struct dbt_pki_key *key, int64_t secs, struct dbt_pki_cert **cert,
+                            char **pem, struct dbt_pki_cert_info *info)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *ca_key = NULL;
+    DBT_TRY(dbt_pki_cert_from_pem(in->client_ca_pem, &ca));
+    DBT_TRY(ctl_unseal(ctl, in->client_ca_pem, in->client_ca_key, in->client_ca_key_len, &ca_key));
+    struct dbt_pki_cert_spec spec = {
+        .profile = DBT_PKI_PROFILE_CLIENT,
+        .cn = cn,
+        .o = "dbtls",
+        .validity_secs = secs,
+        .pathlen = -1,
+        .digest = CLIENT_DIGEST,
+        .key = key,
+        .issuer = ca,
+        .issuer_key = ca_key,
+    };
+    DBT_TRY(dbt_pki_cert_issue(&spec, cert));
+    DBT_TRY(dbt_pki_cert_to_pem(*cert, pem));
+    DBT_TRY(dbt_pki_cert_info(*cert, info));
+out:
+    dbt_pki_cert_free(ca);
+    dbt_pki_key_free(ca_key);
+    return res;
+}
+
 dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, const char *name,
                                    const struct dbt_ctl_client_cert_opts *opts,
                                    struct dbt_ctl_client_cert_new *out)
@@ -88,7 +121,7 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct dbt_pki_cert *ca = NULL, *cert = NULL;
-    struct dbt_pki_key *ca_key = NULL, *key = NULL;
+    struct dbt_pki_key *key = NULL;
     struct dbt_pki_certs chain = {0};
     struct dbt_ctl_client_cert_new n = {0};
     struct dbt_pki_cert_info info = {0};
@@ -114,23 +147,8 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
                "raise --max-client-certs",
                instance, in.pub.n_client_certs);
 
-    DBT_TRY(dbt_pki_cert_from_pem(in.client_ca_pem, &ca));
-    DBT_TRY(ctl_unseal(ctl, in.client_ca_pem, in.client_ca_key, in.client_ca_key_len, &ca_key));
     int64_t secs = opts && opts->validity_secs > 0 ? opts->validity_secs : CTL_CLIENT_SECS;
-    struct dbt_pki_cert_spec spec = {
-        .profile = DBT_PKI_PROFILE_CLIENT,
-        .cn = name,
-        .o = "dbtls",
-        .validity_secs = secs,
-        .pathlen = -1,
-        .digest = CLIENT_DIGEST,
-        .key = key,
-        .issuer = ca,
-        .issuer_key = ca_key,
-    };
-    DBT_TRY(dbt_pki_cert_issue(&spec, &cert));
-    DBT_TRY(dbt_pki_cert_to_pem(cert, &pem));
-    DBT_TRY(dbt_pki_cert_info(cert, &info));
+    DBT_TRY(issue_client(ctl, &in, name, key, secs, &cert, &pem, &info));
     int64_t now = dbt_now_unix();
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_ADD, &s));
     dbt_stmt_bind_int(s, 1, in.id);
@@ -147,6 +165,7 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
     DBT_TRY(ctl_server_ca_pem(ctl, &in, &n.server_ca_pem));
     n.client_ca_pem = ctl_strdup(in.client_ca_pem);
     if (opts && opts->pkcs12) {
+        DBT_TRY(dbt_pki_cert_from_pem(in.client_ca_pem, &ca));
         DBT_TRY(dbt_pki_certs_push(&chain, ca));
         DBT_TRY(dbt_pki_p12_build(cert, key, &chain, opts->p12_password ? opts->p12_password : "",
                                   name, &n.p12, &n.p12_len));
@@ -167,9 +186,54 @@ out:
     ctl_inst_cleanup(&in);
     dbt_pki_cert_free(ca);
     dbt_pki_cert_free(cert);
-    dbt_pki_key_free(ca_key);
     dbt_pki_key_free(key);
     dbt_pki_certs_free(&chain);
+    dbt_pki_cert_info_cleanup(&info);
+    free(pem);
+    free(obj);
+    return res;
+}
+
+dbt_res dbt_ctl_client_cert_ephemeral(struct dbt_ctl *ctl, const char *instance, const char *cn,
+                                      const char *public_key_pem, int64_t validity_secs,
+                                      struct dbt_ctl_client_cert_new *out)
+{
+    memset(out, 0, sizeof *out);
+    dbt_res res = DBT_OK;
+    struct ctl_inst in = {0};
+    struct dbt_pki_cert *cert = NULL;
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_cert_info info = {0};
+    struct dbt_ctl_client_cert_new n = {0};
+    char *pem = NULL, *obj = NULL;
+    int64_t secs = validity_secs > 0 ? validity_secs : DBT_CTL_EPHEMERAL_SECS;
+    DBT_TRY(dbt_pki_check_client_name(cn));
+    DBT_ENSURE(secs >= 60 && secs <= DBT_CTL_EPHEMERAL_MAX_SECS, INVALID,
+               "an ephemeral certificate is valid for 60 s to 24 h, not %lld s", (long long)secs);
+    DBT_TRY(dbt_pki_pubkey_from_pem(public_key_pem, &key));
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(ctl_inst_load(ctl, instance, &in));
+    DBT_TRY(issue_client(ctl, &in, cn, key, secs, &cert, &pem, &info));
+    int64_t now = dbt_now_unix();
+    DBT_TRY(ctl_cert_fill(pem, NULL, cn, instance, now, &n.cert));
+    DBT_TRY(ctl_server_ca_pem(ctl, &in, &n.server_ca_pem));
+    n.client_ca_pem = ctl_strdup(in.client_ca_pem);
+    /* not recorded as a client certificate (no name to keep unique, no place under the limit,
+       nothing to revoke but by resetting the client CA): the event is its audit trail */
+    obj = ctl_printf("instance/%s/client-cert/%s", instance, cn);
+    char expires[32];
+    dbt_time_rfc3339(info.not_after, expires, sizeof expires);
+    DBT_TRY(ctl_event(ctl, "client-cert.ephemeral", obj, "serial=%s sha1=%s expires=%s",
+                      info.serial, info.sha1, expires));
+    DBT_TRY(ctl_commit(ctl));
+    *out = n;
+    memset(&n, 0, sizeof n);
+out:
+    dbt_store_rollback(ctl->st);
+    dbt_ctl_client_cert_new_cleanup(&n);
+    ctl_inst_cleanup(&in);
+    dbt_pki_cert_free(cert);
+    dbt_pki_key_free(key);
     dbt_pki_cert_info_cleanup(&info);
     free(pem);
     free(obj);

@@ -361,6 +361,19 @@ void dbt_ctl_client_cert_new_cleanup(struct dbt_ctl_client_cert_new *c);
 dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, const char *name,
                                    const struct dbt_ctl_client_cert_opts *opts,
                                    struct dbt_ctl_client_cert_new *out) DBT_WUR;
+/*
+ * An ephemeral client certificate (Cloud SQL's generateEphemeralCert): certifies the client's
+ * own public key (dbt_pki_pubkey_from_pem: PEM public key or certificate request) for cn, under
+ * the instance's client CA, for validity_secs (0 = 1 hour; 60 s to 24 h). Not recorded as a
+ * client certificate: no name to keep unique, no place under the limit, not listed, not
+ * revocable but by `instances reset-ssl-config`; the event "client-cert.ephemeral" records it.
+ * out->key_pem stays NULL (dbtls never sees the private key).
+ */
+#define DBT_CTL_EPHEMERAL_SECS 3600
+#define DBT_CTL_EPHEMERAL_MAX_SECS 86400
+dbt_res dbt_ctl_client_cert_ephemeral(struct dbt_ctl *ctl, const char *instance, const char *cn,
+                                      const char *public_key_pem, int64_t validity_secs,
+                                      struct dbt_ctl_client_cert_new *out) DBT_WUR;
 /* Live client certs of the instance, ordered by name. */
 dbt_res dbt_ctl_client_cert_list(struct dbt_ctl *ctl, const char *instance,
                                  struct dbt_ctl_cert_list *out) DBT_WUR;

@@ -5,12 +5,14 @@
  */
 #include "pki/internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 static const struct {
     const char *name;
@@ -155,6 +157,80 @@ out:
     }
     BIO_free(bio);
     return res;
+}
+
+/* Key types a client certificate may certify (what libpq and the MySQL clients can use). */
+static dbt_res pubkey_check(EVP_PKEY *pk)
+{
+    if (EVP_PKEY_is_a(pk, "RSA")) {
+        int bits = EVP_PKEY_get_bits(pk);
+        if (bits < 2048 || bits > 8192) {
+            return dbt_fail(DBT_E_INVALID, "an RSA key of %d bits is not accepted (2048 to 8192)",
+                            bits);
+        }
+        return DBT_OK;
+    }
+    if (EVP_PKEY_is_a(pk, "ED25519")) {
+        return DBT_OK;
+    }
+    if (EVP_PKEY_is_a(pk, "EC")) {
+        char curve[64] = "";
+        size_t n = 0;
+        if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof(curve),
+                                           &n) &&
+            (strcmp(curve, "prime256v1") == 0 || strcmp(curve, "secp384r1") == 0 ||
+             strcmp(curve, "secp521r1") == 0)) {
+            return DBT_OK;
+        }
+        return dbt_fail(DBT_E_INVALID,
+                        "an EC key on curve \"%s\" is not accepted (P-256, P-384 or P-521)",
+                        curve[0] ? curve : "unnamed");
+    }
+    return dbt_fail(DBT_E_INVALID, "a %s key is not accepted (EC P-256/P-384/P-521, RSA, Ed25519)",
+                    EVP_PKEY_get0_type_name(pk) ? EVP_PKEY_get0_type_name(pk) : "unknown");
+}
+
+dbt_res dbt_pki_pubkey_from_pem(const char *pem, struct dbt_pki_key **out)
+{
+    *out = NULL;
+    bool csr = pem != NULL && strstr(pem, "-----BEGIN CERTIFICATE REQUEST-----") != NULL;
+    if (pem == NULL || (!csr && strstr(pem, "-----BEGIN PUBLIC KEY-----") == NULL)) {
+        return dbt_fail(DBT_E_INVALID, "not a PEM public key (\"-----BEGIN PUBLIC KEY-----\") "
+                                       "or certificate request");
+    }
+    BIO *bio = pki_bio_str(pem);
+    if (bio == NULL) {
+        return pki_ossl_fail(DBT_E_NOMEM, "cannot allocate a BIO");
+    }
+    EVP_PKEY *pk = NULL;
+    if (csr) {
+        X509_REQ *req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        if (req == NULL) {
+            return pki_ossl_fail(DBT_E_INVALID, "cannot parse the certificate request");
+        }
+        pk = X509_REQ_get_pubkey(req);
+        if (pk == NULL || X509_REQ_verify(req, pk) != 1) {
+            EVP_PKEY_free(pk);
+            X509_REQ_free(req);
+            return pki_ossl_fail(DBT_E_INVALID,
+                                 "the certificate request's signature does not verify");
+        }
+        X509_REQ_free(req);
+    } else {
+        pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        if (pk == NULL) {
+            return pki_ossl_fail(DBT_E_INVALID, "cannot parse the public key PEM");
+        }
+    }
+    ERR_clear_error();
+    dbt_res r = pubkey_check(pk);
+    if (!dbt_ok(r)) {
+        EVP_PKEY_free(pk);
+        return r;
+    }
+    return pki_key_wrap(pk, out);
 }
 
 dbt_res dbt_pki_key_from_pem(const char *pem, struct dbt_pki_key **out)

@@ -66,6 +66,14 @@ dbt_res dbt_pki_key_to_pem(const struct dbt_pki_key *key, char **out_pem) DBT_WU
  * for anything else, including encrypted PEM and a public key alone.
  */
 dbt_res dbt_pki_key_from_pem(const char *pem, struct dbt_pki_key **out) DBT_WUR;
+/*
+ * The public key a client wants certified, from a PEM public key ("-----BEGIN PUBLIC KEY-----",
+ * what `openssl pkey -pubout` writes) or a certificate request ("CERTIFICATE REQUEST", whose
+ * signature must verify: the requester holds the private key). Only the public half is set:
+ * usable as dbt_pki_cert_spec.key, never for signing. Accepted: EC on P-256/P-384/P-521, RSA of
+ * 2048 to 8192 bits, Ed25519; anything else INVALID with the reason.
+ */
+dbt_res dbt_pki_pubkey_from_pem(const char *pem, struct dbt_pki_key **out) DBT_WUR;
 
 /* ---------------------------------------------------------------------------------------------
  * Sealed private keys for the store (seal.c)
