@@ -1323,6 +1323,62 @@ static void test_openssl_verify(void)
     CHECK(verr == 0);
 }
 
+/* dbt_pki_pubkey_from_pem: public PEM and certificate requests in, the private half never
+   needed; what a client certificate may certify is checked. */
+static char *pub_pem_of(EVP_PKEY *pk)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *out = NULL;
+    if (b != NULL && PEM_write_bio_PUBKEY(b, pk)) {
+        char *p;
+        long n = BIO_get_mem_data(b, &p);
+        out = strndup(p, (size_t)n);
+    }
+    BIO_free(b);
+    return out;
+}
+
+static void test_pubkeys(void)
+{
+    struct dbt_pki_key *k = NULL;
+    EVP_PKEY *ec = EVP_EC_gen("P-256");
+    EVP_PKEY *k1 = EVP_EC_gen("secp256k1");
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    CHECK(ec && k1 && ed && rsa);
+    char *ec_pem = pub_pem_of(ec), *k1_pem = pub_pem_of(k1), *ed_pem = pub_pem_of(ed);
+    char *rsa_pem = pub_pem_of(rsa);
+    CHECK_OK(dbt_pki_pubkey_from_pem(ec_pem, &k));
+    dbt_pki_key_free(k);
+    k = NULL;
+    CHECK_OK(dbt_pki_pubkey_from_pem(ed_pem, &k));
+    dbt_pki_key_free(k);
+    k = NULL;
+    CHECK_ERR(dbt_pki_pubkey_from_pem(k1_pem, &k), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "secp256k1") != NULL);
+    CHECK_ERR(dbt_pki_pubkey_from_pem(rsa_pem, &k), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "1024 bits") != NULL);
+    /* a private key, nothing, a truncated body */
+    char *priv = NULL;
+    CHECK_OK(dbt_pki_key_to_pem(key_of(DBT_PKI_KEY_EC256), &priv));
+    CHECK_ERR(dbt_pki_pubkey_from_pem(priv, &k), DBT_E_INVALID);
+    CHECK_ERR(dbt_pki_pubkey_from_pem("", &k), DBT_E_INVALID);
+    CHECK_ERR(dbt_pki_pubkey_from_pem(NULL, &k), DBT_E_INVALID);
+    char *cut = strndup(ec_pem, strlen(ec_pem) / 2);
+    CHECK_ERR(dbt_pki_pubkey_from_pem(cut, &k), DBT_E_INVALID);
+    CHECK(k == NULL);
+    free(cut);
+    dbt_pki_wipe_free(priv);
+    free(ec_pem);
+    free(k1_pem);
+    free(ed_pem);
+    free(rsa_pem);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(rsa);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -1331,6 +1387,7 @@ int main(void)
     }
     test_key_types();
     test_keys();
+    test_pubkeys();
     test_seal();
     test_names();
     for (int t = 0; t < 4; t++) {
