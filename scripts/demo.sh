@@ -231,6 +231,21 @@ sslcert=$WORK/certuser/client-cert.pem sslkey=$WORK/certuser/client-key.pem"
 expect_ok
 expect_out "SSL connection (protocol: TLSv1.3"
 expect_out "certuser"
+step "An ephemeral certificate for a key that never leaves the client (Cloud SQL's generateEphemeralCert)"
+show openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/my.key"
+expect_ok
+show openssl pkey -in "$WORK/my.key" -pubout -out "$WORK/my.pub"
+expect_ok
+show dbtls ssl client-certs create-ephemeral certuser --instance demo-pg --public-key "$WORK/my.pub" \
+    --out-dir "$WORK/ephemeral"
+expect_ok
+expect_out "Issued an ephemeral client certificate for [certuser]"
+show psql -X -c 'SELECT current_user' \
+    "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/ephemeral/server-ca.pem \
+sslcert=$WORK/ephemeral/client-cert.pem sslkey=$WORK/my.key"
+expect_ok
+expect_out "certuser"
+
 step "The same role without a certificate is refused"
 show psql -X -c 'SELECT 1' "$PGCONN user=certuser sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
 expect_fail

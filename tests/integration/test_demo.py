@@ -30,6 +30,7 @@ def test_demo_runs_clean(build_dir, dbtls_bin, dbtlsd_bin):
             'no pg_hba.conf entry for host "127.0.0.1", user "alice", database "app", '
             "no encryption",
             "connection requires a valid client certificate",
+            "Issued an ephemeral client certificate for [certuser]",
             "new connections get the new certificate",
             "the session opened before the rotation still works",
             "Cipher in use is TLS_",
