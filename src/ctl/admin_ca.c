@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "ctl/auto.h"
 #include "ctl/internal.h"
 
 #define ADMIN_CA_CERT_KEY "admin_ca_cert"
@@ -350,6 +351,85 @@ dbt_res ctl_admin_expiry(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *l)
 out:
     free(pem);
     dbt_ctl_admin_cert_list_cleanup(&certs);
+    return res;
+}
+
+struct expiring {
+    char *name, *serial;
+    int64_t not_after;
+};
+
+/* The live admin certificates past their renewal point and not yet noticed. */
+static dbt_res expiring_collect(struct dbt_ctl *ctl, int64_t now, int64_t lead_secs,
+                                struct expiring **out, size_t *n)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_UNNOTICED, &s));
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        int64_t not_after = dbt_stmt_int(s, 3);
+        if (now < dbt_ctl_rotation_due(dbt_stmt_int(s, 2), not_after, lead_secs)) {
+            continue;
+        }
+        struct expiring *v = realloc(*out, (*n + 1) * sizeof(**out));
+        DBT_ENSURE(v != NULL, NOMEM, "out of memory");
+        *out = v;
+        v[(*n)++] = (struct expiring){ctl_strdup(dbt_stmt_text(s, 0)),
+                                      ctl_strdup(dbt_stmt_text(s, 1)), not_after};
+    }
+out:
+    return res;
+}
+
+static void expiring_free(struct expiring *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].serial);
+    }
+    free(v);
+}
+
+dbt_res ctl_admin_expiring(struct dbt_ctl *ctl, int64_t now, int64_t lead_secs, int *notices)
+{
+    dbt_res res = DBT_OK;
+    struct expiring *due = NULL;
+    size_t n = 0;
+    struct dbt_stmt *s = NULL;
+    /* a read first: the write lock only when there is something to say */
+    DBT_TRY(dbt_store_begin(ctl->st, false));
+    DBT_TRY(expiring_collect(ctl, now, lead_secs, &due, &n));
+    dbt_store_rollback(ctl->st);
+    if (n == 0) {
+        goto out;
+    }
+    expiring_free(due, n);
+    due = NULL;
+    n = 0;
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(expiring_collect(ctl, now, lead_secs, &due, &n));
+    for (size_t i = 0; i < n; i++) {
+        char when[32];
+        dbt_time_rfc3339(due[i].not_after, when, sizeof when);
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_ADMIN_CERT_NOTICED, &s));
+        dbt_stmt_bind_text(s, 1, due[i].serial);
+        dbt_stmt_bind_int(s, 2, now);
+        DBT_TRY(dbt_stmt_exec(s));
+        DBT_TRY(ctl_event(ctl, "admin-cert.expiring", "admin-cert",
+                          "admin certificate \"%s\" (serial %s) expires at %s; issue a new one "
+                          "(dbtls admin-certs create %s --out-dir DIR), then revoke this one",
+                          due[i].name, due[i].serial, when, due[i].name));
+    }
+    DBT_TRY(dbt_store_commit(ctl->st)); /* no configuration changed: no reloads */
+    *notices += (int)n;
+out:
+    dbt_store_rollback(ctl->st);
+    expiring_free(due, n);
     return res;
 }
 

@@ -431,6 +431,15 @@ dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_r
         }
     }
     ctl_strv_free(names, n);
+    r = ctl_admin_expiring(ctl, now, (int64_t)DBT_CTL_DEFAULT_ROTATION_LEAD_DAYS * 86400,
+                           &rep->notices);
+    if (!dbt_ok(r)) {
+        rep->failed++;
+        if (dbt_ok(first)) {
+            first = r;
+            snprintf(firstmsg, sizeof firstmsg, "admin certificates: %s", dbt_errmsg());
+        }
+    }
     if (!dbt_ok(first)) {
         return dbt_fail(first.code, "%s", firstmsg);
     }

@@ -185,6 +185,11 @@ dbt_res ctl_expiry_add_known(struct dbt_ctl_expiry_list *l, const char *instance
 /* Adds the admin CA (kind "admin-ca") and the unrevoked admin client certificates ("admin-cert",
    by name) to l, inside the caller's read transaction (admin_ca.c). */
 dbt_res ctl_admin_expiry(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *l) DBT_WUR;
+/* The scheduler's notice for admin client certificates (admin_ca.c): each live one past its
+   renewal point (dbt_ctl_rotation_due with lead_secs) gets one "admin-cert.expiring" event,
+   once (recorded in the store). *notices counts the events raised. */
+dbt_res ctl_admin_expiring(struct dbt_ctl *ctl, int64_t now, int64_t lead_secs,
+                           int *notices) DBT_WUR;
 
 /* Fills a public cert view from a PEM. */
 dbt_res ctl_cert_fill(const char *pem, const char *slot, const char *name, const char *instance,

@@ -88,6 +88,8 @@ static const char *const migrations[] = {
     "  SELECT substr(detail, instr(detail, ' serial=') + 8),"
     "         substr(detail, 6, instr(detail, ' serial=') - 6), time FROM events"
     "  WHERE action = 'admin-cert.create' AND detail LIKE 'name=% serial=%' ORDER BY id;",
+    /* 4: when the scheduler said an admin certificate nears its expiry (once per certificate) */
+    "ALTER TABLE admin_certs ADD COLUMN expiring_noticed_at INTEGER;",
 };
 
 #define INSTANCE_COLS                                                                              \
@@ -223,6 +225,13 @@ static const char *const statements[DBT_SQL__COUNT] = {
     /* -> serial, revoked_at: the admin CRL's entries */
     [DBT_SQL_ADMIN_CERT_REVOKED] = "SELECT serial, revoked_at FROM admin_certs"
                                    " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial",
+    /* -> name, serial, created_at, expires_at: live certificates not yet said to expire soon */
+    [DBT_SQL_ADMIN_CERT_UNNOTICED] = "SELECT name, serial, created_at, expires_at FROM admin_certs"
+                                     " WHERE revoked_at IS NULL AND expires_at IS NOT NULL"
+                                     " AND expiring_noticed_at IS NULL ORDER BY name, serial",
+    /* ?1 serial, ?2 now */
+    [DBT_SQL_ADMIN_CERT_NOTICED] =
+        "UPDATE admin_certs SET expiring_noticed_at = ?2 WHERE serial = ?1",
 };
 
 int dbt_store_schema_version(void)

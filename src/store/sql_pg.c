@@ -72,6 +72,8 @@ static const char *const migrations[] = {
     "  expires_at BIGINT, revoked_at BIGINT);"
     "CREATE INDEX admin_certs_name ON admin_certs (name);"
     "CREATE INDEX admin_certs_sha1 ON admin_certs (sha1);",
+    /* 2: as SQLite's 4, when the scheduler said an admin certificate nears its expiry */
+    "ALTER TABLE admin_certs ADD COLUMN expiring_noticed_at BIGINT;",
 };
 
 #define SLOT_COLS                                                                                  \

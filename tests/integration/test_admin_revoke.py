@@ -170,3 +170,49 @@ def test_admin_certificates_have_expiry_gauges(two_admins, dbtls):
         assert time.time() + 300 * 86400 < s.value < time.time() + 400 * 86400
     dbtls("admin-certs", "revoke", "dev")  # a revoked certificate is no longer watched
     assert set(gauges()) == {("admin-ca", ""), ("admin-cert", "ops")}
+
+
+def test_admin_certificate_nearing_expiry_is_noticed_once(dbtls, dbtlsd, state_dir, tmp_dir):
+    """The scheduler says once, as an event delivered to the notify sinks, that an admin client
+    certificate is past its renewal point (half its life here), and what to do; not again on
+    the next ticks nor after a restart; revoked and fresh certificates are not mentioned."""
+    import json
+    from cli_helpers import use_template
+    use_template(dbtls)
+    make_admin(dbtls, tmp_dir, "fresh")
+    dbtls("admin-certs", "create", "short", "--out-dir", os.path.join(tmp_dir, "short"),
+          "--validity", "4")
+    dbtls("admin-certs", "create", "gone", "--out-dir", os.path.join(tmp_dir, "gone"),
+          "--validity", "4")
+    dbtls("admin-certs", "revoke", "gone")
+    time.sleep(2.5)  # past half of the 4 s
+    notified = os.path.join(tmp_dir, "events.jsonl")
+
+    def expiring():
+        return [e for e in dbtls.json("events", "list") if e["action"] == "admin-cert.expiring"]
+
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "1",
+                                 "--notify-command", f"cat >> '{notified}'"])
+    deadline = time.monotonic() + 15
+    while not expiring():
+        assert time.monotonic() < deadline, "no admin-cert.expiring event"
+        time.sleep(0.2)
+    time.sleep(2.5)  # more ticks
+    ev = expiring()
+    assert len(ev) == 1, ev
+    assert ev[0]["detail"].startswith('admin certificate "short" (serial ')
+    assert "dbtls admin-certs create short --out-dir DIR" in ev[0]["detail"]
+    assert ev[0]["actor"] == "dbtlsd"
+    deadline = time.monotonic() + 10
+    while True:
+        sent = [json.loads(ln) for ln in open(notified) if ln.strip()] \
+            if os.path.exists(notified) else []
+        if any(e["action"] == "admin-cert.expiring" for e in sent):
+            break
+        assert time.monotonic() < deadline, f"not delivered: {sent}"
+        time.sleep(0.2)
+    d.stop()
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "1"])
+    time.sleep(2.5)
+    assert len(expiring()) == 1
+    d.stop()
