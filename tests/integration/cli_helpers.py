@@ -4,12 +4,14 @@ checks with the `openssl` command-line tool (an implementation independent of ou
 snapshot of the store to prove that a refused command changed nothing.
 """
 import atexit
+import json
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -219,3 +221,16 @@ def export(dbtls, instance, tmp_dir, sub):
     d = os.path.join(tmp_dir, sub)
     dbtls("instances", "export", instance, "--dir", d)
     return {n: os.path.join(d, n) for n in ("server.crt", "server.key", "root.crt", "root.crl")}
+
+
+def wait_notified(path, action, timeout=10):
+    """Waits until the events a `--notify-command 'cat >> path'` received include one with this
+    action; returns them all (JSON lines)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = [json.loads(ln) for ln in open(path) if ln.strip()] \
+            if os.path.exists(path) else []
+        if any(e["action"] == action for e in sent):
+            return sent
+        assert time.monotonic() < deadline, f"{action} not delivered to the notify command: {sent}"
+        time.sleep(0.2)

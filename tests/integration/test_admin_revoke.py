@@ -176,8 +176,7 @@ def test_admin_certificate_nearing_expiry_is_noticed_once(dbtls, dbtlsd, state_d
     """The scheduler says once, as an event delivered to the notify sinks, that an admin client
     certificate is past its renewal point (half its life here), and what to do; not again on
     the next ticks nor after a restart; revoked and fresh certificates are not mentioned."""
-    import json
-    from cli_helpers import use_template
+    from cli_helpers import use_template, wait_notified
     use_template(dbtls)
     make_admin(dbtls, tmp_dir, "fresh")
     dbtls("admin-certs", "create", "short", "--out-dir", os.path.join(tmp_dir, "short"),
@@ -203,14 +202,7 @@ def test_admin_certificate_nearing_expiry_is_noticed_once(dbtls, dbtlsd, state_d
     assert ev[0]["detail"].startswith('admin certificate "short" (serial ')
     assert "dbtls admin-certs create short --out-dir DIR" in ev[0]["detail"]
     assert ev[0]["actor"] == "dbtlsd"
-    deadline = time.monotonic() + 10
-    while True:
-        sent = [json.loads(ln) for ln in open(notified) if ln.strip()] \
-            if os.path.exists(notified) else []
-        if any(e["action"] == "admin-cert.expiring" for e in sent):
-            break
-        assert time.monotonic() < deadline, f"not delivered: {sent}"
-        time.sleep(0.2)
+    wait_notified(notified, "admin-cert.expiring")
     d.stop()
     d = dbtlsd.start(state_dir, ["--scheduler-interval", "1"])
     time.sleep(2.5)

@@ -2,7 +2,6 @@
 --master-key-command, a corrupt or missing store. Each gives exit 1, one line saying what and
 why, and changes nothing."""
 import os
-import shutil
 
 import pytest
 

@@ -14,7 +14,6 @@ served, and clients that refuse the server certificate are counted apart.
   itself, then closes: no TLS alert) is counted by dbtls_tls_hangups_total, with TLS probes.
 Real PostgreSQL 15 behind the front, real libpq (psycopg) clients.
 """
-import json
 import os
 import time
 
@@ -22,7 +21,7 @@ import psycopg
 import pytest
 
 from api_client import samples, scrape
-from cli_helpers import use_template
+from cli_helpers import use_template, wait_notified
 
 
 def sha1s_by_slot(dbtls, instance):
@@ -141,14 +140,7 @@ def test_clients_refusing_the_new_server_ca_are_counted(pg_server, dbtls, dbtlsd
     assert " refused the server certificate (TLS alert" in ev[0]["detail"]
     assert "server-ca-certs download" in ev[0]["detail"]
     n_before = len(ev)
-    deadline = time.monotonic() + 10
-    while True:
-        sent = [json.loads(ln) for ln in open(notified) if ln.strip()] \
-            if os.path.exists(notified) else []
-        if any(e["action"] == "tls.server-cert-refused" for e in sent):
-            break
-        assert time.monotonic() < deadline, f"not delivered to the notify command: {sent}"
-        time.sleep(0.2)
+    wait_notified(notified, "tls.server-cert-refused")
     # a later refusal is a new event with its own count
     with pytest.raises(psycopg.OperationalError):
         connect(port, old_ca, "old-bundle")
