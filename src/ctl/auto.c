@@ -352,7 +352,7 @@ static dbt_res instance_names(struct dbt_ctl *ctl, char ***names, size_t *n)
     *names = NULL;
     *n = 0;
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(ctl_instance_names(ctl, names, n));
+    DBT_TRY(ctl_instance_names(ctl, false, names, n));
     DBT_TRY(dbt_store_commit(ctl->st));
 out:
     dbt_store_rollback(ctl->st);

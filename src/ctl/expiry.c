@@ -103,7 +103,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
             DBT_TRY(res);
         }
     }
-    DBT_TRY(ctl_instance_names(ctl, &names, &n_names));
+    DBT_TRY(ctl_instance_names(ctl, false, &names, &n_names));
     for (size_t i = 0; i < n_names; i++) {
         ctl_inst_cleanup(&in);
         ctl_slots_cleanup(&slots);

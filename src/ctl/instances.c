@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ctl/instances.h"
 #include "ctl/internal.h"
@@ -65,30 +66,81 @@ char *ctl_instance_join_endpoints(const struct dbt_ctl_instance *p)
     return acc;
 }
 
-dbt_res ctl_instance_check_listen_free(struct dbt_ctl *ctl, const char *listen, int64_t self_id)
+static bool same_opt(const char *a, const char *b)
+{
+    bool a_none = a == NULL || a[0] == '\0', b_none = b == NULL || b[0] == '\0';
+    return a_none ? b_none : !b_none && strcmp(a, b) == 0;
+}
+
+/* An endpoint a client names in SNI: a DNS name, not an IP address. */
+static bool endpoint_is_name(const char *ep)
+{
+    return strchr(ep, ':') == NULL && strspn(ep, "0123456789.") != strlen(ep);
+}
+
+static dbt_res check_share(const struct dbt_ctl_instance *p, const struct dbt_ctl_instance *o)
 {
     dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL;
-    bool row = false;
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_BY_LISTEN, &s));
-    dbt_stmt_bind_text(s, 1, listen);
-    dbt_stmt_bind_int(s, 2, self_id);
-    DBT_TRY(dbt_stmt_step(s, &row));
-    if (row) {
-        DBT_BAIL(EXISTS, "listen address %s is already used by instance \"%s\"", listen,
-                 dbt_stmt_text(s, 0));
+    DBT_ENSURE(strcmp(p->engine, "postgres") == 0 && strcmp(o->engine, "postgres") == 0, EXISTS,
+               "listen address %s is already used by instance \"%s\" (only PostgreSQL instances "
+               "can share a listen address: the client's TLS server name chooses)",
+               p->listen, o->name);
+    DBT_ENSURE(same_opt(p->groups, o->groups), INVALID,
+               "listen address %s is shared with instance \"%s\", whose TLS groups (%s) differ: "
+               "instances on one address need the same --groups",
+               p->listen, o->name, o->groups && o->groups[0] ? o->groups : "default");
+    for (size_t i = 0; i < p->n_endpoints; i++) {
+        for (size_t j = 0; j < o->n_endpoints; j++) {
+            DBT_ENSURE(!endpoint_is_name(p->endpoints[i]) ||
+                           strcasecmp(p->endpoints[i], o->endpoints[j]) != 0,
+                       EXISTS,
+                       "endpoint %s is already an endpoint of instance \"%s\" on listen address "
+                       "%s: the TLS server name must choose one instance",
+                       p->endpoints[i], o->name, p->listen);
+        }
     }
 out:
     return res;
 }
 
-dbt_res ctl_instance_names(struct dbt_ctl *ctl, char ***names, size_t *n)
+dbt_res ctl_instance_check_listen(struct dbt_ctl *ctl, const struct dbt_ctl_instance *p,
+                                  int64_t self_id)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    struct ctl_inst o = {0};
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_BY_LISTEN, &s));
+    dbt_stmt_bind_text(s, 1, p->listen);
+    dbt_stmt_bind_int(s, 2, self_id);
+    for (;;) {
+        bool row = false;
+        DBT_TRY(dbt_stmt_step(s, &row));
+        if (!row) {
+            break;
+        }
+        DBT_TRY(ctl_strv_push(&names, &n, dbt_stmt_text(s, 0)));
+    }
+    for (size_t i = 0; i < n; i++) {
+        DBT_TRY(ctl_inst_load(ctl, names[i], &o));
+        DBT_TRY(check_share(p, &o.pub));
+        ctl_inst_cleanup(&o);
+    }
+out:
+    ctl_inst_cleanup(&o);
+    ctl_strv_free(names, n);
+    return res;
+}
+
+dbt_res ctl_instance_names(struct dbt_ctl *ctl, bool by_age, char ***names, size_t *n)
 {
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     *names = NULL;
     *n = 0;
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_INSTANCE_NAMES, &s));
+    DBT_TRY(dbt_store_stmt(ctl->st, by_age ? DBT_SQL_INSTANCE_NAMES_BY_AGE : DBT_SQL_INSTANCE_NAMES,
+                           &s));
     for (;;) {
         bool row = false;
         DBT_TRY(dbt_stmt_step(s, &row));
@@ -155,7 +207,7 @@ dbt_res dbt_ctl_instance_list(struct dbt_ctl *ctl, struct dbt_ctl_instance_list 
     char **names = NULL;
     size_t n = 0;
     DBT_TRY(dbt_store_begin(ctl->st, false));
-    DBT_TRY(ctl_instance_names(ctl, &names, &n));
+    DBT_TRY(ctl_instance_names(ctl, false, &names, &n));
     l.items = calloc(n ? n : 1, sizeof *l.items);
     DBT_ENSURE(l.items, NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {

@@ -28,10 +28,15 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
 
 /* The endpoints joined with commas, as the store keeps them (caller frees; aborts on OOM). */
 char *ctl_instance_join_endpoints(const struct dbt_ctl_instance *p);
-/* EXISTS when another instance than self_id (-1: none) listens on listen. Inside the caller's
-   transaction. */
-dbt_res ctl_instance_check_listen_free(struct dbt_ctl *ctl, const char *listen,
-                                       int64_t self_id) DBT_WUR;
+/*
+ * Whether p (self_id: its row, -1 when new) may listen on p->listen: alone, or beside other
+ * PostgreSQL instances (the client's TLS server name chooses among them, DESIGN.md §3), when p is
+ * PostgreSQL too, has their TLS groups (chosen before the server name is known) and none of its
+ * DNS endpoints is one of theirs. EXISTS / INVALID naming the other instance otherwise. Inside
+ * the caller's transaction.
+ */
+dbt_res ctl_instance_check_listen(struct dbt_ctl *ctl, const struct dbt_ctl_instance *p,
+                                  int64_t self_id) DBT_WUR;
 /* Fills out with the instance and its active server certificate and CA, inside the caller's
    transaction. NOT_FOUND for an unknown instance. */
 dbt_res ctl_instance_describe_in_txn(struct dbt_ctl *ctl, const char *name,

@@ -47,7 +47,7 @@ static dbt_res create_prepare(struct dbt_ctl *ctl, const char *name,
     }
     DBT_ENSURE(res.code == DBT_E_NOT_FOUND, STORE, "%s", dbt_errmsg());
     res = DBT_OK;
-    DBT_TRY(ctl_instance_check_listen_free(ctl, p->listen, -1));
+    DBT_TRY(ctl_instance_check_listen(ctl, p, -1));
 out:
     return res;
 }

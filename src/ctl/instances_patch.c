@@ -88,7 +88,7 @@ static dbt_res patch_prepare(struct dbt_ctl *ctl, const char *name,
                "instance \"%s\" cannot move from the shared CA mode to per-instance; only "
                "per-instance -> shared is allowed",
                name);
-    DBT_TRY(ctl_instance_check_listen_free(ctl, p->listen, in->id));
+    DBT_TRY(ctl_instance_check_listen(ctl, p, in->id));
     ch->new_ca = strcmp(p->ca_mode, "shared") == 0 && strcmp(old_ca, p->ca_id) != 0;
     ch->new_sans = strcmp(old_eps, ch->new_eps) != 0;
 out:

@@ -173,7 +173,8 @@ dbt_res ctl_slot_chain(struct dbt_ctl *ctl, const struct ctl_slot *s, char **out
 dbt_res ctl_default_ca_id(struct dbt_ctl *ctl, char **out) DBT_WUR;
 /* Every instance name, in the store's order, inside the caller's transaction. On failure *names
    is NULL and *n 0. */
-dbt_res ctl_instance_names(struct dbt_ctl *ctl, char ***names, size_t *n) DBT_WUR;
+/* Every instance name, by name, or by age (creation order) when by_age. */
+dbt_res ctl_instance_names(struct dbt_ctl *ctl, bool by_age, char ***names, size_t *n) DBT_WUR;
 
 /* The expiry list (expiry.c): one certificate from its PEM, or from what the store recorded. */
 struct dbt_ctl_expiry_list;

@@ -111,7 +111,7 @@ static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config 
         DBT_ENSURE(names, NOMEM, "out of memory");
         names[n++] = ctl_strdup(only);
     } else {
-        DBT_TRY(ctl_instance_names(ctl, &names, &n));
+        DBT_TRY(ctl_instance_names(ctl, true, &names, &n));
     }
     cfg->instances = calloc(n ? n : 1, sizeof *cfg->instances);
     DBT_ENSURE(cfg->instances, NOMEM, "out of memory");

@@ -7,6 +7,7 @@
  * in constant time.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,8 @@ static bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
 }
 
 dbt_res dbt_cancel_register(uint32_t pid, const uint8_t *key, size_t key_len,
-                            const struct sockaddr *addr, socklen_t addrlen, uint64_t *token)
+                            const struct sockaddr *addr, socklen_t addrlen, const char *instance,
+                            uint64_t *token)
 {
     if (key_len == 0 || key_len > CANCEL_KEY_MAX || addrlen > sizeof(struct sockaddr_storage)) {
         return dbt_fail(DBT_E_INVALID, "cancel key of %zu bytes", key_len);
@@ -57,6 +59,7 @@ dbt_res dbt_cancel_register(uint32_t pid, const uint8_t *key, size_t key_len,
     memcpy(e->key, key, key_len);
     memcpy(&e->target.addr, addr, addrlen);
     e->target.addrlen = addrlen;
+    snprintf(e->target.instance, sizeof(e->target.instance), "%s", instance);
     pthread_mutex_lock(&cancel_lock);
     e->token = next_token++;
     size_t b = bucket_of(pid);

@@ -56,10 +56,12 @@ const struct dbt_gen_inst *dbt_gen_find_listen(const struct dbt_gen *g, const ch
 struct dbt_cancel_target {
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char instance[64]; /* the instance of the session the key belongs to */
 };
-/* Registers key (pid + secret bytes) for a session; the token identifies it for removal. */
+/* Registers key (pid + secret bytes) for a session of instance; the token identifies it for
+   removal. */
 dbt_res dbt_cancel_register(uint32_t pid, const uint8_t *key, size_t key_len,
-                            const struct sockaddr *addr, socklen_t addrlen,
+                            const struct sockaddr *addr, socklen_t addrlen, const char *instance,
                             uint64_t *token) DBT_WUR;
 void dbt_cancel_unregister(uint32_t pid, uint64_t token);
 /* Looks a key up (constant-time comparison of the secret). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "front/front.h"
@@ -71,6 +72,76 @@ out:
     return res;
 }
 
+static bool same_opt(const char *a, const char *b)
+{
+    return (a == NULL || a[0] == '\0') ? (b == NULL || b[0] == '\0') : (b != NULL && strcmp(a, b) == 0);
+}
+
+/* The TLS server name a client sends for ep: DNS names only (never IP addresses). */
+static bool endpoint_is_name(const char *ep)
+{
+    return strchr(ep, ':') == NULL && strspn(ep, "0123456789.") != strlen(ep);
+}
+
+/* Checks that b may join a's listen address (the control plane checks the same, see
+   ctl_instance_check_listen), naming both instances. */
+static dbt_res check_share(const struct dbt_gen_inst *a, const struct dbt_gen_inst *b)
+{
+    dbt_res res = DBT_OK;
+    const struct dbt_rt_instance *ra = a->rt, *rb = b->rt;
+    DBT_ENSURE(a->proto == &dbt_pg_proto && b->proto == &dbt_pg_proto, INVALID,
+               "instance \"%s\": listen address %s is already used by instance \"%s\" (only "
+               "PostgreSQL instances share an address, chosen by the TLS server name)",
+               rb->name, rb->listen, ra->name);
+    DBT_ENSURE(same_opt(ra->groups, rb->groups), INVALID,
+               "instance \"%s\": shares listen address %s with instance \"%s\" but not its TLS "
+               "groups",
+               rb->name, rb->listen, ra->name);
+    for (size_t i = 0; i < ra->n_endpoints; i++) {
+        for (size_t j = 0; j < rb->n_endpoints; j++) {
+            DBT_ENSURE(!endpoint_is_name(rb->endpoints[j]) ||
+                           strcasecmp(ra->endpoints[i], rb->endpoints[j]) != 0,
+                       INVALID,
+                       "instance \"%s\": endpoint %s is also one of instance \"%s\" on listen "
+                       "address %s",
+                       rb->name, rb->endpoints[j], ra->name, rb->listen);
+        }
+    }
+out:
+    return res;
+}
+
+/* Links the instances of each listen address (in store order: the first created comes first). */
+static dbt_res group_listeners(struct dbt_gen *g)
+{
+    dbt_res res = DBT_OK;
+    for (size_t i = 0; i < g->n; i++) {
+        struct dbt_gen_inst *gi = &g->insts[i];
+        if (gi->listen_first != NULL) {
+            continue;
+        }
+        struct dbt_gen_inst *last = gi;
+        gi->listen_first = gi;
+        for (size_t j = i + 1; j < g->n; j++) {
+            struct dbt_gen_inst *o = &g->insts[j];
+            if (strcmp(o->rt->listen, gi->rt->listen) != 0) {
+                continue;
+            }
+            for (const struct dbt_gen_inst *m = gi; m != NULL; m = m->listen_next) {
+                DBT_TRY(check_share(m, o));
+            }
+            o->listen_first = gi;
+            last->listen_next = o;
+            last = o;
+        }
+        for (struct dbt_gen_inst *m = gi; m != NULL; m = (struct dbt_gen_inst *)m->listen_next) {
+            m->listen_shared = gi->listen_next != NULL;
+        }
+    }
+out:
+    return res;
+}
+
 dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_rt_config *),
                       uint64_t id, struct dbt_gen **out)
 {
@@ -99,12 +170,8 @@ dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_
             res = dbt_fail_ctx(res, "instance \"%s\": ", rt->name ? rt->name : "?");
             goto out;
         }
-        for (size_t j = 0; j < i; j++) {
-            DBT_ENSURE(strcmp(cfg->instances[j].listen, rt->listen) != 0, INVALID,
-                       "instance \"%s\": listen address %s is already used by instance \"%s\"",
-                       rt->name, rt->listen, cfg->instances[j].name);
-        }
     }
+    DBT_TRY(group_listeners(g));
     *out = g;
     g = NULL;
 out:

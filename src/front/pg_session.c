@@ -278,6 +278,9 @@ static dbt_res handle_first(struct dbt_session *s, struct pg_sess *ps)
                 return dbt_fail(DBT_E_NOMEM, "out of memory");
             }
             *ps->cancel = f.cancel;
+            /* on a shared address the request comes without a server name: it belongs to the
+               instance whose session it cancels */
+            dbt_session_set_instance_name(s, t.instance);
             set_state(s, ps, PG_CANCEL);
             return dbt_session_connect_backend(s, (const struct sockaddr *)&t.addr, t.addrlen);
         }
@@ -502,7 +505,8 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
             if (dbt_ok(dbt_pg_backend_key_decode(&m, &k)) && ps->cancel_token == 0) {
                 if (dbt_ok(dbt_cancel_register(k.pid, k.key, k.key_len,
                                                (const struct sockaddr *)&s->backend_peer,
-                                               s->backend_peerlen, &ps->cancel_token))) {
+                                               s->backend_peerlen, s->st.instance,
+                                               &ps->cancel_token))) {
                     ps->key_pid = k.pid;
                 }
             }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -554,6 +555,36 @@ static void client_tls_established(struct dbt_session *s)
     s->bytes_in_at_tls = atomic_load(&s->bytes_in);
 }
 
+void dbt_session_set_instance_name(struct dbt_session *s, const char *name)
+{
+    pthread_mutex_lock(&s->worker->lock);
+    snprintf(s->st.instance, sizeof(s->st.instance), "%s", name);
+    pthread_mutex_unlock(&s->worker->lock);
+}
+
+/*
+ * The client's TLS server name on an address several instances share (tls.h, dbt_tls_sni_fn):
+ * the instance one of whose endpoints it is becomes this session's; any other name keeps the
+ * first instance of the address.
+ */
+static struct dbt_tls_ctx *session_sni(void *arg, const char *name)
+{
+    struct dbt_session *s = arg;
+    for (const struct dbt_gen_inst *gi = s->inst->listen_first; gi != NULL; gi = gi->listen_next) {
+        for (size_t i = 0; i < gi->rt->n_endpoints; i++) {
+            if (strcasecmp(gi->rt->endpoints[i], name) != 0) {
+                continue;
+            }
+            if (gi != s->inst) {
+                s->inst = gi;
+                dbt_session_set_instance_name(s, gi->rt->name);
+            }
+            return gi->server_tls;
+        }
+    }
+    return NULL;
+}
+
 /* Advances a TLS handshake on l. Returns IO_PROGRESS when it completed. */
 static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
 {
@@ -571,6 +602,9 @@ static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
         } else {
             r = dbt_tls_conn_new_client(s->inst->backend_tls, l->fd, s->inst->backend_host,
                                         &l->tls);
+        }
+        if (dbt_ok(r) && l == &s->client && s->inst->listen_shared) {
+            r = dbt_tls_conn_set_sni(l->tls, session_sni, s);
         }
         if (!dbt_ok(r)) {
             return IO_ERR;

@@ -57,6 +57,14 @@ struct dbt_gen_inst {
     socklen_t backend_addrlen;
     char backend_host[256]; /* host name for backend TLS verify-full ("" for unix sockets) */
     void *proto_conf;       /* built by proto->inst_prepare (e.g. parsed hba + ident) */
+    /*
+     * Instances sharing this one's listen address (PostgreSQL only): the client's TLS server name
+     * chooses among them; connections without one (plaintext, no SNI, a name no instance has) go
+     * to the first, the one created first. NULL next = the last of the group.
+     */
+    const struct dbt_gen_inst *listen_first;
+    const struct dbt_gen_inst *listen_next;
+    bool listen_shared; /* the group has more than one instance */
 };
 
 /* Callbacks of a wire protocol. Any may be NULL when it has nothing to do. */
@@ -218,6 +226,10 @@ void dbt_session_set_state(struct dbt_session *s, const char *name, uint64_t tim
 void dbt_session_set_user(struct dbt_session *s, const char *user, size_t n);
 void dbt_session_set_database(struct dbt_session *s, const char *db, size_t n);
 void dbt_session_set_application_name(struct dbt_session *s, const char *app, size_t n);
+
+/* Names the instance the session is shown and logged under (a CancelRequest takes the name of
+   the session it cancels). */
+void dbt_session_set_instance_name(struct dbt_session *s, const char *name);
 
 /* The client's address as text ("127.0.0.1", "::1", "[local]") and port. */
 const char *dbt_session_client_host(const struct dbt_session *s);

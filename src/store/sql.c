@@ -90,6 +90,25 @@ static const char *const migrations[] = {
     "  WHERE action = 'admin-cert.create' AND detail LIKE 'name=% serial=%' ORDER BY id;",
     /* 4: when the scheduler said an admin certificate nears its expiry (once per certificate) */
     "ALTER TABLE admin_certs ADD COLUMN expiring_noticed_at INTEGER;",
+    /* 5: PostgreSQL instances may share a listen address (the TLS server name chooses, ctl
+       checks the rest): the table is rebuilt without UNIQUE (listen), SQLite's way of dropping
+       a constraint; the migration runs with foreign keys off, so nothing cascades */
+    "CREATE TABLE instances_new ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, engine TEXT NOT NULL,"
+    "  engine_version TEXT NOT NULL, listen TEXT NOT NULL, backend TEXT NOT NULL,"
+    "  backend_tls_ca TEXT, endpoints TEXT NOT NULL, region TEXT NOT NULL,"
+    "  ca_mode TEXT NOT NULL CHECK (ca_mode IN ('shared', 'per-instance')),"
+    "  ca_id TEXT NOT NULL, ssl_mode TEXT NOT NULL, tls_min TEXT NOT NULL,"
+    "  tls_max TEXT NOT NULL, ciphers TEXT NOT NULL, ciphersuites TEXT, groups TEXT,"
+    "  hba_text TEXT, ident_text TEXT, user_require_text TEXT,"
+    "  max_client_certs INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL, client_ca_pem TEXT NOT NULL,"
+    "  client_ca_key_blob BLOB NOT NULL, client_ca_sha1 TEXT NOT NULL, crl_pem TEXT NOT NULL,"
+    "  crl_number INTEGER NOT NULL);"
+    "INSERT INTO instances_new SELECT * FROM instances;"
+    "DROP TABLE instances;"
+    "ALTER TABLE instances_new RENAME TO instances;"
+    "CREATE INDEX instances_listen ON instances (listen);",
 };
 
 #define INSTANCE_COLS                                                                              \
@@ -141,6 +160,8 @@ static const char *const statements[DBT_SQL__COUNT] = {
     /* -> INSTANCE_COLS */
     [DBT_SQL_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE name = ?1",
     [DBT_SQL_INSTANCE_NAMES] = "SELECT name FROM instances ORDER BY name",
+    /* the first instance on a shared listen address is the one created first */
+    [DBT_SQL_INSTANCE_NAMES_BY_AGE] = "SELECT name FROM instances ORDER BY id",
     /* ?1 listen, ?2 id to exclude -> name */
     [DBT_SQL_INSTANCE_BY_LISTEN] = "SELECT name FROM instances WHERE listen = ?1 AND id <> ?2",
     [DBT_SQL_INSTANCE_UPDATE] =

@@ -74,6 +74,9 @@ static const char *const migrations[] = {
     "CREATE INDEX admin_certs_sha1 ON admin_certs (sha1);",
     /* 2: as SQLite's 4, when the scheduler said an admin certificate nears its expiry */
     "ALTER TABLE admin_certs ADD COLUMN expiring_noticed_at BIGINT;",
+    /* 3: as SQLite's 5, instances may share a listen address */
+    "ALTER TABLE instances DROP CONSTRAINT instances_listen_key;"
+    "CREATE INDEX instances_listen ON instances (listen);",
 };
 
 #define SLOT_COLS                                                                                  \

@@ -222,14 +222,16 @@ dbt_res dbt_store_open(const char *path, enum dbt_store_mode mode, struct dbt_st
         DBT_TRY(pragma_int(st, "PRAGMA journal_mode = WAL", &ignored));
         DBT_TRY(exec_sql(st, "PRAGMA synchronous = FULL", "synchronous"));
     }
-    DBT_TRY(exec_sql(st, "PRAGMA foreign_keys = ON", "foreign keys"));
     if (version < dbt_store_schema_version()) {
         DBT_ENSURE(!st->base.read_only, STATE,
                    "store file \"%s\" has schema version %lld; run a dbtls command that writes "
                    "(e.g. `dbtls instances list`) to migrate it to %d",
                    path, (long long)version, dbt_store_schema_version());
+        /* with foreign keys still off (SQLite's default): a migration that rebuilds a table
+           (5) must not cascade its DROP into the rows that reference it */
         DBT_TRY(migrate(st, version));
     }
+    DBT_TRY(exec_sql(st, "PRAGMA foreign_keys = ON", "foreign keys"));
     *out = &st->base;
     st = NULL;
 out:

@@ -2,6 +2,7 @@
  * tls.c - the OpenSSL boundary of the front (tls.h). Keeps to the API subset AWS-LC also offers.
  */
 #include "tls/tls.h"
+#include "tls/tls_int.h"
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
@@ -19,17 +20,6 @@
 #include <string.h>
 
 #define TLS_MAX_RECORD 16384
-
-struct dbt_tls_ctx {
-    SSL_CTX *ctx;
-    _Atomic int refs;
-    char cert_sha1[41]; /* server contexts: SHA-1 of the certificate, hex */
-};
-
-struct dbt_tls_conn {
-    SSL *ssl;
-    char *failed_subject; /* subject of a peer certificate that failed verification */
-};
 
 static void name_str(const X509_NAME *nm, char *out, size_t outlen);
 
@@ -81,7 +71,7 @@ static dbt_res ssl_fail(const char *what)
     return dbt_fail(DBT_E_TLS, "%s: %s", what, why);
 }
 
-static int parse_version(const char *v, int dflt, int *out)
+int dbt_tls_parse_version(const char *v, int dflt, int *out)
 {
     if (v == NULL || v[0] == '\0') {
         *out = dflt;
@@ -235,10 +225,10 @@ static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
 {
     dbt_res res = DBT_OK;
     int minv, maxv;
-    DBT_ENSURE(parse_version(pol ? pol->min_version : NULL, TLS1_2_VERSION, &minv), INVALID,
+    DBT_ENSURE(dbt_tls_parse_version(pol ? pol->min_version : NULL, TLS1_2_VERSION, &minv), INVALID,
                "TLS minimum version \"%s\" is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
                pol->min_version);
-    DBT_ENSURE(parse_version(pol ? pol->max_version : NULL, TLS1_3_VERSION, &maxv), INVALID,
+    DBT_ENSURE(dbt_tls_parse_version(pol ? pol->max_version : NULL, TLS1_3_VERSION, &maxv), INVALID,
                "TLS maximum version \"%s\" is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
                pol->max_version);
     DBT_ENSURE(minv <= maxv, INVALID, "TLS minimum version is above the maximum version");
@@ -250,7 +240,7 @@ static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
         SSL_CTX_set_max_proto_version(ctx, maxv) != 1) {
         DBT_TRY(ssl_fail("TLS protocol versions"));
     }
-    const char *ciphers = pol && pol->ciphers ? pol->ciphers : "HIGH:!aNULL:!3DES";
+    const char *ciphers = pol && pol->ciphers ? pol->ciphers : DBT_TLS_DEFAULT_CIPHERS;
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         char why[256];
         err_queue_str(why, sizeof(why));
@@ -313,6 +303,7 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     static const unsigned char sid_ctx[] = "dbtlsd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     DBT_TRY(apply_policy(ctx, pol));
+    SSL_CTX_set_client_hello_cb(ctx, dbt_tls_client_hello_cb, NULL);
     DBT_TRY(load_chain(ctx, chain_pem));
     DBT_TRY(load_key(ctx, key_pem));
     if (client_ca_pem != NULL && client_ca_pem[0] != '\0') {
@@ -334,8 +325,15 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     c->ctx = ctx;
     atomic_init(&c->refs, 1);
     ctx = NULL;
+    c->ciphers = strdup(pol && pol->ciphers ? pol->ciphers : DBT_TLS_DEFAULT_CIPHERS);
+    c->ciphersuites = strdup(pol && pol->ciphersuites ? pol->ciphersuites
+                                                     : OSSL_default_ciphersuites());
+    DBT_ENSURE(c->ciphers != NULL && c->ciphersuites != NULL, NOMEM,
+               "TLS context: out of memory");
     *out = c;
+    c = NULL;
 out:
+    dbt_tls_ctx_unref(c);
     SSL_CTX_free(ctx);
     return res;
 }
@@ -383,6 +381,8 @@ void dbt_tls_ctx_unref(struct dbt_tls_ctx *c)
 {
     if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
         SSL_CTX_free(c->ctx);
+        free(c->ciphers);
+        free(c->ciphersuites);
         free(c);
     }
 }
@@ -400,6 +400,7 @@ static dbt_res conn_new(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **o
         return ssl_fail("SSL_new");
     }
     SSL_set_app_data(c->ssl, c);
+    c->origin = ctx;
     *out = c;
     return DBT_OK;
 }
@@ -573,6 +574,7 @@ void dbt_tls_conn_free(struct dbt_tls_conn *c)
     if (c != NULL) {
         SSL_free(c->ssl);
         free(c->failed_subject);
+        free(c->sni_refusal);
         free(c);
     }
 }
@@ -616,7 +618,9 @@ enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c)
         return DBT_TLS_IO_OK;
     }
     enum dbt_tls_io r = io_result(c, rc, "TLS handshake failed");
-    if (r == DBT_TLS_IO_EOF) {
+    if (r == DBT_TLS_IO_ERR && c->sni_refusal != NULL) {
+        (void)dbt_fail(DBT_E_TLS, "TLS handshake failed: %s", c->sni_refusal);
+    } else if (r == DBT_TLS_IO_EOF) {
         (void)dbt_fail(DBT_E_TLS, "TLS handshake failed: connection closed by peer");
         return DBT_TLS_IO_ERR;
     }

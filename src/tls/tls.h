@@ -70,6 +70,20 @@ dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *hos
                                 struct dbt_tls_conn **out) DBT_WUR;
 void dbt_tls_conn_free(struct dbt_tls_conn *c);
 
+/*
+ * Several instances on one listen address (chosen by the TLS server name, SNI): called when the
+ * ClientHello arrives, on the thread driving the handshake, with the server name the client
+ * sent; returns the server context to use instead of the one the connection was made with (its
+ * certificate, client CA + CRL, TLS versions and cipher lists), or NULL to keep that one. The
+ * contexts must have the same groups.
+ */
+typedef struct dbt_tls_ctx *(*dbt_tls_sni_fn)(void *arg, const char *server_name);
+/* Before the handshake of a server connection: lets fn choose the context by server name. */
+dbt_res dbt_tls_conn_set_sni(struct dbt_tls_conn *c, dbt_tls_sni_fn fn, void *arg) DBT_WUR;
+/* The host_name of a server_name extension's body (RFC 6066) into out; false when malformed,
+   absent or too long for out (OpenSSL then refuses a malformed one itself). */
+bool dbt_tls_sni_parse(const unsigned char *p, size_t len, char *out, size_t outlen);
+
 /* Advances the handshake. ERR carries the reason (and the peer certificate subject if any). */
 enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c);
 /* Reads up to n decrypted bytes; *got > 0 only with OK. */

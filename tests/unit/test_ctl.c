@@ -458,9 +458,11 @@ static void test_shared_instance(void)
     /* Duplicates. */
     CHECK_REFUSED(dbt_ctl_instance_create(ctl, "db1", &s, NULL, NULL), DBT_E_EXISTS);
     CHECK(strstr(dbt_errmsg(), "already exists") != NULL);
-    struct dbt_ctl_instance_spec s2 = pg_spec("127.0.0.1:15432", "db2.example.com");
+    /* a listen address is shared only by name: not with an endpoint db1 already has */
+    struct dbt_ctl_instance_spec s2 = pg_spec("127.0.0.1:15432", "DB1.example.com");
     CHECK_REFUSED(dbt_ctl_instance_create(ctl, "db2", &s2, NULL, NULL), DBT_E_EXISTS);
-    CHECK(strstr(dbt_errmsg(), "already used by instance \"db1\"") != NULL);
+    CHECK(strstr(dbt_errmsg(), "endpoint DB1.example.com is already an endpoint of instance "
+                               "\"db1\" on listen address 127.0.0.1:15432") != NULL);
 
     /* Wrong slot kind for the mode. */
     CHECK_REFUSED(dbt_ctl_slots_create(ctl, "db1", DBT_CTL_SLOT_SERVER_CA, NULL, NULL),

@@ -184,14 +184,16 @@ static void test_cancel_table(void)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(5432)};
     uint8_t k1[4] = {1, 2, 3, 4}, k2[32] = {9};
     uint64_t t1 = 0, t2 = 0;
-    CHECK_OK(dbt_cancel_register(77, k1, 4, (struct sockaddr *)&a, sizeof(a), &t1));
+    CHECK_OK(dbt_cancel_register(77, k1, 4, (struct sockaddr *)&a, sizeof(a), "db1", &t1));
     a.sin_port = htons(6543);
-    CHECK_OK(dbt_cancel_register(77, k2, 32, (struct sockaddr *)&a, sizeof(a), &t2));
+    CHECK_OK(dbt_cancel_register(77, k2, 32, (struct sockaddr *)&a, sizeof(a), "db2", &t2));
     struct dbt_cancel_target t;
     CHECK(dbt_cancel_lookup(77, k1, 4, &t));
     CHECK(ntohs(((struct sockaddr_in *)&t.addr)->sin_port) == 5432);
+    CHECK(strcmp(t.instance, "db1") == 0);
     CHECK(dbt_cancel_lookup(77, k2, 32, &t));
     CHECK(ntohs(((struct sockaddr_in *)&t.addr)->sin_port) == 6543);
+    CHECK(strcmp(t.instance, "db2") == 0);
     uint8_t wrong[4] = {1, 2, 3, 5};
     CHECK(!dbt_cancel_lookup(77, wrong, 4, &t));
     CHECK(!dbt_cancel_lookup(78, k1, 4, &t));
@@ -201,7 +203,8 @@ static void test_cancel_table(void)
     CHECK(dbt_cancel_lookup(77, k2, 32, &t));
     dbt_cancel_unregister(77, t2);
     CHECK(!dbt_cancel_lookup(77, k2, 32, &t));
-    CHECK_ERR(dbt_cancel_register(1, k1, 0, (struct sockaddr *)&a, sizeof(a), &t1), DBT_E_INVALID);
+    CHECK_ERR(dbt_cancel_register(1, k1, 0, (struct sockaddr *)&a, sizeof(a), "db1", &t1),
+              DBT_E_INVALID);
 }
 
 /* ---- a fake PostgreSQL backend ---- */

@@ -322,6 +322,29 @@ static void test_read_ahead_pending(void)
     dbt_tls_ctx_unref(ctx);
 }
 
+/* The server_name extension body (RFC 6066) the front reads for shared listen addresses. */
+static void test_sni_parse(void)
+{
+    char name[16];
+    static const unsigned char one[] = {0, 9, 0, 0, 6, 'a', '.', 't', 'e', 's', 't'};
+    CHECK(dbt_tls_sni_parse(one, sizeof(one), name, sizeof(name)));
+    CHECK(strcmp(name, "a.test") == 0);
+    /* an unknown name type first is skipped */
+    static const unsigned char two[] = {0, 12, 7, 0, 1, 'z', 0, 0, 5, 'b', '.', 't', 'e', 's'};
+    CHECK(dbt_tls_sni_parse(two, sizeof(two), name, sizeof(name)) && strcmp(name, "b.tes") == 0);
+    /* malformed: list length off, entry past the end, empty name, NUL inside, too long */
+    static const unsigned char badlen[] = {0, 8, 0, 0, 6, 'a', '.', 't', 'e', 's', 't'};
+    static const unsigned char past[] = {0, 4, 0, 0, 6, 'a'};
+    static const unsigned char empty[] = {0, 3, 0, 0, 0};
+    static const unsigned char nul[] = {0, 5, 0, 0, 2, 'a', 0};
+    CHECK(!dbt_tls_sni_parse(badlen, sizeof(badlen), name, sizeof(name)));
+    CHECK(!dbt_tls_sni_parse(past, sizeof(past), name, sizeof(name)));
+    CHECK(!dbt_tls_sni_parse(empty, sizeof(empty), name, sizeof(name)));
+    CHECK(!dbt_tls_sni_parse(nul, sizeof(nul), name, sizeof(name)));
+    CHECK(!dbt_tls_sni_parse(one, sizeof(one), name, 6)); /* "a.test" needs 7 bytes */
+    CHECK(!dbt_tls_sni_parse(one, 1, name, sizeof(name)));
+}
+
 int main(void)
 {
     setup();
@@ -329,6 +352,7 @@ int main(void)
     test_handshakes();
     test_prefixed_and_record_cap();
     test_read_ahead_pending();
+    test_sni_parse();
     tc_free(&ca);
     tc_free(&server);
     tc_free(&client_ca);

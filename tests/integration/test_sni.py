@@ -1,0 +1,202 @@
+"""Several PostgreSQL instances on one listen address, chosen by the TLS server name (SNI; libpq
+sends it since PostgreSQL 14, reference "tls-fronts-compared" §6.7): one port in front of many
+databases, each with its own certificate, client CA, access rules, TLS versions and backend.
+Connections without a server name (plaintext, an IP address as host, sslsni=0) and names no
+instance has go to the instance created first on the address.
+
+Routing is shown with real PostgreSQL 15 and real clients: the two instances reach the same
+server over different paths (unix socket vs TCP), so `inet_server_addr()` tells which instance
+relayed a session; verify-full against each name shows which certificate was served.
+"""
+import os
+import re
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from cli_helpers import assert_unchanged, download_ca, store_snapshot, use_template, write
+
+
+def two_instances(dbtls, pg_server, tmp_dir, port, beta_extra=()):
+    """alpha (first, ALLOW, unix socket backend) and beta (ENCRYPTED_ONLY, TLS 1.3 only, TCP
+    backend) on 127.0.0.1:port; returns their CA files."""
+    use_template(dbtls)
+    listen = f"127.0.0.1:{port}"
+    dbtls("instances", "create", "alpha", "--engine", "postgres", "--engine-version", "15",
+          "--listen", listen, "--backend", pg_server.socket_path, "--endpoint", "alpha.test")
+    dbtls("instances", "create", "beta", "--engine", "postgres", "--engine-version", "15",
+          "--listen", listen, "--backend", f"127.0.0.1:{pg_server.port}",
+          "--endpoint", "beta.test,beta-alias.test", "--ssl-mode", "ENCRYPTED_ONLY",
+          "--tls-min", "TLSv1.3", *beta_extra)
+    return (download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem"),
+            download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem"))
+
+
+def ci(port, host, ca=None, sslmode="verify-full", user="trustuser", **kw):
+    parts = [f"host={host}", "hostaddr=127.0.0.1", f"port={port}", f"user={user}",
+             "dbname=app", f"sslmode={sslmode}"]
+    if ca:
+        parts.append(f"sslrootcert={ca}")
+    parts += [f"{k}={v}" for k, v in kw.items()]
+    return " ".join(parts)
+
+
+SERVER_ADDR = "SELECT coalesce(host(inet_server_addr()), 'socket')"
+
+
+def s_client(port, servername, *args):
+    cmd = ["openssl", "s_client", "-starttls", "postgres", "-connect", f"127.0.0.1:{port}"]
+    if servername:
+        cmd += ["-servername", servername]
+    return subprocess.run(cmd + list(args), input="", capture_output=True, text=True, timeout=20)
+
+
+def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                          free_port, psql):
+    port = free_port()
+    alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port, beta_extra=(
+        "--ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"))
+    dbtls("instances", "create", "delta", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
+          "--backend", pg_server.socket_path, "--endpoint", "delta.test", "--tls-max", "TLSv1.2",
+          "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
+    d = dbtlsd.start(state_dir)
+    assert d.log().count(f"listening on 127.0.0.1:{port}") == 1, d.log()
+
+    # each name gets its own instance: its certificate (verify-full), its backend path
+    rc, out, err = psql(ci(port, "beta.test", beta_ca), SERVER_ADDR)
+    assert rc == 0 and out.strip() == "127.0.0.1", err
+    rc, out, err = psql(ci(port, "BETA-alias.test", beta_ca), SERVER_ADDR)  # names: any case
+    assert rc == 0 and out.strip() == "127.0.0.1", err
+    rc, out, err = psql(ci(port, "alpha.test", alpha_ca), SERVER_ADDR)
+    assert rc == 0 and out.strip() == "socket", err
+
+    # no server name (an IP address as host, sslsni=0), plaintext, an unknown name: the first
+    rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require",
+                        SERVER_ADDR)
+    assert rc == 0 and out.strip() == "socket", err
+    rc, out, err = psql(ci(port, "beta.test", beta_ca, sslmode="require", sslsni=0), SERVER_ADDR)
+    assert rc == 0 and out.strip() == "socket", err
+    rc, out, err = psql(ci(port, "beta.test", sslmode="disable"), SERVER_ADDR)
+    assert rc == 0 and out.strip() == "socket", err
+    rc, out, err = psql(ci(port, "gamma.test", alpha_ca), SERVER_ADDR)
+    assert rc != 0 and ('server certificate for "alpha.test" does not match host name '
+                        '"gamma.test"') in err, err
+
+    # beta's own TLS versions; alpha's are its own
+    cp = s_client(port, "beta.test", "-tls1_2")
+    assert "BEGIN CERTIFICATE" not in cp.stdout, cp.stdout
+    assert "alert protocol version" in cp.stderr, cp.stderr
+    assert "BEGIN CERTIFICATE" in s_client(port, "alpha.test", "-tls1_2").stdout
+    assert "CN = beta.test" in s_client(port, "beta.test", "-tls1_3").stdout
+    # and its own cipher lists: TLS 1.3 suites (beta), TLS 1.2 ciphers and versions (delta)
+    assert "TLS_CHACHA20_POLY1305_SHA256" in s_client(port, "beta.test").stdout
+    assert "TLS_AES_256_GCM_SHA384" in s_client(port, "alpha.test").stdout
+    out = s_client(port, "delta.test").stdout
+    assert "Cipher is ECDHE-ECDSA-CHACHA20-POLY1305" in out and "TLSv1.2" in out, out
+    assert "Cipher is ECDHE-ECDSA-AES256-GCM-SHA384" in s_client(port, "alpha.test",
+                                                                 "-tls1_2").stdout
+    log = d.log()
+    assert re.search(r'instance "beta": TLS handshake with client 127\.0\.0\.1 port \d+ failed: '
+                     r'TLS handshake failed: unsupported protocol', log), log
+
+    # status and cancel follow the chosen instance
+    with psycopg.connect(ci(port, "beta.test", beta_ca, application_name="sni-app")) as c:
+        rows = [r for r in dbtls.json("connections")["connections"]
+                if r["application_name"] == "sni-app"]
+        assert [r["instance"] for r in rows] == ["beta"], rows
+        assert rows[0]["version"] == "TLSv1.3"
+        assert [r["application_name"] for r in
+                dbtls.json("connections", "--instance", "beta")["connections"]] == ["sni-app"]
+        assert dbtls.json("connections", "--instance", "alpha")["connections"] == []
+        t = threading.Timer(0.5, c.cancel)
+        t.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(20)")
+        assert time.monotonic() - t0 < 10
+        t.join()
+        c.rollback()
+        assert c.execute(SERVER_ADDR).fetchone()[0] == "127.0.0.1"
+    assert re.search(r'instance "beta": cancel request for backend pid \d+ forwarded', d.log())
+
+
+def test_each_instance_trusts_its_own_client_ca(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                               free_port, psql):
+    port = free_port()
+    hba = os.path.join(tmp_dir, "beta-hba.conf")
+    write(hba, "hostssl all all all cert\n")
+    alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port,
+                                      beta_extra=("--hba-file", hba))
+    for inst in ("alpha", "beta"):
+        dbtls("ssl", "client-certs", "create", "certuser", "--instance", inst,
+              "--out-dir", os.path.join(tmp_dir, inst))
+    d = dbtlsd.start(state_dir)
+
+    def login(inst_dir, host, ca):
+        return psql(ci(port, host, ca, user="certuser",
+                       sslcert=os.path.join(tmp_dir, inst_dir, "client-cert.pem"),
+                       sslkey=os.path.join(tmp_dir, inst_dir, "client-key.pem")),
+                    "SELECT current_user || ' ' || coalesce(host(inet_server_addr()), 'socket')")
+
+    rc, out, err = login("beta", "beta.test", beta_ca)
+    assert rc == 0 and out.strip() == "certuser 127.0.0.1", err
+    # alpha's client certificate is not signed by beta's client CA: beta refuses it
+    rc, out, err = login("alpha", "beta.test", beta_ca)
+    assert rc != 0, out
+    assert "alert unknown ca" in err, err
+    assert re.search(r'instance "beta": TLS handshake with client 127\.0\.0\.1 port \d+ failed: '
+                     r'.*certificate verify failed.*certificate subject: CN=certuser', d.log()
+                     ), d.log()
+    # without a client certificate beta's `cert` rule says PostgreSQL's words
+    rc, out, err = psql(ci(port, "beta.test", beta_ca, user="certuser"), "SELECT 1")
+    assert rc != 0 and "connection requires a valid client certificate" in err, err
+    # and alpha (no rules: ALLOW -> backend) takes its own certificate and plain logins
+    rc, out, err = login("alpha", "alpha.test", alpha_ca)
+    assert rc == 0 and out.strip() == "certuser socket", err
+
+
+def test_sharing_rules(pg_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port, psql):
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    two_instances(dbtls, pg_server, tmp_dir, port)
+    before = store_snapshot(state_dir)
+    base = ["--listen", listen, "--backend", pg_server.socket_path]
+
+    cp = dbtls.fail("instances", "create", "my1", "--engine", "mariadb", *base,
+                    "--endpoint", "my1.test")
+    assert (f'listen address {listen} is already used by instance "alpha" (only PostgreSQL '
+            "instances can share a listen address") in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "create", "gamma", "--engine", "postgres", *base,
+                    "--endpoint", "gamma.test,Beta.test")
+    assert (f'endpoint Beta.test is already an endpoint of instance "beta" on listen address '
+            f"{listen}") in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "create", "gamma", "--engine", "postgres", *base,
+                    "--endpoint", "gamma.test", "--groups", "P-256")
+    assert f'listen address {listen} is shared with instance "alpha", whose TLS groups' \
+        in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "patch", "beta", "--endpoint", "alpha.test")
+    assert 'endpoint alpha.test is already an endpoint of instance "alpha"' in cp.stderr
+    assert_unchanged(before, state_dir)
+
+    # IP endpoints may repeat (no client sends an IP address as server name)
+    dbtls("instances", "create", "gamma", "--engine", "postgres", *base,
+          "--endpoint", "gamma.test,127.0.0.1")
+    dbtls("instances", "patch", "alpha", "--endpoint", "alpha.test,127.0.0.1")
+    # moving an instance off the address and back
+    other = free_port()
+    dbtls("instances", "patch", "gamma", "--listen", f"127.0.0.1:{other}")
+    d = dbtlsd.start(state_dir)
+    gamma_ca = download_ca(dbtls, "gamma", tmp_dir, "gamma-ca.pem")
+    rc, out, err = psql(ci(other, "gamma.test", gamma_ca), "SELECT 1")
+    assert rc == 0 and out.strip() == "1", err
+    dbtls("instances", "patch", "gamma", "--listen", listen)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rc, out, err = psql(ci(port, "gamma.test", gamma_ca), "SELECT 1")
+        if rc == 0:
+            break
+        time.sleep(0.3)
+    assert rc == 0 and out.strip() == "1", err + d.log()
