@@ -10,6 +10,7 @@ relayed a session; verify-full against each name shows which certificate was ser
 """
 import os
 import re
+import sqlite3
 import subprocess
 import threading
 import time
@@ -200,3 +201,45 @@ def test_sharing_rules(pg_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port, 
             break
         time.sleep(0.3)
     assert rc == 0 and out.strip() == "1", err + d.log()
+
+
+def test_schema_4_store_migrates_keeping_every_row(pg_server, dbtls, state_dir, tmp_dir,
+                                                   free_port):
+    """Migration 5 rebuilds the instances table (SQLite cannot drop UNIQUE otherwise); rows
+    that reference it (certificates, slots, revocations) must survive: the rebuild runs with
+    foreign keys off, or DROP TABLE would cascade into them."""
+    use_template(dbtls)
+    listen = f"127.0.0.1:{free_port()}"
+    dbtls("instances", "create", "alpha", "--engine", "postgres", "--listen", listen,
+          "--backend", pg_server.socket_path, "--endpoint", "alpha.test")
+    dbtls("ssl", "client-certs", "create", "app1", "--instance", "alpha",
+          "--out-dir", os.path.join(tmp_dir, "app1"))
+    dbtls("ssl", "client-certs", "create", "gone", "--instance", "alpha",
+          "--out-dir", os.path.join(tmp_dir, "gone"))
+    dbtls("ssl", "client-certs", "delete", "gone", "--instance", "alpha")
+    db = os.path.join(state_dir, "dbtls.db")
+    con = sqlite3.connect(db)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("instances", "server_slots", "client_certs", "revocations")}
+    assert counts["client_certs"] == 1 and counts["revocations"] == 1, counts
+    # back to what dbtls wrote at schema 4: UNIQUE (listen)
+    sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'instances'").fetchone()[0]
+    assert "listen TEXT NOT NULL," in sql, sql
+    old = re.sub(r'^CREATE TABLE "?instances"?', "CREATE TABLE old", sql).replace(
+        "listen TEXT NOT NULL,", "listen TEXT NOT NULL UNIQUE,")
+    con.executescript(
+        f"PRAGMA foreign_keys = OFF; BEGIN; {old}; INSERT INTO old SELECT * FROM instances;"
+        "DROP TABLE instances; ALTER TABLE old RENAME TO instances; PRAGMA user_version = 4;"
+        "COMMIT;")
+    con.close()
+    # the first command that writes migrates
+    dbtls("instances", "list")
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] >= 5
+    assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts} == counts
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+    assert [c["name"] for c in dbtls.json("ssl", "client-certs", "list", "--instance", "alpha")
+            ] == ["app1"]
+    dbtls("instances", "create", "beta", "--engine", "postgres", "--listen", listen,
+          "--backend", pg_server.socket_path, "--endpoint", "beta.test")
