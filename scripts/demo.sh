@@ -305,6 +305,32 @@ PGPASSWORD=alice-demo-pw show psql -X -c '\conninfo' \
 expect_ok
 expect_out "SSL connection (protocol: TLSv1.3"
 
+step "A second instance on the same port, chosen by the TLS server name (SNI)"
+BRIEF=6 show dbtls instances create demo-pg-secure --engine postgres --engine-version 15 \
+    --listen "127.0.0.1:$FRONT_PG" --backend "$WORK/pg/sock/.s.PGSQL.$PGPORT" \
+    --endpoint secure.demo.dbtls.test --ssl-mode TRUSTED_CLIENT_CERTIFICATE_REQUIRED
+expect_ok
+show dbtls ssl server-ca-certs download --instance demo-pg-secure --out "$WORK/secure-ca.pem"
+expect_ok
+show dbtls ssl client-certs create alice --instance demo-pg-secure --out-dir "$WORK/alice-secure"
+expect_ok
+wait_for 10 "dbtlsd to load demo-pg-secure" grep -q "active (2 instances" "$WORK/dbtlsd.log"
+SECCONN="host=secure.demo.dbtls.test hostaddr=127.0.0.1 port=$FRONT_PG dbname=app user=alice \
+sslmode=verify-full sslrootcert=$WORK/secure-ca.pem"
+PGPASSWORD=alice-demo-pw show psql -X -c '\conninfo' \
+    "$SECCONN sslcert=$WORK/alice-secure/client-cert.pem sslkey=$WORK/alice-secure/client-key.pem"
+expect_ok
+expect_out "SSL connection (protocol: TLSv1.3"
+say "(the same port, a different instance: its own certificate, client CA and ssl mode; the"
+say " password is still checked by PostgreSQL, the certificate by demo-pg-secure's rules)"
+PGPASSWORD=alice-demo-pw show psql -X -c 'SELECT 1' "$SECCONN"
+expect_fail
+expect_out "connection requires a valid client certificate"
+PGPASSWORD=alice-demo-pw show psql -X -At -c "SELECT 'demo-pg lets alice in without one'" \
+    "$PGCONN user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_ok
+expect_out "without one"
+
 # --- 6. MariaDB ----------------------------------------------------------------------------
 step "Starting MariaDB 10.11 (no TLS of its own) as the mysql user"
 MYPORT=$(free_port)
