@@ -103,6 +103,12 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
     assert re.search(r'instance "beta": TLS handshake with client 127\.0\.0\.1 port \d+ failed: '
                      r'TLS handshake failed: unsupported protocol', log), log
 
+    # direct TLS (PostgreSQL 17 sslnegotiation=direct): the ClientHello is the first thing
+    cp = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                         "beta.test", "-alpn", "postgresql"], input="", capture_output=True,
+                        text=True, timeout=20)
+    assert "CN = beta.test" in cp.stdout and "ALPN protocol: postgresql" in cp.stdout, cp.stdout
+
     # status and cancel follow the chosen instance
     with psycopg.connect(ci(port, "beta.test", beta_ca, application_name="sni-app")) as c:
         rows = [r for r in dbtls.json("connections")["connections"]
