@@ -291,6 +291,8 @@ static const char *const instance_fields_create[] = {
     "listen",
     "backend",
     "backendTlsCa",
+    "backendTlsCert",
+    "backendTlsKey",
     "endpoints",
     "region",
     "caMode",
@@ -312,12 +314,12 @@ static const char *const instance_fields_create[] = {
 /* PATCH takes the same fields except the name (it is in the path) and the region (fixed at
    creation). */
 static const char *const instance_fields_patch[] = {
-    "engine",       "engineVersion",  "listen",          "backend",
-    "backendTlsCa", "endpoints",      "caMode",          "caId",
-    "sslMode",      "tlsMinVersion",  "tlsMaxVersion",   "ciphers",
-    "ciphersuites", "groups",         "hbaRules",        "identMap",
-    "userRequire",  "maxClientCerts", "validitySeconds", "caValiditySeconds",
-    NULL,
+    "engine",         "engineVersion",  "listen",          "backend",
+    "backendTlsCa",   "backendTlsCert", "backendTlsKey",   "endpoints",
+    "caMode",         "caId",           "sslMode",         "tlsMinVersion",
+    "tlsMaxVersion",  "ciphers",        "ciphersuites",    "groups",
+    "hbaRules",       "identMap",       "userRequire",     "maxClientCerts",
+    "validitySeconds", "caValiditySeconds", NULL,
 };
 
 static bool get_validity(json_t *doc, struct dbt_ctl_validity *v, struct dbt_admin_reply *out)
@@ -341,6 +343,8 @@ static bool spec_from_json(json_t *doc, struct dbt_ctl_instance_spec *s, struct 
         get_str(doc, "engineVersion", &s->engine_version, out) &&
         get_str(doc, "listen", &s->listen, out) && get_str(doc, "backend", &s->backend, out) &&
         get_str(doc, "backendTlsCa", &s->backend_tls_ca, out) &&
+        get_str(doc, "backendTlsCert", &s->backend_tls_cert, out) &&
+        get_str(doc, "backendTlsKey", &s->backend_tls_key, out) &&
         get_endpoints(doc, &s->endpoints, endpoints_owned, out) &&
         get_str(doc, "region", &s->region, out) && get_str(doc, "caMode", &s->ca_mode, out) &&
         get_str(doc, "caId", &s->ca_id, out) && get_str(doc, "sslMode", &s->ssl_mode, out) &&

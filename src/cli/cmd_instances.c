@@ -74,6 +74,8 @@ static dbt_res spec_from_args(struct dbt_cli *c, struct dbt_ctl_instance_spec *s
     s->listen = dbt_cli_get(c, "listen");
     s->backend = dbt_cli_get(c, "backend");
     s->backend_tls_ca = dbt_cli_get(c, "backend-tls-ca");
+    s->backend_tls_cert = dbt_cli_get(c, "backend-tls-cert");
+    s->backend_tls_key = dbt_cli_get(c, "backend-tls-key");
     DBT_TRY(join_values(c, "endpoint", &files->endpoints));
     s->endpoints = files->endpoints;
     s->region = dbt_cli_get(c, "region");
@@ -301,6 +303,9 @@ out:
         {"listen", "HOST:PORT", "where dbtlsd accepts clients", req, false},                       \
         {"backend", "ADDR", "the database server: HOST:PORT or a unix socket path", req, false},   \
         {"backend-tls-ca", "FILE", "use TLS to the backend, verified against FILE", false, false}, \
+        {"backend-tls-cert", "FILE", "with --backend-tls-ca: client certificate for the backend",  \
+         false, false},                                                                            \
+        {"backend-tls-key", "FILE", "its private key (mode 0600)", false, false},                 \
         {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
          false},                                                                                   \
         {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \

@@ -231,6 +231,8 @@ static dbt_res instance_body(struct dbt_cli *c, bool create, json_t **out)
         {"listen", "listen"},
         {"backend", "backend"},
         {"backend-tls-ca", "backendTlsCa"},
+        {"backend-tls-cert", "backendTlsCert"},
+        {"backend-tls-key", "backendTlsKey"},
         {"region", "region"},
         {"ca-mode", "caMode"},
         {"ca", "caId"},

@@ -174,7 +174,7 @@ const char *dbt_ctl_ssl_mode_name(enum dbt_ssl_mode m);
 /*
  * Attributes for create and patch. For create, NULL/0 fields take defaults; for patch, NULL/0
  * fields are left unchanged and "" clears an optional text field (hba/ident/user_require/
- * backend_tls_ca/ciphersuites/groups).
+ * backend_tls_ca/backend_tls_cert/backend_tls_key/ciphersuites/groups).
  */
 struct dbt_ctl_instance_spec {
     const char *engine;         /* create: required; patch: must not change (INVALID) */
@@ -182,6 +182,9 @@ struct dbt_ctl_instance_spec {
     const char *listen;         /* "host:port", "[v6]:port"; create: required */
     const char *backend;        /* "host:port" or absolute unix socket path; create: req. */
     const char *backend_tls_ca; /* CA file path for TLS to the backend (verify-full) */
+    const char *backend_tls_cert; /* with backend_tls_ca: certificate (chain) file dbtlsd shows
+                                     a backend that asks for a client certificate ... */
+    const char *backend_tls_key;  /* ... and its private key file (both or neither) */
     const char *endpoints;      /* comma-separated DNS names / IPs; create: required.
                                    Patch re-issues the active and upcoming server certs with
                                    the new SAN under their same issuers. */
@@ -212,7 +215,9 @@ struct dbt_ctl_instance {
     char *engine_version;
     char *listen;
     char *backend;
-    char *backend_tls_ca; /* or NULL */
+    char *backend_tls_ca;   /* or NULL */
+    char *backend_tls_cert; /* or NULL */
+    char *backend_tls_key;  /* or NULL */
     char **endpoints;
     size_t n_endpoints;
     char *region;

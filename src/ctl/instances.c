@@ -23,6 +23,8 @@ void dbt_ctl_instance_cleanup(struct dbt_ctl_instance *p)
     free(p->listen);
     free(p->backend);
     free(p->backend_tls_ca);
+    free(p->backend_tls_cert);
+    free(p->backend_tls_key);
     ctl_strv_free(p->endpoints, p->n_endpoints);
     free(p->region);
     free(p->ca_mode);

@@ -39,6 +39,8 @@ static dbt_res update_row(struct dbt_ctl *ctl, int64_t id, const struct dbt_ctl_
     dbt_stmt_bind_text(s, 17, p->user_require_text);
     dbt_stmt_bind_int(s, 18, p->max_client_certs);
     dbt_stmt_bind_int(s, 19, dbt_now_unix());
+    dbt_stmt_bind_text(s, 20, p->backend_tls_cert);
+    dbt_stmt_bind_text(s, 21, p->backend_tls_key);
     r = dbt_stmt_exec(s);
     free(eps);
     return r;

@@ -275,6 +275,8 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     set_str(&p->listen, spec->listen, false);
     set_str(&p->backend, spec->backend, false);
     set_str(&p->backend_tls_ca, spec->backend_tls_ca, true);
+    set_str(&p->backend_tls_cert, spec->backend_tls_cert, true);
+    set_str(&p->backend_tls_key, spec->backend_tls_key, true);
     if (spec->endpoints) {
         char **v = NULL;
         size_t n = 0;
@@ -324,6 +326,17 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     }
     DBT_ENSURE(!p->backend_tls_ca || p->backend_tls_ca[0] == '/', INVALID,
                "backend TLS CA file \"%s\" must be an absolute path", p->backend_tls_ca);
+    DBT_ENSURE(!p->backend_tls_cert || p->backend_tls_cert[0] == '/', INVALID,
+               "backend TLS certificate file \"%s\" must be an absolute path",
+               p->backend_tls_cert);
+    DBT_ENSURE(!p->backend_tls_key || p->backend_tls_key[0] == '/', INVALID,
+               "backend TLS key file \"%s\" must be an absolute path", p->backend_tls_key);
+    DBT_ENSURE(!p->backend_tls_cert == !p->backend_tls_key, INVALID,
+               "a backend TLS client certificate needs both --backend-tls-cert and "
+               "--backend-tls-key");
+    DBT_ENSURE(!p->backend_tls_cert || p->backend_tls_ca, INVALID,
+               "--backend-tls-cert needs --backend-tls-ca (the client certificate is shown on a "
+               "TLS connection to the backend)");
     DBT_TRY(check_text("access rules", p->hba_text));
     DBT_TRY(check_text("ident map", p->ident_text));
     DBT_TRY(check_text("user requirements", p->user_require_text));

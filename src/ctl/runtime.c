@@ -16,6 +16,8 @@ static void rt_instance_cleanup(struct dbt_rt_instance *r)
     free(r->listen);
     free(r->backend);
     free(r->backend_tls_ca);
+    free(r->backend_tls_cert);
+    free(r->backend_tls_key);
     ctl_strv_free(r->endpoints, r->n_endpoints);
     free(r->tls_min);
     free(r->tls_max);
@@ -70,6 +72,8 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     r->listen = p->listen;
     r->backend = p->backend;
     r->backend_tls_ca = p->backend_tls_ca;
+    r->backend_tls_cert = p->backend_tls_cert;
+    r->backend_tls_key = p->backend_tls_key;
     r->endpoints = p->endpoints;
     r->n_endpoints = p->n_endpoints;
     r->ssl_mode = p->ssl_mode;
@@ -84,6 +88,7 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     r->client_ca_pem = in.client_ca_pem;
     /* Ownership moved to r: forget it in the row so cleanup does not free it. */
     p->name = p->engine = p->engine_version = p->listen = p->backend = p->backend_tls_ca = NULL;
+    p->backend_tls_cert = p->backend_tls_key = NULL;
     p->endpoints = NULL;
     p->n_endpoints = 0;
     p->tls_min = p->tls_max = p->ciphers = p->ciphersuites = p->groups = NULL;

@@ -57,6 +57,8 @@ struct dbt_rt_instance {
     char *listen;         /* "host:port" ("[::1]:port" for IPv6) */
     char *backend;        /* "host:port" or an absolute unix socket path */
     char *backend_tls_ca; /* CA file: TLS to the backend with verify-full; NULL = plain */
+    char *backend_tls_cert; /* client certificate file for the backend leg, or NULL */
+    char *backend_tls_key;  /* its private key file */
     char **endpoints;     /* DNS names / IPs in the server certificate SAN; [0] is the CN */
     size_t n_endpoints;
     enum dbt_ssl_mode ssl_mode;

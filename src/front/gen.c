@@ -63,7 +63,9 @@ static dbt_res inst_build(const struct dbt_rt_instance *rt, struct dbt_gen_inst 
     DBT_TRY(dbt_tls_server_ctx_new(rt->cert_chain_pem, rt->key_pem, rt->client_ca_pem, rt->crl_pem,
                                    &pol, is_pg, &gi->server_tls));
     if (rt->backend_tls_ca != NULL && rt->backend_tls_ca[0] != '\0') {
-        DBT_TRY(dbt_tls_client_ctx_new(rt->backend_tls_ca, &gi->backend_tls));
+        const char *cert = rt->backend_tls_cert, *key = rt->backend_tls_key;
+        DBT_TRY(dbt_tls_client_ctx_new(rt->backend_tls_ca, cert && *cert ? cert : NULL,
+                                       key && *key ? key : NULL, &gi->backend_tls));
     }
     if (gi->proto->inst_prepare != NULL) {
         DBT_TRY(gi->proto->inst_prepare(rt, &gi->proto_conf));

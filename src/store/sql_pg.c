@@ -77,6 +77,9 @@ static const char *const migrations[] = {
     /* 3: as SQLite's 5, instances may share a listen address */
     "ALTER TABLE instances DROP CONSTRAINT instances_listen_key;"
     "CREATE INDEX instances_listen ON instances (listen);",
+    /* 4: as SQLite's 6, the client certificate dbtlsd presents to a TLS backend */
+    "ALTER TABLE instances ADD COLUMN backend_tls_cert TEXT;"
+    "ALTER TABLE instances ADD COLUMN backend_tls_key TEXT;",
 };
 
 #define SLOT_COLS                                                                                  \

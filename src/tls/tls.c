@@ -5,6 +5,7 @@
 #include "tls/tls_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define TLS_MAX_RECORD 16384
 
@@ -338,7 +340,56 @@ out:
     return res;
 }
 
-dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out)
+/* An encrypted key file would make OpenSSL prompt on the terminal: refuse it instead. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+static dbt_res load_client_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file)
+{
+    dbt_res res = DBT_OK;
+    EVP_PKEY *pkey = NULL;
+    struct stat st;
+    DBT_ENSURE(stat(key_file, &st) == 0, TLS, "backend TLS key file \"%s\": %s", key_file,
+               strerror(errno));
+    DBT_ENSURE(S_ISREG(st.st_mode), TLS, "backend TLS key file \"%s\" is not a regular file",
+               key_file);
+    mode_t allowed = st.st_uid == 0 ? S_IRGRP : 0;
+    DBT_ENSURE((st.st_mode & (S_IRWXG | S_IRWXO) & ~allowed) == 0, TLS,
+               "backend TLS key file \"%s\" has group or world access; permissions should be "
+               "u=rw (0600) or less",
+               key_file);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(TLS, "backend TLS certificate file \"%s\": %s", cert_file, why);
+    }
+    BIO *bio = BIO_new_file(key_file, "r");
+    pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    if (pkey == NULL) {
+        char why[256];
+        err_queue_str(why, sizeof(why));
+        DBT_BAIL(TLS, "backend TLS key file \"%s\": %s (a PEM private key, not encrypted)",
+                 key_file, why);
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        DBT_BAIL(TLS, "backend TLS key file \"%s\" does not match the certificate in \"%s\"",
+                 key_file, cert_file);
+    }
+out:
+    EVP_PKEY_free(pkey);
+    return res;
+}
+
+dbt_res dbt_tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
+                               struct dbt_tls_ctx **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_tls_ctx *c = NULL;
@@ -353,6 +404,11 @@ dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out)
         DBT_BAIL(TLS, "backend CA file \"%s\": %s", ca_file, why);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cert_file != NULL || key_file != NULL) {
+        DBT_ENSURE(cert_file != NULL && key_file != NULL, INVALID,
+                   "a backend TLS client certificate needs both a certificate and a key file");
+        DBT_TRY(load_client_identity(ctx, cert_file, key_file));
+    }
     c = calloc(1, sizeof(*c));
     DBT_ENSURE(c != NULL, NOMEM, "TLS context: out of memory");
     c->ctx = ctx;

@@ -39,8 +39,15 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
                                const struct dbt_tls_policy *pol, bool alpn_postgresql,
                                struct dbt_tls_ctx **out) DBT_WUR;
 
-/* A client SSL_CTX for backend legs: verify-full against the CA file (PEM). */
-dbt_res dbt_tls_client_ctx_new(const char *ca_file, struct dbt_tls_ctx **out) DBT_WUR;
+/*
+ * A client SSL_CTX for backend legs: verify-full against the CA file (PEM); with cert_file and
+ * key_file (PEM, both or neither) it shows that certificate (chain) to a backend that asks for
+ * one. The key file must not be readable by group or others (as libpq's sslkey; group-readable
+ * is allowed when root owns it, as PostgreSQL's server key) and must not be encrypted. Errors
+ * name the file and what is wrong.
+ */
+dbt_res dbt_tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
+                               struct dbt_tls_ctx **out) DBT_WUR;
 
 /* Reference counting (thread safe). unref frees on the last reference. */
 struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c);

@@ -12,6 +12,7 @@ authenticates the front's connections another way (trust/cert from the front).
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -130,3 +131,81 @@ def test_unix_socket_backend(pg_server, dbtls, dbtlsd, state_dir, free_port):
         # the backend sees a unix-socket client: no client address
         assert c.execute("SELECT client_addr FROM pg_stat_activity "
                          "WHERE pid = pg_backend_pid()").fetchone()[0] is None
+
+
+def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state_dir, free_port,
+                                               tmp_dir):
+    """--backend-tls-cert/--backend-tls-key: the front shows a client certificate to a backend
+    whose pg_hba.conf wants one (`cert`, `clientcert=verify-ca`); here one dbtls issued under
+    the "native" instance's client CA, which the backend trusts (ssl_ca_file = export's
+    root.crt)."""
+    srv, ca = tls_backend
+    ident = os.path.join(tmp_dir, "front-id")
+    dbtls("ssl", "client-certs", "create", "trustuser", "--instance", "native",
+          "--out-dir", ident)
+    exp = os.path.join(tmp_dir, "export2")
+    os.mkdir(exp)
+    dbtls("instances", "export", "native", "--dir", exp)
+    root = os.path.join(srv.base, "tls", "root.crt")
+    shutil.copy(os.path.join(exp, "root.crt"), root)
+    _chown(os.path.dirname(root))
+    srv.psql(f"ALTER SYSTEM SET ssl_ca_file = '{root}'")
+    srv.write_hba(["local all all trust",
+                   "hostssl all trustuser 127.0.0.1/32 cert",
+                   "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca",
+                   "hostnossl all all all reject"])
+    srv.reload()
+    cert, key = os.path.join(ident, "client-cert.pem"), os.path.join(ident, "client-key.pem")
+    port = free_port()
+    base = ["--listen", f"127.0.0.1:{port}", "--backend", f"localhost:{srv.port}",
+            "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY"]
+
+    # refused in one line, nothing stored
+    cp = dbtls.fail("instances", "create", "pg1", "--engine", "postgres", *base,
+                    "--backend-tls-cert", cert, "--backend-tls-key", key)
+    assert "--backend-tls-cert needs --backend-tls-ca" in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "create", "pg1", "--engine", "postgres", *base,
+                    "--backend-tls-ca", ca, "--backend-tls-cert", cert)
+    assert "needs both --backend-tls-cert and --backend-tls-key" in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "create", "pg1", "--engine", "postgres", *base,
+                    "--backend-tls-ca", ca, "--backend-tls-cert", "client-cert.pem",
+                    "--backend-tls-key", key)
+    assert "must be an absolute path" in cp.stderr, cp.stderr
+
+    j = dbtls.json("instances", "create", "pg1", "--engine", "postgres", "--engine-version",
+                   "15", *base, "--backend-tls-ca", ca, "--backend-tls-cert", cert,
+                   "--backend-tls-key", key)
+    assert j["backendTlsCert"] == cert and j["backendTlsKey"] == key, j
+    d = dbtlsd.start(state_dir)
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
+                         "sslmode=require") as c:
+        # the backend authenticated the front's certificate (cert method, CN = trustuser)
+        assert c.execute("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                         ).fetchone() == (True, "/O=dbtls/CN=trustuser")
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=alice password=alice-secret-1 "
+                         "dbname=app sslmode=require channel_binding=disable") as c:
+        assert c.execute("SELECT current_user").fetchone()[0] == "alice"
+
+    # without it the backend refuses, in its own words, relayed to the client
+    start = d.log_size()
+    dbtls("instances", "patch", "pg1", "--backend-tls-cert", "", "--backend-tls-key", "")
+    d.wait_log("configuration generation", start=start)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require")
+    assert "connection requires a valid client certificate" in str(ei.value), str(ei.value)
+
+    # a key file others may read is refused when the configuration loads; the old one stays
+    os.chmod(key, 0o644)
+    start = d.log_size()
+    dbtls("instances", "patch", "pg1", "--backend-tls-cert", cert, "--backend-tls-key", key)
+    d.wait_log("has group or world access", start=start)
+    assert f'backend TLS key file "{key}" has group or world access' in d.log()[start:]
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require")
+    os.chmod(key, 0o600)
+    start = d.log_size()
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_log("configuration generation", start=start)
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
+                         "sslmode=require") as c:
+        assert c.execute("SELECT current_user").fetchone()[0] == "trustuser"

@@ -6,11 +6,13 @@
  */
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -135,7 +137,7 @@ static void test_ctx_errors(void)
     CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, client_ca.cert_pem, "nope",
                                      NULL, false, &c),
               DBT_E_TLS);
-    CHECK_ERR(dbt_tls_client_ctx_new("/nonexistent/ca.pem", &c), DBT_E_TLS);
+    CHECK_ERR(dbt_tls_client_ctx_new("/nonexistent/ca.pem", NULL, NULL, &c), DBT_E_TLS);
     CHECK(strstr(dbt_errmsg(), "/nonexistent/ca.pem") != NULL);
     /* a chain with an intermediate is accepted */
     char chain[8192];
@@ -322,6 +324,62 @@ static void test_read_ahead_pending(void)
     dbt_tls_ctx_unref(ctx);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+    chmod(path, mode);
+}
+
+/* The client certificate dbtlsd shows a backend (--backend-tls-cert/--backend-tls-key). */
+static void test_backend_client_identity(void)
+{
+    char dir[] = "/tmp/dbt-tls-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char ca_f[64], crt_f[64], key_f[64], other_f[64], enc_f[64];
+    snprintf(ca_f, sizeof(ca_f), "%s/ca.pem", dir);
+    snprintf(crt_f, sizeof(crt_f), "%s/client.crt", dir);
+    snprintf(key_f, sizeof(key_f), "%s/client.key", dir);
+    snprintf(other_f, sizeof(other_f), "%s/other.key", dir);
+    snprintf(enc_f, sizeof(enc_f), "%s/enc.key", dir);
+    write_file(ca_f, ca.cert_pem, 0644);
+    write_file(crt_f, client.cert_pem, 0644);
+    write_file(key_f, client.key_pem, 0600);
+    write_file(other_f, foreign.key_pem, 0600);
+    /* an encrypted key: refused, never a passphrase prompt */
+    BIO *b = BIO_new_file(enc_f, "w");
+    PEM_write_bio_PrivateKey(b, client.key, EVP_aes_128_cbc(), NULL, 0, NULL, (void *)"pw");
+    BIO_free(b);
+    chmod(enc_f, 0600);
+
+    struct dbt_tls_ctx *c = NULL;
+    CHECK_OK(dbt_tls_client_ctx_new(ca_f, crt_f, key_f, &c));
+    dbt_tls_ctx_unref(c);
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, crt_f, NULL, &c), DBT_E_INVALID);
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, crt_f, other_f, &c), DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "does not match the certificate") != NULL);
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, crt_f, enc_f, &c), DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "enc.key") != NULL && strstr(dbt_errmsg(), "not encrypted"));
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, key_f, key_f, &c), DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "backend TLS certificate file") != NULL);
+    char missing[80];
+    snprintf(missing, sizeof(missing), "%s/missing.key", dir);
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, crt_f, missing, &c), DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "No such file") != NULL);
+    chmod(key_f, 0644);
+    CHECK_ERR(dbt_tls_client_ctx_new(ca_f, crt_f, key_f, &c), DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "has group or world access") != NULL);
+    const char *files[] = {ca_f, crt_f, key_f, other_f, enc_f};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        unlink(files[i]);
+    }
+    rmdir(dir);
+}
+
 /* The server_name extension body (RFC 6066) the front reads for shared listen addresses. */
 static void test_sni_parse(void)
 {
@@ -353,6 +411,7 @@ int main(void)
     test_prefixed_and_record_cap();
     test_read_ahead_pending();
     test_sni_parse();
+    test_backend_client_identity();
     tc_free(&ca);
     tc_free(&server);
     tc_free(&client_ca);
