@@ -668,6 +668,36 @@ def test_backend_tls_leg(tls_mariadb, dbtls, dbtlsd, state_dir, free_port, tmp_d
     conn.close()
 
 
+def test_backend_tls_leg_client_certificate(tls_mariadb, dbtls, dbtlsd, state_dir, free_port,
+                                           tmp_dir):
+    """--backend-tls-cert/--backend-tls-key: a backend account with REQUIRE X509 accepts the
+    front's leg only when the front shows a certificate its --ssl-ca trusts."""
+    use_template(dbtls)
+    d = os.path.dirname(tls_mariadb.backend_ca)
+    key, csr, crt = (os.path.join(tmp_dir, n) for n in ("front.key", "front.csr", "front.pem"))
+    for args in (["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                  "-keyout", key, "-out", csr, "-subj", "/CN=dbtlsd front"],
+                 ["x509", "-req", "-in", csr, "-CA", tls_mariadb.backend_ca, "-CAkey",
+                  os.path.join(d, "bca.key"), "-CAcreateserial", "-out", crt, "-days", "2"]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    os.chmod(key, 0o600)
+    tls_mariadb.sql("CREATE USER IF NOT EXISTS 'xuser'@'%' IDENTIFIED BY 'x-secret-1' "
+                    "REQUIRE X509; GRANT ALL ON app.* TO 'xuser'@'%'")
+    port = make_instance(dbtls, free_port, tls_mariadb, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                         extra=("--backend-tls-ca", tls_mariadb.backend_ca,
+                                "--backend-tls-cert", crt, "--backend-tls-key", key))
+    ca = ca_file(dbtls, tmp_dir)
+    d8 = dbtlsd.start(state_dir)
+    rc, out, err = mariadb(port, "xuser", "x-secret-1", f"--ssl-ca={ca}",
+                           sql="SHOW STATUS LIKE 'Ssl_version'; SELECT CURRENT_USER()")
+    assert rc == 0 and out.strip().split("\n")[-1] == "xuser@%", err
+    start = d8.log_size()
+    dbtls("instances", "patch", "my1", "--backend-tls-cert", "", "--backend-tls-key", "")
+    d8.wait_log("configuration generation", start=start)
+    rc, out, err = mariadb(port, "xuser", "x-secret-1", f"--ssl-ca={ca}")
+    assert rc != 0 and "Access denied for user 'xuser'" in err, err
+
+
 def test_backend_tls_leg_refused_when_backend_has_no_tls(mariadb_server, dbtls, dbtlsd,
                                                          state_dir, free_port, tmp_dir):
     use_template(dbtls)
