@@ -285,7 +285,17 @@ static bool get_endpoints(json_t *doc, const char **v, char **owned, struct dbt_
 }
 
 static const char *const instance_fields_create[] = {
-    "name",
+    "name",         "engine",         "engineVersion",   "listen",
+    "backend",      "backendTlsCa",   "backendTlsCert",  "backendTlsKey",
+    "endpoints",    "region",         "caMode",          "caId",
+    "sslMode",      "tlsMinVersion",  "tlsMaxVersion",   "ciphers",
+    "ciphersuites", "groups",         "hbaRules",        "identMap",
+    "userRequire",  "maxClientCerts", "validitySeconds", "caValiditySeconds",
+    NULL,
+};
+/* PATCH takes the same fields except the name (it is in the path) and the region (fixed at
+   creation). */
+static const char *const instance_fields_patch[] = {
     "engine",
     "engineVersion",
     "listen",
@@ -294,7 +304,6 @@ static const char *const instance_fields_create[] = {
     "backendTlsCert",
     "backendTlsKey",
     "endpoints",
-    "region",
     "caMode",
     "caId",
     "sslMode",
@@ -310,16 +319,6 @@ static const char *const instance_fields_create[] = {
     "validitySeconds",
     "caValiditySeconds",
     NULL,
-};
-/* PATCH takes the same fields except the name (it is in the path) and the region (fixed at
-   creation). */
-static const char *const instance_fields_patch[] = {
-    "engine",         "engineVersion",  "listen",          "backend",
-    "backendTlsCa",   "backendTlsCert", "backendTlsKey",   "endpoints",
-    "caMode",         "caId",           "sslMode",         "tlsMinVersion",
-    "tlsMaxVersion",  "ciphers",        "ciphersuites",    "groups",
-    "hbaRules",       "identMap",       "userRequire",     "maxClientCerts",
-    "validitySeconds", "caValiditySeconds", NULL,
 };
 
 static bool get_validity(json_t *doc, struct dbt_ctl_validity *v, struct dbt_admin_reply *out)

@@ -305,7 +305,7 @@ out:
         {"backend-tls-ca", "FILE", "use TLS to the backend, verified against FILE", false, false}, \
         {"backend-tls-cert", "FILE", "with --backend-tls-ca: client certificate for the backend",  \
          false, false},                                                                            \
-        {"backend-tls-key", "FILE", "its private key (mode 0600)", false, false},                 \
+        {"backend-tls-key", "FILE", "its private key (mode 0600)", false, false},                  \
         {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
          false},                                                                                   \
         {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \

@@ -7,10 +7,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "ctl/instances.h"
 #include "ctl/internal.h"
+#include "front/rules/share.h"
 
 void dbt_ctl_instance_cleanup(struct dbt_ctl_instance *p)
 {
@@ -68,41 +68,14 @@ char *ctl_instance_join_endpoints(const struct dbt_ctl_instance *p)
     return acc;
 }
 
-static bool same_opt(const char *a, const char *b)
+static struct dbt_share_inst share_of(const struct dbt_ctl_instance *p)
 {
-    bool a_none = a == NULL || a[0] == '\0', b_none = b == NULL || b[0] == '\0';
-    return a_none ? b_none : !b_none && strcmp(a, b) == 0;
-}
-
-/* An endpoint a client names in SNI: a DNS name, not an IP address. */
-static bool endpoint_is_name(const char *ep)
-{
-    return strchr(ep, ':') == NULL && strspn(ep, "0123456789.") != strlen(ep);
-}
-
-static dbt_res check_share(const struct dbt_ctl_instance *p, const struct dbt_ctl_instance *o)
-{
-    dbt_res res = DBT_OK;
-    DBT_ENSURE(strcmp(p->engine, "postgres") == 0 && strcmp(o->engine, "postgres") == 0, EXISTS,
-               "listen address %s is already used by instance \"%s\" (only PostgreSQL instances "
-               "can share a listen address: the client's TLS server name chooses)",
-               p->listen, o->name);
-    DBT_ENSURE(same_opt(p->groups, o->groups), INVALID,
-               "listen address %s is shared with instance \"%s\", whose TLS groups (%s) differ: "
-               "instances on one address need the same --groups",
-               p->listen, o->name, o->groups && o->groups[0] ? o->groups : "default");
-    for (size_t i = 0; i < p->n_endpoints; i++) {
-        for (size_t j = 0; j < o->n_endpoints; j++) {
-            DBT_ENSURE(!endpoint_is_name(p->endpoints[i]) ||
-                           strcasecmp(p->endpoints[i], o->endpoints[j]) != 0,
-                       EXISTS,
-                       "endpoint %s is already an endpoint of instance \"%s\" on listen address "
-                       "%s: the TLS server name must choose one instance",
-                       p->endpoints[i], o->name, p->listen);
-        }
-    }
-out:
-    return res;
+    return (struct dbt_share_inst){.name = p->name,
+                                   .engine = p->engine,
+                                   .listen = p->listen,
+                                   .groups = p->groups,
+                                   .endpoints = (const char *const *)p->endpoints,
+                                   .n_endpoints = p->n_endpoints};
 }
 
 dbt_res ctl_instance_check_listen(struct dbt_ctl *ctl, const struct dbt_ctl_instance *p,
@@ -126,7 +99,8 @@ dbt_res ctl_instance_check_listen(struct dbt_ctl *ctl, const struct dbt_ctl_inst
     }
     for (size_t i = 0; i < n; i++) {
         DBT_TRY(ctl_inst_load(ctl, names[i], &o));
-        DBT_TRY(check_share(p, &o.pub));
+        struct dbt_share_inst a = share_of(&o.pub), b = share_of(p);
+        DBT_TRY(dbt_share_check(&a, &b));
         ctl_inst_cleanup(&o);
     }
 out:

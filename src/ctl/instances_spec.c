@@ -327,8 +327,7 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     DBT_ENSURE(!p->backend_tls_ca || p->backend_tls_ca[0] == '/', INVALID,
                "backend TLS CA file \"%s\" must be an absolute path", p->backend_tls_ca);
     DBT_ENSURE(!p->backend_tls_cert || p->backend_tls_cert[0] == '/', INVALID,
-               "backend TLS certificate file \"%s\" must be an absolute path",
-               p->backend_tls_cert);
+               "backend TLS certificate file \"%s\" must be an absolute path", p->backend_tls_cert);
     DBT_ENSURE(!p->backend_tls_key || p->backend_tls_key[0] == '/', INVALID,
                "backend TLS key file \"%s\" must be an absolute path", p->backend_tls_key);
     DBT_ENSURE(!p->backend_tls_cert == !p->backend_tls_key, INVALID,

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/log.h"
+#include "front/rules/share.h"
 #include "front/front.h"
 #include "tls/tls.h"
 
@@ -74,43 +74,14 @@ out:
     return res;
 }
 
-static bool same_opt(const char *a, const char *b)
+static struct dbt_share_inst share_of(const struct dbt_rt_instance *r)
 {
-    return (a == NULL || a[0] == '\0') ? (b == NULL || b[0] == '\0') : (b != NULL && strcmp(a, b) == 0);
-}
-
-/* The TLS server name a client sends for ep: DNS names only (never IP addresses). */
-static bool endpoint_is_name(const char *ep)
-{
-    return strchr(ep, ':') == NULL && strspn(ep, "0123456789.") != strlen(ep);
-}
-
-/* Checks that b may join a's listen address (the control plane checks the same, see
-   ctl_instance_check_listen), naming both instances. */
-static dbt_res check_share(const struct dbt_gen_inst *a, const struct dbt_gen_inst *b)
-{
-    dbt_res res = DBT_OK;
-    const struct dbt_rt_instance *ra = a->rt, *rb = b->rt;
-    DBT_ENSURE(a->proto == &dbt_pg_proto && b->proto == &dbt_pg_proto, INVALID,
-               "instance \"%s\": listen address %s is already used by instance \"%s\" (only "
-               "PostgreSQL instances share an address, chosen by the TLS server name)",
-               rb->name, rb->listen, ra->name);
-    DBT_ENSURE(same_opt(ra->groups, rb->groups), INVALID,
-               "instance \"%s\": shares listen address %s with instance \"%s\" but not its TLS "
-               "groups",
-               rb->name, rb->listen, ra->name);
-    for (size_t i = 0; i < ra->n_endpoints; i++) {
-        for (size_t j = 0; j < rb->n_endpoints; j++) {
-            DBT_ENSURE(!endpoint_is_name(rb->endpoints[j]) ||
-                           strcasecmp(ra->endpoints[i], rb->endpoints[j]) != 0,
-                       INVALID,
-                       "instance \"%s\": endpoint %s is also one of instance \"%s\" on listen "
-                       "address %s",
-                       rb->name, rb->endpoints[j], ra->name, rb->listen);
-        }
-    }
-out:
-    return res;
+    return (struct dbt_share_inst){.name = r->name,
+                                   .engine = r->engine,
+                                   .listen = r->listen,
+                                   .groups = r->groups,
+                                   .endpoints = (const char *const *)r->endpoints,
+                                   .n_endpoints = r->n_endpoints};
 }
 
 /* Links the instances of each listen address (in store order: the first created comes first). */
@@ -130,7 +101,12 @@ static dbt_res group_listeners(struct dbt_gen *g)
                 continue;
             }
             for (const struct dbt_gen_inst *m = gi; m != NULL; m = m->listen_next) {
-                DBT_TRY(check_share(m, o));
+                struct dbt_share_inst a = share_of(m->rt), b = share_of(o->rt);
+                res = dbt_share_check(&a, &b);
+                if (!dbt_ok(res)) {
+                    res = dbt_fail_ctx(res, "instance \"%s\": ", o->rt->name);
+                    goto out;
+                }
             }
             o->listen_first = gi;
             last->listen_next = o;

@@ -503,10 +503,9 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
         } else if (m.type == DBT_PG_MSG_BACKEND_KEY_DATA) {
             struct dbt_pg_cancel_key k;
             if (dbt_ok(dbt_pg_backend_key_decode(&m, &k)) && ps->cancel_token == 0) {
-                if (dbt_ok(dbt_cancel_register(k.pid, k.key, k.key_len,
-                                               (const struct sockaddr *)&s->backend_peer,
-                                               s->backend_peerlen, s->st.instance,
-                                               &ps->cancel_token))) {
+                if (dbt_ok(dbt_cancel_register(
+                        k.pid, k.key, k.key_len, (const struct sockaddr *)&s->backend_peer,
+                        s->backend_peerlen, s->st.instance, &ps->cancel_token))) {
                     ps->key_pid = k.pid;
                 }
             }

@@ -18,11 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "front/rules/share.h"
 #include "front/worker.h"
 #include "net/net.h"
 #include "tls/tls.h"
@@ -564,22 +564,25 @@ void dbt_session_set_instance_name(struct dbt_session *s, const char *name)
 
 /*
  * The client's TLS server name on an address several instances share (tls.h, dbt_tls_sni_fn):
- * the instance one of whose endpoints it is becomes this session's; any other name keeps the
- * first instance of the address.
+ * the instance one of whose endpoints it is (exactly, else by a wildcard endpoint) becomes this
+ * session's; any other name keeps the first instance of the address.
  */
 static struct dbt_tls_ctx *session_sni(void *arg, const char *name)
 {
     struct dbt_session *s = arg;
-    for (const struct dbt_gen_inst *gi = s->inst->listen_first; gi != NULL; gi = gi->listen_next) {
-        for (size_t i = 0; i < gi->rt->n_endpoints; i++) {
-            if (strcasecmp(gi->rt->endpoints[i], name) != 0) {
-                continue;
+    for (int exact = 1; exact >= 0; exact--) { /* an exact name before a wildcard one */
+        for (const struct dbt_gen_inst *gi = s->inst->listen_first; gi != NULL;
+             gi = gi->listen_next) {
+            for (size_t i = 0; i < gi->rt->n_endpoints; i++) {
+                if (!dbt_share_name_matches(gi->rt->endpoints[i], name, exact)) {
+                    continue;
+                }
+                if (gi != s->inst) {
+                    s->inst = gi;
+                    dbt_session_set_instance_name(s, gi->rt->name);
+                }
+                return gi->server_tls;
             }
-            if (gi != s->inst) {
-                s->inst = gi;
-                dbt_session_set_instance_name(s, gi->rt->name);
-            }
-            return gi->server_tls;
         }
     }
     return NULL;

@@ -328,10 +328,9 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     atomic_init(&c->refs, 1);
     ctx = NULL;
     c->ciphers = strdup(pol && pol->ciphers ? pol->ciphers : DBT_TLS_DEFAULT_CIPHERS);
-    c->ciphersuites = strdup(pol && pol->ciphersuites ? pol->ciphersuites
-                                                     : OSSL_default_ciphersuites());
-    DBT_ENSURE(c->ciphers != NULL && c->ciphersuites != NULL, NOMEM,
-               "TLS context: out of memory");
+    c->ciphersuites =
+        strdup(pol && pol->ciphersuites ? pol->ciphersuites : OSSL_default_ciphersuites());
+    DBT_ENSURE(c->ciphers != NULL && c->ciphersuites != NULL, NOMEM, "TLS context: out of memory");
     *out = c;
     c = NULL;
 out:

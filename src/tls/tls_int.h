@@ -1,6 +1,6 @@
 /*
- * tls_int.h - internal to src/tls: the structures behind tls.h's handles, shared by tls.c (contexts,
- * connections, I/O) and sni.c (choosing a context by the client's server name).
+ * tls_int.h - internal to src/tls: the structures behind tls.h's handles, shared by tls.c
+ * (contexts, connections, I/O) and sni.c (choosing a context by the client's server name).
  */
 #ifndef DBT_TLS_INT_H
 #define DBT_TLS_INT_H
@@ -23,7 +23,7 @@ struct dbt_tls_ctx {
 
 struct dbt_tls_conn {
     SSL *ssl;
-    char *failed_subject; /* subject of a peer certificate that failed verification */
+    char *failed_subject;  /* subject of a peer certificate that failed verification */
     dbt_tls_sni_fn sni_fn; /* NULL: the server name does not choose the context */
     void *sni_arg;
     const struct dbt_tls_ctx *origin; /* the context the SSL was made with */

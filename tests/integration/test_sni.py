@@ -63,6 +63,8 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
     dbtls("instances", "create", "delta", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
           "--backend", pg_server.socket_path, "--endpoint", "delta.test", "--tls-max", "TLSv1.2",
           "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
+    dbtls("instances", "create", "wild", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
+          "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "*.wild.test")
     d = dbtlsd.start(state_dir)
     assert d.log().count(f"listening on 127.0.0.1:{port}") == 1, d.log()
 
@@ -73,6 +75,12 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
     assert rc == 0 and out.strip() == "127.0.0.1", err
     rc, out, err = psql(ci(port, "alpha.test", alpha_ca), SERVER_ADDR)
     assert rc == 0 and out.strip() == "socket", err
+
+    # a wildcard endpoint takes one label more (and verify-full accepts its certificate)
+    wild_ca = download_ca(dbtls, "wild", tmp_dir, "wild-ca.pem")
+    rc, out, err = psql(ci(port, "db7.wild.test", wild_ca), SERVER_ADDR)
+    assert rc == 0 and out.strip() == "127.0.0.1", err
+    assert "CN = *.wild.test" not in s_client(port, "a.b.wild.test").stdout
 
     # no server name (an IP address as host, sslsni=0), plaintext, an unknown name: the first
     rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require",

@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "check.h"
 #include "front/rules/hba.h"
+#include "front/rules/share.h"
 
 /* ---------------------------------------------------------------- golden files ------------- */
 
@@ -440,6 +441,43 @@ static void test_ident(void)
     }
 }
 
+/* Shared listen addresses (front/rules/share.h). */
+static void test_share(void)
+{
+    const char *ea[] = {"orders.example.com", "10.0.0.5", "*.orders.example.com"};
+    const char *eb[] = {"billing.example.com", "10.0.0.5"};
+    const char *ec[] = {"ORDERS.example.com"};
+    struct dbt_share_inst a = {"orders", "postgres", "0.0.0.0:5432", NULL, ea, 3};
+    struct dbt_share_inst b = {"billing", "postgres", "0.0.0.0:5432", "", eb, 2};
+    struct dbt_share_inst c = {"dup", "postgres", "0.0.0.0:5432", NULL, ec, 1};
+    struct dbt_share_inst m = {"shop", "mariadb", "0.0.0.0:5432", NULL, eb, 2};
+    struct dbt_share_inst g = {"curvy", "postgres", "0.0.0.0:5432", "P-256", eb, 2};
+    CHECK_OK(dbt_share_check(&a, &b)); /* an IP endpoint may repeat; NULL groups = "" */
+    CHECK_ERR(dbt_share_check(&a, &c), DBT_E_EXISTS);
+    CHECK(strstr(dbt_errmsg(), "endpoint ORDERS.example.com is already an endpoint of instance "
+                               "\"orders\" on listen address 0.0.0.0:5432") != NULL);
+    CHECK_ERR(dbt_share_check(&a, &m), DBT_E_EXISTS);
+    CHECK(strstr(dbt_errmsg(), "only PostgreSQL instances can share") != NULL);
+    CHECK_ERR(dbt_share_check(&m, &a), DBT_E_EXISTS);
+    CHECK_ERR(dbt_share_check(&a, &g), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "whose TLS groups (default) differ") != NULL);
+
+    CHECK(dbt_share_endpoint_is_name("db.example.com"));
+    CHECK(dbt_share_endpoint_is_name("*.example.com"));
+    CHECK(!dbt_share_endpoint_is_name("10.0.0.5"));
+    CHECK(!dbt_share_endpoint_is_name("::1"));
+    CHECK(!dbt_share_endpoint_is_name("2001:db8::5"));
+
+    CHECK(dbt_share_name_matches("Orders.Example.com", "orders.example.COM", true));
+    CHECK(!dbt_share_name_matches("orders.example.com", "orders.example.com.evil", true));
+    CHECK(!dbt_share_name_matches("*.example.com", "a.example.com", true));
+    CHECK(dbt_share_name_matches("*.example.com", "a.EXAMPLE.com", false));
+    CHECK(!dbt_share_name_matches("*.example.com", "a.b.example.com", false)); /* one label */
+    CHECK(!dbt_share_name_matches("*.example.com", "example.com", false));
+    CHECK(!dbt_share_name_matches("*.example.com", ".example.com", false));
+    CHECK(!dbt_share_name_matches("a.example.com", "a.example.com", false));
+}
+
 int main(void)
 {
     test_golden();
@@ -447,5 +485,6 @@ int main(void)
     test_defaults();
     test_decisions();
     test_ident();
+    test_share();
     return check_exit();
 }
