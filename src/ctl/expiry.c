@@ -66,6 +66,29 @@ dbt_res ctl_expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, cons
     return r;
 }
 
+/*
+ * The certificate file dbtlsd shows a TLS backend (--backend-tls-cert), named by its path. Read
+ * where the list is made (dbtlsd for /metrics); a file that cannot be read or parsed is left out:
+ * the daemon's reload already says why.
+ */
+static dbt_res add_backend_client_cert(struct dbt_ctl_expiry_list *l, const char *instance,
+                                       const char *path)
+{
+    if (path == NULL || path[0] == '\0') {
+        return DBT_OK;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return DBT_OK;
+    }
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    dbt_res r = ctl_expiry_add(l, instance, "backend-client-cert", "", path, buf);
+    return r.code == DBT_E_NOMEM ? r : DBT_OK;
+}
+
 dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)
 {
     memset(out, 0, sizeof *out);
@@ -120,6 +143,7 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
                                    slots.v[k].cert_pem));
         }
         DBT_TRY(ctl_expiry_add(&l, names[i], "client-ca", "", "", in.client_ca_pem));
+        DBT_TRY(add_backend_client_cert(&l, names[i], in.pub.backend_tls_cert));
         DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_LIST, &s));
         dbt_stmt_bind_int(s, 1, in.id);
         for (;;) {

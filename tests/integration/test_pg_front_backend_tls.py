@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_client import samples, scrape  # noqa: E402
 from cli_helpers import use_template  # noqa: E402
 import servers  # noqa: E402
 
@@ -185,6 +186,11 @@ def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state
     with psycopg.connect(f"host=127.0.0.1 port={port} user=alice password=alice-secret-1 "
                          "dbname=app sslmode=require channel_binding=disable") as c:
         assert c.execute("SELECT current_user").fetchone()[0] == "alice"
+    # its expiry is a gauge like every other certificate's (alert before the backend refuses)
+    fams, _ = scrape(d)
+    got = samples(fams, "dbtls_certificate_expiry_seconds", instance="pg1",
+                  kind="backend-client-cert", name=cert)
+    assert len(got) == 1 and 9 * 365 * 86400 < got[0].value < 11 * 365 * 86400, got
 
     # without it the backend refuses, in its own words, relayed to the client
     start = d.log_size()
