@@ -528,7 +528,7 @@ out:
    as its chain), with the same builder as the local command: the password never leaves this
    machine. */
 static dbt_res p12_from_pem(const char *cert_pem, const char *key_pem, const char *ca_pem,
-                            const char *password, const char *name, uint8_t **out, size_t *len)
+                            const char *password, uint8_t **out, size_t *len)
 {
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *cert = NULL, *ca = NULL;
@@ -538,7 +538,8 @@ static dbt_res p12_from_pem(const char *cert_pem, const char *key_pem, const cha
     DBT_TRY(dbt_pki_key_from_pem(key_pem, &key));
     DBT_TRY(dbt_pki_cert_from_pem(ca_pem, &ca));
     DBT_TRY(dbt_pki_certs_push(&chain, ca));
-    DBT_TRY(dbt_pki_p12_build(cert, key, &chain, password ? password : "", name, out, len));
+    DBT_TRY(dbt_pki_p12_build(cert, key, &chain, password ? password : "", DBT_CTL_P12_ALIAS, out,
+                              len));
 out:
     dbt_pki_certs_free(&chain);
     dbt_pki_cert_free(ca);
@@ -650,7 +651,7 @@ static int r_client_create(struct dbt_cli *c)
                    "dbtlsd at %s sent no \"clientCaCert\" for --pkcs12 (an older dbtlsd?)",
                    c->server);
         DBT_TRY(p12_from_pem(data[CERT], data[KEY], client_ca, dbt_cli_get(c, "pkcs12-password"),
-                             c->positional, &p12_der, &len[P12]));
+                             &p12_der, &len[P12]));
         data[P12] = (const char *)p12_der;
     }
     for (int i = 0; i < nfiles; i++) {

@@ -168,7 +168,7 @@ dbt_res dbt_ctl_client_cert_create(struct dbt_ctl *ctl, const char *instance, co
         DBT_TRY(dbt_pki_cert_from_pem(in.client_ca_pem, &ca));
         DBT_TRY(dbt_pki_certs_push(&chain, ca));
         DBT_TRY(dbt_pki_p12_build(cert, key, &chain, opts->p12_password ? opts->p12_password : "",
-                                  name, &n.p12, &n.p12_len));
+                                  DBT_CTL_P12_ALIAS, &n.p12, &n.p12_len));
     }
     obj = ctl_printf("instance/%s/client-cert/%s", instance, name);
     char expires[32];

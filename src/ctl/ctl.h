@@ -339,9 +339,15 @@ dbt_res dbt_ctl_server_ca_download(struct dbt_ctl *ctl, const char *instance,
 /* ------------------------------------------------------------------------------------------ */
 /* Client certificates                                                                         */
 
+/* The alias of the key entry in client.p12: PgJDBC's PKCS12KeyManager looks the key up under
+   "user" and sends no certificate otherwise; other Java clients (MariaDB Connector/J, keytool)
+   take any alias. The certificate's name stays its CN. */
+#define DBT_CTL_P12_ALIAS "user"
+
 struct dbt_ctl_client_cert_opts {
     int64_t validity_secs;    /* 0 = 10 years */
-    bool pkcs12;              /* also build client.p12 (cert + key + client CA) */
+    bool pkcs12;              /* also build client.p12 (cert + key + client CA), its key entry
+                                 under the alias DBT_CTL_P12_ALIAS */
     const char *p12_password; /* NULL = "" */
 };
 

@@ -70,7 +70,9 @@ def test_pkcs12(d, tmp_dir):
     p12 = os.path.join(out, "client.p12")
     assert stat.S_IMODE(os.stat(p12).st_mode) == 0o600
     info = openssl("pkcs12", "-info", "-nokeys", "-passin", "pass:", "-in", p12).stdout.decode()
-    assert "BEGIN CERTIFICATE" in info and "java" in info
+    assert "BEGIN CERTIFICATE" in info and "CN = java" in info
+    # the alias PgJDBC looks the key up under (test_jdbc.py logs in with this file)
+    assert "friendlyName: user" in info, info
     out2, _ = make(d, tmp_dir, "java2", "--pkcs12", "--pkcs12-password", "s3cret")
     p12 = os.path.join(out2, "client.p12")
     assert openssl("pkcs12", "-info", "-nokeys", "-passin", "pass:wrong", "-in", p12,
