@@ -1,7 +1,8 @@
-// PgClient.java - a real JDBC client (PgJDBC, Debian's libpostgresql-jdbc-java) for the
-// integration tests, run from source: java -cp postgresql.jar PgClient.java URL SQL [KEY=VALUE...]
-// Connects with the URL and the properties, runs SQL, prints the first column of each row; on an
-// error prints "ERROR: <message>" to stderr and exits 1.
+// JdbcClient.java - a real JDBC client for the integration tests (Debian's PgJDBC,
+// libpostgresql-jdbc-java, and MariaDB Connector/J, libmariadb-java; the URL picks the driver),
+// run from source: java -cp postgresql.jar:mariadb-java-client.jar JdbcClient.java URL SQL
+// [KEY=VALUE...]. Connects with the URL and the properties, runs SQL, prints the first column of
+// each row; on an error prints "ERROR: <message>" to stderr and exits 1.
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -9,7 +10,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Properties;
 
-public class PgClient {
+public class JdbcClient {
     public static void main(String[] args) {
         Properties props = new Properties();
         for (int i = 2; i < args.length; i++) {
