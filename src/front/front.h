@@ -48,6 +48,13 @@ void dbt_gen_unref(struct dbt_gen *g);
  * but not sooner than 60 s from now; INT64_MAX when no instance has a CRL.
  */
 int64_t dbt_gen_refresh_at(const struct dbt_gen *g, int64_t now);
+/*
+ * On an address several instances share (inst is any of them): the instance whose endpoint is
+ * server_name, compared without regard to case, else the one with the wildcard endpoint
+ * "*.<server_name minus its first label>"; NULL when none.
+ */
+const struct dbt_gen_inst *dbt_gen_sni_find(const struct dbt_gen_inst *inst,
+                                            const char *server_name);
 /* The instance of g listening on listen_key (the instance's listen text), or NULL. */
 const struct dbt_gen_inst *dbt_gen_find_listen(const struct dbt_gen *g, const char *listen_key);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "front/rules/share.h"
@@ -19,6 +20,7 @@ static void inst_cleanup(struct dbt_gen_inst *gi)
     }
     dbt_tls_ctx_unref(gi->server_tls);
     dbt_tls_ctx_unref(gi->backend_tls);
+    free((void *)gi->names);
 }
 
 static void gen_free(struct dbt_gen *g)
@@ -84,7 +86,68 @@ static struct dbt_share_inst share_of(const struct dbt_rt_instance *r)
                                    .n_endpoints = r->n_endpoints};
 }
 
-/* Links the instances of each listen address (in store order: the first created comes first). */
+static int name_cmp(const void *a, const void *b)
+{
+    return strcasecmp(((const struct dbt_gen_name *)a)->name,
+                      ((const struct dbt_gen_name *)b)->name);
+}
+
+/* Sorts the DNS endpoints of the address first listens on; one name on two instances fails. */
+static dbt_res index_names(struct dbt_gen_inst *first)
+{
+    dbt_res res = DBT_OK;
+    size_t n = 0;
+    for (const struct dbt_gen_inst *m = first; m != NULL; m = m->listen_next) {
+        for (size_t i = 0; i < m->rt->n_endpoints; i++) {
+            n += dbt_share_endpoint_is_name(m->rt->endpoints[i]);
+        }
+    }
+    struct dbt_gen_name *v = calloc(n ? n : 1, sizeof(*v));
+    DBT_ENSURE(v != NULL, NOMEM, "generation: out of memory");
+    size_t k = 0;
+    for (const struct dbt_gen_inst *m = first; m != NULL; m = m->listen_next) {
+        for (size_t i = 0; i < m->rt->n_endpoints; i++) {
+            if (dbt_share_endpoint_is_name(m->rt->endpoints[i])) {
+                v[k++] = (struct dbt_gen_name){m->rt->endpoints[i], m};
+            }
+        }
+    }
+    qsort(v, n, sizeof(*v), name_cmp);
+    first->names = v;
+    first->n_names = n;
+    for (size_t i = 1; i < n; i++) {
+        DBT_ENSURE(v[i].inst == v[i - 1].inst || name_cmp(&v[i], &v[i - 1]) != 0, INVALID,
+                   "instance \"%s\": endpoint %s is also one of instance \"%s\" on listen "
+                   "address %s",
+                   v[i].inst->rt->name, v[i].name, v[i - 1].inst->rt->name, first->rt->listen);
+    }
+out:
+    return res;
+}
+
+const struct dbt_gen_inst *dbt_gen_sni_find(const struct dbt_gen_inst *inst,
+                                            const char *server_name)
+{
+    const struct dbt_gen_inst *first = inst->listen_first;
+    struct dbt_gen_name key = {.name = server_name};
+    const struct dbt_gen_name *hit =
+        bsearch(&key, first->names, first->n_names, sizeof(key), name_cmp);
+    if (hit != NULL) {
+        return hit->inst;
+    }
+    const char *dot = strchr(server_name, '.');
+    char wild[260];
+    if (dot == NULL || dot == server_name ||
+        (size_t)snprintf(wild, sizeof(wild), "*%s", dot) >= sizeof(wild)) {
+        return NULL;
+    }
+    key.name = wild;
+    hit = bsearch(&key, first->names, first->n_names, sizeof(key), name_cmp);
+    return hit != NULL ? hit->inst : NULL;
+}
+
+/* Links the instances of each listen address (in store order: the first created comes first),
+   checks each joins the first's (dbt_share_check; endpoints across all by index_names). */
 static dbt_res group_listeners(struct dbt_gen *g)
 {
     dbt_res res = DBT_OK;
@@ -100,20 +163,22 @@ static dbt_res group_listeners(struct dbt_gen *g)
             if (strcmp(o->rt->listen, gi->rt->listen) != 0) {
                 continue;
             }
-            for (const struct dbt_gen_inst *m = gi; m != NULL; m = m->listen_next) {
-                struct dbt_share_inst a = share_of(m->rt), b = share_of(o->rt);
-                res = dbt_share_check(&a, &b);
-                if (!dbt_ok(res)) {
-                    res = dbt_fail_ctx(res, "instance \"%s\": ", o->rt->name);
-                    goto out;
-                }
+            struct dbt_share_inst a = share_of(gi->rt), b = share_of(o->rt);
+            res = dbt_share_check(&a, &b);
+            if (!dbt_ok(res)) {
+                res = dbt_fail_ctx(res, "instance \"%s\": ", o->rt->name);
+                goto out;
             }
             o->listen_first = gi;
             last->listen_next = o;
             last = o;
         }
-        for (struct dbt_gen_inst *m = gi; m != NULL; m = (struct dbt_gen_inst *)m->listen_next) {
-            m->listen_shared = gi->listen_next != NULL;
+        if (gi->listen_next != NULL) {
+            for (struct dbt_gen_inst *m = gi; m != NULL;
+                 m = (struct dbt_gen_inst *)m->listen_next) {
+                m->listen_shared = true;
+            }
+            DBT_TRY(index_names(gi));
         }
     }
 out:

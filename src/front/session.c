@@ -22,7 +22,6 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "front/rules/share.h"
 #include "front/worker.h"
 #include "net/net.h"
 #include "tls/tls.h"
@@ -570,22 +569,15 @@ void dbt_session_set_instance_name(struct dbt_session *s, const char *name)
 static struct dbt_tls_ctx *session_sni(void *arg, const char *name)
 {
     struct dbt_session *s = arg;
-    for (int exact = 1; exact >= 0; exact--) { /* an exact name before a wildcard one */
-        for (const struct dbt_gen_inst *gi = s->inst->listen_first; gi != NULL;
-             gi = gi->listen_next) {
-            for (size_t i = 0; i < gi->rt->n_endpoints; i++) {
-                if (!dbt_share_name_matches(gi->rt->endpoints[i], name, exact)) {
-                    continue;
-                }
-                if (gi != s->inst) {
-                    s->inst = gi;
-                    dbt_session_set_instance_name(s, gi->rt->name);
-                }
-                return gi->server_tls;
-            }
-        }
+    const struct dbt_gen_inst *gi = dbt_gen_sni_find(s->inst, name);
+    if (gi == NULL) {
+        return NULL;
     }
-    return NULL;
+    if (gi != s->inst) {
+        s->inst = gi;
+        dbt_session_set_instance_name(s, gi->rt->name);
+    }
+    return gi->server_tls;
 }
 
 /* Advances a TLS handshake on l. Returns IO_PROGRESS when it completed. */

@@ -65,6 +65,15 @@ struct dbt_gen_inst {
     const struct dbt_gen_inst *listen_first;
     const struct dbt_gen_inst *listen_next;
     bool listen_shared; /* the group has more than one instance */
+    /* on listen_first of a shared address: its DNS endpoints, sorted without regard to case,
+       for dbt_gen_sni_find (a fleet behind one port: O(log n) per handshake) */
+    const struct dbt_gen_name *names;
+    size_t n_names;
+};
+
+struct dbt_gen_name {
+    const char *name; /* an endpoint, e.g. "orders.example.com" or "*.example.com" */
+    const struct dbt_gen_inst *inst;
 };
 
 /* Callbacks of a wire protocol. Any may be NULL when it has nothing to do. */

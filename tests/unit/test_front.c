@@ -124,6 +124,65 @@ static void test_gen_validation(void)
     hba_text = NULL;
 }
 
+/* n PostgreSQL instances on one address, "dbI.example.com" each, the last "*.wild.test". */
+static struct dbt_rt_config *make_group(size_t n)
+{
+    struct dbt_rt_config *cfg = calloc(1, sizeof(*cfg));
+    cfg->instances = calloc(n, sizeof(*cfg->instances));
+    cfg->n_instances = n;
+    for (size_t i = 0; i < n; i++) {
+        struct dbt_rt_config *one =
+            make_config("postgres", "127.0.0.1:1", "127.0.0.1:2", server.key_pem);
+        cfg->instances[i] = one->instances[0];
+        free(one->instances);
+        free(one);
+        struct dbt_rt_instance *r = &cfg->instances[i];
+        char name[64];
+        snprintf(name, sizeof(name), "pg%zu", i);
+        free(r->name);
+        r->name = strdup(name);
+        snprintf(name, sizeof(name), i + 1 == n ? "*.wild.test" : "db%zu.example.com", i);
+        free(r->endpoints[0]);
+        r->endpoints[0] = strdup(name);
+    }
+    return cfg;
+}
+
+/* A fleet behind one port: the server name finds its instance (sorted index), names repeated
+   across instances or an engine that cannot share fail the generation. */
+static void test_gen_shared_listen(void)
+{
+    struct dbt_gen *g = NULL;
+    CHECK_OK(dbt_gen_build(make_group(300), free_config, 1, &g));
+    if (g == NULL) {
+        return;
+    }
+    const struct dbt_gen_inst *first = dbt_gen_find_listen(g, "127.0.0.1:1");
+    CHECK(first == &g->insts[0] && first->listen_shared && first->n_names == 300);
+    CHECK(dbt_gen_sni_find(&g->insts[7], "db123.example.com") == &g->insts[123]);
+    CHECK(dbt_gen_sni_find(first, "DB0.Example.COM") == &g->insts[0]);
+    CHECK(dbt_gen_sni_find(first, "db298.example.com") == &g->insts[298]);
+    CHECK(dbt_gen_sni_find(first, "db300.example.com") == NULL);
+    CHECK(dbt_gen_sni_find(first, "x.wild.test") == &g->insts[299]);
+    CHECK(dbt_gen_sni_find(first, "x.y.wild.test") == NULL); /* one label only */
+    CHECK(dbt_gen_sni_find(first, "wild.test") == NULL);
+    CHECK(dbt_gen_sni_find(first, ".wild.test") == NULL);
+    CHECK(dbt_gen_sni_find(first, "") == NULL);
+    dbt_gen_unref(g);
+
+    struct dbt_rt_config *cfg = make_group(5);
+    free(cfg->instances[3].endpoints[0]);
+    cfg->instances[3].endpoints[0] = strdup("DB1.example.com");
+    CHECK_ERR(dbt_gen_build(cfg, free_config, 2, &g), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "endpoint") != NULL && strstr(dbt_errmsg(), "pg1") != NULL &&
+          strstr(dbt_errmsg(), "pg3") != NULL);
+    cfg = make_group(3);
+    free(cfg->instances[2].engine);
+    cfg->instances[2].engine = strdup("mariadb");
+    CHECK_ERR(dbt_gen_build(cfg, free_config, 3, &g), DBT_E_EXISTS);
+    CHECK(strstr(dbt_errmsg(), "instance \"pg2\"") == dbt_errmsg());
+}
+
 /* A daemon that sees no change still re-signs its CRLs before they expire. */
 static void test_gen_refresh_at(void)
 {
@@ -576,6 +635,7 @@ int main(void)
     tc_make(&server, &ca, "localhost", 1, 2, -1, 365);
     tc_make(&client_ca, NULL, "test client CA", 0, 3, -1, 365);
     test_gen_validation();
+    test_gen_shared_listen();
     test_gen_refresh_at();
     test_stats_reason();
     test_cancel_table();

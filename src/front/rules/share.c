@@ -41,15 +41,3 @@ dbt_res dbt_share_check(const struct dbt_share_inst *a, const struct dbt_share_i
 out:
     return res;
 }
-
-bool dbt_share_name_matches(const char *endpoint, const char *server_name, bool exact)
-{
-    if (exact) {
-        return strcasecmp(endpoint, server_name) == 0;
-    }
-    if (strncmp(endpoint, "*.", 2) != 0) {
-        return false;
-    }
-    const char *dot = strchr(server_name, '.');
-    return dot != NULL && dot != server_name && strcasecmp(dot + 1, endpoint + 2) == 0;
-}

@@ -1,8 +1,8 @@
 /*
  * share.h - several PostgreSQL instances on one listen address, chosen by the client's TLS
- * server name (docs/dbtlsd.md): which instances may share an address, and which endpoint a
- * server name chooses. Pure code, asked by ctl when an instance is created or patched and by
- * the daemon when it builds a configuration generation and per TLS handshake.
+ * server name (docs/dbtlsd.md): which instances may share an address. Pure code, asked by ctl
+ * when an instance is created or patched and by the daemon when it builds a configuration
+ * generation (which indexes the names, front/gen.c dbt_gen_sni_find).
  */
 #ifndef DBT_FRONT_RULES_SHARE_H
 #define DBT_FRONT_RULES_SHARE_H
@@ -32,12 +32,5 @@ dbt_res dbt_share_check(const struct dbt_share_inst *a, const struct dbt_share_i
 
 /* An endpoint a client can send as server name: a DNS name, not an IP address. */
 bool dbt_share_endpoint_is_name(const char *endpoint);
-
-/*
- * Whether server_name names endpoint: equal without regard to case (exact = true), or endpoint
- * is a wildcard "*.example.com" and server_name has exactly one more label in front of it
- * (exact = false). Callers prefer an exact match over a wildcard one.
- */
-bool dbt_share_name_matches(const char *endpoint, const char *server_name, bool exact);
 
 #endif
