@@ -122,6 +122,33 @@ static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
     return r;
 }
 
+/* Says which instances share an address, and which one takes connections without a server
+   name: where a connection lands is then in the log. */
+static void log_shared(const struct dbt_gen *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        const struct dbt_gen_inst *first = &g->insts[i];
+        if (first->listen_first != first || !first->listen_shared) {
+            continue;
+        }
+        char names[512];
+        size_t used = 0, n = 0;
+        names[0] = '\0';
+        for (const struct dbt_gen_inst *m = first->listen_next; m != NULL; m = m->listen_next) {
+            n++;
+            if (used < sizeof(names)) {
+                int k = snprintf(names + used, sizeof(names) - used, "%s\"%s\"", used ? ", " : "",
+                                 m->rt->name);
+                used += k > 0 ? (size_t)k : 0;
+            }
+        }
+        dbt_info("%s: instance \"%s\" and %zu more (%s%s) chosen by TLS server name; "
+                 "\"%s\" also takes connections without one",
+                 first->rt->listen, first->rt->name, n, names,
+                 used >= sizeof(names) ? "..." : "", first->rt->name);
+    }
+}
+
 dbt_res dbt_loader_reload(struct dbt_front *f)
 {
     struct dbt_gen *g = NULL;
@@ -150,6 +177,7 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
     dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
              (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
              (unsigned long long)f->last_counter);
+    log_shared(g);
     return DBT_OK;
 }
 

@@ -67,6 +67,8 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
           "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "*.wild.test")
     d = dbtlsd.start(state_dir)
     assert d.log().count(f"listening on 127.0.0.1:{port}") == 1, d.log()
+    assert (f'127.0.0.1:{port}: instance "alpha" and 3 more ("beta", "delta", "wild") chosen by '
+            'TLS server name; "alpha" also takes connections without one') in d.log(), d.log()
 
     # each name gets its own instance: its certificate (verify-full), its backend path
     rc, out, err = psql(ci(port, "beta.test", beta_ca), SERVER_ADDR)
