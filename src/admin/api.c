@@ -225,6 +225,20 @@ static bool get_str(json_t *doc, const char *key, const char **v, struct dbt_adm
     return true;
 }
 
+/* A switch: JSON true/false, or the strings "on"/"off" (the CLI's words), as "on"/"off". */
+static bool get_on_off(json_t *doc, const char *key, const char **v, struct dbt_admin_reply *out)
+{
+    json_t *j = json_object_get(doc, key);
+    if (j == NULL || json_is_null(j)) {
+        return true;
+    }
+    if (json_is_boolean(j)) {
+        *v = json_is_true(j) ? "on" : "off";
+        return true;
+    }
+    return get_str(doc, key, v, out);
+}
+
 static bool get_int(json_t *doc, const char *key, int64_t lo, int64_t hi, int64_t *v,
                     struct dbt_admin_reply *out)
 {
@@ -285,12 +299,31 @@ static bool get_endpoints(json_t *doc, const char **v, char **owned, struct dbt_
 }
 
 static const char *const instance_fields_create[] = {
-    "name",         "engine",         "engineVersion",   "listen",
-    "backend",      "backendTlsCa",   "backendTlsCert",  "backendTlsKey",
-    "endpoints",    "region",         "caMode",          "caId",
-    "sslMode",      "tlsMinVersion",  "tlsMaxVersion",   "ciphers",
-    "ciphersuites", "groups",         "hbaRules",        "identMap",
-    "userRequire",  "maxClientCerts", "validitySeconds", "caValiditySeconds",
+    "name",
+    "engine",
+    "engineVersion",
+    "listen",
+    "backend",
+    "backendTlsCa",
+    "backendTlsCert",
+    "backendTlsKey",
+    "clientInfo",
+    "endpoints",
+    "region",
+    "caMode",
+    "caId",
+    "sslMode",
+    "tlsMinVersion",
+    "tlsMaxVersion",
+    "ciphers",
+    "ciphersuites",
+    "groups",
+    "hbaRules",
+    "identMap",
+    "userRequire",
+    "maxClientCerts",
+    "validitySeconds",
+    "caValiditySeconds",
     NULL,
 };
 /* PATCH takes the same fields except the name (it is in the path) and the region (fixed at
@@ -303,6 +336,7 @@ static const char *const instance_fields_patch[] = {
     "backendTlsCa",
     "backendTlsCert",
     "backendTlsKey",
+    "clientInfo",
     "endpoints",
     "caMode",
     "caId",
@@ -344,6 +378,7 @@ static bool spec_from_json(json_t *doc, struct dbt_ctl_instance_spec *s, struct 
         get_str(doc, "backendTlsCa", &s->backend_tls_ca, out) &&
         get_str(doc, "backendTlsCert", &s->backend_tls_cert, out) &&
         get_str(doc, "backendTlsKey", &s->backend_tls_key, out) &&
+        get_on_off(doc, "clientInfo", &s->client_info, out) &&
         get_endpoints(doc, &s->endpoints, endpoints_owned, out) &&
         get_str(doc, "region", &s->region, out) && get_str(doc, "caMode", &s->ca_mode, out) &&
         get_str(doc, "caId", &s->ca_id, out) && get_str(doc, "sslMode", &s->ssl_mode, out) &&

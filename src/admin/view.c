@@ -153,6 +153,7 @@ json_t *dbt_view_instance(const struct dbt_ctl_instance *in)
     dbt_view_set(o, "backendTlsCa", dbt_view_str(in->backend_tls_ca));
     dbt_view_set(o, "backendTlsCert", dbt_view_str(in->backend_tls_cert));
     dbt_view_set(o, "backendTlsKey", dbt_view_str(in->backend_tls_key));
+    dbt_view_set(o, "clientInfo", json_boolean(in->client_info));
     dbt_view_set(o, "endpoints", str_array((const char *const *)in->endpoints, in->n_endpoints));
     dbt_view_set(o, "caMode", dbt_view_str(in->ca_mode));
     dbt_view_set(o, "caId", dbt_view_str(in->ca_id));

@@ -76,6 +76,7 @@ static dbt_res spec_from_args(struct dbt_cli *c, struct dbt_ctl_instance_spec *s
     s->backend_tls_ca = dbt_cli_get(c, "backend-tls-ca");
     s->backend_tls_cert = dbt_cli_get(c, "backend-tls-cert");
     s->backend_tls_key = dbt_cli_get(c, "backend-tls-key");
+    s->client_info = dbt_cli_get(c, "client-info");
     DBT_TRY(join_values(c, "endpoint", &files->endpoints));
     s->endpoints = files->endpoints;
     s->region = dbt_cli_get(c, "region");
@@ -306,6 +307,9 @@ out:
         {"backend-tls-cert", "FILE", "with --backend-tls-ca: client certificate for the backend",  \
          false, false},                                                                            \
         {"backend-tls-key", "FILE", "its private key (mode 0600)", false, false},                  \
+        {"client-info", "on|off",                                                                  \
+         "PostgreSQL: tell the backend the client's address and TLS (dbtls.client_addr...)",       \
+         false, false},                                                                            \
         {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
          false},                                                                                   \
         {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \

@@ -233,6 +233,7 @@ static dbt_res instance_body(struct dbt_cli *c, bool create, json_t **out)
         {"backend-tls-ca", "backendTlsCa"},
         {"backend-tls-cert", "backendTlsCert"},
         {"backend-tls-key", "backendTlsKey"},
+        {"client-info", "clientInfo"},
         {"region", "region"},
         {"ca-mode", "caMode"},
         {"ca", "caId"},

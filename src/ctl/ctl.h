@@ -177,28 +177,30 @@ const char *dbt_ctl_ssl_mode_name(enum dbt_ssl_mode m);
  * backend_tls_ca/backend_tls_cert/backend_tls_key/ciphersuites/groups).
  */
 struct dbt_ctl_instance_spec {
-    const char *engine;         /* create: required; patch: must not change (INVALID) */
-    const char *engine_version; /* default: the engine's default version */
-    const char *listen;         /* "host:port", "[v6]:port"; create: required */
-    const char *backend;        /* "host:port" or absolute unix socket path; create: req. */
-    const char *backend_tls_ca; /* CA file path for TLS to the backend (verify-full) */
+    const char *engine;           /* create: required; patch: must not change (INVALID) */
+    const char *engine_version;   /* default: the engine's default version */
+    const char *listen;           /* "host:port", "[v6]:port"; create: required */
+    const char *backend;          /* "host:port" or absolute unix socket path; create: req. */
+    const char *backend_tls_ca;   /* CA file path for TLS to the backend (verify-full) */
     const char *backend_tls_cert; /* with backend_tls_ca: certificate (chain) file dbtlsd shows
                                      a backend that asks for a client certificate ... */
     const char *backend_tls_key;  /* ... and its private key file (both or neither) */
-    const char *endpoints;      /* comma-separated DNS names / IPs; create: required.
-                                   Patch re-issues the active and upcoming server certs with
-                                   the new SAN under their same issuers. */
-    const char *region;         /* create only; default DBT_CTL_DEFAULT_REGION. The shared
-                                   intermediates of a new region are created on first use. */
-    const char *ca_mode;        /* "shared" | "per-instance"; patch: only per-instance ->
-                                   shared (STATE otherwise) */
-    const char *ca_id;          /* shared CA id; default = settings default. Patch (shared
-                                   mode): re-issues the server cert under the new CA; the old
-                                   active becomes previous (rollback possible), an upcoming is
-                                   dropped. Per-instance mode: the key/signature type of the
-                                   instance's own server CAs (rsa2048/rsa4096/ecc384). */
-    const char *ssl_mode;       /* see dbt_ctl_ssl_mode_parse */
-    const char *tls_min;        /* "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" (engine-allowed) */
+    const char *client_info;      /* "on" | "off" (PostgreSQL only): the startup packet the
+                                     backend gets carries dbtls.client_addr & co. */
+    const char *endpoints;        /* comma-separated DNS names / IPs; create: required.
+                                     Patch re-issues the active and upcoming server certs with
+                                     the new SAN under their same issuers. */
+    const char *region;           /* create only; default DBT_CTL_DEFAULT_REGION. The shared
+                                     intermediates of a new region are created on first use. */
+    const char *ca_mode;          /* "shared" | "per-instance"; patch: only per-instance ->
+                                     shared (STATE otherwise) */
+    const char *ca_id;            /* shared CA id; default = settings default. Patch (shared
+                                     mode): re-issues the server cert under the new CA; the old
+                                     active becomes previous (rollback possible), an upcoming is
+                                     dropped. Per-instance mode: the key/signature type of the
+                                     instance's own server CAs (rsa2048/rsa4096/ecc384). */
+    const char *ssl_mode;         /* see dbt_ctl_ssl_mode_parse */
+    const char *tls_min;          /* "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" (engine-allowed) */
     const char *tls_max;
     const char *ciphers;           /* TLS 1.2 cipher list (validated syntax: non-empty) */
     const char *ciphersuites;      /* TLS 1.3 suites */
@@ -218,6 +220,7 @@ struct dbt_ctl_instance {
     char *backend_tls_ca;   /* or NULL */
     char *backend_tls_cert; /* or NULL */
     char *backend_tls_key;  /* or NULL */
+    bool client_info;       /* see the spec */
     char **endpoints;
     size_t n_endpoints;
     char *region;

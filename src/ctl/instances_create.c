@@ -112,6 +112,7 @@ static dbt_res create_once(struct dbt_ctl *ctl, const char *name, const struct d
     dbt_stmt_bind_int(s, 27, 1);
     dbt_stmt_bind_text(s, 28, p.backend_tls_cert);
     dbt_stmt_bind_text(s, 29, p.backend_tls_key);
+    dbt_stmt_bind_int(s, 30, p.client_info);
     bool row = false;
     DBT_TRY(dbt_stmt_step(s, &row));
     DBT_ENSURE(row, INTERNAL, "instance insert returned no id");

@@ -41,6 +41,7 @@ static dbt_res update_row(struct dbt_ctl *ctl, int64_t id, const struct dbt_ctl_
     dbt_stmt_bind_int(s, 19, dbt_now_unix());
     dbt_stmt_bind_text(s, 20, p->backend_tls_cert);
     dbt_stmt_bind_text(s, 21, p->backend_tls_key);
+    dbt_stmt_bind_int(s, 22, p->client_info);
     r = dbt_stmt_exec(s);
     free(eps);
     return r;

@@ -277,6 +277,11 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     set_str(&p->backend_tls_ca, spec->backend_tls_ca, true);
     set_str(&p->backend_tls_cert, spec->backend_tls_cert, true);
     set_str(&p->backend_tls_key, spec->backend_tls_key, true);
+    if (spec->client_info) {
+        DBT_ENSURE(strcmp(spec->client_info, "on") == 0 || strcmp(spec->client_info, "off") == 0,
+                   INVALID, "client info must be on or off (got \"%s\")", spec->client_info);
+        p->client_info = strcmp(spec->client_info, "on") == 0;
+    }
     if (spec->endpoints) {
         char **v = NULL;
         size_t n = 0;
@@ -333,6 +338,8 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     DBT_ENSURE(!p->backend_tls_cert == !p->backend_tls_key, INVALID,
                "a backend TLS client certificate needs both --backend-tls-cert and "
                "--backend-tls-key");
+    DBT_ENSURE(!p->client_info || strcmp(p->engine, "postgres") == 0, INVALID,
+               "--client-info is for PostgreSQL instances (MySQL has no startup parameters)");
     DBT_ENSURE(!p->backend_tls_cert || p->backend_tls_ca, INVALID,
                "--backend-tls-cert needs --backend-tls-ca (the client certificate is shown on a "
                "TLS connection to the backend)");

@@ -73,6 +73,7 @@ dbt_res ctl_inst_load(struct dbt_ctl *ctl, const char *name, struct ctl_inst *ou
     in.crl_number = dbt_stmt_int(s, 27);
     p->backend_tls_cert = ctl_strdup(dbt_stmt_text(s, 28));
     p->backend_tls_key = ctl_strdup(dbt_stmt_text(s, 29));
+    p->client_info = dbt_stmt_int(s, 30) != 0;
     DBT_TRY(dbt_stmt_exec(s));
 
     struct dbt_stmt *c = NULL;

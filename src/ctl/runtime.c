@@ -74,6 +74,7 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     r->backend_tls_ca = p->backend_tls_ca;
     r->backend_tls_cert = p->backend_tls_cert;
     r->backend_tls_key = p->backend_tls_key;
+    r->client_info = p->client_info;
     r->endpoints = p->endpoints;
     r->n_endpoints = p->n_endpoints;
     r->ssl_mode = p->ssl_mode;

@@ -52,14 +52,15 @@ enum dbt_ssl_mode {
 
 struct dbt_rt_instance {
     char *name;
-    char *engine;         /* "postgres" | "mysql" | "mariadb" */
-    char *engine_version; /* e.g. "15", "8.0", "10.11" */
-    char *listen;         /* "host:port" ("[::1]:port" for IPv6) */
-    char *backend;        /* "host:port" or an absolute unix socket path */
-    char *backend_tls_ca; /* CA file: TLS to the backend with verify-full; NULL = plain */
+    char *engine;           /* "postgres" | "mysql" | "mariadb" */
+    char *engine_version;   /* e.g. "15", "8.0", "10.11" */
+    char *listen;           /* "host:port" ("[::1]:port" for IPv6) */
+    char *backend;          /* "host:port" or an absolute unix socket path */
+    char *backend_tls_ca;   /* CA file: TLS to the backend with verify-full; NULL = plain */
     char *backend_tls_cert; /* client certificate file for the backend leg, or NULL */
     char *backend_tls_key;  /* its private key file */
-    char **endpoints;     /* DNS names / IPs in the server certificate SAN; [0] is the CN */
+    bool client_info;       /* tell the PostgreSQL backend dbtls.client_addr & co. */
+    char **endpoints;       /* DNS names / IPs in the server certificate SAN; [0] is the CN */
     size_t n_endpoints;
     enum dbt_ssl_mode ssl_mode;
     char *tls_min;           /* "TLSv1.2" */

@@ -133,8 +133,72 @@ static dbt_res send_fatal(struct dbt_session *s, const char *sqlstate, const cha
     return r;
 }
 
+#define CLIENT_INFO_PREFIX "dbtls."
+#define CLIENT_INFO_MAX 8
+
+/*
+ * --client-info on: the startup packet the backend gets carries, as run-time parameters the
+ * backend keeps as placeholder settings (current_setting('dbtls.client_addr') ...), the client's
+ * address and port, whether it used TLS and with what, its verified certificate's DN and the
+ * instance. Parameters named "dbtls.*" the client sent itself are dropped, so it cannot pose as
+ * another address at startup (a session may still SET them later: information, not a control).
+ * with_info false: only the dropping (for a packet the additions would take past PostgreSQL's
+ * size limit).
+ */
+static dbt_res startup_with_client_info(struct dbt_session *s, const struct pg_sess *ps,
+                                        bool with_info, struct dbt_buf *out)
+{
+    dbt_res res = DBT_OK;
+    const uint8_t *raw = dbt_buf_head(&ps->startup);
+    size_t len = dbt_buf_avail(&ps->startup);
+    DBT_ENSURE(len >= 9, PROTO, "startup packet too short");
+    uint32_t proto =
+        (uint32_t)raw[4] << 24 | (uint32_t)raw[5] << 16 | (uint32_t)raw[6] << 8 | raw[7];
+    struct dbt_pg_param *v = calloc(len / 2 + CLIENT_INFO_MAX, sizeof(*v));
+    DBT_ENSURE(v != NULL, NOMEM, "out of memory");
+    size_t n = 0;
+    struct dbt_rd it = dbt_rd_make(raw + 8, len - 9);
+    struct dbt_pg_param p;
+    while (dbt_pg_startup_param_next(&it, &p)) {
+        if (strncmp(p.name, CLIENT_INFO_PREFIX, strlen(CLIENT_INFO_PREFIX)) != 0) {
+            v[n++] = p;
+        }
+    }
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->st.client_port);
+    const struct dbt_pg_param info[] = {
+        {"dbtls.client_addr", s->st.client_addr}, {"dbtls.client_port", port},
+        {"dbtls.ssl", s->st.ssl ? "on" : "off"},  {"dbtls.ssl_version", s->st.version},
+        {"dbtls.ssl_cipher", s->st.cipher},       {"dbtls.client_dn", s->st.client_dn},
+        {"dbtls.instance", s->inst->rt->name},
+    };
+    for (size_t i = 0; with_info && i < DBT_ARRAY_LEN(info); i++) {
+        v[n++] = info[i];
+    }
+    res = dbt_pg_startup_encode(out, proto, v, n);
+    free(v);
+out:
+    return res;
+}
+
 static dbt_res forward_startup(struct dbt_session *s, struct pg_sess *ps)
 {
+    if (s->inst->rt->client_info) {
+        struct dbt_buf b;
+        dbt_buf_init(&b, DBT_PG_MAX_STARTUP_PACKET_TOTAL);
+        dbt_res r = startup_with_client_info(s, ps, true, &b);
+        if (!dbt_ok(r)) {
+            dbt_buf_cleanup(&b);
+            dbt_buf_init(&b, DBT_PG_MAX_STARTUP_PACKET_TOTAL);
+            r = startup_with_client_info(s, ps, false, &b);
+        }
+        if (!dbt_ok(r)) {
+            dbt_buf_cleanup(&b);
+            return r;
+        }
+        dbt_buf_cleanup(&ps->startup);
+        ps->startup = b;
+    }
     dbt_res r =
         dbt_session_send_backend(s, dbt_buf_head(&ps->startup), dbt_buf_avail(&ps->startup));
     dbt_buf_cleanup(&ps->startup);

@@ -114,16 +114,19 @@ static const char *const migrations[] = {
     "ALTER TABLE instances_new RENAME TO instances;"
     "CREATE INDEX instances_listen ON instances (listen);",
     /* 6: the certificate and key files dbtlsd presents to a backend that wants a client
-       certificate (paths, like backend_tls_ca; the files stay the operator's) */
+       certificate (paths, like backend_tls_ca; the files stay the operator's), and whether
+       dbtlsd tells a PostgreSQL backend the client's address and TLS facts (client_info) */
     "ALTER TABLE instances ADD COLUMN backend_tls_cert TEXT;"
-    "ALTER TABLE instances ADD COLUMN backend_tls_key TEXT;",
+    "ALTER TABLE instances ADD COLUMN backend_tls_key TEXT;"
+    "ALTER TABLE instances ADD COLUMN client_info INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define INSTANCE_COLS                                                                              \
     "id, name, engine, engine_version, listen, backend, backend_tls_ca, endpoints, region, "       \
     "ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites, groups, hba_text, "        \
     "ident_text, user_require_text, max_client_certs, created_at, updated_at, client_ca_pem, "     \
-    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number, backend_tls_cert, backend_tls_key"
+    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number, backend_tls_cert, backend_tls_key, "      \
+    "client_info"
 #define SLOT_COLS                                                                                  \
     "slot, ca_pem, ca_key_blob, shared_ca_id, shared_region, cert_pem, key_blob, created_at"
 #define CA_COLS "ca_id, region, key_type, digest, cert_pem, key_blob, created_at"
@@ -157,15 +160,15 @@ static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_CA_INTERMEDIATES] = "SELECT " CA_COLS " FROM cas WHERE ca_id = ?1 AND region <> ''"
                                  " AND (?2 IS NULL OR region = ?2) ORDER BY region",
     [DBT_SQL_CA_COUNT] = "SELECT count(*) FROM cas",
-    /* ?1..?29 = INSTANCE_COLS[1..29] -> id */
+    /* ?1..?30 = INSTANCE_COLS[1..30] -> id */
     [DBT_SQL_INSTANCE_ADD] =
         "INSERT INTO instances (name, engine, engine_version, listen, backend, backend_tls_ca,"
         " endpoints, region, ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites,"
         " groups, hba_text, ident_text, user_require_text, max_client_certs, created_at,"
         " updated_at, client_ca_pem, client_ca_key_blob, client_ca_sha1, crl_pem, crl_number,"
-        " backend_tls_cert, backend_tls_key)"
+        " backend_tls_cert, backend_tls_key, client_info)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29) RETURNING id",
+        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30) RETURNING id",
     /* -> INSTANCE_COLS */
     [DBT_SQL_INSTANCE_GET] = "SELECT " INSTANCE_COLS " FROM instances WHERE name = ?1",
     [DBT_SQL_INSTANCE_NAMES] = "SELECT name FROM instances ORDER BY name",
@@ -178,7 +181,8 @@ static const char *const statements[DBT_SQL__COUNT] = {
         " backend_tls_ca = ?5, endpoints = ?6, ca_mode = ?7, ca_id = ?8, ssl_mode = ?9,"
         " tls_min = ?10, tls_max = ?11, ciphers = ?12, ciphersuites = ?13, groups = ?14,"
         " hba_text = ?15, ident_text = ?16, user_require_text = ?17, max_client_certs = ?18,"
-        " updated_at = ?19, backend_tls_cert = ?20, backend_tls_key = ?21 WHERE id = ?1",
+        " updated_at = ?19, backend_tls_cert = ?20, backend_tls_key = ?21, client_info = ?22"
+        " WHERE id = ?1",
     [DBT_SQL_INSTANCE_SET_CLIENT_CA] =
         "UPDATE instances SET client_ca_pem = ?2, client_ca_key_blob = ?3,"
         " client_ca_sha1 = ?4, crl_pem = ?5, crl_number = ?6, updated_at = ?7 WHERE id = ?1",

@@ -79,7 +79,8 @@ static const char *const migrations[] = {
     "CREATE INDEX instances_listen ON instances (listen);",
     /* 4: as SQLite's 6, the client certificate dbtlsd presents to a TLS backend */
     "ALTER TABLE instances ADD COLUMN backend_tls_cert TEXT;"
-    "ALTER TABLE instances ADD COLUMN backend_tls_key TEXT;",
+    "ALTER TABLE instances ADD COLUMN backend_tls_key TEXT;"
+    "ALTER TABLE instances ADD COLUMN client_info INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SLOT_COLS                                                                                  \

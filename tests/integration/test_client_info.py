@@ -1,0 +1,79 @@
+"""--client-info on: the PostgreSQL backend behind dbtlsd sees its client as the front does.
+Behind a TLS front the backend's own pg_stat_activity/pg_stat_ssl show the front's connection
+(its address or unix socket, no TLS); with client info the forwarded startup packet carries
+run-time parameters the backend keeps as placeholder settings, readable in SQL (audit triggers,
+logging): dbtls.client_addr, dbtls.client_port, dbtls.ssl, dbtls.ssl_version, dbtls.ssl_cipher,
+dbtls.client_dn, dbtls.instance. A client cannot pose as another address at startup: its own
+dbtls.* parameters are dropped. Real PostgreSQL 15, psql and asyncpg.
+"""
+import asyncio
+import os
+import ssl
+
+import asyncpg
+
+from cli_helpers import download_ca, use_template, write
+
+SETTINGS = ("SELECT current_setting('dbtls.client_addr') || ' ' || "
+            "current_setting('dbtls.ssl') || ' ' || current_setting('dbtls.ssl_version') || ' ' "
+            "|| current_setting('dbtls.client_dn') || ' ' || current_setting('dbtls.instance') "
+            "|| ' ' || coalesce(host(client_addr), 'socket') || ' ' || "
+            "(current_setting('dbtls.client_port')::int > 0)::text "
+            "FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+
+
+def test_client_info_reaches_the_backend(pg_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port,
+                                         psql):
+    use_template(dbtls)
+    port, plain_port = free_port(), free_port()
+    hba = os.path.join(tmp_dir, "hba.conf")
+    write(hba, "hostssl all certuser all cert\nhost all all all backend\n")
+    j = dbtls.json("instances", "create", "pg1", "--engine", "postgres", "--engine-version",
+                   "15", "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
+                   "--endpoint", "localhost", "--hba-file", hba, "--client-info", "on")
+    assert j["clientInfo"] is True
+    dbtls("instances", "create", "pg2", "--engine", "postgres", "--listen",
+          f"127.0.0.1:{plain_port}", "--backend", pg_server.socket_path, "--endpoint", "localhost")
+    ca = download_ca(dbtls, "pg1", tmp_dir)
+    cc = os.path.join(tmp_dir, "cc")
+    dbtls("ssl", "client-certs", "create", "certuser", "--instance", "pg1", "--out-dir", cc)
+    dbtlsd.start(state_dir)
+
+    # TLS with a client certificate: address, TLS facts and DN, on a unix-socket backend leg
+    rc, out, err = psql(f"host=localhost port={port} user=certuser dbname=app sslmode=verify-full "
+                        f"sslrootcert={ca} sslcert={cc}/client-cert.pem "
+                        f"sslkey={cc}/client-key.pem", SETTINGS)
+    assert rc == 0, err
+    assert out.strip() == "127.0.0.1 on TLSv1.3 /O=dbtls/CN=certuser pg1 socket true", out
+    # plaintext: dbtls.ssl off, the TLS fields empty
+    rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=disable",
+                        "SELECT current_setting('dbtls.ssl') || '|' || "
+                        "current_setting('dbtls.ssl_version') || '|' || "
+                        "current_setting('dbtls.client_addr')")
+    assert rc == 0 and out.strip() == "off||127.0.0.1", (out, err)
+
+    # a client's own dbtls.* startup parameters are dropped, its others kept
+    async def spoof(p):
+        c = await asyncpg.connect(host="localhost", port=p, user="trustuser", database="app",
+                                  ssl=ssl.create_default_context(cafile=ca), timeout=10,
+                                  server_settings={"dbtls.client_addr": "203.0.113.9",
+                                                   "application_name": "spoofer"})
+        try:
+            return await c.fetchrow("SELECT current_setting('dbtls.client_addr', true) AS a, "
+                                    "current_setting('application_name') AS n")
+        finally:
+            await c.close()
+    row = asyncio.run(spoof(port))
+    assert (row["a"], row["n"]) == ("127.0.0.1", "spoofer"), row
+    # without --client-info the packet goes as received (here: the client's own value)
+    row = asyncio.run(spoof(plain_port))
+    assert (row["a"], row["n"]) == ("203.0.113.9", "spoofer"), row
+
+    # switched off again, and refused where it cannot work
+    assert dbtls.json("instances", "patch", "pg1", "--client-info", "off")["clientInfo"] is False
+    cp = dbtls.fail("instances", "patch", "pg1", "--client-info", "yes")
+    assert 'client info must be on or off (got "yes")' in cp.stderr, cp.stderr
+    cp = dbtls.fail("instances", "create", "my1", "--engine", "mariadb", "--listen",
+                    f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:3306", "--endpoint",
+                    "localhost", "--client-info", "on")
+    assert "--client-info is for PostgreSQL instances" in cp.stderr, cp.stderr
