@@ -69,4 +69,4 @@ def test_asyncpg_through_the_front(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
                                   **dict(kw, host="127.0.0.1"))
 
     asyncio.run(scenario())
-    assert "cancel request for backend pid" in d.log()
+    d.wait_log("cancel request for backend pid")
