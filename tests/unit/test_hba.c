@@ -441,6 +441,43 @@ static void test_ident(void)
     }
 }
 
+/* Regular expressions that would make regcomp allocate gigabytes are refused before it runs;
+   ordinary ones (anchors, classes, bounded repetitions) are compiled. */
+static void test_ident_regex_cost(void)
+{
+    static const char *const fine[] = {
+        "m /^(.*)@example\\.com$ \\1\n",
+        "m /^([a-z0-9._-]+)@(corp|ops)\\.example\\.com$ \\1\n",
+        "m \"/^svc-[[:alnum:]]{1,32}$\" svc\n", /* a comma needs quotes, as in PostgreSQL */
+        "m \"/^[]a-z[.-.]]+x{2,}$\" y\n",
+        "m /^(a|b)*(c?d+){3}$ y\n",
+    };
+    static const char *const costly[] = {
+        "m /^(.*)@e++++++++++++++++++++++++++++++++++++++++xample$ \\1\n",
+        "m /((((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+) x\n",
+        "m /((a{100}){100}){100} x\n",
+        "m /(a{30000}){10} x\n",
+    };
+    struct dbt_ident *id = NULL;
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        CHECK_OK(dbt_ident_parse(fine[i], strlen(fine[i]), "pg_ident.conf", &id));
+        dbt_ident_free(id);
+        id = NULL;
+    }
+    for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
+        CHECK_ERR(dbt_ident_parse(costly[i], strlen(costly[i]), "pg_ident.conf", &id),
+                  DBT_E_INVALID);
+        CHECK(strstr(dbt_errmsg(), "line 1 of configuration file \"pg_ident.conf\"") != NULL &&
+              strstr(dbt_errmsg(), "refused") != NULL);
+    }
+    char long_re[1100];
+    memset(long_re, 'a', sizeof(long_re));
+    memcpy(long_re, "m /", 3);
+    memcpy(long_re + sizeof(long_re) - 4, " x\n", 4);
+    CHECK_ERR(dbt_ident_parse(long_re, strlen(long_re), "pg_ident.conf", &id), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "longer than 1000 characters") != NULL);
+}
+
 /* Shared listen addresses (front/rules/share.h). */
 static void test_share(void)
 {
@@ -476,6 +513,7 @@ int main(void)
     test_defaults();
     test_decisions();
     test_ident();
+    test_ident_regex_cost();
     test_share();
     return check_exit();
 }

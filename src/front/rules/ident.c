@@ -44,6 +44,111 @@ void dbt_ident_free(struct dbt_ident *ident)
     free(ident);
 }
 
+/*
+ * glibc's regcomp copies the operand of every repetition ('+' twice, '{n,m}' m times, nested
+ * ones multiply), so "e++++..." or "((a+)+)+..." asks it for 2^n nodes: a 100-character line in
+ * an ident file made it allocate gigabytes (found by fuzz_hba). Before compiling, the size of
+ * that expansion is estimated, as nodes, from the pattern's structure; past IDENT_RE_MAX_NODES
+ * the expression is refused with the reason. Returns NULL when it is fine.
+ */
+#define IDENT_RE_MAX_LEN 1000
+#define IDENT_RE_MAX_NODES 100000.0
+#define IDENT_RE_MAX_DEPTH 64
+
+static const char *regex_too_costly(const char *re)
+{
+    if (strlen(re) > IDENT_RE_MAX_LEN) {
+        return "longer than 1000 characters";
+    }
+    double saved[IDENT_RE_MAX_DEPTH];
+    int depth = 0;
+    double sum = 0, last = 0; /* nodes at this depth so far; of the last atom or group */
+    for (const char *p = re; *p != '\0'; p++) {
+        double factor = 0;
+        switch (*p) {
+        case '(':
+            if (depth == IDENT_RE_MAX_DEPTH) {
+                return "nested more than 64 groups deep";
+            }
+            saved[depth++] = sum;
+            sum = last = 0;
+            continue;
+        case ')':
+            if (depth > 0) {
+                last = sum;
+                sum = saved[--depth] + last;
+                continue;
+            }
+            break;
+        case '*':
+        case '?':
+            factor = 2;
+            break;
+        case '+':
+            factor = 3;
+            break;
+        case '{': {
+            char *end = NULL;
+            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+            if (end == p + 1) {
+                break; /* not a bound: a literal brace */
+            }
+            if (*end == ',') {
+                const char *q = end + 1;
+                hi = strtoul(q, &end, 10);
+                if (end == q) {
+                    hi = lo; /* {n,}: n copies and a star */
+                }
+            }
+            if (*end != '}') {
+                break;
+            }
+            factor = (double)(hi > lo ? hi : lo) + 2;
+            p = end;
+            break;
+        }
+        case '[': { /* a bracket expression is one node: skip to its ']' */
+            const char *q = p + 1;
+            q += *q == '^';
+            q += *q == ']'; /* a leading ']' is a member */
+            while (*q != '\0' && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    const char *close = strstr(q + 2, (char[]){q[1], ']', '\0'});
+                    if (close == NULL) {
+                        break;
+                    }
+                    q = close + 2;
+                    continue;
+                }
+                q++;
+            }
+            p = *q == ']' ? q : p;
+            break;
+        }
+        case '\\':
+            p += p[1] != '\0';
+            break;
+        default:
+            break;
+        }
+        if (factor > 0) {
+            sum += last * (factor - 1);
+            last *= factor;
+        } else {
+            sum += 1;
+            last = 1;
+        }
+        if (sum > IDENT_RE_MAX_NODES || last > IDENT_RE_MAX_NODES) {
+            return "its repetitions would expand to too many states (repeated '+', '*', "
+                   "'{n,m}' on repeated groups)";
+        }
+    }
+    for (int d = depth - 1; d >= 0; d--) {
+        sum += saved[d];
+    }
+    return sum > IDENT_RE_MAX_NODES ? "too large" : NULL;
+}
+
 static dbt_res parse_line(const char *file, const struct dbt_tok_line *tl, struct ident_line *il)
 {
     const int line = tl->line;
@@ -62,6 +167,11 @@ static dbt_res parse_line(const char *file, const struct dbt_tok_line *tl, struc
     il->sysuser = tl->fields[1].toks[0].s;
     il->pguser = tl->fields[2].toks[0].s;
     if (il->sysuser[0] == '/') {
+        const char *why = regex_too_costly(il->sysuser + 1);
+        if (why != NULL) {
+            return dbt_tok_error(file, line, "regular expression \"%.80s%s\" refused: %s",
+                                 il->sysuser + 1, strlen(il->sysuser + 1) > 80 ? "..." : "", why);
+        }
         int rc = regcomp(&il->re, il->sysuser + 1, REG_EXTENDED);
         if (rc != 0) {
             char err[256];
