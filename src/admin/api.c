@@ -298,62 +298,16 @@ static bool get_endpoints(json_t *doc, const char **v, char **owned, struct dbt_
     return true;
 }
 
-static const char *const instance_fields_create[] = {
-    "name",
-    "engine",
-    "engineVersion",
-    "listen",
-    "backend",
-    "backendTlsCa",
-    "backendTlsCert",
-    "backendTlsKey",
-    "clientInfo",
-    "endpoints",
-    "region",
-    "caMode",
-    "caId",
-    "sslMode",
-    "tlsMinVersion",
-    "tlsMaxVersion",
-    "ciphers",
-    "ciphersuites",
-    "groups",
-    "hbaRules",
-    "identMap",
-    "userRequire",
-    "maxClientCerts",
-    "validitySeconds",
-    "caValiditySeconds",
-    NULL,
-};
-/* PATCH takes the same fields except the name (it is in the path) and the region (fixed at
-   creation). */
-static const char *const instance_fields_patch[] = {
-    "engine",
-    "engineVersion",
-    "listen",
-    "backend",
-    "backendTlsCa",
-    "backendTlsCert",
-    "backendTlsKey",
-    "clientInfo",
-    "endpoints",
-    "caMode",
-    "caId",
-    "sslMode",
-    "tlsMinVersion",
-    "tlsMaxVersion",
-    "ciphers",
-    "ciphersuites",
-    "groups",
-    "hbaRules",
-    "identMap",
-    "userRequire",
-    "maxClientCerts",
-    "validitySeconds",
-    "caValiditySeconds",
-    NULL,
-};
+/* The instance fields create and PATCH both take; create also takes the name and the region
+   (PATCH has the name in its path, and the region is fixed at creation). */
+#define INSTANCE_FIELDS                                                                            \
+    "engine", "engineVersion", "listen", "backend", "backendTlsCa", "backendTlsCert",              \
+        "backendTlsKey", "clientInfo", "endpoints", "caMode", "caId", "sslMode", "tlsMinVersion",  \
+        "tlsMaxVersion", "ciphers", "ciphersuites", "groups", "hbaRules", "identMap",              \
+        "userRequire", "maxClientCerts", "validitySeconds", "caValiditySeconds"
+
+static const char *const instance_fields_create[] = {"name", "region", INSTANCE_FIELDS, NULL};
+static const char *const instance_fields_patch[] = {INSTANCE_FIELDS, NULL};
 
 static bool get_validity(json_t *doc, struct dbt_ctl_validity *v, struct dbt_admin_reply *out)
 {

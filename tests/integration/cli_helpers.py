@@ -234,3 +234,21 @@ def wait_notified(path, action, timeout=10):
             return sent
         assert time.monotonic() < deadline, f"{action} not delivered to the notify command: {sent}"
         time.sleep(0.2)
+
+
+def assert_cancel(conn, delay=0.5):
+    """conn (psycopg) runs pg_sleep(20) while a thread cancels it after `delay` s (libpq's
+    CancelRequest, on a new connection): QueryCanceled well before the sleep ends."""
+    import threading
+    import time
+    import psycopg
+    import pytest
+    t = threading.Timer(delay, conn.cancel)
+    t.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(20)")
+        assert time.monotonic() - t0 < 10
+    finally:
+        t.join()
