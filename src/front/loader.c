@@ -144,8 +144,8 @@ static void log_shared(const struct dbt_gen *g)
         }
         dbt_info("%s: instance \"%s\" and %zu more (%s%s) chosen by TLS server name; "
                  "\"%s\" also takes connections without one",
-                 first->rt->listen, first->rt->name, n, names,
-                 used >= sizeof(names) ? "..." : "", first->rt->name);
+                 first->rt->listen, first->rt->name, n, names, used >= sizeof(names) ? "..." : "",
+                 first->rt->name);
     }
 }
 

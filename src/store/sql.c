@@ -125,7 +125,7 @@ static const char *const migrations[] = {
     "id, name, engine, engine_version, listen, backend, backend_tls_ca, endpoints, region, "       \
     "ca_mode, ca_id, ssl_mode, tls_min, tls_max, ciphers, ciphersuites, groups, hba_text, "        \
     "ident_text, user_require_text, max_client_certs, created_at, updated_at, client_ca_pem, "     \
-    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number, backend_tls_cert, backend_tls_key, "      \
+    "client_ca_key_blob, client_ca_sha1, crl_pem, crl_number, backend_tls_cert, backend_tls_key, " \
     "client_info"
 #define SLOT_COLS                                                                                  \
     "slot, ca_pem, ca_key_blob, shared_ca_id, shared_region, cert_pem, key_blob, created_at"
