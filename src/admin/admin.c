@@ -105,6 +105,7 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
         json_object_set_new(o, "client_serial", str_or_null(st->client_serial));
         json_object_set_new(o, "issuer_dn", str_or_null(st->issuer_dn));
         json_object_set_new(o, "server_cert_sha1", str_or_null(st->server_cert_sha1));
+        json_object_set_new(o, "server_name", str_or_null(st->server_name));
         json_object_set_new(o, "backend_start", json_string(start));
         json_object_set_new(o, "state", json_string(st->state));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)rows[i].bytes_in));

@@ -134,16 +134,15 @@ static dbt_res send_fatal(struct dbt_session *s, const char *sqlstate, const cha
 }
 
 #define CLIENT_INFO_PREFIX "dbtls."
-#define CLIENT_INFO_MAX 8
 
 /*
  * --client-info on: the startup packet the backend gets carries, as run-time parameters the
  * backend keeps as placeholder settings (current_setting('dbtls.client_addr') ...), the client's
- * address and port, whether it used TLS and with what, its verified certificate's DN and the
- * instance. Parameters named "dbtls.*" the client sent itself are dropped, so it cannot pose as
- * another address at startup (a session may still SET them later: information, not a control).
- * with_info false: only the dropping (for a packet the additions would take past PostgreSQL's
- * size limit).
+ * address and port, whether it used TLS and with what, its verified certificate (subject, serial,
+ * issuer, as pg_stat_ssl shows them) and the instance. Parameters named "dbtls.*" the client sent
+ * itself are dropped, so it cannot pose as another address at startup (a session may still SET
+ * them later: information, not a control). with_info false: only the dropping (for a packet the
+ * additions would take past PostgreSQL's size limit).
  */
 static dbt_res startup_with_client_info(struct dbt_session *s, const struct pg_sess *ps,
                                         bool with_info, struct dbt_buf *out)
@@ -154,7 +153,17 @@ static dbt_res startup_with_client_info(struct dbt_session *s, const struct pg_s
     DBT_ENSURE(len >= 9, PROTO, "startup packet too short");
     uint32_t proto =
         (uint32_t)raw[4] << 24 | (uint32_t)raw[5] << 16 | (uint32_t)raw[6] << 8 | raw[7];
-    struct dbt_pg_param *v = calloc(len / 2 + CLIENT_INFO_MAX, sizeof(*v));
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->st.client_port);
+    const struct dbt_pg_param info[] = {
+        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
+        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
+        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
+        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
+        {"dbtls.instance", s->inst->rt->name},
+    };
+    /* a pair takes at least 3 bytes of the packet: len / 3 bounds the client's */
+    struct dbt_pg_param *v = calloc(len / 3 + DBT_ARRAY_LEN(info), sizeof(*v));
     DBT_ENSURE(v != NULL, NOMEM, "out of memory");
     size_t n = 0;
     struct dbt_rd it = dbt_rd_make(raw + 8, len - 9);
@@ -164,14 +173,6 @@ static dbt_res startup_with_client_info(struct dbt_session *s, const struct pg_s
             v[n++] = p;
         }
     }
-    char port[16];
-    snprintf(port, sizeof(port), "%d", s->st.client_port);
-    const struct dbt_pg_param info[] = {
-        {"dbtls.client_addr", s->st.client_addr}, {"dbtls.client_port", port},
-        {"dbtls.ssl", s->st.ssl ? "on" : "off"},  {"dbtls.ssl_version", s->st.version},
-        {"dbtls.ssl_cipher", s->st.cipher},       {"dbtls.client_dn", s->st.client_dn},
-        {"dbtls.instance", s->inst->rt->name},
-    };
     for (size_t i = 0; with_info && i < DBT_ARRAY_LEN(info); i++) {
         v[n++] = info[i];
     }

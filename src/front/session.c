@@ -550,6 +550,7 @@ static void client_tls_established(struct dbt_session *s)
     snprintf(s->st.issuer_dn, sizeof(s->st.issuer_dn), "%s", info.peer_cert ? info.issuer_dn : "");
     snprintf(s->st.server_cert_sha1, sizeof(s->st.server_cert_sha1), "%s",
              dbt_tls_ctx_cert_sha1(s->inst->server_tls));
+    snprintf(s->st.server_name, sizeof(s->st.server_name), "%.127s", info.server_name);
     pthread_mutex_unlock(&s->worker->lock);
     s->bytes_in_at_tls = atomic_load(&s->bytes_in);
 }

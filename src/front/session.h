@@ -158,6 +158,7 @@ struct dbt_session_status {
     char client_serial[80];
     char issuer_dn[256];
     char server_cert_sha1[41]; /* the server certificate the client was served (hex SHA-1) */
+    char server_name[128];     /* the TLS server name (SNI) the client asked for, "" if none */
     int64_t backend_start;     /* unix seconds the session started */
     char state[24];            /* name of the protocol state */
 };

@@ -806,6 +806,8 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
         memcpy(out->alpn, alpn, alpnlen);
         out->alpn[alpnlen] = '\0';
     }
+    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    snprintf(out->server_name, sizeof(out->server_name), "%s", sni != NULL ? sni : "");
     X509 *x = SSL_get_peer_certificate(c->ssl);
     if (x == NULL) {
         return;

@@ -104,17 +104,18 @@ size_t dbt_tls_pending(struct dbt_tls_conn *c);
 void dbt_tls_shutdown(struct dbt_tls_conn *c);
 
 struct dbt_tls_info {
-    char version[16];    /* "TLSv1.3" */
-    char cipher[64];     /* "TLS_AES_256_GCM_SHA384" */
-    int bits;            /* 256 */
-    bool peer_cert;      /* the peer presented a certificate that verified */
-    char subject[256];   /* RFC 2253 DN, most specific first ("CN=alice,O=dbtls"): logs */
-    char issuer[256];    /* the same for the issuer */
-    char client_dn[256]; /* the subject as pg_stat_ssl.client_dn shows it ("/O=dbtls/CN=alice") */
-    char issuer_dn[256]; /* the issuer as pg_stat_ssl.issuer_dn shows it */
-    char serial[80];     /* decimal, as pg_stat_ssl */
-    char cn[256];        /* the subject CN ("" if none) */
-    char alpn[32];       /* negotiated ALPN ("" if none) */
+    char version[16];      /* "TLSv1.3" */
+    char cipher[64];       /* "TLS_AES_256_GCM_SHA384" */
+    int bits;              /* 256 */
+    bool peer_cert;        /* the peer presented a certificate that verified */
+    char subject[256];     /* RFC 2253 DN, most specific first ("CN=alice,O=dbtls"): logs */
+    char issuer[256];      /* the same for the issuer */
+    char client_dn[256];   /* the subject as pg_stat_ssl.client_dn shows it ("/O=dbtls/CN=alice") */
+    char issuer_dn[256];   /* the issuer as pg_stat_ssl.issuer_dn shows it */
+    char serial[80];       /* decimal, as pg_stat_ssl */
+    char cn[256];          /* the subject CN ("" if none) */
+    char alpn[32];         /* negotiated ALPN ("" if none) */
+    char server_name[256]; /* the TLS server name (SNI) the client sent ("" if none) */
 };
 void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 

@@ -45,6 +45,14 @@ def test_client_info_reaches_the_backend(pg_server, dbtls, dbtlsd, state_dir, tm
                         f"sslkey={cc}/client-key.pem", SETTINGS)
     assert rc == 0, err
     assert out.strip() == "127.0.0.1 on TLSv1.3 /O=dbtls/CN=certuser pg1 socket true", out
+    rc, out, err = psql(f"host=localhost port={port} user=certuser dbname=app sslmode=verify-full "
+                        f"sslrootcert={ca} sslcert={cc}/client-cert.pem "
+                        f"sslkey={cc}/client-key.pem",
+                        "SELECT current_setting('dbtls.client_serial') || '|' || "
+                        "current_setting('dbtls.issuer_dn')")
+    serial = dbtls.json("ssl", "client-certs", "describe", "certuser", "--instance", "pg1")
+    assert rc == 0 and out.strip().split("|")[1].startswith("/O=dbtls/CN="), (out, err)
+    assert int(out.strip().split("|")[0]) == int(serial["certSerialNumber"], 16), serial
     # plaintext: dbtls.ssl off, the TLS fields empty
     rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=disable",
                         "SELECT current_setting('dbtls.ssl') || '|' || "

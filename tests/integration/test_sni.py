@@ -124,7 +124,7 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
         rows = [r for r in dbtls.json("connections")["connections"]
                 if r["application_name"] == "sni-app"]
         assert [r["instance"] for r in rows] == ["beta"], rows
-        assert rows[0]["version"] == "TLSv1.3"
+        assert rows[0]["version"] == "TLSv1.3" and rows[0]["server_name"] == "beta.test", rows
         assert [r["application_name"] for r in
                 dbtls.json("connections", "--instance", "beta")["connections"]] == ["sni-app"]
         assert dbtls.json("connections", "--instance", "alpha")["connections"] == []
