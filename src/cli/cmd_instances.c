@@ -308,8 +308,8 @@ out:
          false, false},                                                                            \
         {"backend-tls-key", "FILE", "its private key (mode 0600)", false, false},                  \
         {"client-info", "on|off",                                                                  \
-         "PostgreSQL: tell the backend the client's address and TLS (dbtls.client_addr...)",       \
-         false, false},                                                                            \
+         "tell the database server the client's address and TLS (dbtls.client_addr...)", false,    \
+         false},                                                                                   \
         {"endpoint", "DNS[,DNS...]", "names/IPs in the server certificate (first = CN)", req,      \
          false},                                                                                   \
         {"ca-mode", "MODE", "shared (default) or per-instance", false, false},                     \

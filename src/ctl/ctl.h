@@ -185,8 +185,9 @@ struct dbt_ctl_instance_spec {
     const char *backend_tls_cert; /* with backend_tls_ca: certificate (chain) file dbtlsd shows
                                      a backend that asks for a client certificate ... */
     const char *backend_tls_key;  /* ... and its private key file (both or neither) */
-    const char *client_info;      /* "on" | "off" (PostgreSQL only): the startup packet the
-                                     backend gets carries dbtls.client_addr & co. */
+    const char *client_info;      /* "on" | "off": the backend gets dbtls.client_addr & co.
+                                     (PostgreSQL: startup parameters; MySQL: connection
+                                     attributes) */
     const char *endpoints;        /* comma-separated DNS names / IPs; create: required.
                                      Patch re-issues the active and upcoming server certs with
                                      the new SAN under their same issuers. */

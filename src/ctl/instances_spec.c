@@ -338,8 +338,6 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     DBT_ENSURE(!p->backend_tls_cert == !p->backend_tls_key, INVALID,
                "a backend TLS client certificate needs both --backend-tls-cert and "
                "--backend-tls-key");
-    DBT_ENSURE(!p->client_info || strcmp(p->engine, "postgres") == 0, INVALID,
-               "--client-info is for PostgreSQL instances (MySQL has no startup parameters)");
     DBT_ENSURE(!p->backend_tls_cert || p->backend_tls_ca, INVALID,
                "--backend-tls-cert needs --backend-tls-ca (the client certificate is shown on a "
                "TLS connection to the backend)");

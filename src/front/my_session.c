@@ -405,6 +405,26 @@ static dbt_res check_policy(struct dbt_session *s, const struct dbt_my_response 
 
 static dbt_res relay_auth_client(struct dbt_session *s, struct my_sess *ms);
 
+/*
+ * --client-info on: the client's address, TLS facts and instance as connection attributes the
+ * server keeps (MariaDB/MySQL performance_schema.session_connect_attrs), under the same names as
+ * the PostgreSQL front's settings; the client's own "dbtls.*" attributes are dropped.
+ */
+static dbt_res client_info_attrs(struct dbt_session *s, const struct dbt_my_response *r,
+                                 struct dbt_buf *out)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->st.client_port);
+    const char *const pairs[][2] = {
+        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
+        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
+        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
+        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
+        {"dbtls.instance", s->inst->rt->name},
+    };
+    return dbt_my_attrs_build(r, "dbtls.", pairs, DBT_ARRAY_LEN(pairs), out);
+}
+
 static dbt_res process_response(struct dbt_session *s, struct my_sess *ms,
                                 const struct dbt_my_frame *f)
 {
@@ -436,6 +456,16 @@ static dbt_res process_response(struct dbt_session *s, struct my_sess *ms,
     uint8_t backend_seq = backend_tls ? 2 : 1;
     ms->offset = (int)seq - (int)backend_seq;
 
+    struct dbt_buf attrs;
+    dbt_buf_init(&attrs, 0);
+    if (s->inst->rt->client_info && (ms->backend_caps & DBT_MY_CLIENT_CONNECT_ATTRS) &&
+        dbt_my_attrs_fit(&r, caps | DBT_MY_CLIENT_CONNECT_ATTRS) &&
+        dbt_ok(client_info_attrs(s, &r, &attrs))) {
+        caps |= DBT_MY_CLIENT_CONNECT_ATTRS;
+        r.has_attrs = true;
+        r.attrs = attrs.data;
+        r.attrs_len = attrs.len;
+    }
     struct dbt_wr w = dbt_wr_make(&ms->fwd);
     if (backend_tls) {
         struct dbt_buf req;
@@ -453,6 +483,7 @@ static dbt_res process_response(struct dbt_session *s, struct my_sess *ms,
     }
     dbt_my_response_encode(&r, caps, backend_seq, &w);
     res = dbt_wr_finish(&w);
+    dbt_buf_cleanup(&attrs);
     /* r points into client.in: consume only now. */
     dbt_buf_consume(&s->client.in, f->wire_len);
     if (!dbt_ok(res)) {

@@ -1,17 +1,22 @@
-"""--client-info on: the PostgreSQL backend behind dbtlsd sees its client as the front does.
+"""--client-info on: the database server behind dbtlsd sees its client as the front does.
 Behind a TLS front the backend's own pg_stat_activity/pg_stat_ssl show the front's connection
 (its address or unix socket, no TLS); with client info the forwarded startup packet carries
 run-time parameters the backend keeps as placeholder settings, readable in SQL (audit triggers,
 logging): dbtls.client_addr, dbtls.client_port, dbtls.ssl, dbtls.ssl_version, dbtls.ssl_cipher,
 dbtls.client_dn, dbtls.instance. A client cannot pose as another address at startup: its own
-dbtls.* parameters are dropped. Real PostgreSQL 15, psql and asyncpg.
+dbtls.* parameters are dropped. Real PostgreSQL 15, psql and asyncpg. For MariaDB the same names
+arrive as connection attributes (performance_schema.session_connect_attrs), real MariaDB 10.11
+with the mariadb client and PyMySQL.
 """
 import asyncio
 import os
 import ssl
+import subprocess
 
 import asyncpg
+import pymysql
 
+import servers
 from cli_helpers import download_ca, use_template, write
 
 SETTINGS = ("SELECT current_setting('dbtls.client_addr') || ' ' || "
@@ -81,7 +86,56 @@ def test_client_info_reaches_the_backend(pg_server, dbtls, dbtlsd, state_dir, tm
     assert dbtls.json("instances", "patch", "pg1", "--client-info", "off")["clientInfo"] is False
     cp = dbtls.fail("instances", "patch", "pg1", "--client-info", "yes")
     assert 'client info must be on or off (got "yes")' in cp.stderr, cp.stderr
-    cp = dbtls.fail("instances", "create", "my1", "--engine", "mariadb", "--listen",
-                    f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:3306", "--endpoint",
-                    "localhost", "--client-info", "on")
-    assert "--client-info is for PostgreSQL instances" in cp.stderr, cp.stderr
+
+
+def test_client_info_as_mariadb_connection_attributes(dbtls, dbtlsd, state_dir, tmp_dir,
+                                                      free_port):
+    srv = servers.MariaDbServer(extra_args=["--performance-schema=ON"])
+    try:
+        srv.start()
+        srv.sql("GRANT SELECT ON performance_schema.* TO 'alice'@'%'")
+        use_template(dbtls)
+        port = free_port()
+        dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
+              "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{srv.port}",
+              "--endpoint", "localhost", "--client-info", "on")
+        ca = download_ca(dbtls, "my1", tmp_dir)
+        dbtlsd.start(state_dir)
+        a, apw = srv.ALICE
+        sql = ("SELECT ATTR_NAME, ATTR_VALUE FROM performance_schema.session_connect_attrs "
+               "WHERE PROCESSLIST_ID = CONNECTION_ID() AND ATTR_NAME LIKE 'dbtls.%' "
+               "ORDER BY ATTR_NAME")
+
+        def attrs(**ssl_kw):
+            c = pymysql.connect(host="localhost", port=port, user=a, password=apw,
+                                database=srv.dbname, connect_timeout=10, defer_connect=True,
+                                **ssl_kw)
+            c._connect_attrs["dbtls.client_addr"] = "203.0.113.9"  # dropped by the front
+            c._connect_attrs["program_name"] = "attr-test"          # kept
+            c.connect()
+            try:
+                with c.cursor() as cur:
+                    cur.execute(sql)
+                    got = dict(cur.fetchall())
+                    cur.execute("SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs "
+                                "WHERE PROCESSLIST_ID = CONNECTION_ID() AND "
+                                "ATTR_NAME = 'program_name'")
+                    got["program_name"] = cur.fetchone()[0]
+                return got
+            finally:
+                c.close()
+
+        got = attrs(ssl={"ca": ca})
+        assert got["dbtls.client_addr"] == "127.0.0.1" and got["dbtls.ssl"] == "on", got
+        assert got["dbtls.ssl_version"].startswith("TLSv1."), got
+        assert got["dbtls.instance"] == "my1" and int(got["dbtls.client_port"]) > 0, got
+        assert got["program_name"] == "attr-test", got
+        got = attrs()
+        assert got["dbtls.ssl"] == "off" and not got["dbtls.ssl_version"], got  # "" shows as NULL
+        # the mariadb client (libmariadb) too
+        cp = subprocess.run(["mariadb", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
+                             f"--user={a}", f"--password={apw}", f"--ssl-ca={ca}", "-N", "-B",
+                             "-e", sql], capture_output=True, text=True, timeout=30)
+        assert cp.returncode == 0 and "dbtls.ssl\ton" in cp.stdout, cp.stderr
+    finally:
+        srv.stop()

@@ -1127,8 +1127,45 @@ static void test_sha2_rsa(void)
     EVP_PKEY_free(ec);
 }
 
+/* --client-info: the front's attributes first, the client's own kept except "dbtls.*". */
+static void test_attrs_build(void)
+{
+    static const uint8_t client[] = {4,   '_', 'o', 's', 'x', 1,   'L', 3,   'd', 'b', 't', 1,
+                                     'n', 17,  'd', 'b', 't', 'l', 's', '.', 'c', 'l', 'i', 'e',
+                                     'n', 't', '_', 'a', 'd', 'd', 'r', 3,   '6', '.', '6'};
+    struct dbt_my_response r = {.has_attrs = true, .attrs = client, .attrs_len = sizeof(client)};
+    const char *const pairs[][2] = {{"dbtls.client_addr", "127.0.0.1"}, {"dbtls.ssl", ""}};
+    struct dbt_buf b;
+    dbt_buf_init(&b, 0);
+    CHECK_OK(dbt_my_attrs_build(&r, "dbtls.", pairs, 2, &b));
+    struct dbt_my_response out = {.has_attrs = true, .attrs = b.data, .attrs_len = b.len};
+    const char *want[][2] = {
+        {"dbtls.client_addr", "127.0.0.1"}, {"dbtls.ssl", ""}, {"_osx", "L"}, {"dbt", "n"}};
+    size_t off = 0, kl, vl, i = 0;
+    const char *k, *v;
+    while (dbt_my_attrs_next(&out, &off, &k, &kl, &v, &vl)) {
+        CHECK(i < 4 && kl == strlen(want[i][0]) && memcmp(k, want[i][0], kl) == 0);
+        CHECK(i < 4 && vl == strlen(want[i][1]) && memcmp(v, want[i][1], vl) == 0);
+        i++;
+    }
+    CHECK(i == 4 && off == b.len);
+    dbt_buf_cleanup(&b);
+    /* too many bytes for the attribute block */
+    static char big[70000];
+    memset(big, 'x', sizeof(big) - 1);
+    const char *const huge[][2] = {{"k", big}};
+    dbt_buf_init(&b, 0);
+    CHECK_ERR(dbt_my_attrs_build(&r, "dbtls.", huge, 1, &b), DBT_E_INVALID);
+    dbt_buf_cleanup(&b);
+    /* attributes fit only after the fields caps announce */
+    struct dbt_my_response nodb = {.has_plugin = true};
+    CHECK(!dbt_my_attrs_fit(&nodb, DBT_MY_CLIENT_CONNECT_WITH_DB | DBT_MY_CLIENT_PLUGIN_AUTH));
+    CHECK(dbt_my_attrs_fit(&nodb, DBT_MY_CLIENT_PLUGIN_AUTH));
+}
+
 int main(void)
 {
+    test_attrs_build();
     test_sha2_rsa();
     test_cmd_scan();
     test_dn_oneline();

@@ -489,6 +489,44 @@ bool dbt_my_attrs_next(const struct dbt_my_response *r, size_t *off, const char 
     return true;
 }
 
+static void wr_lenenc_str(struct dbt_wr *w, const void *p, size_t n)
+{
+    dbt_wr_lenenc(w, n);
+    dbt_wr_bytes(w, p, n);
+}
+
+dbt_res dbt_my_attrs_build(const struct dbt_my_response *r, const char *drop_prefix,
+                           const char *const (*pairs)[2], size_t n, struct dbt_buf *out)
+{
+    struct dbt_wr w = dbt_wr_make(out);
+    size_t start = out->len;
+    for (size_t i = 0; i < n; i++) {
+        wr_lenenc_str(&w, pairs[i][0], strlen(pairs[i][0]));
+        wr_lenenc_str(&w, pairs[i][1], strlen(pairs[i][1]));
+    }
+    size_t off = 0, kl, vl;
+    const char *k, *v;
+    size_t dl = strlen(drop_prefix);
+    while (dbt_my_attrs_next(r, &off, &k, &kl, &v, &vl)) {
+        if (kl >= dl && memcmp(k, drop_prefix, dl) == 0) {
+            continue;
+        }
+        wr_lenenc_str(&w, k, kl);
+        wr_lenenc_str(&w, v, vl);
+    }
+    dbt_res res = dbt_wr_finish(&w);
+    if (dbt_ok(res) && out->len - start > 65535) {
+        res = dbt_fail(DBT_E_INVALID, "connection attributes of %zu bytes", out->len - start);
+    }
+    return res;
+}
+
+bool dbt_my_attrs_fit(const struct dbt_my_response *r, uint32_t caps)
+{
+    return (!(caps & DBT_MY_CLIENT_CONNECT_WITH_DB) || r->has_db) &&
+           (!(caps & DBT_MY_CLIENT_PLUGIN_AUTH) || r->has_plugin);
+}
+
 /* ---- authentication phase ---- */
 
 bool dbt_my_is_err(const uint8_t *p, size_t n)

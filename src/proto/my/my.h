@@ -222,6 +222,20 @@ void dbt_my_ssl_request_encode(const struct dbt_my_response *r, uint32_t caps, u
 bool dbt_my_attrs_next(const struct dbt_my_response *r, size_t *off, const char **key,
                        size_t *key_len, const char **val, size_t *val_len);
 
+/*
+ * Connection attributes for the backend: pairs[0..n) first (a server keeps only the first
+ * bytes of them: MariaDB's performance_schema 512 by default), then r's own except those whose
+ * key starts with drop_prefix. Into out (appended); INVALID past 65535 bytes.
+ */
+dbt_res dbt_my_attrs_build(const struct dbt_my_response *r, const char *drop_prefix,
+                           const char *const (*pairs)[2], size_t n, struct dbt_buf *out) DBT_WUR;
+
+/*
+ * Whether a response re-encoded with caps would carry attributes put into r: the fields before
+ * them that caps announce (database, plugin name) are present.
+ */
+bool dbt_my_attrs_fit(const struct dbt_my_response *r, uint32_t caps);
+
 /* ---- Authentication-phase packets (server -> client) ---- */
 
 enum dbt_my_auth_kind {
