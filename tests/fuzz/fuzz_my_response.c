@@ -37,6 +37,24 @@ static void response(const uint8_t *p, size_t n)
     if (off != r.attrs_len) {
         abort();
     }
+    /* --client-info: the front's pairs first, the client's kept but "dbtls.*"; the result
+       iterates cleanly to its end */
+    static const char *const pairs[][2] = {{"dbtls.client_addr", "127.0.0.1"}, {"dbtls.ssl", ""}};
+    struct dbt_buf ab;
+    dbt_buf_init(&ab, 0);
+    if (dbt_ok(dbt_my_attrs_build(&r, "dbtls.", pairs, 2, &ab))) {
+        struct dbt_my_response ar = {.has_attrs = true, .attrs = ab.data, .attrs_len = ab.len};
+        size_t aoff = 0, seen = 0;
+        while (dbt_my_attrs_next(&ar, &aoff, &k, &kn, &v, &vn)) {
+            if (seen++ >= 2 && kn >= 6 && memcmp(k, "dbtls.", 6) == 0) {
+                abort();
+            }
+        }
+        if (aoff != ab.len || seen < 2) {
+            abort();
+        }
+    }
+    dbt_buf_cleanup(&ab);
     struct dbt_buf b;
     dbt_buf_init(&b, 1u << 20);
     struct dbt_wr w = dbt_wr_make(&b);
