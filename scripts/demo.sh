@@ -180,7 +180,8 @@ show dbtls init
 expect_ok
 BRIEF=12 show dbtls instances create demo-pg --engine postgres --engine-version 15 \
     --listen "127.0.0.1:$FRONT_PG" --backend "$WORK/pg/sock/.s.PGSQL.$PGPORT" \
-    --endpoint pg.demo.dbtls.test,127.0.0.1 --ssl-mode ENCRYPTED_ONLY --hba-file "$WORK/pg_hba.conf"
+    --endpoint pg.demo.dbtls.test,127.0.0.1 --ssl-mode ENCRYPTED_ONLY --hba-file "$WORK/pg_hba.conf" \
+    --client-info on
 expect_ok
 show dbtls ssl server-ca-certs download --instance demo-pg --out "$WORK/server-ca.pem"
 expect_ok
@@ -208,6 +209,14 @@ PGPASSWORD=alice-demo-pw show psql -X -c '\conninfo' -c 'SELECT current_user, ve
 expect_ok
 expect_out "SSL connection (protocol: TLSv1.3"
 expect_out "PostgreSQL 15"
+say "(--client-info on: PostgreSQL sees the front on its unix socket, and the client in dbtls.*)"
+PGPASSWORD=alice-demo-pw show psql -X -c "SELECT coalesce(host(client_addr), 'unix socket') AS \
+backend_sees, current_setting('dbtls.client_addr') AS client_addr, \
+current_setting('dbtls.ssl_version') AS client_tls FROM pg_stat_activity WHERE pid = pg_backend_pid()" \
+    "$PGCONN user=alice sslmode=verify-full sslrootcert=$WORK/server-ca.pem"
+expect_ok
+expect_out "unix socket"
+expect_out "| 127.0.0.1"
 
 step "verify-full against a name that is not in the certificate is refused by psql"
 PGPASSWORD=alice-demo-pw show psql -X -c 'SELECT 1' \
