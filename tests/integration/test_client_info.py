@@ -58,8 +58,10 @@ def test_client_info_reaches_the_backend(pg_server, dbtls, dbtlsd, state_dir, tm
     serial = dbtls.json("ssl", "client-certs", "describe", "certuser", "--instance", "pg1")
     assert rc == 0 and out.strip().split("|")[1].startswith("/O=dbtls/CN="), (out, err)
     assert int(out.strip().split("|")[0]) == int(serial["certSerialNumber"], 16), serial
-    # plaintext: dbtls.ssl off, the TLS fields empty
-    rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=disable",
+    # plaintext: dbtls.ssl off, the TLS fields empty; a -c in `options` does not win either
+    # (PostgreSQL applies the packet's parameters after the options switches)
+    rc, out, err = psql(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=disable "
+                        "options='-c dbtls.client_addr=203.0.113.9'",
                         "SELECT current_setting('dbtls.ssl') || '|' || "
                         "current_setting('dbtls.ssl_version') || '|' || "
                         "current_setting('dbtls.client_addr')")
