@@ -414,15 +414,10 @@ static dbt_res client_info_attrs(struct dbt_session *s, const struct dbt_my_resp
                                  struct dbt_buf *out)
 {
     char port[16];
-    snprintf(port, sizeof(port), "%d", s->st.client_port);
-    const char *const pairs[][2] = {
-        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
-        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
-        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
-        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
-        {"dbtls.instance", s->inst->rt->name},
-    };
-    return dbt_my_attrs_build(r, "dbtls.", pairs, DBT_ARRAY_LEN(pairs), out);
+    const char *pairs[DBT_CLIENT_INFO_N][2];
+    dbt_session_client_info(s, port, pairs);
+    return dbt_my_attrs_build(r, DBT_CLIENT_INFO_PREFIX, (const char *const(*)[2])pairs,
+                              DBT_CLIENT_INFO_N, out);
 }
 
 static dbt_res process_response(struct dbt_session *s, struct my_sess *ms,

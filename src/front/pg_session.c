@@ -133,8 +133,6 @@ static dbt_res send_fatal(struct dbt_session *s, const char *sqlstate, const cha
     return r;
 }
 
-#define CLIENT_INFO_PREFIX "dbtls."
-
 /*
  * --client-info on: the startup packet the backend gets carries, as run-time parameters the
  * backend keeps as placeholder settings (current_setting('dbtls.client_addr') ...), the client's
@@ -154,27 +152,21 @@ static dbt_res startup_with_client_info(struct dbt_session *s, const struct pg_s
     uint32_t proto =
         (uint32_t)raw[4] << 24 | (uint32_t)raw[5] << 16 | (uint32_t)raw[6] << 8 | raw[7];
     char port[16];
-    snprintf(port, sizeof(port), "%d", s->st.client_port);
-    const struct dbt_pg_param info[] = {
-        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
-        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
-        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
-        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
-        {"dbtls.instance", s->inst->rt->name},
-    };
+    const char *info[DBT_CLIENT_INFO_N][2];
+    dbt_session_client_info(s, port, info);
     /* a pair takes at least 3 bytes of the packet: len / 3 bounds the client's */
-    struct dbt_pg_param *v = calloc(len / 3 + DBT_ARRAY_LEN(info), sizeof(*v));
+    struct dbt_pg_param *v = calloc(len / 3 + DBT_CLIENT_INFO_N, sizeof(*v));
     DBT_ENSURE(v != NULL, NOMEM, "out of memory");
     size_t n = 0;
     struct dbt_rd it = dbt_rd_make(raw + 8, len - 9);
     struct dbt_pg_param p;
     while (dbt_pg_startup_param_next(&it, &p)) {
-        if (strncmp(p.name, CLIENT_INFO_PREFIX, strlen(CLIENT_INFO_PREFIX)) != 0) {
+        if (strncmp(p.name, DBT_CLIENT_INFO_PREFIX, strlen(DBT_CLIENT_INFO_PREFIX)) != 0) {
             v[n++] = p;
         }
     }
-    for (size_t i = 0; with_info && i < DBT_ARRAY_LEN(info); i++) {
-        v[n++] = info[i];
+    for (size_t i = 0; with_info && i < DBT_CLIENT_INFO_N; i++) {
+        v[n++] = (struct dbt_pg_param){info[i][0], info[i][1]};
     }
     res = dbt_pg_startup_encode(out, proto, v, n);
     free(v);

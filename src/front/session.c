@@ -555,6 +555,20 @@ static void client_tls_established(struct dbt_session *s)
     s->bytes_in_at_tls = atomic_load(&s->bytes_in);
 }
 
+void dbt_session_client_info(const struct dbt_session *s, char port[16],
+                             const char *out[DBT_CLIENT_INFO_N][2])
+{
+    snprintf(port, 16, "%d", s->st.client_port);
+    const char *const v[DBT_CLIENT_INFO_N][2] = {
+        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
+        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
+        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
+        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
+        {"dbtls.instance", s->inst->rt->name},
+    };
+    memcpy(out, v, sizeof(v));
+}
+
 void dbt_session_set_instance_name(struct dbt_session *s, const char *name)
 {
     pthread_mutex_lock(&s->worker->lock);

@@ -241,6 +241,17 @@ void dbt_session_set_application_name(struct dbt_session *s, const char *app, si
    the session it cancels). */
 void dbt_session_set_instance_name(struct dbt_session *s, const char *name);
 
+/*
+ * --client-info: what the backend is told of the client, as (name, value) pairs: dbtls.client_addr,
+ * client_port, ssl, ssl_version, ssl_cipher, client_dn, client_serial, issuer_dn, instance. The
+ * values point into s (and port, which the caller provides); PostgreSQL sends them as startup
+ * parameters, MySQL as connection attributes.
+ */
+#define DBT_CLIENT_INFO_PREFIX "dbtls."
+#define DBT_CLIENT_INFO_N 9
+void dbt_session_client_info(const struct dbt_session *s, char port[16],
+                             const char *out[DBT_CLIENT_INFO_N][2]);
+
 /* The client's address as text ("127.0.0.1", "::1", "[local]") and port. */
 const char *dbt_session_client_host(const struct dbt_session *s);
 
