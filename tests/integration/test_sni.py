@@ -255,3 +255,29 @@ def test_schema_4_store_migrates_keeping_every_row(pg_server, dbtls, state_dir, 
             ] == ["app1"]
     dbtls("instances", "create", "beta", "--engine", "postgres", "--listen", listen,
           "--backend", pg_server.socket_path, "--endpoint", "beta.test")
+
+
+def test_connections_without_a_name_can_be_refused(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                                   free_port, psql):
+    """The documented way to refuse connections that name no instance: create first on the
+    address an instance whose access rules reject everything; its backend is never asked."""
+    use_template(dbtls)
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    reject = os.path.join(tmp_dir, "reject.conf")
+    write(reject, "host all all all reject\n")
+    dbtls("instances", "create", "nobody", "--engine", "postgres", "--engine-version", "15",
+          "--listen", listen, "--backend", "127.0.0.1:1", "--endpoint", "nobody.invalid",
+          "--hba-file", reject)
+    dbtls("instances", "create", "beta", "--engine", "postgres", "--engine-version", "15",
+          "--listen", listen, "--backend", pg_server.socket_path, "--endpoint", "beta.test")
+    beta_ca = download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem")
+    dbtlsd.start(state_dir)
+    rc, out, err = psql(ci(port, "beta.test", beta_ca), "SELECT 1")
+    assert rc == 0 and out.strip() == "1", err
+    for conninfo, how in ((f"host=127.0.0.1 port={port} user=trustuser dbname=app "
+                           "sslmode=require", "SSL encryption"),
+                          (ci(port, "beta.test", sslmode="disable"), "no encryption")):
+        rc, out, err = psql(conninfo, "SELECT 1")
+        assert rc != 0 and ('pg_hba.conf rejects connection for host "127.0.0.1", user '
+                            f'"trustuser", database "app", {how}') in err, err
