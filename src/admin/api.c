@@ -236,6 +236,10 @@ static bool get_on_off(json_t *doc, const char *key, const char **v, struct dbt_
         *v = json_is_true(j) ? "on" : "off";
         return true;
     }
+    if (!json_is_string(j)) {
+        dbt_admin_error(out, 400, "field \"%s\" must be true or false", key);
+        return false;
+    }
     return get_str(doc, key, v, out);
 }
 

@@ -250,6 +250,8 @@ def test_bad_requests(api_env, free_port):
         ({**good, "maxClientCerts": "10"}, '"maxClientCerts" must be an integer'),
         ({**good, "maxClientCerts": 0}, '"maxClientCerts" must be an integer from 1'),
         ({**good, "engine": 5}, 'field "engine" must be a string'),
+        ({**good, "clientInfo": 1}, 'field "clientInfo" must be true or false'),
+        ({**good, "clientInfo": "maybe"}, 'client info must be on or off (got "maybe")'),
         ({**good, "endpoints": []}, '"endpoints" must be a non-empty array'),
         ({**good, "endpoints": ["a,b"]}, "without commas"),
         ({k: v for k, v in good.items() if k != "backend"}, 'field "backend" is required'),
