@@ -180,6 +180,13 @@ def create_instance(dbtls, name, engine="postgres", mode="shared", ca=None, endp
     return dbtls.json(*args, *extra)
 
 
+def pg_instance(dbtls, name, listen, backend, endpoint, *extra):
+    """`dbtls instances create NAME --engine postgres` on listen/backend/endpoint, then the extra
+    options; returns the JSON of the instance."""
+    return dbtls.json("instances", "create", name, "--engine", "postgres", "--listen", listen,
+                      "--backend", backend, "--endpoint", endpoint, *extra)
+
+
 def slots(dbtls, instance, kind="server-certs"):
     """{slot: cert json} of `ssl <kind> list`."""
     return {c["slot"]: c for c in dbtls.json("ssl", kind, "list", "--instance", instance)}

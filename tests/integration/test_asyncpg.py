@@ -11,7 +11,7 @@ import ssl
 import asyncpg
 import pytest
 
-from cli_helpers import download_ca, use_template, write
+from cli_helpers import download_ca, pg_instance, use_template, write
 
 
 def tls_context(ca, cert=None, key=None):
@@ -26,9 +26,8 @@ def test_asyncpg_through_the_front(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
     port = free_port()
     hba = os.path.join(tmp_dir, "hba.conf")
     write(hba, "hostssl all certuser all cert\nhostssl all all all backend\n")
-    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
+    pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", f"127.0.0.1:{pg_server.port}", "localhost",
+                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
     ca = download_ca(dbtls, "pg1", tmp_dir)
     cc = os.path.join(tmp_dir, "cc")
     dbtls("ssl", "client-certs", "create", "certuser", "--instance", "pg1", "--out-dir", cc)

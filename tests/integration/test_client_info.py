@@ -17,7 +17,7 @@ import asyncpg
 import pymysql
 
 import servers
-from cli_helpers import download_ca, use_template, write
+from cli_helpers import download_ca, pg_instance, use_template, write
 
 SETTINGS = ("SELECT current_setting('dbtls.client_addr') || ' ' || "
             "current_setting('dbtls.ssl') || ' ' || current_setting('dbtls.ssl_version') || ' ' "
@@ -33,12 +33,10 @@ def test_client_info_reaches_the_backend(pg_server, dbtls, dbtlsd, state_dir, tm
     port, plain_port = free_port(), free_port()
     hba = os.path.join(tmp_dir, "hba.conf")
     write(hba, "hostssl all certuser all cert\nhost all all all backend\n")
-    j = dbtls.json("instances", "create", "pg1", "--engine", "postgres", "--engine-version",
-                   "15", "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
-                   "--endpoint", "localhost", "--hba-file", hba, "--client-info", "on")
+    j = pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", pg_server.socket_path, "localhost",
+                    "--engine-version", "15", "--hba-file", hba, "--client-info", "on")
     assert j["clientInfo"] is True
-    dbtls("instances", "create", "pg2", "--engine", "postgres", "--listen",
-          f"127.0.0.1:{plain_port}", "--backend", pg_server.socket_path, "--endpoint", "localhost")
+    pg_instance(dbtls, "pg2", f"127.0.0.1:{plain_port}", pg_server.socket_path, "localhost")
     ca = download_ca(dbtls, "pg1", tmp_dir)
     cc = os.path.join(tmp_dir, "cc")
     dbtls("ssl", "client-certs", "create", "certuser", "--instance", "pg1", "--out-dir", cc)

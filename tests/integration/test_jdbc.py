@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cli_helpers import download_ca, use_template, write
+from cli_helpers import download_ca, pg_instance, use_template, write
 
 JARS = ["/usr/share/java/postgresql.jar", "/usr/share/java/mariadb-java-client.jar"]
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "JdbcClient.java")
@@ -43,12 +43,10 @@ def test_jdbc_verify_full_sni_pkcs12_and_refusals(pg_server, dbtls, dbtlsd, stat
     listen = f"127.0.0.1:{port}"
     hba = os.path.join(tmp_dir, "beta-hba.conf")
     write(hba, "hostssl all certuser all cert\nhostssl all all all backend\n")
-    dbtls("instances", "create", "alpha", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", pg_server.socket_path, "--endpoint", "alpha.test",
-          "--ssl-mode", "ENCRYPTED_ONLY")
-    dbtls("instances", "create", "beta", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", f"127.0.0.1:{pg_server.port}",
-          "--endpoint", "beta.test", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
+    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test", "--engine-version",
+                "15", "--ssl-mode", "ENCRYPTED_ONLY")
+    pg_instance(dbtls, "beta", listen, f"127.0.0.1:{pg_server.port}", "beta.test",
+                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
     alpha_ca = download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem")
     beta_ca = download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem")
     p12dir = os.path.join(tmp_dir, "p12")

@@ -16,8 +16,8 @@ import time
 
 import psycopg
 
-from cli_helpers import (assert_cancel, assert_unchanged, download_ca, store_snapshot,
-                         use_template, write)
+from cli_helpers import (assert_cancel, assert_unchanged, download_ca, pg_instance,
+                         store_snapshot, use_template, write)
 
 
 def two_instances(dbtls, pg_server, tmp_dir, port, beta_extra=()):
@@ -25,12 +25,11 @@ def two_instances(dbtls, pg_server, tmp_dir, port, beta_extra=()):
     backend) on 127.0.0.1:port; returns their CA files."""
     use_template(dbtls)
     listen = f"127.0.0.1:{port}"
-    dbtls("instances", "create", "alpha", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", pg_server.socket_path, "--endpoint", "alpha.test")
-    dbtls("instances", "create", "beta", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", f"127.0.0.1:{pg_server.port}",
-          "--endpoint", "beta.test,beta-alias.test", "--ssl-mode", "ENCRYPTED_ONLY",
-          "--tls-min", "TLSv1.3", *beta_extra)
+    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test",
+                "--engine-version", "15")
+    pg_instance(dbtls, "beta", listen, f"127.0.0.1:{pg_server.port}", "beta.test,beta-alias.test",
+                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--tls-min", "TLSv1.3",
+                *beta_extra)
     return (download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem"),
             download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem"))
 
@@ -59,11 +58,9 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
     port = free_port()
     alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port, beta_extra=(
         "--ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"))
-    dbtls("instances", "create", "delta", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
-          "--backend", pg_server.socket_path, "--endpoint", "delta.test", "--tls-max", "TLSv1.2",
-          "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
-    dbtls("instances", "create", "wild", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
-          "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "*.wild.test")
+    pg_instance(dbtls, "delta", f"127.0.0.1:{port}", pg_server.socket_path, "delta.test",
+                "--tls-max", "TLSv1.2", "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
+    pg_instance(dbtls, "wild", f"127.0.0.1:{port}", f"127.0.0.1:{pg_server.port}", "*.wild.test")
     d = dbtlsd.start(state_dir)
     assert d.log().count(f"listening on 127.0.0.1:{port}") == 1, d.log()
     assert (f'127.0.0.1:{port}: instance "alpha" and 3 more ("beta", "delta", "wild") chosen by '
@@ -222,8 +219,7 @@ def test_schema_4_store_migrates_keeping_every_row(pg_server, dbtls, state_dir, 
     foreign keys off, or DROP TABLE would cascade into them."""
     use_template(dbtls)
     listen = f"127.0.0.1:{free_port()}"
-    dbtls("instances", "create", "alpha", "--engine", "postgres", "--listen", listen,
-          "--backend", pg_server.socket_path, "--endpoint", "alpha.test")
+    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test")
     dbtls("ssl", "client-certs", "create", "app1", "--instance", "alpha",
           "--out-dir", os.path.join(tmp_dir, "app1"))
     dbtls("ssl", "client-certs", "create", "gone", "--instance", "alpha",
@@ -253,8 +249,7 @@ def test_schema_4_store_migrates_keeping_every_row(pg_server, dbtls, state_dir, 
     con.close()
     assert [c["name"] for c in dbtls.json("ssl", "client-certs", "list", "--instance", "alpha")
             ] == ["app1"]
-    dbtls("instances", "create", "beta", "--engine", "postgres", "--listen", listen,
-          "--backend", pg_server.socket_path, "--endpoint", "beta.test")
+    pg_instance(dbtls, "beta", listen, pg_server.socket_path, "beta.test")
 
 
 def test_connections_without_a_name_can_be_refused(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
@@ -266,11 +261,10 @@ def test_connections_without_a_name_can_be_refused(pg_server, dbtls, dbtlsd, sta
     listen = f"127.0.0.1:{port}"
     reject = os.path.join(tmp_dir, "reject.conf")
     write(reject, "host all all all reject\n")
-    dbtls("instances", "create", "nobody", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", "127.0.0.1:1", "--endpoint", "nobody.invalid",
-          "--hba-file", reject)
-    dbtls("instances", "create", "beta", "--engine", "postgres", "--engine-version", "15",
-          "--listen", listen, "--backend", pg_server.socket_path, "--endpoint", "beta.test")
+    pg_instance(dbtls, "nobody", listen, "127.0.0.1:1", "nobody.invalid", "--engine-version", "15",
+                "--hba-file", reject)
+    pg_instance(dbtls, "beta", listen, pg_server.socket_path, "beta.test", "--engine-version",
+                "15")
     beta_ca = download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem")
     dbtlsd.start(state_dir)
     rc, out, err = psql(ci(port, "beta.test", beta_ca), "SELECT 1")
