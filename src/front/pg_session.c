@@ -22,6 +22,7 @@
 #include "front/rules/hba.h"
 #include "front/session.h"
 #include "proto/pg/pg.h"
+#include "tls/tls.h"
 
 enum pg_state {
     PG_STARTUP,     /* waiting for the first packet (or the next one after 'N'/TLS) */
@@ -361,8 +362,9 @@ static dbt_res handle_first(struct dbt_session *s, struct pg_sess *ps)
 /*
  * The backend offered SCRAM-SHA-256-PLUS, which the front hid, so a client able to bind answers
  * with the gs2 flag "y" ("I could bind, you did not offer it"), and a backend on TLS rightly
- * takes that for a downgrade ("SCRAM channel binding negotiation error"). Channel binding cannot
- * cross the front (the client binds to the front's certificate): say so, and what to do.
+ * takes that for a downgrade ("SCRAM channel binding negotiation error"). The client binds to the
+ * front's certificate, the server checks against its own: unless they are the same certificate
+ * (binding_crosses), binding cannot cross the front. Say so, and what to do.
  */
 static bool binding_refused(struct dbt_session *s, const struct dbt_pg_msg *m)
 {
@@ -372,15 +374,29 @@ static bool binding_refused(struct dbt_session *s, const struct dbt_pg_msg *m)
         return false;
     }
     dbt_info("instance \"%s\": client %s: SCRAM channel binding refused: the database server "
-             "uses TLS and channel binding cannot cross the front",
+             "uses TLS with another certificate than the front's",
              s->st.instance, s->st.client_addr);
     (void)send_fatal(s, DBT_PG_SQLSTATE_PROTOCOL_VIOLATION,
                      "SCRAM channel binding cannot pass through dbtlsd to a database server "
                      "that uses TLS",
-                     "The client can bind to dbtlsd's certificate only, not to the server's. "
-                     "Connect with channel_binding=disable, or let dbtlsd reach the server "
+                     "The client binds to dbtlsd's certificate, and the server shows another. "
+                     "Give the server the certificate dbtlsd serves (dbtls instances export), "
+                     "connect with channel_binding=disable, or let dbtlsd reach the server "
                      "without TLS (for example over its unix socket).");
     return true;
+}
+
+/*
+ * Channel binding can cross the front after all when both legs are TLS and the database server
+ * shows the very certificate the front showed the client (it serves the instance's certificate,
+ * `dbtls instances export`): tls-server-end-point binds to a hash of that certificate alone, so
+ * the client's binding checks out at the server, and a man in the middle of the client's leg,
+ * whose certificate differs, still fails it there.
+ */
+static bool binding_crosses(struct dbt_session *s)
+{
+    return s->client.tls != NULL && s->backend.tls != NULL &&
+           dbt_tls_same_server_cert(s->client.tls, s->backend.tls);
 }
 
 /* ---- callbacks ---- */
@@ -539,7 +555,9 @@ static dbt_res relay_auth(struct dbt_session *s, struct pg_sess *ps)
                 return send_fatal(s, DBT_PG_SQLSTATE_PROTOCOL_VIOLATION,
                                   "invalid authentication request from the database server", NULL);
             }
-            if (a.code == DBT_PG_AUTH_SASL) {
+            if (a.code == DBT_PG_AUTH_SASL && binding_crosses(s)) {
+                /* forwarded as it is: SCRAM-SHA-256-PLUS stays on offer */
+            } else if (a.code == DBT_PG_AUTH_SASL) {
                 size_t left = 0, before = s->client.out.len;
                 r = dbt_pg_sasl_filter(&m, &s->client.out, &left);
                 if (!dbt_ok(r)) {

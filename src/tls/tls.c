@@ -790,6 +790,13 @@ void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
     }
 }
 
+bool dbt_tls_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer)
+{
+    X509 *mine = SSL_get_certificate(served->ssl); /* not a new reference */
+    const X509 *theirs = SSL_get0_peer_certificate(peer->ssl);
+    return mine != NULL && theirs != NULL && X509_cmp(mine, theirs) == 0;
+}
+
 void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
 {
     memset(out, 0, sizeof(*out));

@@ -122,4 +122,11 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 /* Subject DN of the peer certificate even if it failed verification ("" if none), for logs. */
 void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen);
 
+/*
+ * True when `served` (a server-side connection) showed its peer the very certificate that
+ * `peer` (a client-side connection) received: same DER. Then SCRAM channel binding of type
+ * tls-server-end-point, which hashes only that certificate, means the same on both legs.
+ */
+bool dbt_tls_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer);
+
 #endif

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -215,3 +216,67 @@ def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state
     with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
                          "sslmode=require") as c:
         assert c.execute("SELECT current_user").fetchone()[0] == "trustuser"
+
+
+def test_channel_binding_crosses_when_the_server_shows_the_fronts_certificate(
+        tls_backend, dbtls, dbtlsd, state_dir, tmp_dir):
+    """SCRAM-SHA-256-PLUS end to end: the backend serves the certificate of the very instance
+    the front serves (`dbtls instances export`), so tls-server-end-point (a hash of that
+    certificate) is the same on both legs and the front leaves PLUS on offer; channel_binding=
+    require then works through the front. After a rotation the front shows the new certificate
+    and the backend still the old one: PLUS is hidden again and the front says what to do; the
+    backend given the new export, binding works again."""
+    srv, ca = tls_backend
+    port = int(dbtls.json("instances", "describe", "native")["listen"].rsplit(":", 1)[1])
+    dbtls("instances", "patch", "native", "--backend", f"localhost:{srv.port}",
+          "--backend-tls-ca", ca, "--ssl-mode", "ENCRYPTED_ONLY")
+    d = dbtlsd.start(state_dir)
+    ci = (f"host=127.0.0.1 port={port} user=alice password=alice-secret-1 dbname=app "
+          "sslmode=require")
+
+    def bound_login():
+        with psycopg.connect(ci + " channel_binding=require") as c:
+            return c.execute("SELECT current_user, ssl FROM pg_stat_ssl "
+                             "WHERE pid = pg_backend_pid()").fetchone()
+
+    assert bound_login() == ("alice", True)
+    with psycopg.connect(ci) as c:  # libpq's default, prefer, binds too
+        assert c.execute("SELECT current_user").fetchone()[0] == "alice"
+    # a client that cannot bind (plaintext leg) is unaffected: the front serves TLS only here,
+    # so check a client that declines binding instead
+    with psycopg.connect(ci + " channel_binding=disable") as c:
+        assert c.execute("SELECT current_user").fetchone()[0] == "alice"
+
+    # rotate: the front serves the new certificate at once, the backend still the old one
+    start = d.log_size()
+    dbtls("ssl", "server-certs", "create", "--instance", "native")
+    dbtls("ssl", "server-certs", "rotate", "--instance", "native")
+    d.wait_log("configuration generation", start=start)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        bound_login()
+    assert "channel binding" in str(ei.value), str(ei.value)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(ci)
+    msg = str(ei.value)
+    assert "SCRAM channel binding cannot pass through dbtlsd" in msg, msg
+    assert "dbtls instances export" in msg and "channel_binding=disable" in msg, msg
+    assert "another certificate than the front's" in d.log()[start:]
+
+    # the backend gets the instance's new certificate; binding crosses again
+    exp = os.path.join(tmp_dir, "export-rotated")
+    os.mkdir(exp)
+    dbtls("instances", "export", "native", "--dir", exp)
+    keydir = os.path.join(srv.base, "tls")
+    for f in ("server.crt", "server.key"):
+        shutil.copy(os.path.join(exp, f), keydir)
+    _chown(keydir)
+    srv.reload()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            assert bound_login() == ("alice", True)
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
