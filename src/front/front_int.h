@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ev/ev.h"
+#include "front/files.h"
 #include "front/front.h"
 #include "front/worker.h"
 
@@ -49,6 +50,8 @@ struct dbt_front {
     uint64_t next_gen_id;
     uint64_t last_counter;
     int64_t refresh_at; /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
+    struct dbt_files files; /* what the last load read from disk, checked every second */
+    struct dbt_ev_timer files_timer;
     struct lset *lsets;
     size_t n_lsets;
     struct dbt_ev_timer poll;

@@ -115,6 +115,11 @@ static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
         return r;
     }
     uint64_t counter = cfg->change_counter;
+    struct dbt_files files;
+    if (dbt_ok(dbt_files_collect(cfg, &files))) { /* before the build reads them */
+        dbt_files_free(&f->files);
+        f->files = files;
+    }
     r = dbt_gen_build(cfg, f->o.free_config, ++f->next_gen_id, out);
     if (dbt_ok(r)) {
         f->last_counter = counter;
@@ -290,6 +295,27 @@ static void poll_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     }
 }
 
+/* ---- files the configuration names (backend TLS CA, certificate, key) ---- */
+
+#define FILES_CHECK_MS 1000
+
+static void files_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    struct dbt_front *f = dbt_ev_data(l);
+    const struct dbt_file_sig *c = dbt_files_changed(&f->files);
+    if (c != NULL && !atomic_load(&f->lstop)) {
+        dbt_info("instance \"%s\": file \"%s\" %s: reloading", c->instance, c->path,
+                 c->exists ? "changed" : "is gone");
+        if (!dbt_ok(dbt_loader_reload(f))) {
+            dbt_error("reload failed, keeping configuration generation %llu: %s",
+                      (unsigned long long)f->gen->id, dbt_errmsg());
+        }
+    }
+    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + FILES_CHECK_MS))) {
+        dbt_error("file check timer: %s", dbt_errmsg());
+    }
+}
+
 /* ---- the thread ---- */
 
 static void kick_cb(struct dbt_ev_loop *l, struct dbt_ev_async *a)
@@ -311,6 +337,9 @@ static void *loader_main(void *arg)
     struct dbt_front *f = arg;
     watch_start(f);
     dbt_res r = dbt_ev_timer_set(f->lloop, &f->poll, dbt_now_ms() + f->o.poll_ms);
+    if (dbt_ok(r)) {
+        r = dbt_ev_timer_set(f->lloop, &f->files_timer, dbt_now_ms() + FILES_CHECK_MS);
+    }
     if (dbt_ok(r)) {
         r = dbt_ev_run(f->lloop);
     }
@@ -334,6 +363,7 @@ dbt_res dbt_loader_start(struct dbt_front *f)
     }
     dbt_ev_set_data(f->lloop, f);
     dbt_ev_timer_init(&f->poll, poll_cb);
+    dbt_ev_timer_init(&f->files_timer, files_cb);
     r = dbt_ev_async_init(f->lloop, &f->lkick, kick_cb);
     if (!dbt_ok(r)) {
         return r;
@@ -373,6 +403,7 @@ void dbt_loader_free(struct dbt_front *f)
     }
     if (f->lloop != NULL) {
         dbt_ev_timer_cancel(f->lloop, &f->poll);
+        dbt_ev_timer_cancel(f->lloop, &f->files_timer);
         dbt_ev_async_cleanup(f->lloop, &f->lkick);
         dbt_ev_loop_free(f->lloop);
         f->lloop = NULL;
@@ -388,4 +419,5 @@ void dbt_loader_free(struct dbt_front *f)
     free(f->lsets);
     f->lsets = NULL;
     f->n_lsets = 0;
+    dbt_files_free(&f->files);
 }

@@ -12,7 +12,6 @@ authenticates the front's connections another way (trust/cert from the front).
 """
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -209,10 +208,11 @@ def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state
     assert f'backend TLS key file "{key}" has group or world access' in d.log()[start:]
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require")
-    os.chmod(key, 0o600)
+    # fixing the mode is a change of the file: taken up within a second or two, no SIGHUP
     start = d.log_size()
-    os.kill(d.pid, signal.SIGHUP)
-    d.wait_log("configuration generation", start=start)
+    os.chmod(key, 0o600)
+    d.wait_log(f'instance "pg1": file "{key}" changed: reloading', start=start)
+    d.wait_log(" active (", start=start)
     with psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app "
                          "sslmode=require") as c:
         assert c.execute("SELECT current_user").fetchone()[0] == "trustuser"
@@ -280,3 +280,77 @@ def test_channel_binding_crosses_when_the_server_shows_the_fronts_certificate(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_backend_files_renewed_in_place_are_taken_up(tls_backend, dbtls, dbtlsd, state_dir,
+                                                     free_port, tmp_dir):
+    """The front's client certificate for the backend is renewed by replacing its files (as a
+    cron job or a Kubernetes secret does): dbtlsd notices within a second or two and shows the
+    new one to new backend connections, with no SIGHUP and no store change; a half-done
+    replacement (new certificate, old key) fails that reload and keeps the old configuration
+    until the key follows; a vanished file is logged and the old configuration kept."""
+    srv, ca = tls_backend
+    exp = os.path.join(tmp_dir, "export2")
+    os.mkdir(exp)
+    dbtls("instances", "export", "native", "--dir", exp)
+    root = os.path.join(srv.base, "tls", "root.crt")
+    shutil.copy(os.path.join(exp, "root.crt"), root)
+    _chown(os.path.dirname(root))
+    srv.psql(f"ALTER SYSTEM SET ssl_ca_file = '{root}'")
+    srv.write_hba(["local all all trust",
+                   "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca",
+                   "hostnossl all all all reject"])
+    srv.reload()
+    ids = {}
+    for name in ("front-a", "front-b"):
+        ids[name] = os.path.join(tmp_dir, name)
+        dbtls("ssl", "client-certs", "create", name, "--instance", "native",
+              "--out-dir", ids[name])
+    live = os.path.join(tmp_dir, "live")
+    os.mkdir(live)
+    cert, key = os.path.join(live, "tls.crt"), os.path.join(live, "tls.key")
+
+    def install(name, which=("client-cert.pem", "client-key.pem")):
+        for src, dst in (("client-cert.pem", cert), ("client-key.pem", key)):
+            if src in which:
+                tmp = dst + ".new"
+                shutil.copy(os.path.join(ids[name], src), tmp)
+                os.chmod(tmp, 0o600)
+                os.rename(tmp, dst)  # atomic, as a renewal tool writes it
+
+    install("front-a")
+    port = free_port()
+    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"localhost:{srv.port}",
+          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY", "--backend-tls-ca", ca,
+          "--backend-tls-cert", cert, "--backend-tls-key", key)
+    d = dbtlsd.start(state_dir)
+    ci = (f"host=127.0.0.1 port={port} user=alice password=alice-secret-1 dbname=app "
+          "sslmode=require channel_binding=disable")
+
+    def front_dn():
+        with psycopg.connect(ci) as c:
+            return c.execute("SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                             ).fetchone()[0]
+
+    assert front_dn() == "/O=dbtls/CN=front-a"
+    # half a renewal: the certificate is new, the key still the old one
+    start = d.log_size()
+    install("front-b", which=("client-cert.pem",))
+    d.wait_log(f'instance "pg1": file "{cert}" changed: reloading', start=start)
+    d.wait_log("reload failed, keeping configuration generation", start=start)
+    assert front_dn() == "/O=dbtls/CN=front-a"  # the old pair still serves
+    # the key follows: the next check loads the new pair
+    start = d.log_size()
+    install("front-b", which=("client-key.pem",))
+    d.wait_log(f'file "{key}" changed: reloading', start=start)
+    d.wait_log(" active (", start=start)
+    assert front_dn() == "/O=dbtls/CN=front-b"
+    # a vanished file: said once, the configuration in use stays
+    start = d.log_size()
+    os.rename(cert, cert + ".away")
+    d.wait_log(f'file "{cert}" is gone: reloading', start=start)
+    d.wait_log("reload failed", start=start)
+    assert front_dn() == "/O=dbtls/CN=front-b"
+    time.sleep(2.5)
+    assert d.log()[start:].count("is gone: reloading") == 1

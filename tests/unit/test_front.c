@@ -19,10 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "engine_certs.h"
+#include "front/files.h"
 #include "front/front.h"
 #include "front/stats.h"
 
@@ -622,6 +624,79 @@ static void test_running_front(void)
     close(backend_fd);
 }
 
+/* files.c: the backend TLS files are noted once each; a rewrite, a chmod, an atomic replacement
+   and a removal are each reported once; files of an instance without --backend-tls-ca are not. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (fp != NULL) {
+        fputs(text, fp);
+        fclose(fp);
+    }
+}
+
+static void test_files(void)
+{
+    char dir[] = "/tmp/dbtls-files-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char ca_path[64], cert_path[64], key_path[64], tmp_path[64];
+    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+    snprintf(cert_path, sizeof(cert_path), "%s/c.pem", dir);
+    snprintf(key_path, sizeof(key_path), "%s/k.pem", dir);
+    snprintf(tmp_path, sizeof(tmp_path), "%s/k.new", dir);
+    write_file(ca_path, "ca");
+    write_file(cert_path, "cert");
+    write_file(key_path, "key");
+    struct dbt_rt_instance insts[2] = {
+        {.name = "a",
+         .backend_tls_ca = ca_path,
+         .backend_tls_cert = cert_path,
+         .backend_tls_key = key_path},
+        {.name = "b", .backend_tls_ca = ca_path, .backend_tls_cert = "", .backend_tls_key = NULL},
+    };
+    struct dbt_rt_config cfg = {.instances = insts, .n_instances = 2};
+    struct dbt_files fs;
+    CHECK_OK(dbt_files_collect(&cfg, &fs));
+    CHECK(fs.n == 3); /* the shared CA once */
+    CHECK(dbt_files_changed(&fs) == NULL);
+
+    write_file(cert_path, "cert, renewed");
+    const struct dbt_file_sig *c = dbt_files_changed(&fs);
+    CHECK(c != NULL && strcmp(c->path, cert_path) == 0 && strcmp(c->instance, "a") == 0 &&
+          c->exists);
+    CHECK(dbt_files_changed(&fs) == NULL); /* reported once */
+
+    CHECK(chmod(key_path, 0600) == 0 && chmod(key_path, 0640) == 0);
+    c = dbt_files_changed(&fs);
+    CHECK(c != NULL && strcmp(c->path, key_path) == 0);
+
+    write_file(tmp_path, "key"); /* same size and text, another inode */
+    CHECK(chmod(tmp_path, 0640) == 0 && rename(tmp_path, key_path) == 0);
+    c = dbt_files_changed(&fs);
+    CHECK(c != NULL && strcmp(c->path, key_path) == 0);
+    CHECK(dbt_files_changed(&fs) == NULL);
+
+    CHECK(unlink(ca_path) == 0);
+    c = dbt_files_changed(&fs);
+    CHECK(c != NULL && strcmp(c->path, ca_path) == 0 && !c->exists);
+    CHECK(dbt_files_changed(&fs) == NULL);
+    write_file(ca_path, "ca");
+    c = dbt_files_changed(&fs);
+    CHECK(c != NULL && c->exists);
+    dbt_files_free(&fs);
+
+    insts[0].backend_tls_ca = NULL; /* cert and key count only with a CA */
+    insts[1].backend_tls_ca = "";
+    CHECK_OK(dbt_files_collect(&cfg, &fs));
+    CHECK(fs.n == 0 && dbt_files_changed(&fs) == NULL);
+    dbt_files_free(&fs);
+    unlink(ca_path);
+    unlink(cert_path);
+    unlink(key_path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     sigset_t set;
@@ -639,6 +714,7 @@ int main(void)
     test_gen_refresh_at();
     test_stats_reason();
     test_cancel_table();
+    test_files();
     test_running_front();
     tc_free(&ca);
     tc_free(&server);
