@@ -183,6 +183,46 @@ struct due {
 };
 
 /*
+ * The client certificate dbtlsd shows a TLS backend (--backend-tls-cert) is the operator's file,
+ * not dbtls's to renew: past its renewal point it gets one "backend-client-cert.expiring" event
+ * per serial, as dbtls's own certificates do, before the backend starts refusing the front.
+ */
+static dbt_res backend_cert_check(struct dbt_ctl *ctl, const struct ctl_inst *in, const char *name,
+                                  int64_t now, int64_t lead, bool apply,
+                                  struct dbt_ctl_auto_report *rep, struct due *due)
+{
+    struct dbt_pki_cert_info ci = {0};
+    if (!ctl_file_cert_info(in->pub.backend_tls_cert, &ci)) {
+        return DBT_OK;
+    }
+    bool has = true;
+    dbt_res res = DBT_OK;
+    if (now >= dbt_ctl_rotation_due(ci.not_before, ci.not_after, lead)) {
+        res = notice_has(ctl, in->id, "backend-client-cert-expiring", ci.serial, &has);
+    }
+    if (dbt_ok(res) && !has) {
+        due->any = true;
+    }
+    if (dbt_ok(res) && !has && apply) {
+        char when[32];
+        dbt_time_rfc3339(ci.not_after, when, sizeof when);
+        char *obj = ctl_printf("instance/%s/backend-client-cert", name);
+        res = notice_add(ctl, in->id, "backend-client-cert-expiring", ci.serial, now);
+        if (dbt_ok(res)) {
+            res = ctl_event(ctl, "backend-client-cert.expiring", obj,
+                            "the client certificate dbtlsd shows the database server (\"%s\", "
+                            "serial %s) expires at %s; replace the file (dbtlsd takes the new "
+                            "one up by itself)",
+                            in->pub.backend_tls_cert, ci.serial, when);
+        }
+        free(obj);
+        rep->notices++;
+    }
+    dbt_pki_cert_info_cleanup(&ci);
+    return res;
+}
+
+/*
  * Evaluates (apply false, in a read transaction: plans into keys the keys a new server CA or
  * certificate will need) or performs (apply true, in a write transaction: takes them) the due
  * actions of one instance.
@@ -336,6 +376,9 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
         free(pend[i].serial);
     }
     free(pend);
+    if (dbt_ok(res)) {
+        res = backend_cert_check(ctl, &in, name, now, lead, apply, rep, due);
+    }
 out:
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);

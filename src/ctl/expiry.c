@@ -66,27 +66,40 @@ dbt_res ctl_expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, cons
     return r;
 }
 
-/*
- * The certificate file dbtlsd shows a TLS backend (--backend-tls-cert), named by its path. Read
- * where the list is made (dbtlsd for /metrics); a file that cannot be read or parsed is left out:
- * the daemon's reload already says why.
- */
-static dbt_res add_backend_client_cert(struct dbt_ctl_expiry_list *l, const char *instance,
-                                       const char *path)
+bool ctl_file_cert_info(const char *path, struct dbt_pki_cert_info *out)
 {
     if (path == NULL || path[0] == '\0') {
-        return DBT_OK;
+        return false;
     }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        return DBT_OK;
+        return false;
     }
     char buf[65536];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
-    dbt_res r = ctl_expiry_add(l, instance, "backend-client-cert", "", path, buf);
-    return r.code == DBT_E_NOMEM ? r : DBT_OK;
+    struct dbt_pki_cert_info info = {0};
+    if (!dbt_ok(dbt_pki_cert_info_pem(buf, &info))) {
+        dbt_pki_cert_info_cleanup(&info);
+        return false;
+    }
+    *out = info;
+    return true;
+}
+
+/* The certificate file dbtlsd shows a TLS backend (--backend-tls-cert), named by its path. */
+static dbt_res add_backend_client_cert(struct dbt_ctl_expiry_list *l, const char *instance,
+                                       const char *path)
+{
+    struct dbt_pki_cert_info info = {0};
+    if (!ctl_file_cert_info(path, &info)) {
+        return DBT_OK;
+    }
+    dbt_res r = ctl_expiry_add_known(l, instance, "backend-client-cert", "", path, info.serial,
+                                     info.sha1, info.not_after);
+    dbt_pki_cert_info_cleanup(&info);
+    return r;
 }
 
 dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)

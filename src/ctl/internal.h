@@ -183,6 +183,10 @@ dbt_res ctl_expiry_add(struct dbt_ctl_expiry_list *l, const char *instance, cons
 dbt_res ctl_expiry_add_known(struct dbt_ctl_expiry_list *l, const char *instance, const char *kind,
                              const char *slot, const char *name, const char *serial,
                              const char *sha1, int64_t not_after) DBT_WUR;
+/* The certificate in an operator's file (--backend-tls-cert: dbtlsd reads it, so does the process
+   that reports on it). False, *out untouched, when path is NULL/"" or the file cannot be read or
+   parsed (the daemon's reload says why). */
+bool ctl_file_cert_info(const char *path, struct dbt_pki_cert_info *out);
 /* Adds the admin CA (kind "admin-ca") and the unrevoked admin client certificates ("admin-cert",
    by name) to l, inside the caller's read transaction (admin_ca.c). */
 dbt_res ctl_admin_expiry(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *l) DBT_WUR;

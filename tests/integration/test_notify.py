@@ -85,6 +85,37 @@ def test_notify_command_in_order_once_across_restart(dbtls, dbtlsd, state_dir, t
     d.stop()
 
 
+def test_backend_client_cert_expiring_is_an_event(dbtls, dbtlsd, state_dir, tmp_dir,
+                                                   free_port):
+    """The certificate file dbtlsd shows a TLS backend (--backend-tls-cert) is the operator's to
+    renew; past its renewal point the scheduler says so once per certificate, like dbtls's own."""
+    use_template(dbtls)
+    make_instance(dbtls, free_port, "n0")
+    short = os.path.join(tmp_dir, "short")
+    dbtls("ssl", "client-certs", "create", "front", "--instance", "n0", "--out-dir", short,
+          "--validity", "6")
+    ca = os.path.join(tmp_dir, "ca.pem")
+    dbtls("ssl", "server-ca-certs", "download", "--instance", "n0", "--out", ca)
+    cert = os.path.join(short, "client-cert.pem")
+    dbtls("instances", "create", "n1", "--engine", "postgres", "--listen",
+          f"127.0.0.1:{free_port()}", "--backend", "localhost:5432", "--endpoint", "n1.local",
+          "--backend-tls-ca", ca, "--backend-tls-cert", cert,
+          "--backend-tls-key", os.path.join(short, "client-key.pem"))
+    out = os.path.join(tmp_dir, "events.jsonl")
+    d = dbtlsd.start(state_dir, ["--scheduler-interval", "1", "--notify-command",
+                                 f"cat >> '{out}'"])
+    wait_for(lambda: any(x["action"] == "backend-client-cert.expiring"
+                         for x in read_events(out)), what="backend-client-cert.expiring")
+    time.sleep(2.5)  # more ticks: said once
+    got = [x for x in read_events(out) if x["action"] == "backend-client-cert.expiring"]
+    assert len(got) == 1, got
+    e = got[0]
+    assert e["object"] == "instance/n1/backend-client-cert" and e["instance"] == "n1", e
+    assert e["actor"] == "dbtlsd"
+    assert f'"{cert}"' in e["detail"] and "replace the file" in e["detail"], e["detail"]
+    d.stop()
+
+
 def test_notify_command_failure_retried_with_backoff(dbtls, dbtlsd, state_dir, tmp_dir,
                                                      free_port):
     use_template(dbtls)
@@ -100,6 +131,8 @@ def test_notify_command_failure_retried_with_backoff(dbtls, dbtlsd, state_dir, t
     ev = wait_for(lambda: read_events(out), timeout=20, what="delivery after retries")
     took = time.monotonic() - t0
     assert [x["action"] for x in ev] == ["instance.patch"]
+    # the command wrote the event before it exited; dbtlsd logs the delivery after that
+    d.wait_log("delivered after 2 failed attempts")
     log = d.log()
     assert "(attempt 1): notify command exited with status 3; retrying in 1000 ms" in log
     assert "(attempt 2): notify command exited with status 3; retrying in 2000 ms" in log
@@ -158,6 +191,7 @@ def test_webhook_fails_then_succeeds(dbtls, dbtlsd, state_dir, tmp_dir, free_por
     assert webhook.attempts == 4  # 2 refused + 2 accepted
     assert webhook.ctypes == ["application/json"] * 2
     assert webhook.bodies[0]["id"] < webhook.bodies[1]["id"]
+    d.wait_log("delivered after 2 failed attempts")  # logged once the answer is read
     log = d.log()
     assert "not delivered to the webhook (attempt 1)" in log and "HTTP 500" in log
     assert "delivered after 2 failed attempts" in log
