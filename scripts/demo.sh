@@ -340,6 +340,41 @@ PGPASSWORD=alice-demo-pw show psql -X -At -c "SELECT 'demo-pg lets alice in with
 expect_ok
 expect_out "without one"
 
+step "Channel binding end to end: PostgreSQL serves the very certificate dbtlsd serves"
+FRONT_PGB=$(free_port)
+BRIEF=6 show dbtls instances create demo-pg-bound --engine postgres --engine-version 15 \
+    --listen "127.0.0.1:$FRONT_PGB" --backend "localhost:$PGPORT" \
+    --endpoint bound.demo.dbtls.test,localhost --ssl-mode ENCRYPTED_ONLY
+expect_ok
+mkdir -p "$WORK/pg/tls"
+BRIEF=4 show dbtls instances export demo-pg-bound --dir "$WORK/pg/tls"
+expect_ok
+chown -R postgres:postgres "$WORK/pg/tls" 2>/dev/null || true
+"${PSQL_ADMIN[@]}" -c "ALTER SYSTEM SET ssl = on" \
+    -c "ALTER SYSTEM SET ssl_cert_file = '$WORK/pg/tls/server.crt'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$WORK/pg/tls/server.key'" >/dev/null
+echo "hostssl app alice 127.0.0.1/32 scram-sha-256" >>"$WORK/pg/data/pg_hba.conf"
+"${PSQL_ADMIN[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+say "(PostgreSQL now has TLS of its own on 127.0.0.1:$PGPORT, with demo-pg-bound's certificate)"
+show dbtls ssl server-ca-certs download --instance demo-pg-bound --out "$WORK/bound-ca.pem"
+expect_ok
+BRIEF=9 show dbtls instances patch demo-pg-bound --backend-tls-ca "$WORK/bound-ca.pem" --format json
+expect_ok
+expect_out '"backendTlsCa"'
+BOUNDCONN="host=bound.demo.dbtls.test hostaddr=127.0.0.1 port=$FRONT_PGB dbname=app user=alice \
+sslmode=verify-full sslrootcert=$WORK/bound-ca.pem channel_binding=require"
+wait_for 10 "dbtlsd to load demo-pg-bound with TLS to the backend" \
+    sh -c "PGPASSWORD=alice-demo-pw psql -X -At -c 'SELECT 1' '$BOUNDCONN' >/dev/null 2>&1"
+PGPASSWORD=alice-demo-pw show psql -X -At -c \
+    "SELECT 'PostgreSQL sees ssl=' || ssl || ' ' || version || ' from the front' FROM pg_stat_ssl WHERE pid = pg_backend_pid()" \
+    "$BOUNDCONN"
+expect_ok
+expect_out "ssl=true TLSv1.3"
+say "(channel_binding=require: psql bound its SCRAM login to the certificate dbtlsd showed it,"
+say " and PostgreSQL checked that binding against its own certificate, the same one, so a man in"
+say " the middle of the client's leg would fail it. With any other backend certificate a TLS-"
+say " terminating front can only hide SCRAM-SHA-256-PLUS, and dbtlsd then does: docs/dbtlsd.md)"
+
 # --- 6. MariaDB ----------------------------------------------------------------------------
 step "Starting MariaDB 10.11 (no TLS of its own) as the mysql user"
 MYPORT=$(free_port)
