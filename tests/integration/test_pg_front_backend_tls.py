@@ -29,6 +29,20 @@ def _chown(path, user="postgres"):
     subprocess.run(["chown", "-R", user, path], check=True)
 
 
+def _backend_trusts_client_ca(dbtls, srv, tmp_dir, hba):
+    """The backend's ssl_ca_file becomes instance "native"'s client CA (export's root.crt), so
+    it verifies client certificates dbtls issued under "native"; then `hba` and a reload."""
+    exp = os.path.join(tmp_dir, "export-client-ca")
+    os.mkdir(exp)
+    dbtls("instances", "export", "native", "--dir", exp)
+    root = os.path.join(srv.base, "tls", "root.crt")
+    shutil.copy(os.path.join(exp, "root.crt"), root)
+    _chown(os.path.dirname(root))
+    srv.psql(f"ALTER SYSTEM SET ssl_ca_file = '{root}'")
+    srv.write_hba(["local all all trust", *hba, "hostnossl all all all reject"])
+    srv.reload()
+
+
 @pytest.fixture
 def tls_backend(dbtls, state_dir, free_port, tmp_dir):
     """A PostgreSQL 15 with ssl=on serving the certificate of instance "native" (SAN
@@ -144,18 +158,9 @@ def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state
     ident = os.path.join(tmp_dir, "front-id")
     dbtls("ssl", "client-certs", "create", "trustuser", "--instance", "native",
           "--out-dir", ident)
-    exp = os.path.join(tmp_dir, "export2")
-    os.mkdir(exp)
-    dbtls("instances", "export", "native", "--dir", exp)
-    root = os.path.join(srv.base, "tls", "root.crt")
-    shutil.copy(os.path.join(exp, "root.crt"), root)
-    _chown(os.path.dirname(root))
-    srv.psql(f"ALTER SYSTEM SET ssl_ca_file = '{root}'")
-    srv.write_hba(["local all all trust",
-                   "hostssl all trustuser 127.0.0.1/32 cert",
-                   "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca",
-                   "hostnossl all all all reject"])
-    srv.reload()
+    _backend_trusts_client_ca(dbtls, srv, tmp_dir,
+                              ["hostssl all trustuser 127.0.0.1/32 cert",
+                               "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca"])
     cert, key = os.path.join(ident, "client-cert.pem"), os.path.join(ident, "client-key.pem")
     port = free_port()
     base = ["--listen", f"127.0.0.1:{port}", "--backend", f"localhost:{srv.port}",
@@ -290,17 +295,8 @@ def test_backend_files_renewed_in_place_are_taken_up(tls_backend, dbtls, dbtlsd,
     replacement (new certificate, old key) fails that reload and keeps the old configuration
     until the key follows; a vanished file is logged and the old configuration kept."""
     srv, ca = tls_backend
-    exp = os.path.join(tmp_dir, "export2")
-    os.mkdir(exp)
-    dbtls("instances", "export", "native", "--dir", exp)
-    root = os.path.join(srv.base, "tls", "root.crt")
-    shutil.copy(os.path.join(exp, "root.crt"), root)
-    _chown(os.path.dirname(root))
-    srv.psql(f"ALTER SYSTEM SET ssl_ca_file = '{root}'")
-    srv.write_hba(["local all all trust",
-                   "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca",
-                   "hostnossl all all all reject"])
-    srv.reload()
+    _backend_trusts_client_ca(dbtls, srv, tmp_dir,
+                              ["hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca"])
     ids = {}
     for name in ("front-a", "front-b"):
         ids[name] = os.path.join(tmp_dir, name)
