@@ -17,6 +17,7 @@
 #include "ctl/runtime.h"
 #include "ctl/statedir.h"
 #include "dbtls_config.h"
+#include "base/sdnotify.h"
 #include "front/front.h"
 #include "front/stats.h"
 #include "sched/scheduler.h"
@@ -316,6 +317,7 @@ int main(int argc, char **argv)
                  notify_command ? ", notify command" : "", notify_webhook ? ", webhook" : "");
     }
     dbt_info("dbtlsd: ready");
+    dbt_sd_notify("READY=1");
     if (!dbt_ok(dbt_front_run(front))) {
         dbt_error("dbtlsd: %s", dbt_errmsg());
         arm_exit_watchdog(1);

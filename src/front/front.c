@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "front/front_int.h"
 
 struct dbt_gen *dbt_front_current_gen(struct dbt_front *f)
@@ -212,6 +213,8 @@ static void begin_shutdown(struct dbt_front *f)
     f->shutdown_deadline = dbt_now_ms() + f->o.shutdown_timeout_ms;
     dbt_info("shutting down: no new connections; waiting up to %llu ms for sessions to end",
              (unsigned long long)f->o.shutdown_timeout_ms);
+    dbt_sd_notify("STOPPING=1\nSTATUS=shutting down: waiting up to %llu ms for sessions to end",
+                  (unsigned long long)f->o.shutdown_timeout_ms);
     for (int w = 0; w < f->nworkers; w++) {
         dbt_worker_send(&f->workers[w], DBT_WORKER_CMD_CLOSE_ALL, -1, NULL);
     }

@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "front/front_int.h"
 #include "front/stats.h"
 
@@ -154,20 +155,29 @@ static void log_shared(const struct dbt_gen *g)
     }
 }
 
+/* A reload that failed: counted, and shown by `systemctl status` until the next one works. */
+static dbt_res reload_failed(const struct dbt_front *f, dbt_res r)
+{
+    dbt_stats_reload(false);
+    if (f->gen != NULL) {
+        dbt_sd_notify("STATUS=configuration generation %llu active; the last reload failed: %s",
+                      (unsigned long long)f->gen->id, dbt_errmsg());
+    }
+    return r;
+}
+
 dbt_res dbt_loader_reload(struct dbt_front *f)
 {
     struct dbt_gen *g = NULL;
     dbt_res r = load_gen(f, &g);
     if (!dbt_ok(r)) {
-        dbt_stats_reload(false);
-        return r;
+        return reload_failed(f, r);
     }
     size_t n_old;
     r = lsets_open(f, g, &n_old);
     if (!dbt_ok(r)) {
         dbt_gen_unref(g);
-        dbt_stats_reload(false);
-        return r;
+        return reload_failed(f, r);
     }
     dbt_stats_reload(true);
     pthread_mutex_lock(&f->gen_lock);
@@ -182,6 +192,8 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
     dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
              (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
              (unsigned long long)f->last_counter);
+    dbt_sd_notify("STATUS=configuration generation %llu active (%zu instance%s)",
+                  (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s");
     log_shared(g);
     return DBT_OK;
 }
