@@ -3,6 +3,7 @@ with the active configuration generation or why a reload failed, STOPPING=1 at S
 to a real datagram socket named by $NOTIFY_SOCKET, path or abstract; and the unit `meson
 install` puts in lib/systemd/system, checked by systemd's own `systemd-analyze verify`.
 """
+import json
 import os
 import shutil
 import signal
@@ -118,10 +119,9 @@ def test_installed_unit_verifies(build_dir, tmp_dir):
     cp = subprocess.run(["meson", "install", "-C", build_dir, "--destdir", dest, "--no-rebuild",
                          "--quiet"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    prefix = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
-                            capture_output=True, text=True, timeout=60, check=True).stdout
-    import json
-    opts = {o["name"]: o["value"] for o in json.loads(prefix)}
+    intro = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    opts = {o["name"]: o["value"] for o in json.loads(intro)}
     root = dest + opts["prefix"]
     bindir = os.path.join(opts["prefix"], opts["bindir"])
     for name in ("dbtls", "dbtlsd"):
