@@ -89,6 +89,7 @@ int dbt_cli_usage_error(const struct dbt_cli_cmd *cmd, const char *fmt, ...) DBT
 /* Command tables of each handler file, terminated by a zeroed entry. */
 extern const struct dbt_cli_cmd dbt_cli_cmds_general[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_instances[];
+extern const struct dbt_cli_cmd dbt_cli_cmds_check[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_ssl[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_connections[];
 

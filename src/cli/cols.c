@@ -64,3 +64,10 @@ const struct dbt_cli_col dbt_cli_cols_event[] = {
     {"TIME", "time"},     {"ACTOR", "actor"},   {"ACTION", "action"},
     {"OBJECT", "object"}, {"DETAIL", "detail"}, {NULL, NULL},
 };
+
+const struct dbt_cli_col dbt_cli_cols_check[] = {
+    {"CHECK", "check"},
+    {"RESULT", "result"},
+    {"DETAIL", "detail"},
+    {NULL, NULL},
+};

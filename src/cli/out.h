@@ -26,6 +26,7 @@ extern const struct dbt_cli_col dbt_cli_cols_client[];
 extern const struct dbt_cli_col dbt_cli_cols_ca[];
 extern const struct dbt_cli_col dbt_cli_cols_engine[];
 extern const struct dbt_cli_col dbt_cli_cols_event[];
+extern const struct dbt_cli_col dbt_cli_cols_check[];
 
 /* The exit code of a handler that ends with res: 0 when it succeeded, the usage error (2) for
  * DBT_E_USAGE (a combination of options the operation refused), else dbt_cli_fail. */

@@ -340,6 +340,10 @@ dbt_res dbt_ctl_slots_rollback(struct dbt_ctl *ctl, const char *instance,
 dbt_res dbt_ctl_server_ca_download(struct dbt_ctl *ctl, const char *instance,
                                    char **pem_out) DBT_WUR;
 
+/* An instance address "host:port" or "[v6]:port" -> host (caller frees) and port 1..65535;
+   false when it is not one (a unix socket path is not). */
+bool dbt_ctl_split_hostport(const char *s, char **host, int *port);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Client certificates                                                                         */
 

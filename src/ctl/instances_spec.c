@@ -34,8 +34,7 @@ dbt_res ctl_instance_check_name(const char *name)
     return DBT_OK;
 }
 
-/* "host:port" or "[v6]:port" -> host (caller frees) and port. */
-static bool split_hostport(const char *s, char **host, int *port)
+bool dbt_ctl_split_hostport(const char *s, char **host, int *port)
 {
     const char *colon;
     const char *h = s;
@@ -78,7 +77,7 @@ static dbt_res check_listen(const char *s)
 {
     char *host = NULL;
     int port = 0;
-    bool ok = s && split_hostport(s, &host, &port);
+    bool ok = s && dbt_ctl_split_hostport(s, &host, &port);
     if (ok) {
         enum dbt_pki_endpoint_kind k = dbt_pki_endpoint_kind(host);
         ok = k == DBT_PKI_ENDPOINT_IPV4 || strcmp(host, "localhost") == 0 ||
@@ -107,7 +106,7 @@ static dbt_res check_backend(const char *s)
     }
     char *host = NULL;
     int port = 0;
-    bool ok = s && split_hostport(s, &host, &port);
+    bool ok = s && dbt_ctl_split_hostport(s, &host, &port);
     if (ok) {
         enum dbt_pki_endpoint_kind k = dbt_pki_endpoint_kind(host);
         ok = k != DBT_PKI_ENDPOINT_INVALID && (k != DBT_PKI_ENDPOINT_IPV6 || s[0] == '[');

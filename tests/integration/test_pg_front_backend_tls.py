@@ -10,6 +10,7 @@ downgrade; the front recognises that answer and says so itself, with what to do.
 backend, SCRAM users connect with channel_binding=disable (flag "n"), or the backend
 authenticates the front's connections another way (trust/cert from the front).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -95,6 +96,10 @@ def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free
                          "sslmode=require") as c:
         assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
                          ).fetchone()[0] is True
+    # `dbtls instances check` verifies the backend's TLS as dbtlsd does
+    got = {r["check"]: r for r in dbtls.json("instances", "check", "pg1")}
+    assert got["backend"]["result"] == "ok", got
+    assert f"verified against {ca}" in got["backend"]["detail"], got["backend"]
     # channel binding cannot cross the front: libpq's default (prefer) answers the hidden
     # SCRAM-SHA-256-PLUS with the gs2 flag "y", which the backend would refuse as a downgrade
     # ("SCRAM channel binding negotiation error"); the front says why and what to do instead
@@ -132,6 +137,11 @@ def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free
     assert "could not connect to the database server" in msg
     assert "certificate verify failed" in msg or "TLS" in msg
     assert "TLS handshake with backend" in d.log()
+    cp = dbtls.run("instances", "check", "pg1", "--format", "json", check=False)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    got = {r["check"]: r for r in json.loads(cp.stdout)}
+    assert got["backend"]["result"] == "failed", got
+    assert "certificate verify failed" in got["backend"]["detail"], got["backend"]
 
 
 def test_unix_socket_backend(pg_server, dbtls, dbtlsd, state_dir, free_port):
