@@ -199,6 +199,12 @@ done
 grep -q "dbtlsd: ready" "$WORK/dbtlsd.log" || { cat "$WORK/dbtlsd.log"; fail "dbtlsd not ready"; }
 sed 's/^/    /' "$WORK/dbtlsd.log"
 
+step "dbtls instances check: the instance tried from here as a client would"
+show dbtls instances check demo-pg
+expect_ok
+expect_out "the active certificate"
+say "(the endpoint has no DNS entry on this machine: the psql commands below pass hostaddr=)"
+
 # libpq checks the certificate against host=; hostaddr= spares us a DNS entry for the endpoint.
 PGCONN="host=pg.demo.dbtls.test hostaddr=127.0.0.1 port=$FRONT_PG dbname=app"
 export PGCONNECT_TIMEOUT=10
