@@ -45,11 +45,11 @@ struct dbt_front {
     pthread_t lthread;
     bool lstarted;
     struct dbt_ev_async lkick;
-    _Atomic bool lhup;  /* SIGHUP: reload now */
-    _Atomic bool lstop; /* shutting down: no more reloads, leave the loop */
-    uint64_t next_gen_id;
+    _Atomic bool lhup;    /* SIGHUP: reload now */
+    _Atomic bool lstop;   /* shutting down: no more reloads, leave the loop */
+    uint64_t next_gen_id; /* the id of the last generation put in use */
     uint64_t last_counter;
-    int64_t refresh_at; /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
+    int64_t refresh_at;     /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
     struct dbt_files files; /* what the last load read from disk, checked every second */
     struct dbt_ev_timer files_timer;
     struct lset *lsets;

@@ -121,7 +121,7 @@ static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
         dbt_files_free(&f->files);
         f->files = files;
     }
-    r = dbt_gen_build(cfg, f->o.free_config, ++f->next_gen_id, out);
+    r = dbt_gen_build(cfg, f->o.free_config, f->next_gen_id + 1, out); /* taken on success */
     if (dbt_ok(r)) {
         f->last_counter = counter;
     }
@@ -183,6 +183,7 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
     pthread_mutex_lock(&f->gen_lock);
     struct dbt_gen *old = f->gen;
     f->gen = g;
+    f->next_gen_id = g->id; /* numbers count the generations used, not the attempts */
     pthread_mutex_unlock(&f->gen_lock);
     if (f->workers_started) {
         lsets_commit(f, g, n_old);
