@@ -14,10 +14,10 @@
 
 #include "admin/admin.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "ctl/runtime.h"
 #include "ctl/statedir.h"
 #include "dbtls_config.h"
-#include "base/sdnotify.h"
 #include "front/front.h"
 #include "front/stats.h"
 #include "sched/scheduler.h"

@@ -293,6 +293,24 @@ static void tls_error(SSL *ssl, char *err, size_t errlen)
     ERR_clear_error();
 }
 
+/* The peer certificate's sha1Fingerprint, as pki writes it for the store ("" if none). */
+static void peer_sha1(X509 *peer, char out[41])
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    long n = 0;
+    if (peer != NULL && b != NULL && PEM_write_bio_X509(b, peer) == 1 && BIO_write(b, "", 1) == 1 &&
+        (n = BIO_get_mem_data(b, &pem)) > 0) {
+        struct dbt_pki_cert_info info = {0};
+        if (dbt_ok(dbt_pki_cert_info_pem(pem, &info))) {
+            snprintf(out, 41, "%s", info.sha1);
+        }
+        dbt_pki_cert_info_cleanup(&info);
+    }
+    BIO_free(b);
+}
+
 /*
  * A client handshake on fd verifying the peer against trust (a CA store) and name (DNS name or
  * IP address) as verify-full does; cert/key (files, optional) shown when the peer asks.
@@ -338,15 +356,7 @@ static bool tls_probe(int fd, X509_STORE *trust, const char *name, const char *c
     }
     snprintf(seen->version, sizeof(seen->version), "%s", SSL_get_version(ssl));
     snprintf(seen->cipher, sizeof(seen->cipher), "%s", SSL_get_cipher_name(ssl));
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    X509 *peer = SSL_get0_peer_certificate(ssl);
-    seen->sha1[0] = '\0';
-    if (peer != NULL && X509_digest(peer, EVP_sha1(), md, &mdlen) == 1) {
-        for (unsigned i = 0; i < mdlen && i < 20; i++) {
-            snprintf(seen->sha1 + 2 * i, 3, "%02x", md[i]);
-        }
-    }
+    peer_sha1(SSL_get0_peer_certificate(ssl), seen->sha1);
     SSL_shutdown(ssl);
     ok = true;
 out:

@@ -199,6 +199,17 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
     return DBT_OK;
 }
 
+/* Reloads from the loader thread; a failure is logged with the generation kept. */
+static bool reload_logged(struct dbt_front *f)
+{
+    if (dbt_ok(dbt_loader_reload(f))) {
+        return true;
+    }
+    dbt_error("reload failed, keeping configuration generation %llu: %s",
+              (unsigned long long)f->gen->id, dbt_errmsg());
+    return false;
+}
+
 /* ---- the store's changes ---- */
 
 /* Reloads when the change counter moved (how: "polled" or "notified"), or when the client CRLs
@@ -211,16 +222,12 @@ static void check_counter(struct dbt_front *f, const char *how)
     } else if (c != f->last_counter) {
         dbt_info("configuration changed (change counter %llu, %s): reloading",
                  (unsigned long long)c, how);
-        if (!dbt_ok(dbt_loader_reload(f))) {
-            dbt_error("reload failed, keeping configuration generation %llu: %s",
-                      (unsigned long long)f->gen->id, dbt_errmsg());
+        if (!reload_logged(f)) {
             f->last_counter = c; /* log once per change, not every poll */
         }
     } else if (dbt_now_unix() >= f->refresh_at) {
         dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
-        if (!dbt_ok(dbt_loader_reload(f))) {
-            dbt_error("reload failed, keeping configuration generation %llu: %s",
-                      (unsigned long long)f->gen->id, dbt_errmsg());
+        if (!reload_logged(f)) {
             f->refresh_at = dbt_now_unix() + 60;
         }
     }
@@ -319,10 +326,7 @@ static void files_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     if (c != NULL && !atomic_load(&f->lstop)) {
         dbt_info("instance \"%s\": file \"%s\" %s: reloading", c->instance, c->path,
                  c->exists ? "changed" : "is gone");
-        if (!dbt_ok(dbt_loader_reload(f))) {
-            dbt_error("reload failed, keeping configuration generation %llu: %s",
-                      (unsigned long long)f->gen->id, dbt_errmsg());
-        }
+        (void)reload_logged(f);
     }
     if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + FILES_CHECK_MS))) {
         dbt_error("file check timer: %s", dbt_errmsg());
@@ -339,9 +343,8 @@ static void kick_cb(struct dbt_ev_loop *l, struct dbt_ev_async *a)
         dbt_ev_stop(l);
         return;
     }
-    if (atomic_exchange(&f->lhup, false) && !dbt_ok(dbt_loader_reload(f))) {
-        dbt_error("reload failed, keeping configuration generation %llu: %s",
-                  (unsigned long long)f->gen->id, dbt_errmsg());
+    if (atomic_exchange(&f->lhup, false)) {
+        (void)reload_logged(f);
     }
 }
 
