@@ -73,9 +73,9 @@ static void usage(FILE *f)
                "  --notify-webhook URL     POST each event as JSON to URL\n");
 }
 
-static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
+static dbt_res load_cb(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out)
 {
-    return dbt_ctl_runtime_load(arg, out);
+    return dbt_ctl_runtime_load(arg, prev, out);
 }
 
 static dbt_res counter_cb(void *arg, uint64_t *out)

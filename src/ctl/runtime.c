@@ -3,9 +3,11 @@
  * active server certificate chain and decrypted key, the client CA and its CRL, and the access
  * rules, all read in one read transaction so the daemon never sees half an operation.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "ctl/internal.h"
 
 static void rt_instance_cleanup(struct dbt_rt_instance *r)
@@ -46,26 +48,98 @@ void dbt_rt_config_free(struct dbt_rt_config *cfg)
     free(cfg);
 }
 
-static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_instance *r)
+/* The digest of what key_pem and crl_pem are made from (runtime.h, material). */
+static dbt_res material_digest(const struct ctl_inst *in, const struct ctl_slot *a, uint8_t out[32])
+{
+    char num[48];
+    snprintf(num, sizeof num, "%lld %lld", (long long)in->id, (long long)in->crl_number);
+    const char *ca_sha1 = in->client_ca_sha1 ? in->client_ca_sha1 : "";
+    const char *crl = in->crl_pem ? in->crl_pem : "";
+    const char *ca = in->client_ca_pem ? in->client_ca_pem : "";
+    const struct dbt_pki_span parts[] = {
+        {num, strlen(num)},
+        {a->cert_pem, strlen(a->cert_pem)},
+        {a->key, a->key_len},
+        {ca, strlen(ca)},
+        {in->client_ca_key, in->client_ca_key_len},
+        {ca_sha1, strlen(ca_sha1)},
+        {crl, strlen(crl)},
+    };
+    return dbt_pki_sha256(parts, sizeof parts / sizeof parts[0], out);
+}
+
+/* The instance of prev named name with the same material and a CRL in the first half of its
+   validity, or NULL. *hint: where to look first (instances come in name order). */
+static const struct dbt_rt_instance *reusable(const struct dbt_rt_config *prev, size_t *hint,
+                                              const char *name, const uint8_t material[32])
+{
+    if (prev == NULL) {
+        return NULL;
+    }
+    const struct dbt_rt_instance *o = NULL;
+    if (*hint < prev->n_instances && strcmp(prev->instances[*hint].name, name) == 0) {
+        o = &prev->instances[*hint];
+    }
+    for (size_t i = 0; o == NULL && i < prev->n_instances; i++) {
+        if (strcmp(prev->instances[i].name, name) == 0) {
+            o = &prev->instances[i];
+        }
+    }
+    if (o == NULL) {
+        return NULL;
+    }
+    *hint = (size_t)(o - prev->instances) + 1;
+    int64_t half = o->crl_last_update + (o->crl_next_update - o->crl_last_update) / 2;
+    if (memcmp(o->material, material, 32) != 0 || o->key_pem == NULL || o->crl_pem == NULL ||
+        o->crl_last_update <= 0 || dbt_now_unix() >= half) {
+        return NULL;
+    }
+    return o;
+}
+
+/* Decrypts the key and signs a fresh CRL: the cryptography of a load. */
+static dbt_res material_make(struct dbt_ctl *ctl, const struct ctl_inst *in,
+                             const struct ctl_slot *a, struct dbt_rt_instance *r)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_crl *crl = NULL;
+    DBT_TRY(ctl_unseal_pem(ctl, a->cert_pem, a->key, a->key_len, &r->key_pem));
+    /* A fresh CRL per load: the stored one would expire (nextUpdate) in a daemon that runs for
+       weeks without a change; cRLNumber 0 = the issue time, above every stored number. */
+    DBT_TRY(ctl_crl_build(ctl, in, 0, &r->crl_pem));
+    DBT_TRY(dbt_pki_crl_from_pem(r->crl_pem, &crl));
+    struct dbt_pki_crl_info ci;
+    DBT_TRY(dbt_pki_crl_info(crl, &ci));
+    r->crl_next_update = ci.next_update;
+    r->crl_last_update = ci.last_update;
+out:
+    dbt_pki_crl_free(crl);
+    return res;
+}
+
+static dbt_res load_one(struct dbt_ctl *ctl, const char *name, const struct dbt_rt_config *prev,
+                        size_t *hint, struct dbt_rt_instance *r)
 {
     dbt_res res = DBT_OK;
     struct ctl_inst in = {0};
     struct ctl_slots slots = {0};
-    struct dbt_pki_crl *crl = NULL;
     DBT_TRY(ctl_inst_load(ctl, name, &in));
     DBT_TRY(ctl_slots_load(ctl, in.id, &slots));
     struct ctl_slot *a = ctl_slots_find(&slots, "active");
     DBT_ENSURE(a, CORRUPT, "instance \"%s\" has no active server certificate", name);
     struct dbt_ctl_instance *p = &in.pub;
     DBT_TRY(ctl_slot_chain(ctl, a, &r->cert_chain_pem));
-    DBT_TRY(ctl_unseal_pem(ctl, a->cert_pem, a->key, a->key_len, &r->key_pem));
-    /* A fresh CRL per load: the stored one would expire (nextUpdate) in a daemon that runs for
-       weeks without a change; cRLNumber 0 = the issue time, above every stored number. */
-    DBT_TRY(ctl_crl_build(ctl, &in, 0, &r->crl_pem));
-    DBT_TRY(dbt_pki_crl_from_pem(r->crl_pem, &crl));
-    struct dbt_pki_crl_info ci;
-    DBT_TRY(dbt_pki_crl_info(crl, &ci));
-    r->crl_next_update = ci.next_update;
+    DBT_TRY(material_digest(&in, a, r->material));
+    const struct dbt_rt_instance *o = reusable(prev, hint, name, r->material);
+    if (o != NULL) {
+        r->key_pem = strdup(o->key_pem);
+        r->crl_pem = strdup(o->crl_pem);
+        DBT_ENSURE(r->key_pem != NULL && r->crl_pem != NULL, NOMEM, "out of memory");
+        r->crl_next_update = o->crl_next_update;
+        r->crl_last_update = o->crl_last_update;
+    } else {
+        DBT_TRY(material_make(ctl, &in, a, r));
+    }
     r->name = p->name;
     r->engine = p->engine;
     r->engine_version = p->engine_version;
@@ -96,13 +170,13 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, struct dbt_rt_ins
     p->hba_text = p->ident_text = p->user_require_text = NULL;
     in.client_ca_pem = NULL;
 out:
-    dbt_pki_crl_free(crl);
     ctl_inst_cleanup(&in);
     ctl_slots_cleanup(&slots);
     return res;
 }
 
-static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config **out)
+static dbt_res load(struct dbt_ctl *ctl, const char *only, const struct dbt_rt_config *prev,
+                    struct dbt_rt_config **out)
 {
     *out = NULL;
     dbt_res res = DBT_OK;
@@ -121,9 +195,10 @@ static dbt_res load(struct dbt_ctl *ctl, const char *only, struct dbt_rt_config 
     }
     cfg->instances = calloc(n ? n : 1, sizeof *cfg->instances);
     DBT_ENSURE(cfg->instances, NOMEM, "out of memory");
+    size_t hint = 0;
     for (size_t i = 0; i < n; i++) {
         cfg->n_instances++;
-        DBT_TRY(load_one(ctl, names[i], &cfg->instances[i]));
+        DBT_TRY(load_one(ctl, names[i], prev, &hint, &cfg->instances[i]));
     }
     DBT_TRY(dbt_store_commit(ctl->st));
     *out = cfg;
@@ -135,12 +210,13 @@ out:
     return res;
 }
 
-dbt_res dbt_ctl_runtime_load(struct dbt_ctl *ctl, struct dbt_rt_config **out)
+dbt_res dbt_ctl_runtime_load(struct dbt_ctl *ctl, const struct dbt_rt_config *prev,
+                             struct dbt_rt_config **out)
 {
-    return load(ctl, NULL, out);
+    return load(ctl, NULL, prev, out);
 }
 
 dbt_res dbt_ctl_instance_export(struct dbt_ctl *ctl, const char *name, struct dbt_rt_config **out)
 {
-    return load(ctl, name, out);
+    return load(ctl, name, NULL, out);
 }

@@ -79,6 +79,10 @@ struct dbt_rt_instance {
        that reloads before this time (unix seconds: the CRL's nextUpdate) never serves an
        expired CRL, which OpenSSL would answer with "CRL has expired" for every client cert. */
     int64_t crl_next_update;
+    int64_t crl_last_update; /* its thisUpdate (unix seconds) */
+    /* SHA-256 of the stored rows key_pem and crl_pem are made from: the active slot's
+       certificate and sealed key, the client CA with its sealed key, the stored CRL. */
+    uint8_t material[32];
 };
 
 struct dbt_rt_config {
@@ -87,8 +91,15 @@ struct dbt_rt_config {
     size_t n_instances;
 };
 
-/* Reads every instance in one read transaction (a consistent snapshot). */
-dbt_res dbt_ctl_runtime_load(struct dbt_ctl *ctl, struct dbt_rt_config **out) DBT_WUR;
+/*
+ * Reads every instance in one read transaction (a consistent snapshot). With prev (the snapshot
+ * in use, or NULL) an instance whose material digest is unchanged takes its decrypted key and
+ * CRL from prev instead of decrypting and signing again, as long as that CRL is in the first
+ * half of its validity (dbtlsd re-signs at half-life): a change to one instance of a fleet costs
+ * one instance's cryptography, not the fleet's.
+ */
+dbt_res dbt_ctl_runtime_load(struct dbt_ctl *ctl, const struct dbt_rt_config *prev,
+                             struct dbt_rt_config **out) DBT_WUR;
 void dbt_rt_config_free(struct dbt_rt_config *cfg);
 
 #endif

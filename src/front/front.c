@@ -311,7 +311,7 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
         DBT_TRY(worker_init(f, &f->workers[i], i));
     }
     /* first generation: any error refuses to start */
-    DBT_TRY(dbt_loader_reload(f));
+    DBT_TRY(dbt_loader_reload(f, true));
     dbt_loader_commit_listeners(f);
     for (int i = 0; i < f->nworkers; i++) {
         int rc = pthread_create(&f->workers[i].thread, NULL, worker_main, &f->workers[i]);

@@ -30,15 +30,18 @@ struct dbt_gen {
     struct dbt_gen_inst *insts;
     struct dbt_addr *listen; /* per instance, parallel to insts */
     size_t n;
+    size_t n_reused; /* instances whose server TLS context came from the previous generation */
 };
 
 /*
  * Builds and validates a whole generation from cfg (ownership of cfg passes to the generation,
  * also on failure, when it is freed). Any invalid instance fails the build with a message naming
- * the instance and why.
+ * the instance and why. With prev (the generation in use, or NULL) an instance whose certificate
+ * chain, key, client CA, CRL and TLS policy are those of prev's instance of the same name shares
+ * prev's server TLS context (immutable, reference-counted) instead of building its own.
  */
 dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_rt_config *),
-                      uint64_t id, struct dbt_gen **out) DBT_WUR;
+                      uint64_t id, const struct dbt_gen *prev, struct dbt_gen **out) DBT_WUR;
 struct dbt_gen *dbt_gen_ref(struct dbt_gen *g);
 void dbt_gen_unref(struct dbt_gen *g);
 /*
@@ -82,8 +85,9 @@ struct dbt_front_opts {
     uint64_t auth_timeout_ms;     /* pre-authentication deadline (default 60 s) */
     uint64_t shutdown_timeout_ms; /* SIGTERM: wait for sessions this long (default 30 s) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
-    /* Reads a fresh snapshot. */
-    dbt_res (*load)(void *arg, struct dbt_rt_config **out);
+    /* Reads a fresh snapshot; prev is the snapshot in use (NULL: read everything afresh), whose
+       unchanged material the reader may copy (dbt_ctl_runtime_load). */
+    dbt_res (*load)(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out);
     /* Frees a snapshot from load (dbt_rt_config_free for the control plane's). */
     void (*free_config)(struct dbt_rt_config *cfg);
     /* Reads the change counter (cheap). */

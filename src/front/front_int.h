@@ -74,7 +74,7 @@ void dbt_worker_send(struct dbt_worker *w, int kind, int fd, const char *key);
 
 /* Rebuilds the generation now (the caller's thread: dbt_front_start before the loader runs,
    then the loader). Failure keeps the old one and returns the reason. */
-dbt_res dbt_loader_reload(struct dbt_front *f) DBT_WUR;
+dbt_res dbt_loader_reload(struct dbt_front *f, bool full) DBT_WUR;
 /* Hands the listener sockets of the current generation to the workers (after they exist). */
 void dbt_loader_commit_listeners(struct dbt_front *f);
 /* Starts the loader thread: change notifications, the counter poll, SIGHUP reloads. */

@@ -39,8 +39,45 @@ static void gen_free(struct dbt_gen *g)
     free(g);
 }
 
-static dbt_res inst_build(const struct dbt_rt_instance *rt, struct dbt_gen_inst *gi,
-                          struct dbt_addr *listen)
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether o's server TLS context is what rt would build. */
+static bool same_server_tls(const struct dbt_gen_inst *o, const struct dbt_rt_instance *rt,
+                            const struct dbt_proto *proto)
+{
+    const struct dbt_rt_instance *p = o->rt;
+    return o->proto == proto && o->server_tls != NULL &&
+           same_text(p->cert_chain_pem, rt->cert_chain_pem) && same_text(p->key_pem, rt->key_pem) &&
+           same_text(p->client_ca_pem, rt->client_ca_pem) && same_text(p->crl_pem, rt->crl_pem) &&
+           same_text(p->tls_min, rt->tls_min) && same_text(p->tls_max, rt->tls_max) &&
+           same_text(p->ciphers, rt->ciphers) && same_text(p->ciphersuites, rt->ciphersuites) &&
+           same_text(p->groups, rt->groups);
+}
+
+/* prev's instance named name, or NULL. *hint: where to look first (the same order mostly). */
+static const struct dbt_gen_inst *prev_inst(const struct dbt_gen *prev, size_t *hint,
+                                            const char *name)
+{
+    if (prev == NULL || name == NULL) {
+        return NULL;
+    }
+    if (*hint < prev->n && strcmp(prev->insts[*hint].rt->name, name) == 0) {
+        return &prev->insts[(*hint)++];
+    }
+    for (size_t i = 0; i < prev->n; i++) {
+        if (strcmp(prev->insts[i].rt->name, name) == 0) {
+            *hint = i + 1;
+            return &prev->insts[i];
+        }
+    }
+    return NULL;
+}
+
+static dbt_res inst_build(const struct dbt_rt_instance *rt, const struct dbt_gen_inst *old,
+                          struct dbt_gen_inst *gi, struct dbt_addr *listen)
 {
     dbt_res res = DBT_OK;
     gi->rt = rt;
@@ -62,8 +99,13 @@ static dbt_res inst_build(const struct dbt_rt_instance *rt, struct dbt_gen_inst 
         .session_tickets = false,
     };
     bool is_pg = gi->proto == &dbt_pg_proto;
-    DBT_TRY(dbt_tls_server_ctx_new(rt->cert_chain_pem, rt->key_pem, rt->client_ca_pem, rt->crl_pem,
-                                   &pol, is_pg, &gi->server_tls));
+    if (old != NULL && same_server_tls(old, rt, gi->proto)) {
+        gi->server_tls = dbt_tls_ctx_ref(old->server_tls);
+        gi->reused = true;
+    } else {
+        DBT_TRY(dbt_tls_server_ctx_new(rt->cert_chain_pem, rt->key_pem, rt->client_ca_pem,
+                                       rt->crl_pem, &pol, is_pg, &gi->server_tls));
+    }
     if (rt->backend_tls_ca != NULL && rt->backend_tls_ca[0] != '\0') {
         const char *cert = rt->backend_tls_cert, *key = rt->backend_tls_key;
         DBT_TRY(dbt_tls_client_ctx_new(rt->backend_tls_ca, cert && *cert ? cert : NULL,
@@ -186,7 +228,7 @@ out:
 }
 
 dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_rt_config *),
-                      uint64_t id, struct dbt_gen **out)
+                      uint64_t id, const struct dbt_gen *prev, struct dbt_gen **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_gen *g = calloc(1, sizeof(*g));
@@ -205,10 +247,12 @@ dbt_res dbt_gen_build(struct dbt_rt_config *cfg, void (*free_config)(struct dbt_
         g->listen = calloc(cfg->n_instances, sizeof(*g->listen));
         DBT_ENSURE(g->insts != NULL && g->listen != NULL, NOMEM, "generation: out of memory");
     }
+    size_t hint = 0;
     for (size_t i = 0; i < cfg->n_instances; i++) {
         const struct dbt_rt_instance *rt = &cfg->instances[i];
         g->n = i + 1;
-        res = inst_build(rt, &g->insts[i], &g->listen[i]);
+        res = inst_build(rt, prev_inst(prev, &hint, rt->name), &g->insts[i], &g->listen[i]);
+        g->n_reused += g->insts[i].reused;
         if (!dbt_ok(res)) {
             res = dbt_fail_ctx(res, "instance \"%s\": ", rt->name ? rt->name : "?");
             goto out;

@@ -108,10 +108,13 @@ static void lsets_commit(struct dbt_front *f, const struct dbt_gen *g, size_t n_
 
 /* ---- generations ---- */
 
-static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
+/* full: read and build every instance afresh (start, SIGHUP); else unchanged instances keep
+   their decrypted key, CRL and TLS context from the generation in use. */
+static dbt_res load_gen(struct dbt_front *f, bool full, struct dbt_gen **out)
 {
     struct dbt_rt_config *cfg = NULL;
-    dbt_res r = f->o.load(f->o.arg, &cfg);
+    const struct dbt_gen *prev = full ? NULL : f->gen; /* only this thread swaps f->gen */
+    dbt_res r = f->o.load(f->o.arg, prev != NULL ? prev->cfg : NULL, &cfg);
     if (!dbt_ok(r)) {
         return r;
     }
@@ -121,7 +124,7 @@ static dbt_res load_gen(struct dbt_front *f, struct dbt_gen **out)
         dbt_files_free(&f->files);
         f->files = files;
     }
-    r = dbt_gen_build(cfg, f->o.free_config, f->next_gen_id + 1, out); /* taken on success */
+    r = dbt_gen_build(cfg, f->o.free_config, f->next_gen_id + 1, prev, out); /* takes cfg */
     if (dbt_ok(r)) {
         f->last_counter = counter;
     }
@@ -166,10 +169,11 @@ static dbt_res reload_failed(const struct dbt_front *f, dbt_res r)
     return r;
 }
 
-dbt_res dbt_loader_reload(struct dbt_front *f)
+dbt_res dbt_loader_reload(struct dbt_front *f, bool full)
 {
     struct dbt_gen *g = NULL;
-    dbt_res r = load_gen(f, &g);
+    uint64_t t0 = dbt_now_ms();
+    dbt_res r = load_gen(f, full, &g);
     if (!dbt_ok(r)) {
         return reload_failed(f, r);
     }
@@ -190,9 +194,10 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
     }
     dbt_gen_unref(old);
     f->refresh_at = dbt_gen_refresh_at(g, dbt_now_unix());
-    dbt_info("configuration generation %llu active (%zu instance%s, change counter %llu)",
-             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
-             (unsigned long long)f->last_counter);
+    dbt_info("configuration generation %llu active (%zu instance%s, %zu rebuilt in %llu ms, "
+             "change counter %llu)",
+             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s", g->n - g->n_reused,
+             (unsigned long long)(dbt_now_ms() - t0), (unsigned long long)f->last_counter);
     dbt_sd_notify("STATUS=configuration generation %llu active (%zu instance%s)",
                   (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s");
     log_shared(g);
@@ -200,9 +205,9 @@ dbt_res dbt_loader_reload(struct dbt_front *f)
 }
 
 /* Reloads from the loader thread; a failure is logged with the generation kept. */
-static bool reload_logged(struct dbt_front *f)
+static bool reload_logged(struct dbt_front *f, bool full)
 {
-    if (dbt_ok(dbt_loader_reload(f))) {
+    if (dbt_ok(dbt_loader_reload(f, full))) {
         return true;
     }
     dbt_error("reload failed, keeping configuration generation %llu: %s",
@@ -222,12 +227,12 @@ static void check_counter(struct dbt_front *f, const char *how)
     } else if (c != f->last_counter) {
         dbt_info("configuration changed (change counter %llu, %s): reloading",
                  (unsigned long long)c, how);
-        if (!reload_logged(f)) {
+        if (!reload_logged(f, false)) {
             f->last_counter = c; /* log once per change, not every poll */
         }
     } else if (dbt_now_unix() >= f->refresh_at) {
         dbt_info("client CRLs are halfway to their nextUpdate: reloading to re-sign them");
-        if (!reload_logged(f)) {
+        if (!reload_logged(f, false)) {
             f->refresh_at = dbt_now_unix() + 60;
         }
     }
@@ -326,7 +331,7 @@ static void files_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     if (c != NULL && !atomic_load(&f->lstop)) {
         dbt_info("instance \"%s\": file \"%s\" %s: reloading", c->instance, c->path,
                  c->exists ? "changed" : "is gone");
-        (void)reload_logged(f);
+        (void)reload_logged(f, false);
     }
     if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + FILES_CHECK_MS))) {
         dbt_error("file check timer: %s", dbt_errmsg());
@@ -344,7 +349,7 @@ static void kick_cb(struct dbt_ev_loop *l, struct dbt_ev_async *a)
         return;
     }
     if (atomic_exchange(&f->lhup, false)) {
-        (void)reload_logged(f);
+        (void)reload_logged(f, true); /* SIGHUP: everything read and built afresh */
     }
 }
 

@@ -52,6 +52,7 @@ struct dbt_gen_inst {
     const struct dbt_rt_instance *rt;     /* owned by the generation's dbt_rt_config */
     const struct dbt_proto *proto;        /* chosen by rt->engine */
     struct dbt_tls_ctx *server_tls;       /* client-facing SSL_CTX (chain, key, client CA + CRL) */
+    bool reused;                          /* server_tls is the previous generation's */
     struct dbt_tls_ctx *backend_tls;      /* backend-facing SSL_CTX (verify-full) or NULL = plain */
     struct sockaddr_storage backend_addr; /* resolved when the generation was built */
     socklen_t backend_addrlen;

@@ -109,6 +109,15 @@ dbt_res dbt_pki_key_unseal(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const c
 dbt_res dbt_pki_key_unseal_pem(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const char *label,
                                const uint8_t *blob, size_t blob_len, char **out_pem) DBT_WUR;
 
+/* One piece of input to dbt_pki_sha256; p may be NULL when len is 0. */
+struct dbt_pki_span {
+    const void *p;
+    size_t len;
+};
+/* SHA-256 of the pieces in order, each preceded by its length, so that ("ab", "c") and ("a",
+   "bc") differ. CRYPTO on failure. */
+dbt_res dbt_pki_sha256(const struct dbt_pki_span *parts, size_t n, uint8_t out[32]) DBT_WUR;
+
 /* Cryptographically secure random bytes (e.g. a new master key). CRYPTO on failure. */
 dbt_res dbt_pki_random(void *buf, size_t n) DBT_WUR;
 /* Overwrites n bytes in a way the compiler cannot drop. NULL is fine. */

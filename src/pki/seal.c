@@ -8,11 +8,13 @@
  */
 #include "pki/internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -29,6 +31,21 @@ dbt_res dbt_pki_random(void *buf, size_t n)
         return pki_ossl_fail(DBT_E_CRYPTO, "cannot get %zu random bytes", n);
     }
     return DBT_OK;
+}
+
+dbt_res dbt_pki_sha256(const struct dbt_pki_span *parts, size_t n, uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int olen = 0;
+    bool ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < n; i++) {
+        uint64_t len = parts[i].len;
+        ok = EVP_DigestUpdate(md, &len, sizeof(len)) == 1 &&
+             (len == 0 || EVP_DigestUpdate(md, parts[i].p, parts[i].len) == 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(md, out, &olen) == 1 && olen == 32;
+    EVP_MD_CTX_free(md);
+    return ok ? DBT_OK : pki_ossl_fail(DBT_E_CRYPTO, "cannot compute a SHA-256 digest");
 }
 
 void dbt_pki_wipe(void *p, size_t n)

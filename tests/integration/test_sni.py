@@ -16,7 +16,7 @@ import time
 
 import psycopg
 
-from cli_helpers import (assert_cancel, assert_unchanged, download_ca, pg_instance,
+from cli_helpers import (assert_cancel, assert_unchanged, download_ca, pg_instance, sha1_of, slots,
                          store_snapshot, use_template, write)
 
 
@@ -275,3 +275,89 @@ def test_connections_without_a_name_can_be_refused(pg_server, dbtls, dbtlsd, sta
         rc, out, err = psql(conninfo, "SELECT 1")
         assert rc != 0 and ('pg_hba.conf rejects connection for host "127.0.0.1", user '
                             f'"trustuser", database "app", {how}') in err, err
+
+
+REBUILT_RE = re.compile(r"configuration generation \d+ active \((\d+) instances, (\d+) rebuilt in "
+                        r"\d+ ms, change counter (\d+)\)")
+
+
+def rebuilt_since(d, start):
+    """(instances, rebuilt) of the last generation logged after offset start."""
+    found = REBUILT_RE.findall(d.log()[start:])
+    assert found, d.log()[start:]
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def test_a_change_rebuilds_only_its_instance(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                             free_port, psql):
+    """A fleet behind one dbtlsd: a revocation or a rotation of one instance decrypts, signs and
+    builds the TLS context of that instance only (the others keep theirs, serving on); SIGHUP
+    builds all afresh. Every outcome is checked with real clients, since a context kept when it
+    should not be would serve a revoked certificate or the old server certificate."""
+    port = free_port()
+    hba = os.path.join(tmp_dir, "beta-hba.conf")
+    write(hba, "hostssl all all all cert\n")
+    alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port,
+                                      beta_extra=("--hba-file", hba))
+    for inst in ("alpha", "beta"):
+        dbtls("ssl", "client-certs", "create", "certuser", "--instance", inst,
+              "--out-dir", os.path.join(tmp_dir, inst))
+    d = dbtlsd.start(state_dir)
+    assert rebuilt_since(d, 0) == (2, 2)
+
+    def login(inst, host, ca):
+        return psql(ci(port, host, ca, user="certuser",
+                       sslcert=os.path.join(tmp_dir, inst, "client-cert.pem"),
+                       sslkey=os.path.join(tmp_dir, inst, "client-key.pem")), "SELECT 1")
+
+    def served(host):
+        return sha1_of(s_client(port, host).stdout)
+
+    for inst in ("alpha", "beta"):
+        rc, out, err = login(inst, f"{inst}.test", alpha_ca if inst == "alpha" else beta_ca)
+        assert rc == 0, err
+    alpha_sha1 = served("alpha.test")
+
+    # beta's certificate revoked: beta rebuilt (its CRL), alpha kept and still serving
+    start = d.log_size()
+    dbtls("ssl", "client-certs", "delete", "certuser", "--instance", "beta")
+    d.wait_reload(start)
+    assert rebuilt_since(d, start) == (2, 1)
+    rc, out, err = login("beta", "beta.test", beta_ca)
+    assert rc != 0 and "revoked" in err, err
+    rc, out, err = login("alpha", "alpha.test", alpha_ca)
+    assert rc == 0, err
+    assert served("alpha.test") == alpha_sha1
+
+    # alpha rotated: alpha rebuilt and serving the new certificate; beta kept
+    dbtls("ssl", "server-certs", "create", "--instance", "alpha")
+    new_sha1 = slots(dbtls, "alpha")["upcoming"]["sha1Fingerprint"]
+    start = d.log_size()
+    dbtls("ssl", "server-certs", "rotate", "--instance", "alpha")
+    d.wait_reload(start)
+    assert rebuilt_since(d, start) == (2, 1)
+    assert served("alpha.test") == new_sha1 != alpha_sha1
+    alpha_ca = download_ca(dbtls, "alpha", tmp_dir, "alpha-ca2.pem")
+    rc, out, err = login("alpha", "alpha.test", alpha_ca)
+    assert rc == 0, err
+
+    # a policy change (TLS versions) is a rebuild too; an ssl-mode change only swaps the rules
+    start = d.log_size()
+    dbtls("instances", "patch", "alpha", "--tls-min", "TLSv1.3")
+    d.wait_reload(start)
+    assert rebuilt_since(d, start) == (2, 1)
+    cp = s_client(port, "alpha.test", "-tls1_2")
+    assert "alert protocol version" in cp.stderr, cp.stderr
+    start = d.log_size()
+    dbtls("instances", "patch", "alpha", "--ssl-mode", "ENCRYPTED_ONLY")
+    d.wait_reload(start)
+    assert rebuilt_since(d, start) == (2, 0)
+    rc, out, err = psql(ci(port, "alpha.test", sslmode="disable"), "SELECT 1")
+    assert rc != 0 and "no encryption" in err, err
+
+    # SIGHUP: everything read and built afresh
+    start = d.log_size()
+    d.reload()
+    d.wait_log(" active (", start=start)
+    assert rebuilt_since(d, start) == (2, 2)
+    assert served("alpha.test") == new_sha1

@@ -28,9 +28,9 @@
 
 static char sock_path[100];
 
-static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
+static dbt_res load_cb(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out)
 {
-    return dbt_ctl_runtime_load(arg, out);
+    return dbt_ctl_runtime_load(arg, prev, out);
 }
 
 static dbt_res counter_cb(void *arg, uint64_t *out)

@@ -766,7 +766,7 @@ static void test_client_certs(void)
 
     /* Runtime snapshot carries client CA and CRL; key matches the chain's leaf. */
     struct dbt_rt_config *rt = NULL;
-    CHECK_OK(dbt_ctl_runtime_load(ctl, &rt));
+    CHECK_OK(dbt_ctl_runtime_load(ctl, NULL, &rt));
     CHECK(rt && rt->n_instances == 2);
     uint64_t counter = 0;
     CHECK_OK(dbt_ctl_change_counter(ctl, &counter));
@@ -798,11 +798,45 @@ static void test_client_certs(void)
         dbt_pki_key_free(k);
         dbt_pki_certs_free(&chain);
     }
-    dbt_rt_config_free(rt);
+
+    /* A load given the snapshot in use copies what did not change: same material, same key and
+       CRL text; a CRL past half its validity is signed again. */
+    struct dbt_rt_config *rt2 = NULL, *rt3 = NULL;
+    CHECK_OK(dbt_ctl_runtime_load(ctl, rt, &rt2));
+    for (size_t i = 0; rt && rt2 && i < rt2->n_instances; i++) {
+        CHECK(memcmp(rt->instances[i].material, rt2->instances[i].material, 32) == 0);
+        CHECK(streq_opt(rt->instances[i].key_pem, rt2->instances[i].key_pem));
+        CHECK(streq_opt(rt->instances[i].crl_pem, rt2->instances[i].crl_pem));
+        CHECK(rt->instances[i].crl_last_update == rt2->instances[i].crl_last_update);
+    }
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; rt2 && i < rt2->n_instances; i++) {
+        rt2->instances[i].crl_last_update = now - 20 * 86400;
+        rt2->instances[i].crl_next_update = now + 10 * 86400; /* half-life 5 days ago */
+    }
+    CHECK_OK(dbt_ctl_runtime_load(ctl, rt2, &rt3));
+    for (size_t i = 0; rt3 && i < rt3->n_instances; i++) {
+        CHECK(rt3->instances[i].crl_last_update >= now - 60);
+        CHECK(rt3->instances[i].crl_next_update > now + 29LL * 86400);
+    }
+    dbt_rt_config_free(rt2);
 
     /* reset-ssl-config: new client CA, all client certs gone, one fresh server cert. */
     char *old_active = slot_sha1("db1", DBT_CTL_SLOT_SERVER_CERT, "active");
     CHECK_OK(dbt_ctl_instance_reset_ssl(ctl, "db1", NULL));
+    /* ... which the next load does not take from the old snapshot; the other instance it does */
+    CHECK_OK(dbt_ctl_runtime_load(ctl, rt3, &rt2));
+    for (size_t i = 0; rt2 && rt3 && i < rt2->n_instances; i++) {
+        const struct dbt_rt_instance *was = &rt3->instances[i], *is = &rt2->instances[i];
+        bool changed = strcmp(is->name, "db1") == 0;
+        CHECK((memcmp(was->material, is->material, 32) != 0) == changed);
+        CHECK(streq_opt(was->key_pem, is->key_pem) == !changed);
+        CHECK(streq_opt(was->client_ca_pem, is->client_ca_pem) == !changed);
+        CHECK(!changed || !streq_opt(was->crl_pem, is->crl_pem));
+    }
+    dbt_rt_config_free(rt);
+    dbt_rt_config_free(rt2);
+    dbt_rt_config_free(rt3);
     CHECK_OK(dbt_ctl_client_cert_list(ctl, "db1", &l));
     CHECK(l.n == 0);
     dbt_ctl_cert_list_cleanup(&l);
@@ -1033,7 +1067,7 @@ static void test_read_only(void)
     struct dbt_ctl *c = NULL;
     CHECK_OK(dbt_ctl_open(&ro, &c));
     struct dbt_rt_config *rt = NULL;
-    CHECK_OK(dbt_ctl_runtime_load(c, &rt));
+    CHECK_OK(dbt_ctl_runtime_load(c, NULL, &rt));
     dbt_rt_config_free(rt);
     CHECK_ERR(dbt_ctl_cas_set_default(c, "dbtls-ca-ecc384-g1"), DBT_E_PERM);
     /* The daemon's poll sees every change committed by another handle. */

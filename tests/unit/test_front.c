@@ -27,6 +27,7 @@
 #include "front/files.h"
 #include "front/front.h"
 #include "front/stats.h"
+#include "tls/tls.h"
 
 static struct tcert ca, server, client_ca;
 
@@ -48,6 +49,7 @@ static void free_config(struct dbt_rt_config *cfg)
         free(r->cert_chain_pem);
         free(r->key_pem);
         free(r->client_ca_pem);
+        free(r->ciphers);
         free(r->hba_text);
         free(r->endpoints[0]);
         free(r->endpoints);
@@ -80,8 +82,9 @@ static struct dbt_rt_config *make_config(const char *engine, const char *listen,
     return cfg;
 }
 
-static dbt_res load_cb(void *arg, struct dbt_rt_config **out)
+static dbt_res load_cb(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out)
 {
+    (void)prev;
     char l[64], b[64];
     snprintf(l, sizeof(l), "127.0.0.1:%d", listen_port);
     snprintf(b, sizeof(b), "127.0.0.1:%d", backend_port);
@@ -99,28 +102,28 @@ static void test_gen_validation(void)
 {
     struct dbt_gen *g = NULL;
     CHECK_OK(dbt_gen_build(make_config("postgres", "127.0.0.1:1", "/tmp/x.sock", server.key_pem),
-                           free_config, 1, &g));
+                           free_config, 1, NULL, &g));
     CHECK(g != NULL && g->n == 1 && g->insts[0].proto == &dbt_pg_proto);
     CHECK(dbt_gen_find_listen(g, "127.0.0.1:1") == &g->insts[0]);
     CHECK(dbt_gen_find_listen(g, "127.0.0.1:2") == NULL);
     dbt_gen_unref(g);
 
     CHECK_ERR(dbt_gen_build(make_config("oracle", "127.0.0.1:1", "127.0.0.1:2", server.key_pem),
-                            free_config, 2, &g),
+                            free_config, 2, NULL, &g),
               DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "instance \"pg1\": ") == dbt_errmsg());
     CHECK(strstr(dbt_errmsg(), "oracle") != NULL);
     CHECK_ERR(dbt_gen_build(make_config("postgres", "nowhere", "127.0.0.1:2", server.key_pem),
-                            free_config, 3, &g),
+                            free_config, 3, NULL, &g),
               DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "instance \"pg1\"") != NULL);
     CHECK_ERR(dbt_gen_build(make_config("postgres", "127.0.0.1:1", "127.0.0.1:2", ca.key_pem),
-                            free_config, 4, &g),
+                            free_config, 4, NULL, &g),
               DBT_E_TLS);
     CHECK(strstr(dbt_errmsg(), "does not match") != NULL);
     hba_text = "hostssl all all all md5x\n";
     CHECK_ERR(dbt_gen_build(make_config("postgres", "127.0.0.1:1", "127.0.0.1:2", server.key_pem),
-                            free_config, 5, &g),
+                            free_config, 5, NULL, &g),
               DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "md5x") != NULL);
     hba_text = NULL;
@@ -155,7 +158,7 @@ static struct dbt_rt_config *make_group(size_t n)
 static void test_gen_shared_listen(void)
 {
     struct dbt_gen *g = NULL;
-    CHECK_OK(dbt_gen_build(make_group(300), free_config, 1, &g));
+    CHECK_OK(dbt_gen_build(make_group(300), free_config, 1, NULL, &g));
     if (g == NULL) {
         return;
     }
@@ -175,14 +178,46 @@ static void test_gen_shared_listen(void)
     struct dbt_rt_config *cfg = make_group(5);
     free(cfg->instances[3].endpoints[0]);
     cfg->instances[3].endpoints[0] = strdup("DB1.example.com");
-    CHECK_ERR(dbt_gen_build(cfg, free_config, 2, &g), DBT_E_INVALID);
+    CHECK_ERR(dbt_gen_build(cfg, free_config, 2, NULL, &g), DBT_E_INVALID);
     CHECK(strstr(dbt_errmsg(), "endpoint") != NULL && strstr(dbt_errmsg(), "pg1") != NULL &&
           strstr(dbt_errmsg(), "pg3") != NULL);
     cfg = make_group(3);
     free(cfg->instances[2].engine);
     cfg->instances[2].engine = strdup("mariadb");
-    CHECK_ERR(dbt_gen_build(cfg, free_config, 3, &g), DBT_E_EXISTS);
+    CHECK_ERR(dbt_gen_build(cfg, free_config, 3, NULL, &g), DBT_E_EXISTS);
     CHECK(strstr(dbt_errmsg(), "instance \"pg2\"") == dbt_errmsg());
+}
+
+/* A reload of a fleet builds TLS contexts only for the instances that changed; the old
+   generation can go while the new one still serves from the contexts it shared. */
+static void test_gen_reuse(void)
+{
+    struct dbt_gen *g1 = NULL, *g2 = NULL, *g3 = NULL;
+    CHECK_OK(dbt_gen_build(make_group(4), free_config, 1, NULL, &g1));
+    CHECK_OK(dbt_gen_build(make_group(4), free_config, 2, g1, &g2));
+    if (g1 == NULL || g2 == NULL) {
+        return;
+    }
+    CHECK(g1->n_reused == 0 && g2->n_reused == 4);
+    CHECK(g2->insts[2].server_tls == g1->insts[2].server_tls && g2->insts[2].reused);
+
+    struct dbt_rt_config *cfg = make_group(4);
+    free(cfg->instances[1].ciphers);
+    cfg->instances[1].ciphers = strdup("ECDHE+AESGCM"); /* TLS policy changed */
+    free(cfg->instances[2].name);
+    cfg->instances[2].name = strdup("pg-new"); /* a new instance: nothing to share */
+    free(cfg->instances[3].client_ca_pem);
+    cfg->instances[3].client_ca_pem = strdup(ca.cert_pem); /* another client CA */
+    CHECK_OK(dbt_gen_build(cfg, free_config, 3, g2, &g3));
+    dbt_gen_unref(g1);
+    dbt_gen_unref(g2);
+    if (g3 == NULL) {
+        return;
+    }
+    CHECK(g3->n_reused == 1 && g3->insts[0].reused && !g3->insts[1].reused &&
+          !g3->insts[2].reused && !g3->insts[3].reused);
+    CHECK(dbt_tls_ctx_cert_sha1(g3->insts[0].server_tls)[0] != '\0'); /* still alive */
+    dbt_gen_unref(g3);
 }
 
 /* A daemon that sees no change still re-signs its CRLs before they expire. */
@@ -711,6 +746,7 @@ int main(void)
     tc_make(&client_ca, NULL, "test client CA", 0, 3, -1, 365);
     test_gen_validation();
     test_gen_shared_listen();
+    test_gen_reuse();
     test_gen_refresh_at();
     test_stats_reason();
     test_cancel_table();
