@@ -63,6 +63,7 @@ struct listener {
     struct ctl_pool *pool;
     struct MHD_Daemon *mhd;
     bool tls;
+    bool health; /* plain HTTP, read-only routes only (health.c) */
     size_t max_body;
     struct dbt_admin_trust *trust; /* tls: the admin CA + CRL clients are verified against */
 };
@@ -71,7 +72,9 @@ struct dbt_admin {
     struct ctl_pool pool;
     struct listener unix_l;
     struct listener tcp_l;
+    struct listener health_l;
     int tcp_port;
+    int health_port;
     char *path;
     char *admin_ca_pem; /* what the TCP listener's clients must be issued by */
     bool tcp_cert;      /* tcp_cert.c holds the listener's certificate */
@@ -384,6 +387,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct listener *l = cls;
     struct req *rq = *con_cls;
 
+    if (rq == NULL && l->health) {
+        /* read-only: answered from the headers, a body is never read */
+        struct dbt_admin_reply r = {0};
+        struct dbt_admin_ctx ctx = {.front = l->ctx.front};
+        dbt_errclear();
+        bool metrics = strcmp(url, "/metrics") == 0 && l->pool->enabled;
+        if (metrics && !dbt_ok(pool_get(l->pool, &ctx.ctl))) {
+            dbt_error("%s", dbt_errmsg());
+            return send_error(c, 500, dbt_errmsg());
+        }
+        dbt_admin_health(&ctx, method, url, &r);
+        if (ctx.ctl != NULL) {
+            pool_put(l->pool, ctx.ctl);
+        }
+        return send_reply(c, &r);
+    }
     if (rq == NULL) {
         /* First call: headers only. Refuse early what will be refused anyway. */
         char cn[128] = "";
@@ -508,7 +527,8 @@ out:
 }
 
 /* "host:port" / "[v6]:port" -> host (without brackets) and port. */
-static dbt_res split_listen(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
+static dbt_res split_listen(const char *opt, const char *s, char *host, size_t hostsz, char *port,
+                            size_t portsz)
 {
     const char *colon;
     const char *h = s;
@@ -516,7 +536,7 @@ static dbt_res split_listen(const char *s, char *host, size_t hostsz, char *port
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
         if (rb == NULL || rb[1] != ':') {
-            return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected [IPv6]:PORT", s);
+            return dbt_fail(DBT_E_INVALID, "%s \"%s\": expected [IPv6]:PORT", opt, s);
         }
         h = s + 1;
         hl = (size_t)(rb - h);
@@ -524,13 +544,13 @@ static dbt_res split_listen(const char *s, char *host, size_t hostsz, char *port
     } else {
         colon = strrchr(s, ':');
         if (colon == NULL || strchr(s, ':') != colon) {
-            return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected HOST:PORT", s);
+            return dbt_fail(DBT_E_INVALID, "%s \"%s\": expected HOST:PORT", opt, s);
         }
         hl = (size_t)(colon - s);
     }
     if (hl == 0 || hl >= hostsz || strlen(colon + 1) == 0 || strlen(colon + 1) >= portsz ||
         strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) > 65535) {
-        return dbt_fail(DBT_E_INVALID, "--admin-listen \"%s\": expected HOST:PORT", s);
+        return dbt_fail(DBT_E_INVALID, "%s \"%s\": expected HOST:PORT", opt, s);
     }
     memcpy(host, h, hl);
     host[hl] = '\0';
@@ -538,24 +558,23 @@ static dbt_res split_listen(const char *s, char *host, size_t hostsz, char *port
     return DBT_OK;
 }
 
-static dbt_res tcp_socket(const char *listen_addr, char *host, size_t hostsz, int *out,
-                          int *port_out)
+static dbt_res tcp_socket(const char *opt, const char *listen_addr, char *host, size_t hostsz,
+                          int *out, int *port_out)
 {
     dbt_res res = DBT_OK;
     char port[8];
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     int fd = -1;
-    DBT_TRY(split_listen(listen_addr, host, hostsz, port, sizeof(port)));
+    DBT_TRY(split_listen(opt, listen_addr, host, hostsz, port, sizeof(port)));
     int gai = getaddrinfo(host, port, &hints, &ai);
-    DBT_ENSURE(gai == 0, INVALID, "--admin-listen \"%s\": %s", listen_addr, gai_strerror(gai));
+    DBT_ENSURE(gai == 0, INVALID, "%s \"%s\": %s", opt, listen_addr, gai_strerror(gai));
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    DBT_ENSURE(fd >= 0, IO, "--admin-listen \"%s\": socket: %s", listen_addr, strerror(errno));
+    DBT_ENSURE(fd >= 0, IO, "%s \"%s\": socket: %s", opt, listen_addr, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    DBT_ENSURE(bind(fd, ai->ai_addr, ai->ai_addrlen) == 0, IO, "--admin-listen \"%s\": bind: %s",
+    DBT_ENSURE(bind(fd, ai->ai_addr, ai->ai_addrlen) == 0, IO, "%s \"%s\": bind: %s", opt,
                listen_addr, strerror(errno));
-    DBT_ENSURE(listen(fd, 64) == 0, IO, "--admin-listen \"%s\": listen: %s", listen_addr,
-               strerror(errno));
+    DBT_ENSURE(listen(fd, 64) == 0, IO, "%s \"%s\": listen: %s", opt, listen_addr, strerror(errno));
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     getsockname(fd, (struct sockaddr *)&ss, &sl);
@@ -581,7 +600,7 @@ static bool is_wildcard(const char *host)
 dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **out)
 {
     dbt_res res = DBT_OK;
-    int fd = -1, tfd = -1;
+    int fd = -1, tfd = -1, hfd = -1;
     char host[256];
     struct dbt_admin *a = calloc(1, sizeof(*a));
     DBT_ENSURE(a != NULL, NOMEM, "admin: out of memory");
@@ -614,7 +633,8 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
 
     if (o->tcp_listen != NULL) {
         DBT_ENSURE(o->ctl != NULL, INVALID, "--admin-listen needs the control plane");
-        DBT_TRY(tcp_socket(o->tcp_listen, host, sizeof(host), &tfd, &a->tcp_port));
+        DBT_TRY(
+            tcp_socket("--admin-listen", o->tcp_listen, host, sizeof(host), &tfd, &a->tcp_port));
         const char *hosts[4];
         size_t nh = 0;
         if (!is_wildcard(host) && strcmp(host, "localhost") != 0 &&
@@ -647,6 +667,22 @@ dbt_res dbt_admin_start_opts(const struct dbt_admin_opts *o, struct dbt_admin **
         tfd = -1; /* owned by MHD */
     }
 
+    if (o->health_listen != NULL) {
+        a->health_l.ctx.front = o->front;
+        a->health_l.pool = &a->pool;
+        a->health_l.health = true;
+        DBT_TRY(tcp_socket("--health-listen", o->health_listen, host, sizeof(host), &hfd,
+                           &a->health_port));
+        a->health_l.mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, handle, &a->health_l, MHD_OPTION_LISTEN_SOCKET, hfd,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)64, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        DBT_ENSURE(a->health_l.mhd != NULL, IO,
+                   "--health-listen \"%s\": cannot start the HTTP server", o->health_listen);
+        hfd = -1; /* owned by MHD */
+    }
+
     DBT_TRY(unix_socket(o->socket_path, &fd));
     a->unix_l.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, &a->unix_l,
                                      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -665,6 +701,9 @@ out:
     }
     if (tfd >= 0) {
         close(tfd);
+    }
+    if (hfd >= 0) {
+        close(hfd);
     }
     if (a != NULL) {
         free(a->path);
@@ -685,6 +724,11 @@ int dbt_admin_tcp_port(const struct dbt_admin *a)
     return a != NULL ? a->tcp_port : 0;
 }
 
+int dbt_admin_health_port(const struct dbt_admin *a)
+{
+    return a != NULL ? a->health_port : 0;
+}
+
 void dbt_admin_stop(struct dbt_admin *a)
 {
     if (a == NULL) {
@@ -695,6 +739,9 @@ void dbt_admin_stop(struct dbt_admin *a)
     }
     if (a->unix_l.mhd != NULL) {
         MHD_stop_daemon(a->unix_l.mhd);
+    }
+    if (a->health_l.mhd != NULL) {
+        MHD_stop_daemon(a->health_l.mhd);
     }
     dbt_admin_trust_stop(a->trust); /* after the TCP listener: its threads verify with it */
     if (a->path != NULL) {

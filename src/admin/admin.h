@@ -30,6 +30,8 @@ struct dbt_admin_opts {
                                        NULL = serve only /v1/connections */
     const char *tcp_listen;         /* "HOST:PORT" / "[v6]:PORT": also serve HTTPS with client
                                        certificates from the admin CA; NULL = unix socket only */
+    const char *health_listen;      /* "HOST:PORT": also serve /healthz, /healthz/INSTANCE and
+                                       /metrics over plain HTTP, read-only (admin/health.c) */
     size_t max_body;                /* 0 = DBT_ADMIN_MAX_BODY */
     int64_t tcp_cert_validity_secs; /* the TCP listener's server certificate (0 = 1 year), renewed
                                        at half its lifetime without a restart */
@@ -48,6 +50,8 @@ dbt_res dbt_admin_start(struct dbt_front *front, const char *path, struct dbt_ad
 void dbt_admin_stop(struct dbt_admin *a);
 /* The port the TCP listener is bound to (useful with port 0), or 0 without one. */
 int dbt_admin_tcp_port(const struct dbt_admin *a);
+/* The same for the health listener. */
+int dbt_admin_health_port(const struct dbt_admin *a);
 
 /* The JSON document of GET /v1/connections (caller frees). */
 char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n);

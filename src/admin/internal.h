@@ -59,6 +59,10 @@ void dbt_admin_method_not_allowed(struct dbt_admin_reply *out, const char *metho
 struct json_t *dbt_admin_parse_body(const char *body, size_t len, const char *const *allowed,
                                     bool empty_ok, struct dbt_admin_reply *out);
 
+/* The health listener's routes (health.c): /healthz, /healthz/INSTANCE, /metrics. */
+void dbt_admin_health(struct dbt_admin_ctx *x, const char *method, const char *url,
+                      struct dbt_admin_reply *out);
+
 /* /v1/adminCerts and /v1/adminCerts/{NAME_OR_SHA1}:revoke (api_admin_certs.c). */
 void dbt_admin_api_admin_certs(struct dbt_admin_ctx *x, const char *method, const char *url,
                                const char *body, size_t len, struct dbt_admin_reply *out);

@@ -62,6 +62,10 @@ static void usage(FILE *f)
                "  --admin-socket PATH      admin API socket (default DIR/admin.sock)\n"
                "  --auth-timeout S         pre-authentication deadline (default 60)\n"
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
+               "  --drain-delay S          SIGTERM: first fail health checks and keep accepting\n"
+               "                           this long (default 0)\n"
+               "  --health-listen HOST:PORT serve GET /healthz, /healthz/INSTANCE and /metrics\n"
+               "                           over plain HTTP (read-only, for load balancers)\n"
                "  --master-key-command CMD obtain the master key from CMD's output\n"
                "  --admin-listen HOST:PORT also serve the admin API over TCP with mutual TLS\n"
                "                           (client certificates from the admin CA)\n"
@@ -133,11 +137,11 @@ int main(int argc, char **argv)
     const char *state_dir = getenv("DBTLS_STATE_DIR");
     const char *admin_socket = NULL;
     const char *mkc = NULL;
-    const char *admin_listen = NULL;
+    const char *admin_listen = NULL, *health_listen = NULL;
     const char *notify_command = NULL, *notify_webhook = NULL;
     long sched_interval = 60;
     long admin_cert_validity = 0;
-    long workers = 0, auth_timeout = 60, shutdown_timeout = 30;
+    long workers = 0, auth_timeout = 60, shutdown_timeout = 30, drain_delay = 0;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, NULL, 'T'},
         {"master-key-command", required_argument, NULL, 'm'},
         {"admin-listen", required_argument, NULL, 'L'},
+        {"health-listen", required_argument, NULL, 'H'},
+        {"drain-delay", required_argument, NULL, 'D'},
         {"scheduler-interval", required_argument, NULL, 'S'},
         {"admin-cert-validity", required_argument, NULL, 'C'},
         {"notify-command", required_argument, NULL, 'N'},
@@ -189,6 +195,17 @@ int main(int argc, char **argv)
             break;
         case 'L':
             admin_listen = optarg;
+            break;
+        case 'H':
+            health_listen = optarg;
+            break;
+        case 'D':
+            if (!parse_num(optarg, 0, 3600, &drain_delay)) {
+                fprintf(stderr,
+                        "dbtlsd: --drain-delay: \"%s\" is not a number of seconds from 0 to 3600\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'C':
             if (!parse_num(optarg, 10, 10L * 366 * 86400, &admin_cert_validity)) {
@@ -273,6 +290,7 @@ int main(int argc, char **argv)
         .workers = (int)workers,
         .auth_timeout_ms = (uint64_t)auth_timeout * 1000,
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
+        .drain_delay_ms = (uint64_t)drain_delay * 1000,
         .poll_ms = 500,
         .load = load_cb,
         .free_config = dbt_rt_config_free,
@@ -292,12 +310,17 @@ int main(int argc, char **argv)
                                 .socket_path = admin_socket,
                                 .ctl = &aco,
                                 .tcp_listen = admin_listen,
+                                .health_listen = health_listen,
                                 .tcp_cert_validity_secs = admin_cert_validity};
     if (!dbt_ok(dbt_admin_start_opts(&ao, &admin))) {
         fprintf(stderr, "dbtlsd: %s\n", dbt_errmsg());
         goto out;
     }
     dbt_info("admin API on %s", admin_socket);
+    if (health_listen != NULL) {
+        dbt_info("health checks on http://%s (port %d): /healthz, /healthz/INSTANCE, /metrics",
+                 health_listen, dbt_admin_health_port(admin));
+    }
     if (admin_listen != NULL) {
         dbt_info("admin API on https://%s (port %d, mutual TLS)", admin_listen,
                  dbt_admin_tcp_port(admin));

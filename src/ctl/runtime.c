@@ -57,12 +57,8 @@ static dbt_res material_digest(const struct ctl_inst *in, const struct ctl_slot 
     const char *crl = in->crl_pem ? in->crl_pem : "";
     const char *ca = in->client_ca_pem ? in->client_ca_pem : "";
     const struct dbt_pki_span parts[] = {
-        {num, strlen(num)},
-        {a->cert_pem, strlen(a->cert_pem)},
-        {a->key, a->key_len},
-        {ca, strlen(ca)},
-        {in->client_ca_key, in->client_ca_key_len},
-        {ca_sha1, strlen(ca_sha1)},
+        {num, strlen(num)}, {a->cert_pem, strlen(a->cert_pem)},         {a->key, a->key_len},
+        {ca, strlen(ca)},   {in->client_ca_key, in->client_ca_key_len}, {ca_sha1, strlen(ca_sha1)},
         {crl, strlen(crl)},
     };
     return dbt_pki_sha256(parts, sizeof parts / sizeof parts[0], out);

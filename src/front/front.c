@@ -204,12 +204,14 @@ static dbt_res worker_init(struct dbt_front *f, struct dbt_worker *w, int idx)
 
 /* ---- main thread ---- */
 
-static void begin_shutdown(struct dbt_front *f)
+/* Stops accepting and waits for the sessions (tick_cb) up to the shutdown timeout. */
+static void stop_accepting(struct dbt_front *f)
 {
     if (f->shutting_down) {
         return;
     }
     f->shutting_down = true;
+    dbt_ev_timer_cancel(f->loop, &f->drain);
     f->shutdown_deadline = dbt_now_ms() + f->o.shutdown_timeout_ms;
     dbt_info("shutting down: no new connections; waiting up to %llu ms for sessions to end",
              (unsigned long long)f->o.shutdown_timeout_ms);
@@ -221,6 +223,35 @@ static void begin_shutdown(struct dbt_front *f)
     dbt_loader_request_stop(f);
     if (!dbt_ok(dbt_ev_timer_set(f->loop, &f->tick, dbt_now_ms()))) {
         dbt_ev_stop(f->loop);
+    }
+}
+
+static void drain_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    (void)t;
+    stop_accepting(dbt_ev_data(l));
+}
+
+/*
+ * SIGTERM: health checks fail from now on (dbt_front_draining); with a drain delay the listeners
+ * keep accepting that long, so that a load balancer sees the failing check and sends clients
+ * elsewhere before this node refuses them; then stop_accepting.
+ */
+static void begin_shutdown(struct dbt_front *f)
+{
+    if (atomic_exchange(&f->draining, true)) {
+        return;
+    }
+    if (f->o.drain_delay_ms == 0) {
+        stop_accepting(f);
+        return;
+    }
+    dbt_info("draining: health checks fail; still accepting connections for %llu ms",
+             (unsigned long long)f->o.drain_delay_ms);
+    dbt_sd_notify("STOPPING=1\nSTATUS=draining: health checks fail, accepting for %llu ms more",
+                  (unsigned long long)f->o.drain_delay_ms);
+    if (!dbt_ok(dbt_ev_timer_set(f->loop, &f->drain, dbt_now_ms() + f->o.drain_delay_ms))) {
+        stop_accepting(f);
     }
 }
 
@@ -254,8 +285,9 @@ static void signal_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t reve
                 dbt_loader_request_reload(f);
             }
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-            if (f->shutting_down) {
+            if (atomic_load(&f->draining)) {
                 dbt_info("second termination signal: closing now");
+                stop_accepting(f);
                 f->shutdown_deadline = 0;
             }
             begin_shutdown(f);
@@ -304,6 +336,7 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
     DBT_ENSURE(sfd >= 0, IO, "signalfd: %s", strerror(errno));
     DBT_TRY(dbt_ev_io_add(f->loop, &f->sigio, sfd, EPOLLIN, signal_cb));
     dbt_ev_timer_init(&f->tick, tick_cb);
+    dbt_ev_timer_init(&f->drain, drain_cb);
 
     f->workers = calloc((size_t)f->nworkers, sizeof(*f->workers));
     DBT_ENSURE(f->workers != NULL, NOMEM, "out of memory");

@@ -84,6 +84,8 @@ struct dbt_front_opts {
     int workers;                  /* 0 = number of cores */
     uint64_t auth_timeout_ms;     /* pre-authentication deadline (default 60 s) */
     uint64_t shutdown_timeout_ms; /* SIGTERM: wait for sessions this long (default 30 s) */
+    uint64_t drain_delay_ms;      /* SIGTERM: fail health checks but keep accepting this long
+                                     first (default 0) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
     /* Reads a fresh snapshot; prev is the snapshot in use (NULL: read everything afresh), whose
        unchanged material the reader may copy (dbt_ctl_runtime_load). */
@@ -120,6 +122,23 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out) 
  */
 dbt_res dbt_front_run(struct dbt_front *f) DBT_WUR;
 void dbt_front_free(struct dbt_front *f);
+
+/* The current generation, referenced (dbt_gen_unref it; never NULL once started). */
+struct dbt_gen *dbt_front_current_gen(struct dbt_front *f);
+/* Whether SIGTERM has started the graceful stop: health checks fail from then on. Any thread. */
+bool dbt_front_draining(struct dbt_front *f);
+/*
+ * Whether the backend of instance (in the current generation) answers, without logging in
+ * (probe.c says how, and when what sessions saw answers instead): OK with *detail like
+ * "PostgreSQL answered at 127.0.0.1:5432 in 1 ms" or "backend 127.0.0.1:5432 reached 4 s ago";
+ * NOT_FOUND for an instance the generation does not have; IO with the reason. Blocks up to
+ * timeout_ms: call it from a thread of its own (the health listener's), never a worker.
+ */
+dbt_res dbt_front_probe(struct dbt_front *f, const char *instance, uint64_t timeout_ms,
+                        char *detail, size_t n) DBT_WUR;
+/* A session reached (ok) or failed to reach the backend of instance: dbt_front_probe's evidence.
+   Any thread. */
+void dbt_front_backend_seen(const char *instance, bool ok);
 
 /* One row of GET /v1/connections (a copy, consistent per row). */
 struct dbt_conn_row {

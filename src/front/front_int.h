@@ -37,7 +37,9 @@ struct dbt_front {
     struct dbt_ev_loop *loop;
     struct dbt_ev_io sigio;
     struct dbt_ev_timer tick;
-    bool shutting_down;
+    bool shutting_down;        /* no longer accepting */
+    _Atomic bool draining;     /* SIGTERM seen: health checks fail (any thread reads it) */
+    struct dbt_ev_timer drain; /* --drain-delay: when to stop accepting */
     uint64_t shutdown_deadline;
 
     /* loader */

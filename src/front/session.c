@@ -203,6 +203,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
     bool in_progress = false;
     dbt_res r = dbt_net_connect(addr, addrlen, &fd, &in_progress);
     if (!dbt_ok(r)) {
+        dbt_front_backend_seen(s->inst->rt->name, false);
         s->backend.state = DBT_LEG_CLOSED;
         if (s->inst->proto->on_backend_connected != NULL) {
             return s->inst->proto->on_backend_connected(s, r);
@@ -218,6 +219,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
     s->backend.state = DBT_LEG_CONNECTING;
     if (!in_progress) {
         s->backend.state = DBT_LEG_OPEN;
+        dbt_front_backend_seen(s->inst->rt->name, true);
         if (s->inst->proto->on_backend_connected != NULL) {
             return s->inst->proto->on_backend_connected(s, DBT_OK);
         }
@@ -886,6 +888,7 @@ static void backend_io_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t 
     }
     if (s->backend.state == DBT_LEG_CONNECTING) {
         dbt_res r = dbt_net_connect_result(io->fd);
+        dbt_front_backend_seen(s->inst->rt->name, dbt_ok(r));
         if (dbt_ok(r)) {
             s->backend.state = DBT_LEG_OPEN;
         } else {

@@ -41,9 +41,6 @@ struct dbt_worker {
     size_t n_cmds, cap_cmds;
 };
 
-/* The current generation, referenced (never NULL once started). */
-struct dbt_gen *dbt_front_current_gen(struct dbt_front *f);
-
 /* Creates a session for an accepted fd (takes fd). */
 void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct dbt_gen_inst *inst,
                         int fd, const struct sockaddr_storage *peer, socklen_t peerlen);
