@@ -142,6 +142,7 @@ say "throwaway directory \$DEMO = $WORK; dbtls state in \$DEMO/state (DBTLS_STAT
 step "Starting PostgreSQL 15 (no TLS of its own) as the postgres user"
 PGPORT=$(free_port)
 FRONT_PG=$(free_port)
+HEALTH=$(free_port)
 mkdir -p "$WORK/pg/sock"
 chown -R postgres:postgres "$WORK/pg" 2>/dev/null || true
 "${AS_PG[@]}" initdb -D "$WORK/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C \
@@ -188,7 +189,7 @@ expect_ok
 [ -s "$WORK/server-ca.pem" ] || fail "server-ca.pem was not written"
 
 step "Starting dbtlsd"
-dbtlsd --state-dir "$DBTLS_STATE_DIR" 2>"$WORK/dbtlsd.log" &
+dbtlsd --state-dir "$DBTLS_STATE_DIR" --health-listen "127.0.0.1:$HEALTH" 2>"$WORK/dbtlsd.log" &
 DBTLSD_PID=$!
 started $DBTLSD_PID
 for _ in $(seq 200); do
@@ -204,6 +205,14 @@ show dbtls instances check demo-pg
 expect_ok
 expect_out "the active certificate"
 say "(the endpoint has no DNS entry on this machine: the psql commands below pass hostaddr=)"
+
+step "Health checks for a load balancer (--health-listen): the node, and the instance's backend"
+show curl -sS "http://127.0.0.1:$HEALTH/healthz"
+expect_ok
+expect_out "ok: configuration generation"
+show curl -sS "http://127.0.0.1:$HEALTH/healthz/demo-pg"
+expect_ok
+expect_out "PostgreSQL answered"
 
 # libpq checks the certificate against host=; hostaddr= spares us a DNS entry for the endpoint.
 PGCONN="host=pg.demo.dbtls.test hostaddr=127.0.0.1 port=$FRONT_PG dbname=app"
