@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -143,3 +144,35 @@ def test_installed_unit_verifies(build_dir, tmp_dir):
                         capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0 and cp.stdout.strip() == "" and cp.stderr.strip() == "", \
         cp.stdout + cp.stderr
+
+
+def test_installed_user_and_state_dir(build_dir, tmp_dir):
+    """The unit's User=dbtls and /var/lib/dbtls come from the sysusers.d and tmpfiles.d files
+    `meson install` adds: applied to an empty root by systemd's own tools they make a system
+    user with no login and a 0700 directory it owns, as the unit and `dbtls init` want."""
+    dest = os.path.join(tmp_dir, "dest")
+    cp = subprocess.run(["meson", "install", "-C", build_dir, "--destdir", dest, "--no-rebuild",
+                         "--quiet"], capture_output=True, text=True, timeout=300)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    intro = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    prefix = {o["name"]: o["value"] for o in json.loads(intro)}["prefix"]
+    lib = os.path.join(dest + prefix, "lib")
+    sysusers = os.path.join(lib, "sysusers.d", "dbtls.conf")
+    tmpfiles = os.path.join(lib, "tmpfiles.d", "dbtls.conf")
+    root = os.path.join(tmp_dir, "root")
+    os.makedirs(os.path.join(root, "etc"))
+    for cmd in (["systemd-sysusers", f"--root={root}", sysusers],
+                ["systemd-tmpfiles", f"--root={root}", "--create", tmpfiles]):
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, cmd + [cp.stdout, cp.stderr]
+    with open(os.path.join(root, "etc", "passwd")) as f:
+        users = {ln.split(":")[0]: ln.strip().split(":") for ln in f if ln.strip()}
+    assert "dbtls" in users, users
+    _, _, uid, _, _, home, shell = users["dbtls"]
+    assert int(uid) < 1000 and home == "/var/lib/dbtls" and shell == "/usr/sbin/nologin", users
+    st = os.stat(os.path.join(root, "var", "lib", "dbtls"))
+    assert st.st_uid == int(uid) and stat.S_IMODE(st.st_mode) == 0o700, st
+    with open(os.path.join(lib, "systemd", "system", "dbtlsd.service")) as f:
+        unit = f.read()
+    assert "User=dbtls" in unit and "ReadWritePaths=/var/lib/dbtls" in unit
