@@ -1,7 +1,8 @@
 /*
  * health.c - the health listener (dbtlsd --health-listen): plain HTTP, read-only, no
  * authentication, for load balancers and orchestrators. Nothing it says is secret:
- *   GET /healthz       200 "ok: configuration generation N active (M instances)"; 503
+ *   GET /healthz       200 "ok: configuration generation N active (M instances)" (and "; the
+ *                      last reload failed: why" while a broken change waits to be fixed); 503
  *                      "draining: dbtlsd is shutting down" from SIGTERM on (see --drain-delay).
  *   GET /healthz/NAME  200 when instance NAME is in the active configuration and its backend
  *                      answers (front/probe.c: no login, no line in the server's log), 503 with
@@ -38,10 +39,12 @@ static void text(struct dbt_admin_reply *out, unsigned status, const char *fmt, 
 static void instance_health(struct dbt_front *front, const char *name, struct dbt_admin_reply *out)
 {
     char detail[512] = "";
-    dbt_res r = dbt_front_probe(front, name, PROBE_TIMEOUT_MS, detail, sizeof(detail));
     if (dbt_front_draining(front)) {
         text(out, 503, "draining: dbtlsd is shutting down\n");
-    } else if (dbt_ok(r)) {
+        return;
+    }
+    dbt_res r = dbt_front_probe(front, name, PROBE_TIMEOUT_MS, detail, sizeof(detail));
+    if (dbt_ok(r)) {
         text(out, 200, "ok: instance \"%s\": %s\n", name, detail);
     } else if (r.code == DBT_E_NOT_FOUND) {
         text(out, 404, "%s\n", dbt_errmsg());
@@ -71,8 +74,11 @@ void dbt_admin_health(struct dbt_admin_ctx *x, const char *method, const char *u
         text(out, 503, "draining: dbtlsd is shutting down\n");
     } else {
         struct dbt_gen *g = dbt_front_current_gen(x->front);
-        text(out, 200, "ok: configuration generation %llu active (%zu instance%s)\n",
-             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s");
+        char why[512];
+        bool failed = dbt_front_reload_error(x->front, why, sizeof(why));
+        text(out, 200, "ok: configuration generation %llu active (%zu instance%s)%s%s\n",
+             (unsigned long long)g->id, g->n, g->n == 1 ? "" : "s",
+             failed ? "; the last reload failed: " : "", failed ? why : "");
         dbt_gen_unref(g);
     }
 }

@@ -34,6 +34,15 @@ struct dbt_gen *dbt_front_current_gen(struct dbt_front *f)
     return g;
 }
 
+bool dbt_front_reload_error(struct dbt_front *f, char *buf, size_t n)
+{
+    pthread_mutex_lock(&f->gen_lock);
+    bool failed = f->reload_error[0] != '\0';
+    snprintf(buf, n, "%s", f->reload_error);
+    pthread_mutex_unlock(&f->gen_lock);
+    return failed;
+}
+
 /* ---- workers ---- */
 
 void dbt_worker_send(struct dbt_worker *w, int kind, int fd, const char *key)

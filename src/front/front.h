@@ -125,6 +125,8 @@ void dbt_front_free(struct dbt_front *f);
 
 /* The current generation, referenced (dbt_gen_unref it; never NULL once started). */
 struct dbt_gen *dbt_front_current_gen(struct dbt_front *f);
+/* Whether the last reload failed (the generation before it still serves), and why in buf. */
+bool dbt_front_reload_error(struct dbt_front *f, char *buf, size_t n);
 /* Whether SIGTERM has started the graceful stop: health checks fail from then on. Any thread. */
 bool dbt_front_draining(struct dbt_front *f);
 /*

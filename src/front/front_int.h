@@ -31,6 +31,7 @@ struct dbt_front {
     struct dbt_worker *workers;
     pthread_mutex_t gen_lock;
     struct dbt_gen *gen;
+    char reload_error[512]; /* why the last reload failed, "" after one that worked; gen_lock */
     bool workers_started;
 
     /* main thread */

@@ -159,9 +159,12 @@ static void log_shared(const struct dbt_gen *g)
 }
 
 /* A reload that failed: counted, and shown by `systemctl status` until the next one works. */
-static dbt_res reload_failed(const struct dbt_front *f, dbt_res r)
+static dbt_res reload_failed(struct dbt_front *f, dbt_res r)
 {
     dbt_stats_reload(false);
+    pthread_mutex_lock(&f->gen_lock);
+    snprintf(f->reload_error, sizeof(f->reload_error), "%s", dbt_errmsg());
+    pthread_mutex_unlock(&f->gen_lock);
     if (f->gen != NULL) {
         dbt_sd_notify("STATUS=configuration generation %llu active; the last reload failed: %s",
                       (unsigned long long)f->gen->id, dbt_errmsg());
@@ -187,6 +190,7 @@ dbt_res dbt_loader_reload(struct dbt_front *f, bool full)
     pthread_mutex_lock(&f->gen_lock);
     struct dbt_gen *old = f->gen;
     f->gen = g;
+    f->reload_error[0] = '\0';
     f->next_gen_id = g->id; /* numbers count the generations used, not the attempts */
     pthread_mutex_unlock(&f->gen_lock);
     if (f->workers_started) {

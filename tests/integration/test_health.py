@@ -11,6 +11,7 @@ so the balancer moves clients away before the node refuses them.
 import http.client
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -95,6 +96,26 @@ def test_health_checks_and_drain(pg_server, mariadb_server, dbtls, dbtlsd, state
     assert st == 200 and "dbtls_build_info" in body and 'instance="pg1"' in body, body
     st, body, _ = get(health, "/healthz", "HEAD")
     assert st == 200 and body == ""
+    # a change dbtlsd cannot load (its port is taken): still serving, and /healthz says why
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        start = d.log_size()
+        pg_instance(dbtls, "late", f"127.0.0.1:{busy.getsockname()[1]}",
+                    f"127.0.0.1:{pg_server.port}", "late.test")
+        d.wait_log("reload failed", start=start)
+        st, body, _ = get(health, "/healthz")
+        assert st == 200 and "(3 instances); the last reload failed: " in body, body
+        assert 'instance "late"' in body, body
+    finally:
+        busy.close()
+    start = d.log_size()
+    dbtls("instances", "delete", "late")
+    d.wait_reload(start)
+    st, body, _ = get(health, "/healthz")
+    assert st == 200 and "failed" not in body, body
+
     # the probes left no error in the servers' logs (PostgreSQL logs the connection, with
     # log_connections on, and nothing else: no "incomplete startup packet", no FATAL)
     new_pg = pg_server.log()[pg_log:]
