@@ -132,9 +132,10 @@ def test_server_name_chooses_the_instance(pg_server, dbtls, dbtlsd, state_dir, t
     assert re.search(r'instance "beta": cancel request for backend pid \d+ forwarded', d.log())
 
 
-def test_each_instance_trusts_its_own_client_ca(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
-                                               free_port, psql):
-    port = free_port()
+def cert_instances(dbtls, dbtlsd, pg_server, state_dir, tmp_dir, port, psql, query):
+    """two_instances with beta's rules "hostssl all all all cert", a client certificate
+    "certuser" of each instance in tmp_dir/<instance>, dbtlsd started. Returns (d, alpha_ca,
+    beta_ca, login): login(inst, host, ca) runs query as certuser with inst's certificate."""
     hba = os.path.join(tmp_dir, "beta-hba.conf")
     write(hba, "hostssl all all all cert\n")
     alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port,
@@ -144,11 +145,19 @@ def test_each_instance_trusts_its_own_client_ca(pg_server, dbtls, dbtlsd, state_
               "--out-dir", os.path.join(tmp_dir, inst))
     d = dbtlsd.start(state_dir)
 
-    def login(inst_dir, host, ca):
+    def login(inst, host, ca):
         return psql(ci(port, host, ca, user="certuser",
-                       sslcert=os.path.join(tmp_dir, inst_dir, "client-cert.pem"),
-                       sslkey=os.path.join(tmp_dir, inst_dir, "client-key.pem")),
-                    "SELECT current_user || ' ' || coalesce(host(inet_server_addr()), 'socket')")
+                       sslcert=os.path.join(tmp_dir, inst, "client-cert.pem"),
+                       sslkey=os.path.join(tmp_dir, inst, "client-key.pem")), query)
+    return d, alpha_ca, beta_ca, login
+
+
+def test_each_instance_trusts_its_own_client_ca(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                               free_port, psql):
+    port = free_port()
+    d, alpha_ca, beta_ca, login = cert_instances(
+        dbtls, dbtlsd, pg_server, state_dir, tmp_dir, port, psql,
+        "SELECT current_user || ' ' || coalesce(host(inet_server_addr()), 'socket')")
 
     rc, out, err = login("beta", "beta.test", beta_ca)
     assert rc == 0 and out.strip() == "certuser 127.0.0.1", err
@@ -295,20 +304,9 @@ def test_a_change_rebuilds_only_its_instance(pg_server, dbtls, dbtlsd, state_dir
     builds all afresh. Every outcome is checked with real clients, since a context kept when it
     should not be would serve a revoked certificate or the old server certificate."""
     port = free_port()
-    hba = os.path.join(tmp_dir, "beta-hba.conf")
-    write(hba, "hostssl all all all cert\n")
-    alpha_ca, beta_ca = two_instances(dbtls, pg_server, tmp_dir, port,
-                                      beta_extra=("--hba-file", hba))
-    for inst in ("alpha", "beta"):
-        dbtls("ssl", "client-certs", "create", "certuser", "--instance", inst,
-              "--out-dir", os.path.join(tmp_dir, inst))
-    d = dbtlsd.start(state_dir)
+    d, alpha_ca, beta_ca, login = cert_instances(dbtls, dbtlsd, pg_server, state_dir, tmp_dir,
+                                                 port, psql, "SELECT 1")
     assert rebuilt_since(d, 0) == (2, 2)
-
-    def login(inst, host, ca):
-        return psql(ci(port, host, ca, user="certuser",
-                       sslcert=os.path.join(tmp_dir, inst, "client-cert.pem"),
-                       sslkey=os.path.join(tmp_dir, inst, "client-key.pem")), "SELECT 1")
 
     def served(host):
         return sha1_of(s_client(port, host).stdout)

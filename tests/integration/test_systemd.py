@@ -112,17 +112,22 @@ def test_no_notify_socket_no_messages_and_bad_values_ignored(dbtls, dbtlsd, stat
         d.stop()
 
 
-def test_installed_unit_verifies(build_dir, tmp_dir):
-    """`meson install` puts dbtls, dbtlsd, the docs and the unit under the prefix; the unit names
-    the installed dbtlsd and passes `systemd-analyze verify` (its directives, their values, the
-    ExecStart binary) with nothing to say."""
+def meson_install(build_dir, tmp_dir):
+    """`meson install` into tmp_dir/dest; returns (dest, the build's options)."""
     dest = os.path.join(tmp_dir, "dest")
     cp = subprocess.run(["meson", "install", "-C", build_dir, "--destdir", dest, "--no-rebuild",
                          "--quiet"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, cp.stdout + cp.stderr
     intro = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
                            capture_output=True, text=True, timeout=60, check=True).stdout
-    opts = {o["name"]: o["value"] for o in json.loads(intro)}
+    return dest, {o["name"]: o["value"] for o in json.loads(intro)}
+
+
+def test_installed_unit_verifies(build_dir, tmp_dir):
+    """`meson install` puts dbtls, dbtlsd, the docs and the unit under the prefix; the unit names
+    the installed dbtlsd and passes `systemd-analyze verify` (its directives, their values, the
+    ExecStart binary) with nothing to say."""
+    dest, opts = meson_install(build_dir, tmp_dir)
     root = dest + opts["prefix"]
     bindir = os.path.join(opts["prefix"], opts["bindir"])
     for name in ("dbtls", "dbtlsd"):
@@ -150,14 +155,8 @@ def test_installed_user_and_state_dir(build_dir, tmp_dir):
     """The unit's User=dbtls and /var/lib/dbtls come from the sysusers.d and tmpfiles.d files
     `meson install` adds: applied to an empty root by systemd's own tools they make a system
     user with no login and a 0700 directory it owns, as the unit and `dbtls init` want."""
-    dest = os.path.join(tmp_dir, "dest")
-    cp = subprocess.run(["meson", "install", "-C", build_dir, "--destdir", dest, "--no-rebuild",
-                         "--quiet"], capture_output=True, text=True, timeout=300)
-    assert cp.returncode == 0, cp.stdout + cp.stderr
-    intro = subprocess.run(["meson", "introspect", "--buildoptions", build_dir],
-                           capture_output=True, text=True, timeout=60, check=True).stdout
-    prefix = {o["name"]: o["value"] for o in json.loads(intro)}["prefix"]
-    lib = os.path.join(dest + prefix, "lib")
+    dest, opts = meson_install(build_dir, tmp_dir)
+    lib = os.path.join(dest + opts["prefix"], "lib")
     sysusers = os.path.join(lib, "sysusers.d", "dbtls.conf")
     tmpfiles = os.path.join(lib, "tmpfiles.d", "dbtls.conf")
     root = os.path.join(tmp_dir, "root")
