@@ -199,6 +199,20 @@ dbt_res dbt_metrics_render(struct dbt_front *front, struct dbt_ctl *ctl, int64_t
     family(f, "dbtls_reload_failures_total", "counter",
            "Reloads that failed (the previous generation stayed in service).");
     fprintf(f, "dbtls_reload_failures_total %llu\n", (unsigned long long)st.reload_failures);
+    family(f, "dbtls_config_last_reload_successful", "gauge",
+           "1 when the last reload worked, 0 while a change dbtlsd cannot load waits.");
+    fprintf(f, "dbtls_config_last_reload_successful %d\n", st.last_reload_ok ? 1 : 0);
+    family(f, "dbtls_config_last_reload_success_timestamp_seconds", "gauge",
+           "When the configuration generation in service was built (unix seconds).");
+    fprintf(f, "dbtls_config_last_reload_success_timestamp_seconds %lld\n",
+            (long long)st.last_success_unix);
+    family(f, "dbtls_config_last_reload_duration_seconds", "gauge",
+           "How long building the generation in service took.");
+    fprintf(f, "dbtls_config_last_reload_duration_seconds %.3f\n",
+            (double)st.last_success_ms / 1000.0);
+    family(f, "dbtls_config_last_reload_rebuilt_instances", "gauge",
+           "Instances whose TLS context the generation in service built (the others were kept).");
+    fprintf(f, "dbtls_config_last_reload_rebuilt_instances %zu\n", st.last_success_rebuilt);
 out:
     if (f != NULL) {
         fclose(f);

@@ -1,16 +1,18 @@
 /*
  * metrics.h - GET /metrics on the admin listeners: Prometheus text exposition format 0.0.4.
  * Families (names per Prometheus conventions: base units, _total for counters):
- *   dbtls_build_info{version}                                            gauge, always 1
- *   dbtls_certificate_expiry_seconds{instance,kind,slot,name,serial}     gauge: notAfter - now
- *   dbtls_certificate_expiry_timestamp_seconds{...same labels...}        gauge: notAfter
- *   dbtls_handshakes_total{instance,result,reason}                       counter
- *   dbtls_connections_open{instance,tls_version,cipher}                  gauge ("" when plain)
- *   dbtls_bytes_total{instance,direction="in"|"out"}                     counter (from / to
- * clients) dbtls_reloads_total, dbtls_reload_failures_total                     counters The
- * certificate gauges come from the control plane (ctl/auto.h dbt_ctl_expiry_list): every shared CA
- * (kind root-ca / intermediate-ca, instance ""), per-instance server CA and server certificate
- * slot, client CA and client certificate. The rest comes from the front.
+ *   dbtls_build_info{version}                                          gauge, always 1
+ *   dbtls_certificate_expiry_seconds{instance,kind,slot,name,serial}   gauge: notAfter - now
+ *   dbtls_certificate_expiry_timestamp_seconds{...same labels...}      gauge: notAfter
+ *   dbtls_handshakes_total{instance,result,reason}                     counter
+ *   dbtls_connections_open{instance,tls_version,cipher}                gauge ("" when plain)
+ *   dbtls_bytes_total{instance,direction="in"|"out"}                   counter (from/to clients)
+ *   dbtls_reloads_total, dbtls_reload_failures_total                   counters
+ *   dbtls_config_last_reload_successful (0/1), ..._success_timestamp_seconds,
+ *   ..._duration_seconds, ..._rebuilt_instances                        gauges
+ * The certificate gauges come from the control plane (ctl/auto.h dbt_ctl_expiry_list): every
+ * shared CA (kind root-ca / intermediate-ca, instance ""), per-instance server CA and server
+ * certificate slot, client CA and client certificate. The rest comes from the front.
  */
 #ifndef DBT_ADMIN_METRICS_H
 #define DBT_ADMIN_METRICS_H

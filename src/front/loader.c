@@ -161,7 +161,7 @@ static void log_shared(const struct dbt_gen *g)
 /* A reload that failed: counted, and shown by `systemctl status` until the next one works. */
 static dbt_res reload_failed(struct dbt_front *f, dbt_res r)
 {
-    dbt_stats_reload(false);
+    dbt_stats_reload(false, 0, 0);
     pthread_mutex_lock(&f->gen_lock);
     snprintf(f->reload_error, sizeof(f->reload_error), "%s", dbt_errmsg());
     pthread_mutex_unlock(&f->gen_lock);
@@ -186,7 +186,7 @@ dbt_res dbt_loader_reload(struct dbt_front *f, bool full)
         dbt_gen_unref(g);
         return reload_failed(f, r);
     }
-    dbt_stats_reload(true);
+    dbt_stats_reload(true, dbt_now_ms() - t0, g->n - g->n_reused);
     pthread_mutex_lock(&f->gen_lock);
     struct dbt_gen *old = f->gen;
     f->gen = g;

@@ -5,6 +5,8 @@
  */
 #include "front/stats.h"
 
+#include "base/clock.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,10 @@ static size_t n_hs;
 static struct dbt_stats_bytes *bytes;
 static size_t n_bytes;
 static uint64_t reloads, reload_failures;
+static bool last_reload_ok = true;
+static int64_t last_success_unix;
+static uint64_t last_success_ms;
+static size_t last_success_rebuilt;
 
 const char *dbt_stats_reason(const char *m)
 {
@@ -96,12 +102,17 @@ void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out, bool
     pthread_mutex_unlock(&lock);
 }
 
-void dbt_stats_reload(bool ok)
+void dbt_stats_reload(bool ok, uint64_t ms, size_t rebuilt)
 {
     pthread_mutex_lock(&lock);
     reloads++;
+    last_reload_ok = ok;
     if (!ok) {
         reload_failures++;
+    } else {
+        last_success_unix = dbt_now_unix();
+        last_success_ms = ms;
+        last_success_rebuilt = rebuilt;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -125,6 +136,10 @@ bool dbt_stats_snapshot(struct dbt_stats_snapshot *out)
         out->n_bytes = n_bytes;
         out->reloads = reloads;
         out->reload_failures = reload_failures;
+        out->last_reload_ok = last_reload_ok;
+        out->last_success_unix = last_success_unix;
+        out->last_success_ms = last_success_ms;
+        out->last_success_rebuilt = last_success_rebuilt;
     }
     pthread_mutex_unlock(&lock);
     if (!ok) {

@@ -18,8 +18,9 @@ void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg);
    client closed it right after the TLS handshake without sending anything more. */
 void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t bytes_out,
                            bool tls_hangup);
-/* A reload (SIGHUP, change counter, admin call) succeeded or failed. */
-void dbt_stats_reload(bool ok);
+/* A reload (SIGHUP, change counter, admin call) succeeded or failed; a success took ms and built
+   the TLS contexts of rebuilt instances (the others were kept). */
+void dbt_stats_reload(bool ok, uint64_t ms, size_t rebuilt);
 
 /* The short reason label of a failed handshake's message ("server_cert_refused": the client
    refused our certificate; "certificate": the client's certificate failed; "protocol_version",
@@ -43,6 +44,10 @@ struct dbt_stats_snapshot {
     struct dbt_stats_bytes *bytes;
     size_t n_bytes;
     uint64_t reloads, reload_failures;
+    bool last_reload_ok;         /* false from a failed reload until one works */
+    int64_t last_success_unix;   /* when the generation in service was built (0: never) */
+    uint64_t last_success_ms;    /* how long that took */
+    size_t last_success_rebuilt; /* instances whose TLS context it built */
 };
 /* A consistent copy (malloc'd arrays; free with dbt_stats_snapshot_cleanup). false on OOM. */
 bool dbt_stats_snapshot(struct dbt_stats_snapshot *out);

@@ -160,8 +160,20 @@ def test_front_counters(setup, dbtls, free_port):
         fams, _ = scrape(d)
         assert samples(fams, "dbtls_reload_failures_total")[0].value == 1
         assert samples(fams, "dbtls_reloads_total")[0].value == reloads0 + 2
+        assert samples(fams, "dbtls_config_last_reload_successful")[0].value == 0
     finally:
         busy.close()
+    # the change undone: loaded again, and the gauges say what the working reload cost
+    start = d.log_size()
+    dbtls("instances", "patch", "m1", "--listen", f"127.0.0.1:{port}")
+    d.wait_reload(start)
+    fams, _ = scrape(d)
+    assert samples(fams, "dbtls_config_last_reload_successful")[0].value == 1
+    assert abs(samples(fams, "dbtls_config_last_reload_success_timestamp_seconds")[0].value -
+               time.time()) < 30
+    assert 0 <= samples(fams, "dbtls_config_last_reload_duration_seconds")[0].value < 30
+    # a new listen address is not a new TLS context: nothing was rebuilt
+    assert samples(fams, "dbtls_config_last_reload_rebuilt_instances")[0].value == 0
 
 
 def test_methods_and_parse_errors_absent(setup):
