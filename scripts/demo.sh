@@ -49,9 +49,13 @@ show() {
     OUT=$("$@" 2>&1)
     RC=$?
     set -e
-    if [ -n "${BRIEF:-}" ] && [ "$(printf '%s\n' "$OUT" | wc -l)" -gt "$BRIEF" ]; then
-        printf '%s\n' "$OUT" | head -n "$BRIEF" | sed 's/^/    /'
-        printf '    %s(... %d more lines)%s\n' "$D" $(($(printf '%s\n' "$OUT" | wc -l) - BRIEF)) "$N"
+    # here-strings, not `printf | head`: with pipefail, a writer cut off by head's exit
+    # (SIGPIPE, when the output passes stdio's 4 KB buffer) would fail the demo
+    local lines
+    lines=$(wc -l <<<"$OUT")
+    if [ -n "${BRIEF:-}" ] && [ "$lines" -gt "$BRIEF" ]; then
+        head -n "$BRIEF" <<<"$OUT" | sed 's/^/    /'
+        printf '    %s(... %d more lines)%s\n' "$D" $((lines - BRIEF)) "$N"
     elif [ -n "$OUT" ]; then
         printf '%s\n' "$OUT" | sed 's/^/    /'
     fi
@@ -60,7 +64,7 @@ show() {
 expect_ok() { [ "$RC" -eq 0 ] || fail "$STEP: exit code $RC (expected success)"; }
 expect_fail() { [ "$RC" -ne 0 ] || fail "$STEP: the command succeeded but must be refused"; }
 expect_out() {
-    printf '%s' "$OUT" | grep -qF -- "$1" || fail "$STEP: expected output containing: $1"
+    grep -qF -- "$1" <<<"$OUT" || fail "$STEP: expected output containing: $1"
     ok "$1"
 }
 trap 'fail "${STEP:-setup}: command failed at line $LINENO"' ERR
