@@ -66,6 +66,10 @@ static void usage(FILE *f)
                "                           this long (default 0)\n"
                "  --health-listen HOST:PORT serve GET /healthz, /healthz/INSTANCE and /metrics\n"
                "                           over plain HTTP (read-only, for load balancers)\n"
+               "  --health-user NAME       MySQL/MariaDB health probes log in as NAME (no\n"
+               "                           password, no privileges) instead of stopping at\n"
+               "                           the greeting, which servers count as an aborted\n"
+               "                           connection\n"
                "  --master-key-command CMD obtain the master key from CMD's output\n"
                "  --admin-listen HOST:PORT also serve the admin API over TCP with mutual TLS\n"
                "                           (client certificates from the admin CA)\n"
@@ -137,7 +141,7 @@ int main(int argc, char **argv)
     const char *state_dir = getenv("DBTLS_STATE_DIR");
     const char *admin_socket = NULL;
     const char *mkc = NULL;
-    const char *admin_listen = NULL, *health_listen = NULL;
+    const char *admin_listen = NULL, *health_listen = NULL, *health_user = NULL;
     const char *notify_command = NULL, *notify_webhook = NULL;
     long sched_interval = 60;
     long admin_cert_validity = 0;
@@ -152,6 +156,7 @@ int main(int argc, char **argv)
         {"admin-listen", required_argument, NULL, 'L'},
         {"health-listen", required_argument, NULL, 'H'},
         {"drain-delay", required_argument, NULL, 'D'},
+        {"health-user", required_argument, NULL, 'U'},
         {"scheduler-interval", required_argument, NULL, 'S'},
         {"admin-cert-validity", required_argument, NULL, 'C'},
         {"notify-command", required_argument, NULL, 'N'},
@@ -198,6 +203,17 @@ int main(int argc, char **argv)
             break;
         case 'H':
             health_listen = optarg;
+            break;
+        case 'U':
+            /* MariaDB's user names are at most 80 characters (MySQL's 32) */
+            if (optarg[0] == '\0' || strlen(optarg) > 80) {
+                fprintf(stderr,
+                        "dbtlsd: --health-user: \"%s\" is not a user name of 1 to 80 "
+                        "characters\n",
+                        optarg);
+                return 2;
+            }
+            health_user = optarg;
             break;
         case 'D':
             if (!parse_num(optarg, 0, 3600, &drain_delay)) {
@@ -292,6 +308,7 @@ int main(int argc, char **argv)
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .drain_delay_ms = (uint64_t)drain_delay * 1000,
         .poll_ms = 500,
+        .health_user = health_user,
         .load = load_cb,
         .free_config = dbt_rt_config_free,
         .counter = counter_cb,

@@ -87,6 +87,8 @@ struct dbt_front_opts {
     uint64_t drain_delay_ms;      /* SIGTERM: fail health checks but keep accepting this long
                                      first (default 0) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
+    const char *health_user;      /* MySQL/MariaDB health probes log in as this passwordless
+                                     account (probe.c); NULL: greeting only. Kept by reference */
     /* Reads a fresh snapshot; prev is the snapshot in use (NULL: read everything afresh), whose
        unchanged material the reader may copy (dbt_ctl_runtime_load). */
     dbt_res (*load)(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out);

@@ -148,31 +148,144 @@ out:
     return res;
 }
 
-static dbt_res probe_my(int fd, uint64_t deadline, char *detail, size_t n)
+/* Reads one packet: *len payload bytes at buf + 4, its sequence id in *seq. */
+static dbt_res read_packet(int fd, uint8_t *buf, size_t cap, uint64_t deadline, const char *what,
+                           size_t *len, uint8_t *seq)
 {
-    uint8_t buf[1024];
-    ssize_t got = read_some(fd, buf, sizeof(buf), 4, deadline);
-    if (got < 4) {
-        return dbt_fail(DBT_E_IO, "the backend accepted the connection but sent no greeting");
+    ssize_t got = read_some(fd, buf, cap, DBT_MY_HDR_LEN, deadline);
+    if (got < (ssize_t)DBT_MY_HDR_LEN) {
+        return dbt_fail(DBT_E_IO, "the backend sent no %s", what);
     }
-    size_t len = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
-    if (len > sizeof(buf) - 4) {
-        return dbt_fail(DBT_E_IO, "the backend's greeting is too long (%zu bytes)", len);
+    *len = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
+    *seq = buf[3];
+    if (*len > cap - DBT_MY_HDR_LEN) {
+        return dbt_fail(DBT_E_IO, "the backend's %s is too long (%zu bytes)", what, *len);
     }
-    if ((size_t)got < 4 + len) {
-        ssize_t more =
-            read_some(fd, buf + got, sizeof(buf) - (size_t)got, 4 + len - (size_t)got, deadline);
-        if (more < 0 || (size_t)got + (size_t)more < 4 + len) {
-            return dbt_fail(DBT_E_IO, "the backend's greeting was cut short");
+    size_t need = DBT_MY_HDR_LEN + *len;
+    if ((size_t)got < need) {
+        ssize_t more = read_some(fd, buf + got, cap - (size_t)got, need - (size_t)got, deadline);
+        if (more < 0 || (size_t)got + (size_t)more < need) {
+            return dbt_fail(DBT_E_IO, "the backend's %s was cut short", what);
         }
     }
+    return DBT_OK;
+}
+
+/* Writes what w encoded into b, then empties b for the next packet. */
+static dbt_res write_all(int fd, struct dbt_wr *w, struct dbt_buf *b)
+{
+    dbt_res res = dbt_wr_finish(w);
+    bool sent = dbt_ok(res) && write(fd, b->data, b->len) == (ssize_t)b->len;
+    b->len = 0;
+    if (!dbt_ok(res)) {
+        return res;
+    }
+    if (!sent) {
+        return dbt_fail(DBT_E_IO, "the backend closed the connection: %s", strerror(errno));
+    }
+    return DBT_OK;
+}
+
+/*
+ * Logs in as user with an empty password and says goodbye (COM_QUIT), as HAProxy's mysql-check
+ * does: a completed login is no "Aborted connection" and resets the server's count of
+ * interrupted connects from the front's address (max_connect_errors), which a bare greeting
+ * probe adds to on a backend across the network. The account needs no password and no
+ * privileges (CREATE USER 'dbtls_health'@'<front's address>'). Empty password: the
+ * HandshakeResponse's auth data is empty whatever the plugin (mysql_native_password,
+ * caching_sha2_password, ed25519 compare it with an empty password's).
+ */
+static dbt_res login_my(int fd, const struct dbt_my_greeting *g, const char *user,
+                        uint64_t deadline)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_buf b;
+    dbt_buf_init(&b, 0);
+    struct dbt_wr w = dbt_wr_make(&b);
+    DBT_ENSURE(g->caps & DBT_MY_CLIENT_PROTOCOL_41, PROTO,
+               "the backend does not speak protocol 4.1; no health login");
+    uint32_t caps = g->caps & (DBT_MY_CLIENT_LONG_PASSWORD | DBT_MY_CLIENT_PROTOCOL_41 |
+                               DBT_MY_CLIENT_SECURE_CONNECTION | DBT_MY_CLIENT_PLUGIN_AUTH |
+                               DBT_MY_CLIENT_TRANSACTIONS);
+    struct dbt_my_response r = {
+        .caps = caps,
+        .max_packet = 1u << 24,
+        .charset = g->has_more && g->charset != 0 ? g->charset : 33, /* utf8_general_ci */
+        .user = user,
+        .user_len = strlen(user),
+        .auth = (const uint8_t *)"",
+        .auth_len = 0,
+        .has_plugin = g->auth_plugin != NULL,
+        .plugin = g->auth_plugin,
+        .plugin_len = g->auth_plugin_len,
+    };
+    dbt_my_response_encode(&r, caps, 1, &w);
+    DBT_TRY(write_all(fd, &w, &b));
+    for (int round = 0; round < 4; round++) {
+        uint8_t buf[1024];
+        size_t len = 0;
+        uint8_t seq = 0;
+        DBT_TRY(
+            read_packet(fd, buf, sizeof(buf), deadline, "answer to the health login", &len, &seq));
+        const uint8_t *p = buf + DBT_MY_HDR_LEN;
+        const uint8_t *data = NULL;
+        size_t data_len = 0;
+        struct dbt_my_err e;
+        switch (dbt_my_auth_classify(p, len)) {
+        case DBT_MY_AUTH_OK: {
+            size_t pos = dbt_my_pkt_begin(&w, 0);
+            dbt_wr_u8(&w, 0x01); /* COM_QUIT: a clean goodbye, nothing in the server's log */
+            dbt_my_pkt_end(&w, pos);
+            (void)write_all(fd, &w, &b);
+            goto out;
+        }
+        case DBT_MY_AUTH_ERR:
+            DBT_ENSURE(dbt_ok(dbt_my_err_decode(p, len, true, &e)), IO,
+                       "the backend refused the health user \"%s\" with a malformed ERR", user);
+            DBT_BAIL(IO, "the backend refused the health user \"%s\": ERROR %u (%s): %.*s", user,
+                     e.code, e.has_state ? e.state : "HY000", (int)e.msg_len, e.msg);
+        case DBT_MY_AUTH_SWITCH: { /* another plugin: its empty-password answer is empty too */
+            size_t pos = dbt_my_pkt_begin(&w, (uint8_t)(seq + 1));
+            dbt_my_pkt_end(&w, pos);
+            DBT_TRY(write_all(fd, &w, &b));
+            break;
+        }
+        case DBT_MY_AUTH_MORE_DATA:
+            DBT_ENSURE(dbt_ok(dbt_my_more_data_decode(p, len, &data, &data_len)) && data_len == 1 &&
+                           data[0] == DBT_MY_SHA2_FAST_AUTH_OK,
+                       IO,
+                       "the health user \"%s\" needs more than an empty password: create it "
+                       "without one",
+                       user);
+            break;
+        default:
+            DBT_BAIL(IO, "the backend's answer to the health login is not OK, ERR or an "
+                         "authentication step");
+        }
+    }
+    DBT_BAIL(IO, "the backend's login of the health user \"%s\" did not end", user);
+out:
+    dbt_buf_cleanup(&b);
+    return res;
+}
+
+static dbt_res probe_my(int fd, const char *user, uint64_t deadline, char *detail, size_t n)
+{
+    uint8_t buf[1024];
+    size_t len = 0;
+    uint8_t seq = 0;
+    dbt_res res = read_packet(fd, buf, sizeof(buf), deadline, "greeting", &len, &seq);
+    if (!dbt_ok(res)) {
+        return res;
+    }
+    const uint8_t *p = buf + DBT_MY_HDR_LEN;
     struct dbt_my_err e;
-    if (dbt_my_is_err(buf + 4, len) && dbt_ok(dbt_my_err_decode(buf + 4, len, false, &e))) {
+    if (dbt_my_is_err(p, len) && dbt_ok(dbt_my_err_decode(p, len, false, &e))) {
         return dbt_fail(DBT_E_IO, "the backend refused the connection: ERROR %u: %.*s", e.code,
                         (int)e.msg_len, e.msg);
     }
     struct dbt_my_greeting g;
-    if (!dbt_ok(dbt_my_greeting_decode(buf + 4, len, &g))) {
+    if (!dbt_ok(dbt_my_greeting_decode(p, len, &g))) {
         return dbt_fail(DBT_E_IO, "the backend's first packet is not a MySQL greeting: %s",
                         dbt_errmsg());
     }
@@ -182,7 +295,15 @@ static dbt_res probe_my(int fd, uint64_t deadline, char *detail, size_t n)
         v += 6;
         vl -= 6;
     }
-    snprintf(detail, n, "server %.*s answered", (int)vl, v);
+    if (user != NULL) {
+        res = login_my(fd, &g, user, deadline);
+        if (!dbt_ok(res)) {
+            return res;
+        }
+        snprintf(detail, n, "server %.*s answered, user \"%s\" logged in", (int)vl, v, user);
+    } else {
+        snprintf(detail, n, "server %.*s answered", (int)vl, v);
+    }
     return DBT_OK;
 }
 
@@ -219,7 +340,7 @@ dbt_res dbt_front_probe(struct dbt_front *f, const char *instance, uint64_t time
     }
     if (dbt_ok(res)) {
         res = gi->proto == &dbt_pg_proto ? probe_pg(fd, deadline, detail, n)
-                                         : probe_my(fd, deadline, detail, n);
+                                         : probe_my(fd, f->o.health_user, deadline, detail, n);
     }
     dbt_front_backend_seen(instance, dbt_ok(res));
     if (!dbt_ok(res)) {

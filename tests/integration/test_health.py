@@ -149,7 +149,55 @@ def test_health_listen_errors(dbtls, dbtlsd_bin, state_dir, free_port):
             (["--health-listen", "nowhere"], 1, '--health-listen "nowhere": expected HOST:PORT'),
             (["--drain-delay", "soon"], 2,
              '--drain-delay: "soon" is not a number of seconds from 0 to 3600'),
+            (["--health-user", ""], 2, '--health-user: "" is not a user name of 1 to 80'),
+            (["--health-user", "u" * 81], 2, "is not a user name of 1 to 80 characters"),
     ):
         cp = subprocess.run([dbtlsd_bin, "--state-dir", state_dir, *args], capture_output=True,
                             text=True, timeout=30)
         assert cp.returncode == rc and msg in cp.stderr, (cp.returncode, cp.stderr)
+
+
+def status(mariadb_server, name):
+    out = mariadb_server.sql(f"SHOW GLOBAL STATUS LIKE '{name}'")
+    return int(out.split()[-1])
+
+
+def test_mysql_health_user_logs_in(mariadb_server, dbtls, dbtlsd, state_dir, free_port):
+    """--health-user: the MariaDB probe logs in as a passwordless account and quits (HAProxy's
+    mysql-check), so the server counts no aborted connect (no "Aborted connection" line, no
+    Aborted_connects, nothing toward max_connect_errors for a front across the network); an
+    account the server refuses fails the check with the server's own error."""
+    use_template(dbtls)
+    my_port, health = free_port(), free_port()
+    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
+          "--listen", f"127.0.0.1:{my_port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
+          "--endpoint", "localhost")
+    mariadb_server.sql("CREATE USER IF NOT EXISTS 'dbtls_health'@'%'")
+    try:
+        for user, ok in (("dbtls_health", True), ("nosuchuser", False)):
+            d = dbtlsd.start(state_dir, extra_args=("--health-listen", f"127.0.0.1:{health}",
+                                                    "--health-user", user))
+            log0 = len(mariadb_server.log())
+            aborted = status(mariadb_server, "Aborted_connects")
+            conns = status(mariadb_server, "Connections")
+            st, body, _ = get(health, "/healthz/my1")
+            if ok:
+                assert st == 200 and re.fullmatch(
+                    r'ok: instance "my1": server 10\.11\.\S*MariaDB\S* answered, user '
+                    r'"dbtls_health" logged in at 127\.0\.0\.1:\d+ in \d+ ms\n', body), body
+                assert status(mariadb_server, "Aborted_connects") == aborted
+                # the probe did connect (the status queries add one each)
+                assert status(mariadb_server, "Connections") >= conns + 2
+                new = mariadb_server.log()[log0:]
+                assert "Aborted connection" not in new and "Access denied" not in new, new
+            else:
+                assert st == 503 and (
+                    'failing: instance "my1": backend 127.0.0.1:%d: the backend refused the '
+                    'health user "nosuchuser": ERROR 1045 (28000): Access denied for user '
+                    "'nosuchuser'@'127.0.0.1' (using password: NO)\n" % mariadb_server.port) in body, body
+                # a failure is probed again at the next check
+                st2, body2, _ = get(health, "/healthz/my1")
+                assert (st2, body2) == (st, body)
+            d.stop()
+    finally:
+        mariadb_server.sql("DROP USER IF EXISTS 'dbtls_health'@'%'")
