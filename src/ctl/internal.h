@@ -157,10 +157,20 @@ void ctl_slot_cleanup(struct ctl_slot *s);
 dbt_res ctl_new_client_ca(struct dbt_ctl *ctl, int64_t inst_id, const char *inst_name,
                           const struct dbt_ctl_validity *v, struct ctl_keys *keys, char **ca_pem,
                           uint8_t **key_blob, size_t *key_len, char **sha1, char **crl_pem) DBT_WUR;
-/* Builds (does not store) a CRL of the instance's current client CA with the given cRLNumber
-   (0 = the issue time). */
-dbt_res ctl_crl_build(struct dbt_ctl *ctl, const struct ctl_inst *in, int64_t number,
-                      char **crl_pem) DBT_WUR;
+/* The certificates revoked under an instance's client CA (store reads only). */
+struct ctl_revoked {
+    struct dbt_pki_revoked *list;
+    char **serials; /* owned; list[i].serial points here */
+    size_t n;
+};
+dbt_res ctl_revoked_load(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_sha1,
+                         struct ctl_revoked *out) DBT_WUR;
+void ctl_revoked_cleanup(struct ctl_revoked *rv);
+/* Signs a CRL of rv under the client CA (ca_pem + sealed key). Reads only ctl's master key, so
+   several threads may sign at once (runtime.c). number 0 = the issue time. */
+dbt_res ctl_crl_sign(struct dbt_ctl *ctl, const char *ca_pem, const uint8_t *key_blob,
+                     size_t key_len, const struct ctl_revoked *rv, int64_t number,
+                     char **crl_pem) DBT_WUR;
 /* Rebuilds and stores the CRL of the instance's current client CA. */
 dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in) DBT_WUR;
 /* All slots' CA certificates, active first (shared: root + intermediate of each). */

@@ -66,21 +66,21 @@ dbt_res ctl_seal(struct dbt_ctl *ctl, const struct dbt_pki_cert *cert,
     return r;
 }
 
+/* The same label from the certificate's PEM, without decoding the X.509 (hot on reloads). */
 static dbt_res label_of_pem(const char *pem, char label[48])
 {
-    struct dbt_pki_cert *c = NULL;
-    dbt_res r = dbt_pki_cert_from_pem(pem, &c);
+    char sha1[41];
+    dbt_res r = dbt_pki_cert_pem_sha1(pem, sha1);
     if (dbt_ok(r)) {
-        r = label_of(c, label);
+        snprintf(label, 48, "key:%s", sha1);
     }
-    dbt_pki_cert_free(c);
     return r;
 }
 
 static dbt_res unseal_fail(dbt_res r)
 {
     if (r.code == DBT_E_CRYPTO || r.code == DBT_E_CORRUPT) {
-        return dbt_fail_ctx(r, "cannot decrypt a stored private key (wrong master key?)");
+        return dbt_fail_ctx(r, "cannot decrypt a stored private key (wrong master key?): ");
     }
     return r;
 }
@@ -412,20 +412,22 @@ out:
 
 /* ---- client CA and CRL ----------------------------------------------------------------------- */
 
-static dbt_res build_crl(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_pem,
-                         const uint8_t *key_blob, size_t key_len, const char *ca_sha1,
-                         int64_t number, char **crl_pem)
+void ctl_revoked_cleanup(struct ctl_revoked *rv)
+{
+    for (size_t i = 0; i < rv->n; i++) {
+        free(rv->serials[i]);
+    }
+    free(rv->serials);
+    free(rv->list);
+    *rv = (struct ctl_revoked){0};
+}
+
+dbt_res ctl_revoked_load(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_sha1,
+                         struct ctl_revoked *out)
 {
     dbt_res res = DBT_OK;
-    struct dbt_pki_cert *ca = NULL;
-    struct dbt_pki_key *key = NULL;
-    struct dbt_pki_crl *crl = NULL;
-    struct dbt_pki_revoked *rv = NULL;
-    char **serials = NULL;
-    size_t n = 0;
     struct dbt_stmt *s = NULL;
-    DBT_TRY(dbt_pki_cert_from_pem(ca_pem, &ca));
-    DBT_TRY(ctl_unseal(ctl, ca_pem, key_blob, key_len, &key));
+    struct ctl_revoked rv = {0};
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_REVOKE_LIST, &s));
     dbt_stmt_bind_int(s, 1, inst_id);
     dbt_stmt_bind_text(s, 2, ca_sha1);
@@ -435,39 +437,63 @@ static dbt_res build_crl(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_pe
         if (!row) {
             break;
         }
-        struct dbt_pki_revoked *nrv = realloc(rv, (n + 1) * sizeof *rv);
-        char **ns = realloc(serials, (n + 1) * sizeof *serials);
-        if (nrv) {
-            rv = nrv;
+        struct dbt_pki_revoked *nl = realloc(rv.list, (rv.n + 1) * sizeof *nl);
+        char **ns = realloc(rv.serials, (rv.n + 1) * sizeof *ns);
+        if (nl) {
+            rv.list = nl;
         }
         if (ns) {
-            serials = ns;
+            rv.serials = ns;
         }
-        DBT_ENSURE(nrv && ns, NOMEM, "out of memory");
-        serials[n] = ctl_strdup(dbt_stmt_text(s, 0));
-        rv[n].serial = serials[n];
-        rv[n].revoked_at = dbt_stmt_int(s, 1);
-        n++;
+        DBT_ENSURE(nl && ns, NOMEM, "out of memory");
+        rv.serials[rv.n] = ctl_strdup(dbt_stmt_text(s, 0));
+        rv.list[rv.n].serial = rv.serials[rv.n];
+        rv.list[rv.n].revoked_at = dbt_stmt_int(s, 1);
+        rv.n++;
     }
+    *out = rv;
+    rv = (struct ctl_revoked){0};
+out:
+    ctl_revoked_cleanup(&rv);
+    return res;
+}
+
+dbt_res ctl_crl_sign(struct dbt_ctl *ctl, const char *ca_pem, const uint8_t *key_blob,
+                     size_t key_len, const struct ctl_revoked *rv, int64_t number, char **crl_pem)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_cert *ca = NULL;
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_crl *crl = NULL;
+    DBT_TRY(dbt_pki_cert_from_pem(ca_pem, &ca));
+    DBT_TRY(ctl_unseal(ctl, ca_pem, key_blob, key_len, &key));
     struct dbt_pki_crl_spec spec = {
         .issuer = ca,
         .issuer_key = key,
-        .revoked = rv,
-        .n_revoked = n,
+        .revoked = rv->list,
+        .n_revoked = rv->n,
         .number = (uint64_t)number,
         .digest = DBT_PKI_SHA384,
     };
     DBT_TRY(dbt_pki_crl_build(&spec, &crl));
     DBT_TRY(dbt_pki_crl_to_pem(crl, crl_pem));
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(serials[i]);
-    }
-    free(serials);
-    free(rv);
     dbt_pki_crl_free(crl);
     dbt_pki_cert_free(ca);
     dbt_pki_key_free(key);
+    return res;
+}
+
+static dbt_res build_crl(struct dbt_ctl *ctl, int64_t inst_id, const char *ca_pem,
+                         const uint8_t *key_blob, size_t key_len, const char *ca_sha1,
+                         int64_t number, char **crl_pem)
+{
+    struct ctl_revoked rv = {0};
+    dbt_res res = ctl_revoked_load(ctl, inst_id, ca_sha1, &rv);
+    if (dbt_ok(res)) {
+        res = ctl_crl_sign(ctl, ca_pem, key_blob, key_len, &rv, number, crl_pem);
+    }
+    ctl_revoked_cleanup(&rv);
     return res;
 }
 
@@ -507,13 +533,6 @@ out:
     dbt_pki_cert_free(ca);
     dbt_pki_key_free(key);
     return res;
-}
-
-dbt_res ctl_crl_build(struct dbt_ctl *ctl, const struct ctl_inst *in, int64_t number,
-                      char **crl_pem)
-{
-    return build_crl(ctl, in->id, in->client_ca_pem, in->client_ca_key, in->client_ca_key_len,
-                     in->client_ca_sha1, number, crl_pem);
 }
 
 dbt_res ctl_crl_regen(struct dbt_ctl *ctl, struct ctl_inst *in)

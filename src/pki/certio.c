@@ -4,11 +4,14 @@
  */
 #include "pki/internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 
 void dbt_pki_cert_free(struct dbt_pki_cert *cert)
 {
@@ -103,6 +106,33 @@ dbt_res dbt_pki_cert_from_pem(const char *pem, struct dbt_pki_cert **out)
         return dbt_fail(DBT_E_INVALID, "no certificate found in PEM text");
     }
     return pki_cert_wrap(x, out);
+}
+
+dbt_res dbt_pki_cert_pem_sha1(const char *pem, char out[41])
+{
+    if (pem == NULL) {
+        return dbt_fail(DBT_E_INVALID, "no certificate PEM given");
+    }
+    BIO *bio = pki_bio_str(pem);
+    if (bio == NULL) {
+        return pki_ossl_fail(DBT_E_NOMEM, "cannot allocate a BIO");
+    }
+    unsigned char *der = NULL, md[SHA_DIGEST_LENGTH];
+    long len = 0;
+    char *name = NULL;
+    bool ok = PEM_bytes_read_bio(&der, &len, &name, PEM_STRING_X509, bio, NULL, NULL) == 1;
+    BIO_free(bio);
+    OPENSSL_free(name);
+    if (!ok) {
+        return pki_ossl_fail(DBT_E_INVALID, "no certificate found in PEM text");
+    }
+    ok = EVP_Digest(der, (size_t)len, md, NULL, EVP_sha1(), NULL) == 1;
+    OPENSSL_free(der);
+    if (!ok) {
+        return pki_ossl_fail(DBT_E_CRYPTO, "cannot compute certificate fingerprint");
+    }
+    pki_hex_lower(md, SHA_DIGEST_LENGTH, out);
+    return DBT_OK;
 }
 
 dbt_res dbt_pki_cert_from_der(const uint8_t *der, size_t len, struct dbt_pki_cert **out)

@@ -13,7 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-static void hex_lower(const unsigned char *p, size_t n, char *out)
+void pki_hex_lower(const unsigned char *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -30,7 +30,7 @@ static dbt_res fingerprint(X509 *x, const EVP_MD *md, char *out)
     if (!X509_digest(x, md, buf, &n)) {
         return pki_ossl_fail(DBT_E_CRYPTO, "cannot compute certificate fingerprint");
     }
-    hex_lower(buf, n, out);
+    pki_hex_lower(buf, n, out);
     return DBT_OK;
 }
 

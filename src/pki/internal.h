@@ -47,6 +47,10 @@ dbt_res pki_time_to_unix(const ASN1_TIME *t, int64_t *out) DBT_WUR;
 dbt_res pki_bio_to_str(BIO *bio, char **out) DBT_WUR;
 /* Same, for secrets: the copy is made with the same care and the caller wipes it. */
 dbt_res pki_bio_to_bytes(BIO *bio, uint8_t **out, size_t *out_len) DBT_WUR;
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void pki_hex_lower(const unsigned char *p, size_t n, char *out);
+/* The BIO's bytes as a NUL-terminated string, for key material: wiped if it cannot be made. */
+dbt_res pki_bio_to_secret_str(BIO *bio, char **out) DBT_WUR;
 
 /* A read-only memory BIO over a NUL-terminated string. */
 BIO *pki_bio_str(const char *s);

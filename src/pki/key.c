@@ -127,11 +127,27 @@ dbt_res dbt_pki_key_type_of(const struct dbt_pki_key *key, enum dbt_pki_key_type
                     EVP_PKEY_get0_type_name(pk) ? EVP_PKEY_get0_type_name(pk) : "unknown");
 }
 
+dbt_res pki_bio_to_secret_str(BIO *bio, char **out)
+{
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    dbt_res res = pki_bio_to_bytes(bio, &bytes, &n);
+    if (!dbt_ok(res)) {
+        return res;
+    }
+    char *s = realloc(bytes, n + 1);
+    if (s == NULL) {
+        dbt_pki_wipe_free_bytes(bytes, n);
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
+    s[n] = '\0';
+    *out = s;
+    return DBT_OK;
+}
+
 dbt_res dbt_pki_key_to_pem(const struct dbt_pki_key *key, char **out_pem)
 {
     dbt_res res = DBT_OK;
-    uint8_t *bytes = NULL;
-    size_t n = 0;
     BIO *bio = BIO_new(BIO_s_secmem());
     if (bio == NULL) {
         return pki_ossl_fail(DBT_E_NOMEM, "cannot allocate a BIO");
@@ -139,21 +155,8 @@ dbt_res dbt_pki_key_to_pem(const struct dbt_pki_key *key, char **out_pem)
     /* PEM_write_bio_PrivateKey writes PKCS#8 ("BEGIN PRIVATE KEY") in OpenSSL 3. */
     if (!PEM_write_bio_PrivateKey(bio, key->pk, NULL, NULL, 0, NULL, NULL)) {
         res = pki_ossl_fail(DBT_E_CRYPTO, "cannot encode private key as PEM");
-        goto out;
-    }
-    DBT_TRY(pki_bio_to_bytes(bio, &bytes, &n));
-    char *s = realloc(bytes, n + 1);
-    if (s == NULL) {
-        dbt_pki_wipe_free_bytes(bytes, n);
-        bytes = NULL;
-        DBT_BAIL(NOMEM, "out of memory");
-    }
-    s[n] = '\0';
-    bytes = NULL;
-    *out_pem = s;
-out:
-    if (bytes != NULL) {
-        dbt_pki_wipe_free_bytes(bytes, n);
+    } else {
+        res = pki_bio_to_secret_str(bio, out_pem);
     }
     BIO_free(bio);
     return res;

@@ -233,6 +233,9 @@ dbt_res dbt_pki_cert_to_der(const struct dbt_pki_cert *cert, uint8_t **out,
 /* The first certificate of a PEM text. INVALID if there is none or it does not parse. */
 dbt_res dbt_pki_cert_from_pem(const char *pem, struct dbt_pki_cert **out) DBT_WUR;
 dbt_res dbt_pki_cert_from_der(const uint8_t *der, size_t len, struct dbt_pki_cert **out) DBT_WUR;
+/* The SHA-1 fingerprint (sha1Fingerprint form) of the first certificate of a PEM text, from
+   its DER without decoding the X.509: for labels on hot paths. INVALID if there is none. */
+dbt_res dbt_pki_cert_pem_sha1(const char *pem, char out[41]) DBT_WUR;
 
 /* A list of certificates (bundles, chains). Free with dbt_pki_certs_free. */
 struct dbt_pki_certs {

@@ -2,10 +2,13 @@
  * test_base.c - reader, writer and buffer: every read at every truncation point, zero, maximum
  * and maximum+1 values, missing terminators, trailing bytes.
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/par.h"
 #include "base/rd.h"
 #include "base/wr.h"
 #include "check.h"
@@ -144,6 +147,47 @@ static void test_err(void)
     CHECK(strcmp(dbt_err_name(DBT_E_LIMIT), "LIMIT") == 0);
 }
 
+/* dbt_par_run: every index once; the lowest failure wins with its own message. */
+struct par_case {
+    _Atomic int runs[200];
+    size_t fail_a, fail_b; /* indices that fail (SIZE_MAX: none) */
+};
+
+static dbt_res par_job(void *arg, size_t i)
+{
+    struct par_case *c = arg;
+    atomic_fetch_add(&c->runs[i], 1);
+    if (i == c->fail_a || i == c->fail_b) {
+        return dbt_fail(i == c->fail_a ? DBT_E_CRYPTO : DBT_E_IO, "job %zu failed", i);
+    }
+    return DBT_OK;
+}
+
+static void test_par(void)
+{
+    for (size_t threads = 0; threads <= 3; threads++) {
+        static struct par_case c;
+        memset(&c, 0, sizeof(c));
+        c.fail_a = c.fail_b = SIZE_MAX;
+        CHECK_OK(dbt_par_run(200, threads, par_job, &c));
+        for (size_t i = 0; i < 200; i++) {
+            CHECK(atomic_load(&c.runs[i]) == 1);
+        }
+        /* two failures: the lower one is reported, every index below it ran */
+        memset(&c, 0, sizeof(c));
+        c.fail_a = 57;
+        c.fail_b = 120;
+        dbt_errclear();
+        dbt_res r = dbt_par_run(200, threads, par_job, &c);
+        CHECK(r.code == DBT_E_CRYPTO);
+        CHECK(strcmp(dbt_errmsg(), "job 57 failed") == 0);
+        for (size_t i = 0; i <= 57; i++) {
+            CHECK(atomic_load(&c.runs[i]) == 1);
+        }
+    }
+    CHECK_OK(dbt_par_run(0, 0, par_job, NULL));
+}
+
 int main(void)
 {
     test_reader_ints();
@@ -152,5 +196,6 @@ int main(void)
     test_writer();
     test_buf();
     test_err();
+    test_par();
     return check_exit();
 }

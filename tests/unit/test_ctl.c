@@ -187,6 +187,73 @@ static void test_master_key_command(void)
     CHECK(strstr(dbt_errmsg(), "master.key") != NULL);
 }
 
+/* A fleet: the load's cryptography runs on several threads (base/par.h), each instance gets its
+   own key and CRL; a failure names the first instance the load reads (the oldest: instances
+   are read in creation order), as a sequential load would. */
+static void test_fleet_load(void)
+{
+    char d[400];
+    snprintf(d, sizeof d, "%s/fleet", root_dir);
+    struct dbt_ctl_opts o = {
+        .state_dir = d,
+        .master_key_command =
+            "printf 0011223344556677889900112233445566778899001122334455667788990011"};
+    CHECK_OK(dbt_ctl_init(&o));
+    struct dbt_ctl *c = NULL;
+    CHECK_OK(dbt_ctl_open(&o, &c));
+    if (c == NULL) {
+        return;
+    }
+    enum { N = 12 };
+    for (int i = N - 1; i >= 0; i--) {
+        char name[16], listen[32], ep[32];
+        snprintf(name, sizeof name, "f%02d", i);
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", 16100 + i);
+        snprintf(ep, sizeof ep, "f%02d.example.com", i);
+        struct dbt_ctl_instance_spec s = pg_spec(listen, ep);
+        CHECK_OK(dbt_ctl_instance_create(c, name, &s, NULL, NULL));
+    }
+    struct dbt_rt_config *rt = NULL;
+    CHECK_OK(dbt_ctl_runtime_load(c, NULL, &rt));
+    CHECK(rt && rt->n_instances == N);
+    for (size_t i = 0; rt && i < rt->n_instances; i++) {
+        const struct dbt_rt_instance *ri = &rt->instances[i];
+        char name[16];
+        snprintf(name, sizeof name, "f%02d", N - 1 - (int)i);
+        CHECK(streq_opt(ri->name, name));
+        struct dbt_pki_certs chain = {0};
+        struct dbt_pki_key *k = NULL;
+        struct dbt_pki_crl *crl = NULL;
+        CHECK_OK(dbt_pki_certs_from_pem(ri->cert_chain_pem, &chain));
+        CHECK_OK(dbt_pki_key_from_pem(ri->key_pem, &k));
+        CHECK(chain.n == 2 && k != NULL && dbt_ok(dbt_pki_cert_key_match(chain.v[0], k)));
+        CHECK_OK(dbt_pki_crl_from_pem(ri->crl_pem, &crl));
+        struct dbt_pki_crl_info ci = {0};
+        char issuer[64];
+        snprintf(issuer, sizeof issuer, "CN=dbtls client CA %s", name);
+        CHECK(crl != NULL && dbt_ok(dbt_pki_crl_info(crl, &ci)) && strstr(ci.issuer, issuer));
+        CHECK(strstr(ri->key_pem, "-----BEGIN PRIVATE KEY-----") == ri->key_pem);
+        CHECK(ri->crl_next_update > time(NULL) + 29LL * 86400);
+        dbt_pki_crl_free(crl);
+        dbt_pki_key_free(k);
+        dbt_pki_certs_free(&chain);
+    }
+    dbt_rt_config_free(rt);
+    rt = NULL;
+    dbt_ctl_close(c);
+    struct dbt_ctl_opts wrong = {
+        .state_dir = d,
+        .master_key_command =
+            "printf ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"};
+    CHECK_OK(dbt_ctl_open(&wrong, &c));
+    CHECK_ERR(dbt_ctl_runtime_load(c, NULL, &rt), DBT_E_CRYPTO);
+    const char *want = "instance \"f11\": cannot decrypt a stored private key (wrong master "
+                       "key?): sealed data does not authenticate";
+    CHECK(strncmp(dbt_errmsg(), want, strlen(want)) == 0);
+    CHECK(rt == NULL);
+    dbt_ctl_close(c);
+}
+
 /* An init killed inside its transaction leaves no store; the next init succeeds and cleans up. */
 static void test_init_interrupted(void)
 {
@@ -1239,6 +1306,7 @@ int main(void)
     test_master_key_command();
     test_init_interrupted();
     test_corrupt_store();
+    test_fleet_load();
     test_cas_and_engines();
     test_instance_validation();
     test_shared_instance();

@@ -593,6 +593,25 @@ static void test_chain(enum dbt_pki_key_type ca_type, enum dbt_pki_digest d)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     }
     CHECK(strcmp(hex, si.sha256) == 0);
+    /* ... and the one read from the PEM without decoding the X.509 (key labels on reloads):
+       the first certificate of a chain, after any other block; none → INVALID. */
+    {
+        char *spem = NULL, *rpem = NULL, sha1[41];
+        CHECK_OK(dbt_pki_cert_to_pem(server, &spem));
+        CHECK_OK(dbt_pki_cert_to_pem(root, &rpem));
+        char *chain = NULL;
+        CHECK(asprintf(&chain, "-----BEGIN X509 CRL-----\nAA==\n-----END X509 CRL-----\n%s%s", spem,
+                       rpem) > 0);
+        CHECK_OK(dbt_pki_cert_pem_sha1(chain, sha1));
+        CHECK(strcmp(sha1, si.sha1) == 0);
+        CHECK_OK(dbt_pki_cert_pem_sha1(rpem, sha1));
+        CHECK(strcmp(sha1, ri.sha1) == 0);
+        CHECK_ERR(dbt_pki_cert_pem_sha1("no pem here", sha1), DBT_E_INVALID);
+        CHECK_ERR(dbt_pki_cert_pem_sha1(NULL, sha1), DBT_E_INVALID);
+        free(chain);
+        free(spem);
+        free(rpem);
+    }
     free(der);
 
     dbt_pki_cert_info_cleanup(&ri);
