@@ -65,6 +65,14 @@ static dbt_res material_digest(const struct ctl_inst *in, const struct ctl_slot 
     return dbt_pki_sha256(parts, sizeof parts / sizeof parts[0], out);
 }
 
+/* A CRL in the first half of its validity: served as is. Past it, a load signs a fresh one, and
+   the loader's timer (dbt_gen_refresh_at) reloads at the half-life of the earliest. */
+static bool crl_young(int64_t last_update, int64_t next_update)
+{
+    return last_update > 0 && next_update > last_update &&
+           dbt_now_unix() < last_update + (next_update - last_update) / 2;
+}
+
 /* The instance of prev named name with the same material and a CRL in the first half of its
    validity, or NULL. *hint: where to look first (instances come in name order). */
 static const struct dbt_rt_instance *reusable(const struct dbt_rt_config *prev, size_t *hint,
@@ -86,12 +94,34 @@ static const struct dbt_rt_instance *reusable(const struct dbt_rt_config *prev, 
         return NULL;
     }
     *hint = (size_t)(o - prev->instances) + 1;
-    int64_t half = o->crl_last_update + (o->crl_next_update - o->crl_last_update) / 2;
     if (memcmp(o->material, material, 32) != 0 || o->key_pem == NULL || o->crl_pem == NULL ||
-        o->crl_last_update <= 0 || dbt_now_unix() >= half) {
+        !crl_young(o->crl_last_update, o->crl_next_update)) {
         return NULL;
     }
     return o;
+}
+
+/*
+ * The stored CRL (signed by the last revocation or client CA change) when it is young, as a
+ * CRL kept from the previous snapshot would be: a start or SIGHUP then signs only the CRLs past
+ * half-life, sparing most instances of a fleet the client CA key's decoding and a P-384
+ * signature (≈ 1.5 ms each with OpenSSL 3.0). The stored CRL lists every revocation: the
+ * operation that revokes signs and stores it in the same transaction (ctl_crl_regen).
+ */
+static bool stored_crl(const struct ctl_inst *in, struct dbt_rt_instance *r)
+{
+    struct dbt_pki_crl *crl = NULL;
+    struct dbt_pki_crl_info ci;
+    bool ok = in->crl_pem != NULL && dbt_ok(dbt_pki_crl_from_pem(in->crl_pem, &crl)) &&
+              dbt_ok(dbt_pki_crl_info(crl, &ci)) && crl_young(ci.last_update, ci.next_update);
+    dbt_pki_crl_free(crl);
+    dbt_errclear();
+    if (ok) {
+        r->crl_pem = ctl_strdup(in->crl_pem);
+        r->crl_last_update = ci.last_update;
+        r->crl_next_update = ci.next_update;
+    }
+    return ok;
 }
 
 /*
@@ -107,6 +137,7 @@ struct load_job {
     struct ctl_slot *active;
     struct ctl_revoked revoked;
     bool make; /* material to make: not reused from the previous snapshot */
+    bool sign; /* ... including a fresh CRL (the stored one is past half-life) */
     struct dbt_rt_instance *r;
 };
 
@@ -129,8 +160,11 @@ static dbt_res material_make(void *arg, size_t i)
     }
     const struct ctl_slot *a = j->active;
     DBT_TRY(ctl_unseal_pem(j->ctl, a->cert_pem, a->key, a->key_len, &r->key_pem));
-    /* A fresh CRL per load: the stored one would expire (nextUpdate) in a daemon that runs for
-       weeks without a change; cRLNumber 0 = the issue time, above every stored number. */
+    if (!j->sign) {
+        goto out;
+    }
+    /* A fresh CRL: the stored one would expire (nextUpdate) in a daemon that runs for weeks
+       without a change; cRLNumber 0 = the issue time, above every stored number. */
     DBT_TRY(ctl_crl_sign(j->ctl, r->client_ca_pem, j->in.client_ca_key, j->in.client_ca_key_len,
                          &j->revoked, 0, &r->crl_pem));
     DBT_TRY(dbt_pki_crl_from_pem(r->crl_pem, &crl));
@@ -168,7 +202,10 @@ static dbt_res load_one(struct dbt_ctl *ctl, const char *name, const struct dbt_
         r->crl_last_update = o->crl_last_update;
     } else {
         j->make = true;
-        DBT_TRY(ctl_revoked_load(ctl, in->id, in->client_ca_sha1, &j->revoked));
+        j->sign = !stored_crl(in, r);
+        if (j->sign) {
+            DBT_TRY(ctl_revoked_load(ctl, in->id, in->client_ca_sha1, &j->revoked));
+        }
     }
     r->name = p->name;
     r->engine = p->engine;

@@ -213,9 +213,50 @@ static void test_fleet_load(void)
         struct dbt_ctl_instance_spec s = pg_spec(listen, ep);
         CHECK_OK(dbt_ctl_instance_create(c, name, &s, NULL, NULL));
     }
+    /* A start serves each young stored CRL as is (f05), and signs afresh one past half its
+       validity (f11, the first created: row 1 here, given a CRL dated 20 of its 30 days ago
+       from another issuer: what is served must be the client CA's own, new one). */
+    char *stored05 = NULL;
+    CHECK_OK(dbt_ctl_client_ca(c, "f05", NULL, &stored05));
+    {
+        struct dbt_pki_key *k = NULL;
+        struct dbt_pki_cert *ca = NULL;
+        struct dbt_pki_crl *old = NULL;
+        char *old_pem = NULL;
+        struct dbt_store *st = NULL;
+        struct dbt_stmt *set = NULL;
+        CHECK_OK(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+        struct dbt_pki_cert_spec cs = {.profile = DBT_PKI_PROFILE_CA,
+                                       .cn = "someone else",
+                                       .validity_secs = 86400 * 365,
+                                       .digest = DBT_PKI_SHA256,
+                                       .key = k};
+        CHECK_OK(dbt_pki_cert_issue(&cs, &ca));
+        struct dbt_pki_crl_spec crs = {.issuer = ca,
+                                       .issuer_key = k,
+                                       .number = 1,
+                                       .digest = DBT_PKI_SHA256,
+                                       .now = (int64_t)time(NULL) - 20 * 86400};
+        CHECK_OK(dbt_pki_crl_build(&crs, &old));
+        CHECK_OK(dbt_pki_crl_to_pem(old, &old_pem));
+        CHECK_OK(dbt_store_open(path_in(d, "dbtls.db"), DBT_STORE_RW, &st));
+        CHECK_OK(dbt_store_stmt(st, DBT_SQL_INSTANCE_SET_CRL, &set));
+        dbt_stmt_bind_int(set, 1, 1);
+        dbt_stmt_bind_text(set, 2, old_pem);
+        dbt_stmt_bind_int(set, 3, 1);
+        CHECK_OK(dbt_stmt_exec(set));
+        dbt_store_close(st);
+        free(old_pem);
+        dbt_pki_crl_free(old);
+        dbt_pki_cert_free(ca);
+        dbt_pki_key_free(k);
+    }
     struct dbt_rt_config *rt = NULL;
     CHECK_OK(dbt_ctl_runtime_load(c, NULL, &rt));
     CHECK(rt && rt->n_instances == N);
+    CHECK(rt && streq_opt(rt->instances[N - 1 - 5].crl_pem, stored05));
+    CHECK(rt && rt->instances[0].crl_last_update >= (int64_t)time(NULL) - 60);
+    free(stored05);
     for (size_t i = 0; rt && i < rt->n_instances; i++) {
         const struct dbt_rt_instance *ri = &rt->instances[i];
         char name[16];
