@@ -140,6 +140,18 @@ static void test_init_and_master_key(void)
     CHECK(strstr(dbt_errmsg(), "dbtls init") != NULL);
 }
 
+/* The store of state dir d opened with a master key that is not its own. */
+static struct dbt_ctl *open_with_wrong_key(const char *d)
+{
+    struct dbt_ctl_opts wrong = {
+        .state_dir = d,
+        .master_key_command =
+            "printf ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"};
+    struct dbt_ctl *c = NULL;
+    CHECK_OK(dbt_ctl_open(&wrong, &c));
+    return c;
+}
+
 static void test_master_key_command(void)
 {
     char d[400], cmd[600];
@@ -161,11 +173,7 @@ static void test_master_key_command(void)
     dbt_ctl_close(c);
 
     /* A different key: the store opens, but sealed CA keys do not (CRYPTO, no change). */
-    struct dbt_ctl_opts wrong = {
-        .state_dir = d,
-        .master_key_command =
-            "printf ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"};
-    CHECK_OK(dbt_ctl_open(&wrong, &c));
+    c = open_with_wrong_key(d);
     uint64_t before = 0, after = 0;
     CHECK_OK(dbt_ctl_change_counter(c, &before));
     struct dbt_ctl_instance_spec s2 = pg_spec("127.0.0.1:16001", "db2.example.com");
@@ -282,11 +290,7 @@ static void test_fleet_load(void)
     dbt_rt_config_free(rt);
     rt = NULL;
     dbt_ctl_close(c);
-    struct dbt_ctl_opts wrong = {
-        .state_dir = d,
-        .master_key_command =
-            "printf ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"};
-    CHECK_OK(dbt_ctl_open(&wrong, &c));
+    c = open_with_wrong_key(d);
     CHECK_ERR(dbt_ctl_runtime_load(c, NULL, &rt), DBT_E_CRYPTO);
     const char *want = "instance \"f11\": cannot decrypt a stored private key (wrong master "
                        "key?): sealed data does not authenticate";
