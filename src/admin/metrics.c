@@ -193,6 +193,19 @@ dbt_res dbt_metrics_render(struct dbt_front *front, struct dbt_ctl *ctl, int64_t
         fprintf(f, "} %llu\n", (unsigned long long)tot[k].tls_hangups);
     }
 
+    family(f, "dbtls_backend_connections_total", "counter",
+           "Connections the front opened to each instance's backend (for sessions and health "
+           "probes) by result: failure = refused, unreachable or timed out.");
+    for (size_t k = 0; k < n_tot; k++) {
+        for (int ok = 1; ok >= 0; ok--) {
+            fputs("dbtls_backend_connections_total{", f);
+            label(f, "instance", tot[k].instance, true);
+            label(f, "result", ok ? "success" : "failure", false);
+            fprintf(f, "} %llu\n",
+                    (unsigned long long)(ok ? tot[k].backend_ok : tot[k].backend_failed));
+        }
+    }
+
     family(f, "dbtls_reloads_total", "counter",
            "Configuration generations built (start, SIGHUP, change counter, admin call).");
     fprintf(f, "dbtls_reloads_total %llu\n", (unsigned long long)st.reloads);

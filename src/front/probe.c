@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "front/front_int.h"
+#include "front/stats.h"
 #include "net/net.h"
 #include "proto/my/my.h"
 #include "proto/pg/pg.h"
@@ -45,6 +46,7 @@ static size_t n_seen;
 
 void dbt_front_backend_seen(const char *instance, bool ok)
 {
+    dbt_stats_backend(instance, ok);
     uint64_t now = dbt_now_ms();
     pthread_mutex_lock(&seen_lock);
     struct seen *e = NULL;

@@ -924,6 +924,9 @@ static void deadline_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     if (s->closed) {
         return;
     }
+    if (s->backend.state == DBT_LEG_CONNECTING) { /* the backend never answered the connect */
+        dbt_front_backend_seen(s->inst->rt->name, false);
+    }
     if (s->finishing || s->inst->proto->on_timeout == NULL) {
         dbt_info("instance \"%s\": client %s port %d: timeout in state %s", s->st.instance,
                  s->st.client_addr, s->st.client_port, s->st.state);

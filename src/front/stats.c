@@ -77,27 +77,43 @@ void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg)
     pthread_mutex_unlock(&lock);
 }
 
-void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out, bool tls_hangup)
+/* The counters of instance, made on first use; NULL on OOM. Under lock. */
+static struct dbt_stats_bytes *inst_entry(const char *instance)
 {
-    pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_bytes; i++) {
         if (strcmp(bytes[i].instance, instance) == 0) {
-            bytes[i].in += in;
-            bytes[i].out += out;
-            bytes[i].tls_hangups += tls_hangup;
-            pthread_mutex_unlock(&lock);
-            return;
+            return &bytes[i];
         }
     }
     struct dbt_stats_bytes *nv = realloc(bytes, (n_bytes + 1) * sizeof *nv);
-    if (nv != NULL) {
-        bytes = nv;
-        memset(&bytes[n_bytes], 0, sizeof bytes[n_bytes]);
-        snprintf(bytes[n_bytes].instance, sizeof bytes[n_bytes].instance, "%s", instance);
-        bytes[n_bytes].in = in;
-        bytes[n_bytes].out = out;
-        bytes[n_bytes].tls_hangups = tls_hangup;
-        n_bytes++;
+    if (nv == NULL) {
+        return NULL;
+    }
+    bytes = nv;
+    struct dbt_stats_bytes *e = &bytes[n_bytes++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->instance, sizeof e->instance, "%s", instance);
+    return e;
+}
+
+void dbt_stats_session_end(const char *instance, uint64_t in, uint64_t out, bool tls_hangup)
+{
+    pthread_mutex_lock(&lock);
+    struct dbt_stats_bytes *e = inst_entry(instance);
+    if (e != NULL) {
+        e->in += in;
+        e->out += out;
+        e->tls_hangups += tls_hangup;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void dbt_stats_backend(const char *instance, bool ok)
+{
+    pthread_mutex_lock(&lock);
+    struct dbt_stats_bytes *e = inst_entry(instance);
+    if (e != NULL) {
+        *(ok ? &e->backend_ok : &e->backend_failed) += 1;
     }
     pthread_mutex_unlock(&lock);
 }

@@ -2,6 +2,7 @@
  * stats.h - process-wide counters of the TLS front for GET /metrics (admin/metrics.c): TLS
  * handshakes with the client by instance, result and reason; bytes of closed sessions by
  * instance and direction (open sessions are added from the connection list at scrape time);
+ * connections to each instance's backend that worked and failed;
  * configuration reloads and failed reloads. Updated by the workers and the main thread (a short
  * mutex per handshake / session end / reload; nothing per byte), read by the admin thread.
  */
@@ -18,6 +19,9 @@ void dbt_stats_handshake(const char *instance, bool ok, const char *errmsg);
    client closed it right after the TLS handshake without sending anything more. */
 void dbt_stats_session_end(const char *instance, uint64_t bytes_in, uint64_t bytes_out,
                            bool tls_hangup);
+/* A connection to the backend of instance (a session's, or a health probe's) was made (ok) or
+   failed (refused, unreachable, timed out). */
+void dbt_stats_backend(const char *instance, bool ok);
 /* A reload (SIGHUP, change counter, admin call) succeeded or failed; a success took ms and built
    the TLS contexts of rebuilt instances (the others were kept). */
 void dbt_stats_reload(bool ok, uint64_t ms, size_t rebuilt);
@@ -33,10 +37,11 @@ struct dbt_stats_handshakes {
     const char *reason; /* "" for success */
     uint64_t n;
 };
-struct dbt_stats_bytes {
+struct dbt_stats_bytes { /* per instance: bytes, hang-ups, backend connections */
     char instance[64];
     uint64_t in, out;
     uint64_t tls_hangups;
+    uint64_t backend_ok, backend_failed;
 };
 struct dbt_stats_snapshot {
     struct dbt_stats_handshakes *hs;

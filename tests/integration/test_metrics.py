@@ -176,6 +176,35 @@ def test_front_counters(setup, dbtls, free_port):
     assert samples(fams, "dbtls_config_last_reload_rebuilt_instances")[0].value == 0
 
 
+def test_backend_connections(setup, dbtls, free_port):
+    """Connections to each backend by result: what an alert on an unreachable database server
+    counts (sessions' connects; a refused one is a failure, not a session that never started)."""
+    d, port, ca = setup
+    dead_backend, dead_port = free_port(), free_port()
+    start = d.log_size()
+    dbtls("instances", "create", "dead", "--engine", "postgres", "--listen",
+          f"127.0.0.1:{dead_port}", "--backend", f"127.0.0.1:{dead_backend}", "--endpoint",
+          "dead.local")
+    d.wait_reload(start)
+    for _ in range(2):
+        with psycopg.connect(conninfo(port, ca)) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    for _ in range(3):
+        with pytest.raises(psycopg.OperationalError, match="could not connect to the database"):
+            psycopg.connect(f"host=127.0.0.1 port={dead_port} user=u dbname=d sslmode=disable "
+                            f"connect_timeout=5").close()
+    fams, _ = scrape(d)
+    assert fams["dbtls_backend_connections"].type == "counter"
+
+    def n(inst, result):
+        got = samples(fams, "dbtls_backend_connections_total", instance=inst, result=result)
+        assert len(got) == 1, got
+        return got[0].value
+
+    assert (n("m1", "success"), n("m1", "failure")) == (2, 0)
+    assert (n("dead", "success"), n("dead", "failure")) == (0, 3)
+
+
 def test_methods_and_parse_errors_absent(setup):
     d, _, _ = setup
     status, headers, body = http(d.admin_socket, "POST")
