@@ -145,13 +145,67 @@ out:
     return res;
 }
 
+/* The key type a PKCS#8 PrivateKeyInfo names, or EVP_PKEY_NONE. */
+static int p8_type(const unsigned char *der, long len)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
+    const ASN1_OBJECT *alg = NULL;
+    int type = EVP_PKEY_NONE;
+    if (p8 != NULL && PKCS8_pkey_get0(&alg, NULL, NULL, NULL, p8) == 1) {
+        switch (OBJ_obj2nid(alg)) {
+        case NID_X9_62_id_ecPublicKey:
+            type = EVP_PKEY_EC;
+            break;
+        case NID_rsaEncryption:
+            type = EVP_PKEY_RSA;
+            break;
+        case NID_ED25519:
+            type = EVP_PKEY_ED25519;
+            break;
+        default:
+            break;
+        }
+    }
+    PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets */
+    return type;
+}
+
+/*
+ * A private key from PEM. PKCS#8 ("BEGIN PRIVATE KEY", what dbtls stores) is decoded with its
+ * key type named: OpenSSL 3.0's generic decoder tries every format and type, ≈ 0.36 ms a key
+ * against 0.1 ms, a third of building a fleet's TLS contexts. Other forms (a backend client key
+ * file in the traditional format) take the generic path.
+ */
+static EVP_PKEY *read_key(const char *pem)
+{
+    EVP_PKEY *k = NULL;
+    unsigned char *der = NULL;
+    long len = 0;
+    char *name = NULL;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (bio != NULL &&
+        PEM_bytes_read_bio_secmem(&der, &len, &name, PEM_STRING_PKCS8INF, bio, NULL, NULL) == 1) {
+        int type = p8_type(der, len);
+        const unsigned char *p = der;
+        k = type != EVP_PKEY_NONE ? d2i_PrivateKey(type, NULL, &p, len) : NULL;
+    }
+    OPENSSL_secure_clear_free(der, der != NULL ? (size_t)len : 0);
+    OPENSSL_free(name);
+    BIO_free(bio);
+    if (k == NULL) {
+        ERR_clear_error();
+        bio = BIO_new_mem_buf(pem, -1);
+        k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+    }
+    return k;
+}
+
 static dbt_res load_key(SSL_CTX *ctx, const char *pem)
 {
     dbt_res res = DBT_OK;
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *k = NULL;
-    DBT_ENSURE(bio != NULL, NOMEM, "private key: out of memory");
-    k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    EVP_PKEY *k = read_key(pem);
     if (k == NULL) {
         DBT_TRY(ssl_fail("server private key: cannot parse PEM"));
     }
@@ -163,7 +217,6 @@ static dbt_res load_key(SSL_CTX *ctx, const char *pem)
     }
 out:
     EVP_PKEY_free(k);
-    BIO_free(bio);
     return res;
 }
 

@@ -106,6 +106,55 @@ static struct dbt_tls_ctx *server_ctx(const struct dbt_tls_policy *pol)
     return c;
 }
 
+/* Private key forms the server context takes: PKCS#8 EC and RSA (what dbtls stores, decoded
+   with the key type the PKCS#8 names), the traditional "EC PRIVATE KEY" (the generic path), and
+   a PKCS#8 block that is not a key (refused, not mistaken for one). */
+static void test_key_forms(void)
+{
+    struct dbt_tls_ctx *c = NULL;
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey_traditional(b, server.key, NULL, NULL, 0, NULL, NULL);
+    char *trad = tc_bio_str(b);
+    CHECK(strstr(trad, "BEGIN EC PRIVATE KEY") != NULL);
+    CHECK_OK(dbt_tls_server_ctx_new(server.cert_pem, trad, NULL, NULL, NULL, false, &c));
+    dbt_tls_ctx_unref(c);
+    c = NULL;
+    EVP_PKEY *rsa = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 77);
+    X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, rsa);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"rsa.test", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_sign(x, rsa, EVP_sha256());
+    b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, x);
+    char *rsa_cert = tc_bio_str(b);
+    b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(b, rsa, NULL, NULL, 0, NULL, NULL);
+    char *rsa_key = tc_bio_str(b);
+    CHECK(strstr(rsa_key, "BEGIN PRIVATE KEY") != NULL);
+    CHECK_OK(dbt_tls_server_ctx_new(rsa_cert, rsa_key, NULL, NULL, NULL, false, &c));
+    dbt_tls_ctx_unref(c);
+    c = NULL;
+    CHECK_ERR(dbt_tls_server_ctx_new(rsa_cert, server.key_pem, NULL, NULL, NULL, false, &c),
+              DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "does not match") != NULL);
+    const char *not_a_key = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
+    CHECK_ERR(dbt_tls_server_ctx_new(server.cert_pem, not_a_key, NULL, NULL, NULL, false, &c),
+              DBT_E_TLS);
+    CHECK(strstr(dbt_errmsg(), "cannot parse") != NULL);
+    CHECK(c == NULL);
+    free(rsa_key);
+    free(rsa_cert);
+    X509_free(x);
+    EVP_PKEY_free(rsa);
+    free(trad);
+}
+
 static void test_ctx_errors(void)
 {
     struct dbt_tls_ctx *c = NULL;
@@ -407,6 +456,7 @@ int main(void)
 {
     setup();
     test_ctx_errors();
+    test_key_forms();
     test_handshakes();
     test_prefixed_and_record_cap();
     test_read_ahead_pending();
