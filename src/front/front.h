@@ -140,9 +140,13 @@ bool dbt_front_draining(struct dbt_front *f);
  */
 dbt_res dbt_front_probe(struct dbt_front *f, const char *instance, uint64_t timeout_ms,
                         char *detail, size_t n) DBT_WUR;
-/* A session reached (ok) or failed to reach the backend of instance: dbt_front_probe's evidence.
-   Any thread. */
+/* A session reached (ok) or failed to reach the backend of instance: dbt_front_probe's evidence,
+   the backend connection counters, and the log's outage lines (one when the backend stops
+   answering, one when it answers again, with how long and how many failed). Any thread. */
 void dbt_front_backend_seen(const char *instance, bool ok);
+/* Whether a failed connection to instance's backend belongs to an outage already logged: the
+   session then logs its own failure at debug level. Any thread. */
+bool dbt_front_backend_quiet(const char *instance);
 
 /* One row of GET /v1/connections (a copy, consistent per row). */
 struct dbt_conn_row {

@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/wr.h"
+#include "front/front.h"
 #include "front/my_session.h"
 #include "front/session.h"
 #include "proto/my/my.h"
@@ -170,8 +171,9 @@ static dbt_res backend_error_early(struct dbt_session *s, const char *why)
     char msg[512];
     snprintf(msg, sizeof(msg), "Can't connect to MySQL server on '%s' (%s)", s->inst->rt->backend,
              why);
-    dbt_warn("instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
-             s->st.client_port, msg);
+    dbt_log(dbt_front_backend_quiet(s->st.instance) ? DBT_LOG_DEBUG : DBT_LOG_WARN,
+            "instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
+            s->st.client_port, msg);
     return send_err(s, 0, false, DBT_MY_ER_BACKEND_UNREACHABLE, NULL, msg);
 }
 

@@ -498,8 +498,9 @@ static dbt_res pg_on_backend_connected(struct dbt_session *s, dbt_res r)
     if (!dbt_ok(r)) {
         char msg[512];
         snprintf(msg, sizeof(msg), "could not connect to the database server: %s", dbt_errmsg());
-        dbt_warn("instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
-                 s->st.client_port, msg);
+        dbt_log(dbt_front_backend_quiet(s->st.instance) ? DBT_LOG_DEBUG : DBT_LOG_WARN,
+                "instance \"%s\": client %s port %d: %s", s->st.instance, s->st.client_addr,
+                s->st.client_port, msg);
         return send_fatal(s, DBT_PG_SQLSTATE_CONNECTION_FAILURE, msg, NULL);
     }
     if (s->inst->backend_tls != NULL) {

@@ -26,6 +26,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "front/front_int.h"
 #include "front/stats.h"
 #include "net/net.h"
@@ -39,6 +40,10 @@
 struct seen {
     char instance[64];
     uint64_t ok_ms, fail_ms; /* monotonic; 0 = never */
+    /* an outage: from the first failed connection after a working one (or none) to the next
+       working one; failed connections in it after the first are logged at debug level only */
+    bool down;
+    uint64_t down_ms, down_failed;
 };
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct seen *seen;
@@ -48,6 +53,8 @@ void dbt_front_backend_seen(const char *instance, bool ok)
 {
     dbt_stats_backend(instance, ok);
     uint64_t now = dbt_now_ms();
+    bool went_down = false, came_back = false;
+    uint64_t down_s = 0, failed = 0;
     pthread_mutex_lock(&seen_lock);
     struct seen *e = NULL;
     for (size_t i = 0; i < n_seen && e == NULL; i++) {
@@ -66,8 +73,46 @@ void dbt_front_backend_seen(const char *instance, bool ok)
     }
     if (e != NULL) {
         *(ok ? &e->ok_ms : &e->fail_ms) = now;
+        if (!ok) {
+            went_down = !e->down;
+            if (went_down) {
+                e->down = true;
+                e->down_ms = now;
+                e->down_failed = 0;
+            }
+            e->down_failed++;
+        } else if (e->down) {
+            came_back = true;
+            e->down = false;
+            down_s = (now - e->down_ms) / 1000;
+            failed = e->down_failed;
+        }
     }
     pthread_mutex_unlock(&seen_lock);
+    /* once per outage, not once per client: a busy instance's clients retry by the thousand */
+    if (went_down) {
+        dbt_warn("instance \"%s\": the backend does not answer; until it does, further failed "
+                 "connections are logged at debug level",
+                 instance);
+    } else if (came_back) {
+        dbt_info("instance \"%s\": the backend answers again after %llu s (%llu connection%s "
+                 "failed meanwhile)",
+                 instance, (unsigned long long)down_s, (unsigned long long)failed,
+                 failed == 1 ? "" : "s");
+    }
+}
+
+bool dbt_front_backend_quiet(const char *instance)
+{
+    bool quiet = false;
+    pthread_mutex_lock(&seen_lock);
+    for (size_t i = 0; i < n_seen; i++) {
+        if (strcmp(seen[i].instance, instance) == 0) {
+            quiet = seen[i].down && seen[i].down_failed > 1;
+        }
+    }
+    pthread_mutex_unlock(&seen_lock);
+    return quiet;
 }
 
 /* How long ago (ms) the backend was last reached with no failure since; false if not so. */

@@ -8,6 +8,7 @@ text-format parser of prometheus_client (Debian python3-prometheus-client):
 """
 import calendar
 import os
+import re
 import socket
 import subprocess
 import time
@@ -176,7 +177,7 @@ def test_front_counters(setup, dbtls, free_port):
     assert samples(fams, "dbtls_config_last_reload_rebuilt_instances")[0].value == 0
 
 
-def test_backend_connections(setup, dbtls, free_port):
+def test_backend_connections(setup, pg_server, dbtls, free_port):
     """Connections to each backend by result: what an alert on an unreachable database server
     counts (sessions' connects; a refused one is a failure, not a session that never started)."""
     d, port, ca = setup
@@ -203,6 +204,22 @@ def test_backend_connections(setup, dbtls, free_port):
 
     assert (n("m1", "success"), n("m1", "failure")) == (2, 0)
     assert (n("dead", "success"), n("dead", "failure")) == (0, 3)
+
+    # the log says it once per outage, not once per client: the first failure with its reason
+    # and that the backend does not answer; the retries only at debug level
+    log = d.log()[start:]
+    assert log.count('instance "dead": the backend does not answer') == 1, log
+    assert log.count("could not connect to the database server") == 1, log
+    # the backend back (here: the instance pointed at a live one): one line says how long it
+    # was gone and how many connections failed meanwhile
+    start = d.log_size()
+    dbtls("instances", "patch", "dead", "--backend", f"127.0.0.1:{pg_server.port}")
+    d.wait_reload(start)
+    with psycopg.connect(f"host=127.0.0.1 port={dead_port} user=alice password=alice-secret-1 "
+                         f"dbname=app sslmode=disable connect_timeout=5") as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    assert re.search(r'instance "dead": the backend answers again after \d+ s \(3 connections '
+                     r'failed meanwhile\)', d.log()[start:]), d.log()[start:]
 
 
 def test_methods_and_parse_errors_absent(setup):
