@@ -1,6 +1,6 @@
 /*
- * cmd_general.c - the commands that are not about one instance: init, cas list|set-default,
- * engines list, bundle, events list.
+ * cmd_general.c - the commands that are not about one instance: init, cas
+ * list|set-default|import|delete, engines list, bundle, events list.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -165,6 +165,68 @@ out:
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
 }
 
+/* A CA key file, refused when group or others may read it, as PostgreSQL refuses server.key. */
+static dbt_res read_key_file(const char *path, char **out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return dbt_fail(DBT_E_IO, "cannot read --key \"%s\": %s", path, strerror(errno));
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        return dbt_fail(DBT_E_PERM,
+                        "--key \"%s\" has group or world access (mode %04o): a CA private key "
+                        "must be readable by its owner only (chmod 600)",
+                        path, (unsigned)(st.st_mode & 07777));
+    }
+    return dbt_cli_read_text_file("key", path, out);
+}
+
+static int run_cas_import(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    char *cert = NULL, *chain = NULL, *key = NULL;
+    json_t *o = NULL;
+    const char *chain_path = dbt_cli_get(c, "chain");
+
+    DBT_TRY(dbt_cli_read_text_file("cert", dbt_cli_get(c, "cert"), &cert));
+    if (chain_path) {
+        DBT_TRY(dbt_cli_read_text_file("chain", chain_path, &chain));
+    }
+    DBT_TRY(read_key_file(dbt_cli_get(c, "key"), &key));
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_cas_import(ctl, c->positional, cert, chain, key));
+    o = json_pack("{ss}", "certificateIdentifier", c->positional);
+    dbt_cli_print_done(c, o,
+                       "Imported CA %s. Instances use it with --ca %s (shared mode); clients "
+                       "trust it through your root.",
+                       c->positional, c->positional);
+out:
+    free(cert);
+    free(chain);
+    if (key) {
+        memset(key, 0, strlen(key)); /* the CA key is in the store now, sealed */
+        free(key);
+    }
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static int run_cas_delete(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_cas_delete(ctl, c->positional));
+    o = json_pack("{ss}", "certificateIdentifier", c->positional);
+    dbt_cli_print_done(c, o, "Deleted CA %s.", c->positional);
+out:
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
 static int run_engines_list(struct dbt_cli *c)
 {
     const char *engine = dbt_cli_get(c, "engine");
@@ -291,6 +353,13 @@ static const struct dbt_cli_opt init_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt cas_import_opts[] = {
+    {"cert", "FILE", "the CA certificate (PEM), from your own PKI", true, false},
+    {"key", "FILE", "its private key (unencrypted PEM, mode 0600); stored sealed", true, false},
+    {"chain", "FILE", "the CA's issuers up to the root your clients trust (PEM)", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
     {"init", NULL, false, "create the state directory, master key, store and the shared CAs",
      init_opts, run_init, false},
@@ -298,6 +367,11 @@ const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
      run_cas_list, false},
     {"cas set-default", "CA_ID", false, "set the shared CA of new instances", NULL,
      run_cas_set_default, false},
+    {"cas import", "CA_ID", false,
+     "make a CA of your own PKI a shared CA that issues server certificates", cas_import_opts,
+     run_cas_import, false},
+    {"cas delete", "CA_ID", false, "delete an imported CA no instance uses", NULL, run_cas_delete,
+     false},
     {"engines list", NULL, false,
      "list supported engine versions with their TLS versions, ciphers and CAs", engines_opts,
      run_engines_list, false},

@@ -81,7 +81,7 @@ dbt_res dbt_ctl_cas_list(struct dbt_ctl *ctl, struct dbt_ctl_ca_list *out)
         l.n++;
         DBT_TRY(dbt_pki_cert_info_pem(pems[i], &info));
         c->id = ctl_strdup(ids[i]);
-        c->type = ctl_strdup("CA");
+        c->type = ctl_strdup(ctl_ca_family_find(ids[i]) ? "CA" : "imported CA");
         c->key_algorithm = ctl_strdup(info.key_alg);
         c->signature_algorithm = ctl_strdup(info.sig_alg);
         c->sha1_fingerprint = ctl_strdup(info.sha1);
@@ -119,8 +119,9 @@ dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id)
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     char *old = NULL;
-    DBT_TRY(ctl_ca_family_check(ca_id, NULL));
+    struct ctl_ca_family fam;
     DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(ctl_ca_lookup(ctl, ca_id, &fam));
     DBT_TRY(ctl_default_ca_id(ctl, &old));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_PUT, &s));
     dbt_stmt_bind_text(s, 1, "default_ca_id");
@@ -170,10 +171,13 @@ dbt_res dbt_ctl_bundle(struct dbt_ctl *ctl, const char *ca_id, const char *regio
     char *acc = NULL;
     struct ctl_inst in = {0};
     struct dbt_pki_certs certs = {0};
-    if (ca_id) {
-        DBT_TRY(ctl_ca_family_check(ca_id, NULL));
-    }
+    char **imported = NULL;
+    size_t n_imported = 0;
+    struct ctl_ca_family fam;
     DBT_TRY(dbt_store_begin(ctl->st, false));
+    if (ca_id) {
+        DBT_TRY(ctl_ca_lookup(ctl, ca_id, &fam));
+    }
     if (instance) {
         DBT_ENSURE(!ca_id && !region, USAGE,
                    "an instance bundle cannot be combined with a CA id or region");
@@ -186,6 +190,14 @@ dbt_res dbt_ctl_bundle(struct dbt_ctl *ctl, const char *ca_id, const char *regio
                 continue;
             }
             DBT_TRY(shared_bundle(ctl, ctl_ca_families[i].id, region, &acc, &n_inter));
+        }
+        /* imported CAs after the built-in ones; they issue in every region */
+        DBT_TRY(ctl_imported_ids(ctl, &imported, &n_imported));
+        for (size_t i = 0; i < n_imported; i++) {
+            if (!ca_id || strcmp(ca_id, imported[i]) == 0) {
+                DBT_TRY(shared_bundle(ctl, imported[i], "", &acc, &n_inter));
+                n_inter++;
+            }
         }
         DBT_ENSURE(!region || n_inter > 0, NOT_FOUND,
                    "no shared CA has an intermediate for region \"%s\" (regions are created when "
@@ -204,6 +216,7 @@ dbt_res dbt_ctl_bundle(struct dbt_ctl *ctl, const char *ca_id, const char *regio
     }
 out:
     dbt_store_rollback(ctl->st);
+    ctl_strv_free(imported, n_imported);
     ctl_inst_cleanup(&in);
     dbt_pki_certs_free(&certs);
     free(acc);

@@ -135,6 +135,19 @@ void dbt_ctl_ca_list_cleanup(struct dbt_ctl_ca_list *l);
 
 /* Sets the CA for new instances. NOT_FOUND for an unknown id (message lists the valid ones). */
 dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id) DBT_WUR;
+/*
+ * Imports a CA of the operator's own PKI as shared CA ca_id (like Cloud SQL's customer-managed
+ * CA): cert_pem the CA certificate, chain_pem (may be NULL) its issuers up to a self-signed root
+ * clients trust, key_pem its private key (unencrypted PEM; stored sealed under the master key).
+ * The CA then issues server certificates of the instances that name it (--ca, shared mode) in
+ * every region. INVALID naming what is wrong (not a CA, expired or within 30 days of it, key
+ * type, key mismatch, a chain that does not reach a root); EXISTS for a taken id.
+ */
+dbt_res dbt_ctl_cas_import(struct dbt_ctl *ctl, const char *ca_id, const char *cert_pem,
+                           const char *chain_pem, const char *key_pem) DBT_WUR;
+/* Deletes an imported CA: STATE while it is the default or any instance's slot uses it, or for
+   dbtls's own CAs; NOT_FOUND for an unknown id. */
+dbt_res dbt_ctl_cas_delete(struct dbt_ctl *ctl, const char *ca_id) DBT_WUR;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Engines (static table; no store needed)                                                     */

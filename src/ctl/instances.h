@@ -21,7 +21,7 @@ dbt_res ctl_instance_check_name(const char *name) DBT_WUR;
 dbt_res ctl_instance_check_region(const char *s) DBT_WUR;
 /* Applies spec onto p (a fully defaulted instance) and validates the result; the endpoints list
    is replaced when given. INVALID (or the rule parsers' error) naming the attribute. */
-dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
+dbt_res ctl_instance_apply_spec(struct dbt_ctl *ctl, struct dbt_ctl_instance *p,
                                 const struct dbt_ctl_instance_spec *spec) DBT_WUR;
 
 /* instances.c */

@@ -37,7 +37,7 @@ static dbt_res create_prepare(struct dbt_ctl *ctl, const char *name,
         p->engine, spec->engine_version ? spec->engine_version : p->engine_version);
     p->tls_min = ctl_strdup(ver ? ver->default_tls_min : DBT_CTL_DEFAULT_TLS_MIN);
     p->tls_max = ctl_strdup(ver ? ver->default_tls_max : DBT_CTL_DEFAULT_TLS_MAX);
-    DBT_TRY(ctl_instance_apply_spec(p, spec));
+    DBT_TRY(ctl_instance_apply_spec(ctl, p, spec));
 
     struct ctl_inst dup = {0};
     res = ctl_inst_load(ctl, name, &dup);

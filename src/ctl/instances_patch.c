@@ -84,7 +84,7 @@ static dbt_res patch_prepare(struct dbt_ctl *ctl, const char *name,
     old_mode = ctl_strdup(p->ca_mode);
     old_ca = ctl_strdup(p->ca_id);
     old_eps = ctl_instance_join_endpoints(p);
-    DBT_TRY(ctl_instance_apply_spec(p, spec));
+    DBT_TRY(ctl_instance_apply_spec(ctl, p, spec));
     ch->new_eps = ctl_instance_join_endpoints(p);
     ch->to_shared = strcmp(old_mode, "per-instance") == 0 && strcmp(p->ca_mode, "shared") == 0;
     DBT_ENSURE(!(strcmp(old_mode, "shared") == 0 && strcmp(p->ca_mode, "per-instance") == 0), STATE,

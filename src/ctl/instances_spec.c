@@ -261,7 +261,7 @@ static void set_str(char **dst, const char *src, bool clearable)
  * Applies spec onto p (a fully defaulted instance) and validates the result; the endpoints
  * list is replaced when given. Used by create (on a blank instance with defaults) and patch.
  */
-dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
+dbt_res ctl_instance_apply_spec(struct dbt_ctl *ctl, struct dbt_ctl_instance *p,
                                 const struct dbt_ctl_instance_spec *spec)
 {
     dbt_res res = DBT_OK;
@@ -314,8 +314,13 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl_instance *p,
     DBT_ENSURE(p->n_endpoints > 0, INVALID, "at least one endpoint (DNS name or IP) is required");
     DBT_ENSURE(strcmp(p->ca_mode, "shared") == 0 || strcmp(p->ca_mode, "per-instance") == 0,
                INVALID, "unknown CA mode \"%s\"; use shared or per-instance", p->ca_mode);
-    DBT_TRY(ctl_ca_family_check(p->ca_id, NULL));
-    bool ca_ok = false;
+    struct ctl_ca_family fam;
+    DBT_TRY(ctl_ca_lookup(ctl, p->ca_id, &fam));
+    DBT_ENSURE(!fam.imported || strcmp(p->ca_mode, "shared") == 0, INVALID,
+               "CA %s is imported: it issues server certificates in shared mode only "
+               "(per-instance mode makes a CA of a dbtls family for the instance)",
+               p->ca_id);
+    bool ca_ok = fam.imported; /* any engine: the engines table lists the built-in families */
     for (const char *const *c = eng->ca_ids; *c; c++) {
         ca_ok = ca_ok || strcmp(*c, p->ca_id) == 0;
     }

@@ -35,11 +35,21 @@ struct ctl_ca_family {
     const char *id;
     enum dbt_pki_key_type key_type;
     enum dbt_pki_digest digest;
+    /* imported (`dbtls cas import`): the CA itself issues server certificates in every region
+       (one cas row, region ""), and instances use it in shared mode only */
+    bool imported;
 };
 extern const struct ctl_ca_family ctl_ca_families[3];
 const struct ctl_ca_family *ctl_ca_family_find(const char *id);
 /* INVALID/NOT_FOUND naming the id and listing the valid ones. */
 dbt_res ctl_ca_family_check(const char *id, const struct ctl_ca_family **out) DBT_WUR;
+/* A built-in family or an imported CA (cas_import.c); out->id is id itself. NOT_FOUND naming the
+   valid ids otherwise. */
+dbt_res ctl_ca_lookup(struct dbt_ctl *ctl, const char *id, struct ctl_ca_family *out) DBT_WUR;
+/* The region whose cas row issues for (ca, region): region, or "" for an imported CA. */
+const char *ctl_ca_region(const struct ctl_ca_family *fam, const char *region);
+/* The ids of the imported CAs, in id order. */
+dbt_res ctl_imported_ids(struct dbt_ctl *ctl, char ***ids, size_t *n) DBT_WUR;
 
 /* One instance row (public view + private columns). */
 struct ctl_inst {

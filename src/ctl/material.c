@@ -12,9 +12,9 @@
 #include "ctl/internal.h"
 
 const struct ctl_ca_family ctl_ca_families[3] = {
-    {"dbtls-ca-ecc384-g1", DBT_PKI_KEY_EC384, DBT_PKI_SHA384},
-    {"dbtls-ca-rsa2048-g1", DBT_PKI_KEY_RSA2048, DBT_PKI_SHA256},
-    {"dbtls-ca-rsa4096-g1", DBT_PKI_KEY_RSA4096, DBT_PKI_SHA384},
+    {"dbtls-ca-ecc384-g1", DBT_PKI_KEY_EC384, DBT_PKI_SHA384, false},
+    {"dbtls-ca-rsa2048-g1", DBT_PKI_KEY_RSA2048, DBT_PKI_SHA256, false},
+    {"dbtls-ca-rsa4096-g1", DBT_PKI_KEY_RSA4096, DBT_PKI_SHA384, false},
 };
 
 const struct ctl_ca_family *ctl_ca_family_find(const char *id)
@@ -33,7 +33,8 @@ dbt_res ctl_ca_family_check(const char *id, const struct ctl_ca_family **out)
     if (!f) {
         return dbt_fail(DBT_E_NOT_FOUND,
                         "unknown CA id \"%s\"; valid ids: dbtls-ca-ecc384-g1, "
-                        "dbtls-ca-rsa2048-g1, dbtls-ca-rsa4096-g1",
+                        "dbtls-ca-rsa2048-g1, dbtls-ca-rsa4096-g1 and those imported with "
+                        "`dbtls cas import`",
                         id ? id : "");
     }
     if (out) {
@@ -239,11 +240,13 @@ dbt_res ctl_shared_ca(struct dbt_ctl *ctl, const char *ca_id, const char *region
                       char **cert_pem)
 {
     dbt_res res = DBT_OK;
-    const struct ctl_ca_family *fam = NULL;
+    struct ctl_ca_family f;
+    const struct ctl_ca_family *fam = &f;
     struct dbt_pki_cert *root = NULL, *c = NULL;
     struct dbt_pki_key *root_key = NULL, *k = NULL;
     bool found = false;
-    DBT_TRY(ctl_ca_family_check(ca_id, &fam));
+    DBT_TRY(ctl_ca_lookup(ctl, ca_id, &f));
+    region = ctl_ca_region(fam, region);
     DBT_TRY(load_ca_row(ctl, ca_id, region, &found, cert, key, cert_pem));
     if (found) {
         goto out;
@@ -330,13 +333,15 @@ dbt_res ctl_build_slot_keys(struct dbt_ctl *ctl, const struct dbt_ctl_instance *
                             struct ctl_keys *keys)
 {
     dbt_res res = DBT_OK;
-    const struct ctl_ca_family *fam = NULL;
+    struct ctl_ca_family f;
+    const struct ctl_ca_family *fam = &f;
     bool found = true;
-    DBT_TRY(ctl_ca_family_check(inst->ca_id, &fam));
+    DBT_TRY(ctl_ca_lookup(ctl, inst->ca_id, &f));
     if (strcmp(inst->ca_mode, "per-instance") == 0) {
         ctl_keys_want(keys, fam->key_type);
     } else {
-        DBT_TRY(load_ca_row(ctl, inst->ca_id, inst->region, &found, NULL, NULL, NULL));
+        DBT_TRY(load_ca_row(ctl, inst->ca_id, ctl_ca_region(fam, inst->region), &found, NULL, NULL,
+                            NULL));
         if (!found) {
             ctl_keys_want(keys, fam->key_type);
         }
@@ -351,11 +356,12 @@ dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
                        struct ctl_slot *row)
 {
     dbt_res res = DBT_OK;
-    const struct ctl_ca_family *fam = NULL;
+    struct ctl_ca_family f;
+    const struct ctl_ca_family *fam = &f;
     struct dbt_pki_cert *ca = NULL;
     struct dbt_pki_key *ca_key = NULL;
     memset(row, 0, sizeof *row);
-    DBT_TRY(ctl_ca_family_check(inst->ca_id, &fam));
+    DBT_TRY(ctl_ca_lookup(ctl, inst->ca_id, &f));
     if (strcmp(inst->ca_mode, "per-instance") == 0) {
         char *cn = ctl_printf("dbtls server CA %s", inst->name);
         res = ctl_issue_ca(keys, fam->key_type, fam->digest, cn, or_default(v, true, CTL_CA_SECS),
@@ -370,7 +376,7 @@ dbt_res ctl_build_slot(struct dbt_ctl *ctl, const struct dbt_ctl_instance *inst,
     } else {
         DBT_TRY(ctl_shared_ca(ctl, inst->ca_id, inst->region, keys, &ca, &ca_key, NULL));
         row->shared_ca_id = ctl_strdup(inst->ca_id);
-        row->shared_region = ctl_strdup(inst->region);
+        row->shared_region = ctl_strdup(ctl_ca_region(fam, inst->region));
         DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest,
                            or_default(v, false, CTL_SERVER_SECS), keys, row));
     }
@@ -390,7 +396,7 @@ dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *ins
     dbt_res res = DBT_OK;
     struct dbt_pki_cert *ca = NULL;
     struct dbt_pki_key *ca_key = NULL;
-    const struct ctl_ca_family *fam = NULL;
+    struct ctl_ca_family fam;
     int64_t secs;
     if (row->ca_pem) {
         DBT_TRY(dbt_pki_cert_from_pem(row->ca_pem, &ca));
@@ -402,8 +408,8 @@ dbt_res ctl_reissue_leaf(struct dbt_ctl *ctl, const struct dbt_ctl_instance *ins
         secs = or_default(v, false, CTL_SERVER_SECS);
     }
     /* The digest follows the issuer's family; a per-instance CA keeps the instance's family. */
-    DBT_TRY(ctl_ca_family_check(row->shared_ca_id ? row->shared_ca_id : inst->ca_id, &fam));
-    DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam->digest, secs, keys, row));
+    DBT_TRY(ctl_ca_lookup(ctl, row->shared_ca_id ? row->shared_ca_id : inst->ca_id, &fam));
+    DBT_TRY(leaf_issue(ctl, inst, ca, ca_key, fam.digest, secs, keys, row));
 out:
     dbt_pki_cert_free(ca);
     dbt_pki_key_free(ca_key);

@@ -160,6 +160,10 @@ static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_CA_INTERMEDIATES] = "SELECT " CA_COLS " FROM cas WHERE ca_id = ?1 AND region <> ''"
                                  " AND (?2 IS NULL OR region = ?2) ORDER BY region",
     [DBT_SQL_CA_COUNT] = "SELECT count(*) FROM cas",
+    /* ?1 ca_id -> how many instances (ca_id) and server certificate slots use it */
+    [DBT_SQL_CA_USERS] = "SELECT (SELECT count(*) FROM instances WHERE ca_id = ?1)"
+                         " + (SELECT count(*) FROM server_slots WHERE shared_ca_id = ?1)",
+    [DBT_SQL_CA_DELETE] = "DELETE FROM cas WHERE ca_id = ?1",
     /* ?1..?30 = INSTANCE_COLS[1..30] -> id */
     [DBT_SQL_INSTANCE_ADD] =
         "INSERT INTO instances (name, engine, engine_version, listen, backend, backend_tls_ca,"

@@ -299,6 +299,94 @@ static void test_fleet_load(void)
     dbt_ctl_close(c);
 }
 
+/* A self-signed CA of validity secs from now + offset, as PEMs (free both). */
+static void own_ca(int64_t offset, int64_t secs, char **cert_pem, char **key_pem)
+{
+    struct dbt_pki_key *k = NULL;
+    struct dbt_pki_cert *c = NULL;
+    CHECK_OK(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+    struct dbt_pki_cert_spec cs = {.profile = DBT_PKI_PROFILE_CA,
+                                   .cn = "own CA",
+                                   .validity_secs = secs,
+                                   .pathlen = -1,
+                                   .digest = DBT_PKI_SHA256,
+                                   .key = k,
+                                   .now = (int64_t)time(NULL) + offset};
+    CHECK_OK(dbt_pki_cert_issue(&cs, &c));
+    CHECK_OK(dbt_pki_cert_to_pem(c, cert_pem));
+    CHECK_OK(dbt_pki_key_to_pem(k, key_pem));
+    dbt_pki_cert_free(c);
+    dbt_pki_key_free(k);
+}
+
+/* Imported CAs: the validity window, issuing in every region in shared mode (the slot names the
+   CA's one row), patching an instance onto and off it, and what delete refuses. */
+static void test_imported_ca(void)
+{
+    char *cert = NULL, *key = NULL;
+    own_ca(-400 * 86400LL, 365 * 86400LL, &cert, &key); /* expired a month ago */
+    CHECK_ERR(dbt_ctl_cas_import(ctl, "own-old", cert, NULL, key), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "expires in less than 30 days (it has expired)") != NULL);
+    free(cert);
+    dbt_pki_wipe_free(key);
+    own_ca(0, 20 * 86400LL, &cert, &key); /* ends in 20 days */
+    CHECK_ERR(dbt_ctl_cas_import(ctl, "own-short", cert, NULL, key), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "expires in less than 30 days") != NULL);
+    free(cert);
+    dbt_pki_wipe_free(key);
+    own_ca(3600, 365 * 86400LL, &cert, &key); /* from an hour on */
+    CHECK_ERR(dbt_ctl_cas_import(ctl, "own-later", cert, NULL, key), DBT_E_INVALID);
+    CHECK(strstr(dbt_errmsg(), "is not valid yet") != NULL);
+    free(cert);
+    dbt_pki_wipe_free(key);
+
+    own_ca(0, 5 * 365 * 86400LL, &cert, &key);
+    CHECK_OK(dbt_ctl_cas_import(ctl, "own-ca", cert, NULL, key));
+    struct dbt_ctl_instance_spec s = pg_spec("127.0.0.1:16300", "imp.example.com");
+    s.ca_id = "own-ca";
+    s.region = "eu-imp-1";
+    struct dbt_ctl_instance inst = {0};
+    CHECK_OK(dbt_ctl_instance_create(ctl, "imp", &s, NULL, &inst));
+    CHECK(streq_opt(inst.server_cert.issuer, "CN=own CA,O=dbtls") ||
+          streq_opt(inst.server_cert.issuer, "CN=own CA"));
+    dbt_ctl_instance_cleanup(&inst);
+    /* no intermediate was made for the region: the imported CA issues itself */
+    struct dbt_ctl_ca_list l = {0};
+    CHECK_OK(dbt_ctl_cas_list(ctl, &l));
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.items[i].id, "own-ca") == 0) {
+            CHECK(l.items[i].n_regions == 0 && streq_opt(l.items[i].type, "imported CA"));
+        }
+    }
+    dbt_ctl_ca_list_cleanup(&l);
+    /* the runtime chain: leaf then the CA */
+    struct dbt_rt_config *rt = NULL;
+    CHECK_OK(dbt_ctl_runtime_load(ctl, NULL, &rt));
+    for (size_t i = 0; rt && i < rt->n_instances; i++) {
+        if (strcmp(rt->instances[i].name, "imp") == 0) {
+            struct dbt_pki_certs chain = {0};
+            CHECK_OK(dbt_pki_certs_from_pem(rt->instances[i].cert_chain_pem, &chain));
+            CHECK(chain.n == 2 && strstr(rt->instances[i].cert_chain_pem, cert + 28) != NULL);
+            dbt_pki_certs_free(&chain);
+        }
+    }
+    dbt_rt_config_free(rt);
+    CHECK_OK(dbt_ctl_cas_set_default(ctl, "own-ca"));
+    CHECK_REFUSED(dbt_ctl_cas_delete(ctl, "own-ca"), DBT_E_STATE);
+    CHECK(strstr(dbt_errmsg(), "is the default for new instances") != NULL);
+    CHECK_OK(dbt_ctl_cas_set_default(ctl, "dbtls-ca-ecc384-g1"));
+    CHECK_REFUSED(dbt_ctl_cas_delete(ctl, "own-ca"), DBT_E_STATE);
+    CHECK(strstr(dbt_errmsg(), "still issues certificates of instances") != NULL);
+    /* moved to a dbtls CA, then rid of the rows that still name the imported one */
+    struct dbt_ctl_instance_spec p = {.ca_id = "dbtls-ca-ecc384-g1"};
+    CHECK_OK(dbt_ctl_instance_patch(ctl, "imp", &p, NULL, NULL));
+    CHECK_OK(dbt_ctl_instance_delete(ctl, "imp"));
+    CHECK_OK(dbt_ctl_cas_delete(ctl, "own-ca"));
+    CHECK_REFUSED(dbt_ctl_cas_delete(ctl, "own-ca"), DBT_E_NOT_FOUND);
+    free(cert);
+    dbt_pki_wipe_free(key);
+}
+
 /* An init killed inside its transaction leaves no store; the next init succeeds and cleans up. */
 static void test_init_interrupted(void)
 {
@@ -1363,6 +1451,7 @@ int main(void)
     test_concurrent_writers();
     test_read_only();
     test_keys_outside_write_lock();
+    test_imported_ca();
     dbt_ctl_close(ctl);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root_dir);

@@ -1,0 +1,152 @@
+"""`dbtls cas import`: a CA of the operator's own PKI (made here with the openssl command line, as
+a corporate PKI would hand it over: a P-384 root and a P-256 issuing CA under it) issues the
+server certificates of instances that name it, like Cloud SQL's customer-managed CA. Clients that
+trust the corporate root alone connect with verify-full through dbtlsd to a real PostgreSQL 15,
+across a rotation; what cannot work is refused at import with one line naming why."""
+import json
+import os
+import subprocess
+
+import psycopg
+
+from cli_helpers import pg_instance, use_template
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def corp_pki(d):
+    """root.pem/root.key (self-signed CA), db.pem/db.key (a CA under it), leaf.pem/leaf.key (not
+    a CA), rsa3072.pem/.key (a self-signed CA with a key type dbtls does not sign with)."""
+    ca_ext = os.path.join(d, "ca.ext")
+    with open(ca_ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    leaf_ext = os.path.join(d, "leaf.ext")
+    with open(leaf_ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
+            "-keyout", "root.key", "-out", "root.pem", "-days", "3650", "-subj",
+            "/O=Example Corp/CN=Example Corp Root CA", "-addext",
+            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            cwd=d)
+    for name, cn, ext, key in (("db", "Example Corp Databases CA", ca_ext, "ec_paramgen_curve:P-256"),
+                               ("leaf", "not-a-ca.example.com", leaf_ext, "ec_paramgen_curve:P-256")):
+        openssl("req", "-newkey", "ec", "-pkeyopt", key, "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", f"/O=Example Corp/CN={cn}", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "root.pem", "-CAkey", "root.key",
+                "-CAcreateserial", "-days", "1825", "-out", f"{name}.pem", "-extfile", ext, cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", "rsa3072.key", "-out",
+            "rsa3072.pem", "-days", "3650", "-subj", "/CN=RSA 3072 CA", "-addext",
+            "basicConstraints=critical,CA:TRUE", cwd=d)
+    for k in ("root", "db", "leaf", "rsa3072"):
+        os.chmod(os.path.join(d, f"{k}.key"), 0o600)
+    return lambda name: os.path.join(d, name)
+
+
+def test_imported_ca_issues_and_clients_trust_the_corporate_root(
+        pg_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port):
+    use_template(dbtls)
+    f = corp_pki(tmp_dir)
+    out = dbtls.json("cas", "import", "corp-db", "--cert", f("db.pem"), "--key", f("db.key"),
+                     "--chain", f("root.pem"))
+    assert out == {"certificateIdentifier": "corp-db"}
+    cas = {c["certificateIdentifier"]: c for c in dbtls.json("cas", "list")}
+    assert cas["corp-db"]["certificateType"] == "imported CA", cas["corp-db"]
+    assert cas["dbtls-ca-ecc384-g1"]["certificateType"] == "CA"
+    events = dbtls.json("events", "list")
+    assert any(e["action"] == "ca.import" and "ca=corp-db" in e["detail"] for e in events)
+
+    port = free_port()
+    pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", f"127.0.0.1:{pg_server.port}",
+                "db1.example.com", "--ca", "corp-db", "--ssl-mode", "ENCRYPTED_ONLY")
+    cert = dbtls.json("instances", "describe", "pg1")["serverCert"]
+    assert cert["issuer"] == "CN=Example Corp Databases CA,O=Example Corp", cert
+    r = dbtls.fail("instances", "create", "pg2", "--engine", "postgres", "--listen",
+                   f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--endpoint",
+                   "db2.example.com", "--ca", "corp-db", "--ca-mode", "per-instance")
+    assert "CA corp-db is imported: it issues server certificates in shared mode only" in r.stderr
+    # the bundles carry the imported CA and its root
+    bundle = os.path.join(tmp_dir, "corp-bundle.pem")
+    dbtls("bundle", "--ca", "corp-db", "--out", bundle)
+    text = open(bundle).read()
+    assert text.count("BEGIN CERTIFICATE") == 2 and open(f("root.pem")).read() in text
+
+    d = dbtlsd.start(state_dir)
+    conninfo = (f"host=db1.example.com hostaddr=127.0.0.1 port={port} user=trustuser dbname=app "
+                f"sslmode=verify-full sslrootcert={f('root.pem')} connect_timeout=5")
+    with psycopg.connect(conninfo) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        assert c.pgconn.ssl_in_use
+        # a rotation under the imported CA: the open session goes on, a new one verifies too
+        old = cert["sha1Fingerprint"]
+        dbtls("ssl", "server-certs", "create", "--instance", "pg1")
+        start = d.log_size()
+        dbtls("ssl", "server-certs", "rotate", "--instance", "pg1")
+        d.wait_reload(start)
+        assert c.execute("SELECT 2").fetchone() == (2,)
+    new = dbtls.json("instances", "describe", "pg1")["serverCert"]
+    assert new["sha1Fingerprint"] != old and new["issuer"] == cert["issuer"]
+    with psycopg.connect(conninfo) as c:
+        assert c.execute("SELECT 3").fetchone() == (3,)
+
+    # delete: refused while the CA issues for an instance, and for dbtls's own CAs
+    r = dbtls.fail("cas", "delete", "corp-db")
+    assert "CA corp-db still issues certificates of instances" in r.stderr
+    r = dbtls.fail("cas", "delete", "dbtls-ca-ecc384-g1")
+    assert "only imported CAs are deleted" in r.stderr
+    dbtls("instances", "delete", "pg1")
+    dbtls("cas", "delete", "corp-db")
+    assert "corp-db" not in {c["certificateIdentifier"] for c in dbtls.json("cas", "list")}
+    r = dbtls.fail("bundle", "--ca", "corp-db", "--out", bundle)
+    assert 'unknown CA id "corp-db"' in r.stderr
+
+
+def test_import_refuses_what_cannot_work(dbtls, tmp_dir):
+    use_template(dbtls)
+    f = corp_pki(tmp_dir)
+    before = dbtls.json("cas", "list")
+
+    def refused(*args, msg, rc=1):
+        r = dbtls.fail("cas", "import", *args, rc=rc)
+        assert msg in r.stderr, r.stderr
+
+    refused("corp", "--cert", f("leaf.pem"), "--key", f("leaf.key"), "--chain", f("root.pem"),
+            msg="is not a CA: it has no basicConstraints CA:TRUE")
+    refused("corp", "--cert", f("db.pem"), "--key", f("leaf.key"), "--chain", f("root.pem"),
+            msg="the key does not belong to the CA certificate")
+    refused("corp", "--cert", f("db.pem"), "--key", f("db.key"),
+            msg="is not self-signed and --chain does not reach its root")
+    refused("corp", "--cert", f("db.pem"), "--key", f("db.key"), "--chain", f("rsa3072.pem"),
+            msg="the CA certificate does not chain to the root given")
+    refused("corp", "--cert", f("rsa3072.pem"), "--key", f("rsa3072.key"),
+            msg="the CA key is RSA-3072; dbtls signs with RSA-2048, RSA-4096, EC P-256 and "
+                "EC P-384 keys")
+    refused("Corp_DB", "--cert", f("root.pem"), "--key", f("root.key"),
+            msg='CA id "Corp_DB" is not 3 to 63 lowercase letters')
+    refused("dbtls-mine", "--cert", f("root.pem"), "--key", f("root.key"),
+            msg='ids starting with "dbtls-" are dbtls\'s own')
+    refused("corp", "--cert", f("root.pem"), "--key", f("root.key"), "--chain", f("db.key"),
+            msg="the chain: no certificate found in PEM text")
+    refused("corp", "--cert", f("root.key"), "--key", f("root.key"),
+            msg="the CA certificate: no certificate found in PEM text")
+    os.chmod(f("root.key"), 0o644)
+    refused("corp", "--cert", f("root.pem"), "--key", f("root.key"),
+            msg="has group or world access (mode 0644)")
+    os.chmod(f("root.key"), 0o600)
+    refused("corp", "--key", f("root.key"), msg="--cert", rc=2)
+    r = dbtls.run("--server", "https://127.0.0.1:1", "--admin-cert", f("db.pem"), "--admin-key",
+                  f("db.key"), "--admin-ca", f("root.pem"), "cas", "import", "corp", "--cert",
+                  f("root.pem"), "--key", f("root.key"), rc=2)
+    assert "is not available with --server; run it on the daemon's host" in r.stderr
+    assert dbtls.json("cas", "list") == before  # nothing half-imported
+    # a self-signed CA alone is fine; the same id twice is not
+    dbtls("cas", "import", "corp-root", "--cert", f("root.pem"), "--key", f("root.key"))
+    refused("corp-root", "--cert", f("root.pem"), "--key", f("root.key"),
+            msg="CA corp-root already exists")
+    refused("dbtls-ca-ecc384-g1", "--cert", f("root.pem"), "--key", f("root.key"),
+            msg="dbtls's own")
+    # the key is stored sealed: its PEM is nowhere in the store file
+    key_b64 = open(f("root.key")).read().splitlines()[1]
+    with open(os.path.join(dbtls.state_dir, "dbtls.db"), "rb") as db:
+        assert key_b64.encode() not in db.read()
