@@ -223,6 +223,57 @@ static dbt_res backend_cert_check(struct dbt_ctl *ctl, const struct ctl_inst *in
 }
 
 /*
+ * Shared mode, auto rotation due: whether the CA that issues the instance's server certificates
+ * ends within the lead itself. A new certificate would end with it (leaves are clamped to their
+ * issuer's notAfter), due again at once: instead of rotating every tick, one event per instance
+ * and CA certificate says what to do. An imported CA is the operator's to renew; dbtls's own
+ * intermediates last 10 years.
+ */
+static dbt_res issuer_ending(struct dbt_ctl *ctl, const struct ctl_inst *in,
+                             const struct ctl_slot *active, int64_t now, int64_t lead, bool apply,
+                             struct dbt_ctl_auto_report *rep, bool *ending, struct due *due)
+{
+    dbt_res res = DBT_OK;
+    char *pem = NULL, *obj = NULL;
+    struct dbt_pki_cert_info ci = {0};
+    bool has = false;
+    *ending = false;
+    if (active->shared_ca_id == NULL) {
+        return DBT_OK;
+    }
+    DBT_TRY(
+        ctl_shared_ca(ctl, active->shared_ca_id, active->shared_region, NULL, NULL, NULL, &pem));
+    DBT_TRY(dbt_pki_cert_info_pem(pem, &ci));
+    *ending = ci.not_after - now < lead;
+    if (!*ending) {
+        goto out;
+    }
+    DBT_TRY(notice_has(ctl, in->id, "issuer-ca-expiring", ci.serial, &has));
+    if (has) {
+        goto out;
+    }
+    due->any = true;
+    if (apply) {
+        char when[32];
+        dbt_time_rfc3339(ci.not_after, when, sizeof when);
+        obj = ctl_printf("instance/%s", in->pub.name);
+        DBT_TRY(notice_add(ctl, in->id, "issuer-ca-expiring", ci.serial, now));
+        DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
+                          "CA %s (serial %s), which issues this instance's server certificates, "
+                          "expires at %s: a new certificate would end then too, so none is "
+                          "rotated in; import its successor (dbtls cas import) and move the "
+                          "instance to it (dbtls instances patch %s --ca NEW_ID)",
+                          active->shared_ca_id, ci.serial, when, in->pub.name));
+        rep->notices++;
+    }
+out:
+    free(pem);
+    free(obj);
+    dbt_pki_cert_info_cleanup(&ci);
+    return res;
+}
+
+/*
  * Evaluates (apply false, in a read transaction: plans into keys the keys a new server CA or
  * certificate will need) or performs (apply true, in a write transaction: takes them) the due
  * actions of one instance.
@@ -258,7 +309,11 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
             DBT_TRY(notice_has(ctl, in.id, kind, act.serial, &has));
         }
         dbt_time_rfc3339(act.not_after, when, sizeof when);
+        bool ca_ending = false;
         if (now >= due_at && !per_instance && pol.auto_rotate) {
+            DBT_TRY(issuer_ending(ctl, &in, active, now, lead, apply, rep, &ca_ending, due));
+        }
+        if (now >= due_at && !per_instance && pol.auto_rotate && !ca_ending) {
             /* issue + rotate in this one transaction; same lifetime as the active one */
             due->any = true;
             if (!apply) {
@@ -280,7 +335,7 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
                 due->changed = true;
                 rep->rotated++;
             }
-        } else if (now >= due_at && !has) {
+        } else if (now >= due_at && !has && !ca_ending) {
             due->any = true;
             if (!apply && per_instance && ctl_slots_find(&slots, "upcoming") == NULL) {
                 DBT_TRY(ctl_build_slot_keys(ctl, &in.pub, keys));

@@ -1370,12 +1370,15 @@ static void test_keys_outside_write_lock(void)
     CHECK_KEYS_UNLOCKED(dbt_ctl_instance_patch(ctl, "k2", &pe, NULL, NULL));
     CHECK_KEYS_UNLOCKED(dbt_ctl_client_cert_create(ctl, "k2", "app", NULL, NULL));
     CHECK_KEYS_UNLOCKED(dbt_ctl_instance_reset_ssl(ctl, "k2", NULL));
-    /* The scheduler, far in the future: k2 (shared) rotates, k1 (per-instance) gets an
-       upcoming server CA (after rotating away the one above). */
+    /* The scheduler, in the future: k2 (shared) rotates within its intermediate's 10 years;
+       far later k1 (per-instance) gets an upcoming server CA (after rotating away the one
+       above), while k2's intermediate would have ended: no rotation there, a notice. */
     CHECK_OK(dbt_ctl_slots_rotate(ctl, "k1", DBT_CTL_SLOT_SERVER_CA));
     struct dbt_ctl_auto_report rep = {0};
+    CHECK_KEYS_UNLOCKED(dbt_ctl_auto_run(ctl, time(NULL) + 300 * 86400LL, &rep));
+    CHECK(rep.rotated >= 1 && rep.failed == 0);
     CHECK_KEYS_UNLOCKED(dbt_ctl_auto_run(ctl, time(NULL) + 20 * 365 * 86400LL, &rep));
-    CHECK(rep.rotated >= 1 && rep.ca_added >= 1 && rep.failed == 0);
+    CHECK(rep.rotated == 0 && rep.ca_added >= 1 && rep.failed == 0);
     /* per-instance -> shared with new endpoints: a new active and its re-issue. */
     struct dbt_ctl_instance_spec ps = {.ca_mode = "shared", .endpoints = "k1b.example.com"};
     CHECK_KEYS_UNLOCKED(dbt_ctl_instance_patch(ctl, "k1", &ps, NULL, NULL));

@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "ctl/auto.h"
 #include "ctl/ctl.h"
+#include "pki/pki.h"
 #include "sched/scheduler.h"
 
 #define DAY 86400
@@ -219,6 +220,60 @@ static void test_store_flow(void)
     }
 }
 
+/* An imported CA that ends within the lead: once the certificate is due (its half-life, 20 of
+   its 40 days: clamped to the CA), a new one would end with it, so the scheduler rotates
+   nothing (not every tick) and says once what to do. */
+static void test_imported_ca_ending(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/imported", root_dir);
+    struct dbt_ctl_opts o = {.state_dir = dir, .actor = "test"};
+    struct dbt_ctl *ctl = NULL;
+    CHECK_OK(dbt_ctl_init(&o));
+    CHECK_OK(dbt_ctl_open(&o, &ctl));
+    if (ctl == NULL) {
+        return;
+    }
+    struct dbt_pki_key *k = NULL;
+    struct dbt_pki_cert *c = NULL;
+    char *cert = NULL, *key = NULL;
+    CHECK_OK(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+    struct dbt_pki_cert_spec cs = {.profile = DBT_PKI_PROFILE_CA,
+                                   .cn = "corp CA",
+                                   .validity_secs = 40 * DAY,
+                                   .pathlen = -1,
+                                   .digest = DBT_PKI_SHA256,
+                                   .key = k};
+    CHECK_OK(dbt_pki_cert_issue(&cs, &c));
+    CHECK_OK(dbt_pki_cert_to_pem(c, &cert));
+    CHECK_OK(dbt_pki_key_to_pem(k, &key));
+    CHECK_OK(dbt_ctl_cas_import(ctl, "corp", cert, NULL, key));
+    struct dbt_ctl_instance_spec sp = {.engine = "postgres",
+                                       .listen = "127.0.0.1:15442",
+                                       .backend = "127.0.0.1:5432",
+                                       .endpoints = "c.local",
+                                       .ca_id = "corp"};
+    CHECK_OK(dbt_ctl_instance_create(ctl, "c", &sp, NULL, NULL));
+    char s0[80], s1[80];
+    serial_of(ctl, "c", DBT_CTL_SLOT_SERVER_CERT, "active", s0, sizeof s0);
+    struct dbt_ctl_auto_report rep;
+    int64_t t = dbt_now_unix();
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(dbt_ctl_auto_run(ctl, t + 25 * DAY + 60 * i, &rep));
+        CHECK(rep.rotated == 0 && rep.failed == 0 && rep.notices == (i == 0 ? 1 : 0));
+    }
+    serial_of(ctl, "c", DBT_CTL_SLOT_SERVER_CERT, "active", s1, sizeof s1);
+    CHECK(s0[0] != '\0' && strcmp(s0, s1) == 0);
+    CHECK(count_events(ctl, "ca.expiring") == 1);
+    CHECK(count_events(ctl, "server-cert.expiring") == 0);
+    CHECK(count_events(ctl, "server-cert.auto-rotate") == 0);
+    dbt_ctl_close(ctl);
+    free(cert);
+    dbt_pki_wipe_free(key);
+    dbt_pki_cert_free(c);
+    dbt_pki_key_free(k);
+}
+
 static void test_event_json(void)
 {
     struct dbt_ctl_event e = {.id = 42,
@@ -295,6 +350,7 @@ int main(void)
     test_event_json();
     test_delivery();
     test_store_flow();
+    test_imported_ca_ending();
     char rm[600];
     snprintf(rm, sizeof rm, "rm -rf '%s'", root_dir);
     if (system(rm) != 0) {
