@@ -150,19 +150,28 @@ static int run_cas_list(struct dbt_cli *c)
     return 0;
 }
 
-static int run_cas_set_default(struct dbt_cli *c)
+/* A change to one CA named by the positional argument: op, then key = the id in JSON and
+   "<done> <id>." for people. */
+static int cas_change(struct dbt_cli *c, dbt_res (*op)(struct dbt_ctl *, const char *),
+                      const char *key, const char *done)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl;
     json_t *o = NULL;
 
     DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_cas_set_default(ctl, c->positional));
-    o = json_pack("{ss}", "defaultCertificateForNewInstances", c->positional);
-    dbt_cli_print_done(c, o, "New instances now use %s.", c->positional);
+    DBT_TRY(op(ctl, c->positional));
+    o = json_pack("{ss}", key, c->positional);
+    dbt_cli_print_done(c, o, "%s %s.", done, c->positional);
 out:
     json_decref(o);
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
+static int run_cas_set_default(struct dbt_cli *c)
+{
+    return cas_change(c, dbt_ctl_cas_set_default, "defaultCertificateForNewInstances",
+                      "New instances now use");
 }
 
 /* A CA key file, refused when group or others may read it, as PostgreSQL refuses server.key. */
@@ -214,17 +223,7 @@ out:
 
 static int run_cas_delete(struct dbt_cli *c)
 {
-    dbt_res res = DBT_OK;
-    struct dbt_ctl *ctl;
-    json_t *o = NULL;
-
-    DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_cas_delete(ctl, c->positional));
-    o = json_pack("{ss}", "certificateIdentifier", c->positional);
-    dbt_cli_print_done(c, o, "Deleted CA %s.", c->positional);
-out:
-    json_decref(o);
-    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+    return cas_change(c, dbt_ctl_cas_delete, "certificateIdentifier", "Deleted CA");
 }
 
 static int run_engines_list(struct dbt_cli *c)

@@ -3,45 +3,41 @@ a corporate PKI would hand it over: a P-384 root and a P-256 issuing CA under it
 server certificates of instances that name it, like Cloud SQL's customer-managed CA. Clients that
 trust the corporate root alone connect with verify-full through dbtlsd to a real PostgreSQL 15,
 across a rotation; what cannot work is refused at import with one line naming why."""
-import json
 import os
-import subprocess
 
 import psycopg
 
-from cli_helpers import pg_instance, use_template
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+from cli_helpers import openssl, pg_instance, use_template
 
 
 def corp_pki(d):
     """root.pem/root.key (self-signed CA), db.pem/db.key (a CA under it), leaf.pem/leaf.key (not
     a CA), rsa3072.pem/.key (a self-signed CA with a key type dbtls does not sign with)."""
-    ca_ext = os.path.join(d, "ca.ext")
-    with open(ca_ext, "w") as f:
-        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
-    leaf_ext = os.path.join(d, "leaf.ext")
-    with open(leaf_ext, "w") as f:
-        f.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    def f(name):
+        return os.path.join(d, name)
+
+    with open(f("ca.ext"), "w") as out:
+        out.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    with open(f("leaf.ext"), "w") as out:
+        out.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n")
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
-            "-keyout", "root.key", "-out", "root.pem", "-days", "3650", "-subj",
+            "-keyout", f("root.key"), "-out", f("root.pem"), "-days", "3650", "-subj",
             "/O=Example Corp/CN=Example Corp Root CA", "-addext",
-            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            cwd=d)
-    for name, cn, ext, key in (("db", "Example Corp Databases CA", ca_ext, "ec_paramgen_curve:P-256"),
-                               ("leaf", "not-a-ca.example.com", leaf_ext, "ec_paramgen_curve:P-256")):
-        openssl("req", "-newkey", "ec", "-pkeyopt", key, "-nodes", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", "-subj", f"/O=Example Corp/CN={cn}", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "root.pem", "-CAkey", "root.key",
-                "-CAcreateserial", "-days", "1825", "-out", f"{name}.pem", "-extfile", ext, cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", "rsa3072.key", "-out",
-            "rsa3072.pem", "-days", "3650", "-subj", "/CN=RSA 3072 CA", "-addext",
-            "basicConstraints=critical,CA:TRUE", cwd=d)
+            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, cn, ext in (("db", "Example Corp Databases CA", "ca.ext"),
+                          ("leaf", "not-a-ca.example.com", "leaf.ext")):
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f(f"{name}.key"), "-out", f(f"{name}.csr"), "-subj",
+                f"/O=Example Corp/CN={cn}")
+        openssl("x509", "-req", "-in", f(f"{name}.csr"), "-CA", f("root.pem"), "-CAkey",
+                f("root.key"), "-CAcreateserial", "-days", "1825", "-out", f(f"{name}.pem"),
+                "-extfile", f(ext))
+    openssl("req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", f("rsa3072.key"), "-out",
+            f("rsa3072.pem"), "-days", "3650", "-subj", "/CN=RSA 3072 CA", "-addext",
+            "basicConstraints=critical,CA:TRUE")
     for k in ("root", "db", "leaf", "rsa3072"):
-        os.chmod(os.path.join(d, f"{k}.key"), 0o600)
-    return lambda name: os.path.join(d, name)
+        os.chmod(f(f"{k}.key"), 0o600)
+    return f
 
 
 def test_imported_ca_issues_and_clients_trust_the_corporate_root(

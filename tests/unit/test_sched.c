@@ -81,14 +81,21 @@ static int count_events(struct dbt_ctl *ctl, const char *action)
     return n;
 }
 
-static void test_store_flow(void)
+/* A new store in root_dir/sub, opened (NULL when that failed, which CHECK recorded). */
+static struct dbt_ctl *new_store(const char *sub)
 {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/state", root_dir);
+    snprintf(dir, sizeof dir, "%s/%s", root_dir, sub);
     struct dbt_ctl_opts o = {.state_dir = dir, .actor = "test"};
     struct dbt_ctl *ctl = NULL;
     CHECK_OK(dbt_ctl_init(&o));
     CHECK_OK(dbt_ctl_open(&o, &ctl));
+    return ctl;
+}
+
+static void test_store_flow(void)
+{
+    struct dbt_ctl *ctl = new_store("state");
     if (ctl == NULL) {
         return;
     }
@@ -210,8 +217,9 @@ static void test_store_flow(void)
     dbt_ctl_close(ctl);
 
     /* a read-only handle cannot run automatic actions or move markers */
-    struct dbt_ctl_opts ro = o;
-    ro.read_only = 1;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/state", root_dir);
+    struct dbt_ctl_opts ro = {.state_dir = dir, .actor = "test", .read_only = 1};
     CHECK_OK(dbt_ctl_open(&ro, &ctl));
     if (ctl != NULL) {
         CHECK_ERR(dbt_ctl_auto_run(ctl, t, &rep), DBT_E_STATE);
@@ -225,12 +233,7 @@ static void test_store_flow(void)
    nothing (not every tick) and says once what to do. */
 static void test_imported_ca_ending(void)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/imported", root_dir);
-    struct dbt_ctl_opts o = {.state_dir = dir, .actor = "test"};
-    struct dbt_ctl *ctl = NULL;
-    CHECK_OK(dbt_ctl_init(&o));
-    CHECK_OK(dbt_ctl_open(&o, &ctl));
+    struct dbt_ctl *ctl = new_store("imported");
     if (ctl == NULL) {
         return;
     }
