@@ -1,7 +1,8 @@
 /*
  * cas.c - the shared CAs as users see them (`dbtls cas list`, like `aws rds
- * describe-certificates`), the default CA for new instances, and CA bundles (global, per CA,
- * per region, per instance) as PEM or PKCS#7, as RDS serves them.
+ * describe-certificates`), the default CA for new instances, deleting an imported CA (imported
+ * by cas_import.c), and CA bundles (global, per CA, per region, per instance) as PEM or PKCS#7,
+ * as RDS serves them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -114,15 +115,28 @@ out:
     return res;
 }
 
+/* A write transaction on CA ca_id: begun, the CA looked up into *fam and the default CA id in
+ *def (free it); the caller commits, or rolls back on failure. */
+static dbt_res ca_write_begin(struct dbt_ctl *ctl, const char *ca_id, struct ctl_ca_family *fam,
+                              char **def)
+{
+    dbt_res res = dbt_store_begin(ctl->st, true);
+    if (dbt_ok(res)) {
+        res = ctl_ca_lookup(ctl, ca_id, fam);
+    }
+    if (dbt_ok(res)) {
+        res = ctl_default_ca_id(ctl, def);
+    }
+    return res;
+}
+
 dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id)
 {
     dbt_res res = DBT_OK;
     struct dbt_stmt *s = NULL;
     char *old = NULL;
     struct ctl_ca_family fam;
-    DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(ctl_ca_lookup(ctl, ca_id, &fam));
-    DBT_TRY(ctl_default_ca_id(ctl, &old));
+    DBT_TRY(ca_write_begin(ctl, ca_id, &fam, &old));
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SETTING_PUT, &s));
     dbt_stmt_bind_text(s, 1, "default_ca_id");
     dbt_stmt_bind_text(s, 2, ca_id);
@@ -132,6 +146,39 @@ dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id)
 out:
     dbt_store_rollback(ctl->st);
     free(old);
+    return res;
+}
+
+dbt_res dbt_ctl_cas_delete(struct dbt_ctl *ctl, const char *ca_id)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    char *def = NULL;
+    struct ctl_ca_family fam;
+    bool row = false;
+    DBT_TRY(ca_write_begin(ctl, ca_id, &fam, &def));
+    DBT_ENSURE(fam.imported, STATE, "CA %s is one of dbtls's own; only imported CAs are deleted",
+               ca_id);
+    DBT_ENSURE(strcmp(def, ca_id) != 0, STATE,
+               "CA %s is the default for new instances; `dbtls cas set-default` another first",
+               ca_id);
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_USERS, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    DBT_TRY(dbt_stmt_step(s, &row));
+    int64_t users = row ? dbt_stmt_int(s, 0) : 0;
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_ENSURE(users == 0, STATE,
+               "CA %s still issues certificates of instances (%lld instances and certificate "
+               "slots); move them to another CA first (`dbtls instances patch NAME --ca ID`)",
+               ca_id, (long long)users);
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_DELETE, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_TRY(ctl_event(ctl, "ca.delete", "ca", "ca=%s", ca_id));
+    DBT_TRY(ctl_commit(ctl));
+out:
+    dbt_store_rollback(ctl->st);
+    free(def);
     return res;
 }
 

@@ -1,6 +1,6 @@
 /*
- * cas_import.c - CAs of the operator's own PKI (`dbtls cas import|delete`, like Cloud SQL's
- * customer-managed CA): a CA certificate and its key, with the chain up to the operator's root,
+ * cas_import.c - CAs of the operator's own PKI (`dbtls cas import`, like Cloud SQL's
+ * customer-managed CA; deleting one is in cas.c): a CA certificate and its key, with the chain up to the operator's root,
  * become a shared CA that instances name with --ca in shared mode. The imported CA issues the
  * server certificates itself, in every region (one cas row, region ""); the front serves leaf,
  * CA and chain, and bundles carry CA and chain, so clients that trust the operator's root verify
@@ -220,40 +220,5 @@ out:
     dbt_pki_key_free(key);
     free(pem);
     free(blob);
-    return res;
-}
-
-dbt_res dbt_ctl_cas_delete(struct dbt_ctl *ctl, const char *ca_id)
-{
-    dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL;
-    char *def = NULL;
-    struct ctl_ca_family fam;
-    bool row = false;
-    DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(ctl_ca_lookup(ctl, ca_id, &fam));
-    DBT_ENSURE(fam.imported, STATE, "CA %s is one of dbtls's own; only imported CAs are deleted",
-               ca_id);
-    DBT_TRY(ctl_default_ca_id(ctl, &def));
-    DBT_ENSURE(strcmp(def, ca_id) != 0, STATE,
-               "CA %s is the default for new instances; `dbtls cas set-default` another first",
-               ca_id);
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_USERS, &s));
-    dbt_stmt_bind_text(s, 1, ca_id);
-    DBT_TRY(dbt_stmt_step(s, &row));
-    int64_t users = row ? dbt_stmt_int(s, 0) : 0;
-    DBT_TRY(dbt_stmt_exec(s));
-    DBT_ENSURE(users == 0, STATE,
-               "CA %s still issues certificates of instances (%lld instances and certificate "
-               "slots); move them to another CA first (`dbtls instances patch NAME --ca ID`)",
-               ca_id, (long long)users);
-    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_DELETE, &s));
-    dbt_stmt_bind_text(s, 1, ca_id);
-    DBT_TRY(dbt_stmt_exec(s));
-    DBT_TRY(ctl_event(ctl, "ca.delete", "ca", "ca=%s", ca_id));
-    DBT_TRY(ctl_commit(ctl));
-out:
-    dbt_store_rollback(ctl->st);
-    free(def);
     return res;
 }
