@@ -1,10 +1,11 @@
 /*
  * cas_import.c - CAs of the operator's own PKI (`dbtls cas import`, like Cloud SQL's
- * customer-managed CA; deleting one is in cas.c): a CA certificate and its key, with the chain up to the operator's root,
- * become a shared CA that instances name with --ca in shared mode. The imported CA issues the
- * server certificates itself, in every region (one cas row, region ""); the front serves leaf,
- * CA and chain, and bundles carry CA and chain, so clients that trust the operator's root verify
- * dbtls instances with nothing new to install. Its key is sealed like every CA key.
+ * customer-managed CA; deleting one is in cas.c): a CA certificate and its key, with the chain
+ * up to the operator's root, become a shared CA that instances name with --ca in shared mode.
+ * The imported CA issues the server certificates itself, in every region (one cas row, region
+ * ""); the front serves leaf, CA and chain, and bundles carry CA and chain, so clients that
+ * trust the operator's root verify dbtls instances with nothing new to install. Its key is
+ * sealed like every CA key.
  */
 #include <ctype.h>
 #include <stdlib.h>
