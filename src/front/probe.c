@@ -10,6 +10,8 @@
  *     such as 1040 "Too many connections" or 1129 "Host ... is blocked", which is the failure.
  *     MariaDB logs the probe as an "Aborted connection" warning (log_warnings >= 2, its default)
  *     and MySQL counts it in Aborted_connects: there is no silent way in without credentials.
+ *     With --health-user the probe logs in instead (login_my), over TLS when the instance has
+ *     TLS on its backend leg, as its sessions' backend legs are.
  * So what sessions see counts first: a backend reached by a session (or a probe) within the last
  * FRESH_MS, with no failure since, is healthy without a probe; a failure makes every check probe
  * until one succeeds (so a backend back up is seen at the next check). An idle instance is
@@ -32,6 +34,7 @@
 #include "net/net.h"
 #include "proto/my/my.h"
 #include "proto/pg/pg.h"
+#include "tls/tls.h"
 
 #define FRESH_MS 30000
 
@@ -135,6 +138,13 @@ static bool seen_fresh(const char *instance, uint64_t *ago)
 
 /* ---- the probe ---- */
 
+/* The probe's connection to the backend: plain, or TLS after the front's own SSLRequest. */
+struct pconn {
+    int fd;
+    struct dbt_tls_conn *tls; /* NULL: plain */
+    uint64_t deadline;        /* ms, monotonic */
+};
+
 /* Waits for events on fd until deadline (ms, monotonic). false: timed out or failed. */
 static bool wait_fd(int fd, short events, uint64_t deadline)
 {
@@ -154,40 +164,102 @@ static bool wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
+/* Waits for what a TLS call asked for. false: the call failed or the deadline passed. */
+static bool tls_wait(const struct pconn *c, enum dbt_tls_io io)
+{
+    return (io == DBT_TLS_IO_WANT_READ && wait_fd(c->fd, POLLIN, c->deadline)) ||
+           (io == DBT_TLS_IO_WANT_WRITE && wait_fd(c->fd, POLLOUT, c->deadline));
+}
+
+/* One read: > 0 bytes, 0 at EOF, -1 on an error or at the deadline. */
+static ssize_t pc_read(const struct pconn *c, uint8_t *buf, size_t cap)
+{
+    for (;;) {
+        if (c->tls != NULL) {
+            size_t got = 0;
+            enum dbt_tls_io io = dbt_tls_read(c->tls, buf, cap, &got);
+            if (io == DBT_TLS_IO_OK) {
+                return (ssize_t)got;
+            }
+            if (io == DBT_TLS_IO_EOF) {
+                return 0;
+            }
+            if (!tls_wait(c, io)) {
+                return -1;
+            }
+            continue;
+        }
+        if (!wait_fd(c->fd, POLLIN, c->deadline)) {
+            return -1;
+        }
+        ssize_t n = read(c->fd, buf, cap);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return -1;
+        }
+    }
+}
+
 /* Reads what the server says until EOF, want bytes, or the deadline. -1: error or timeout. */
-static ssize_t read_some(int fd, uint8_t *buf, size_t cap, size_t want, uint64_t deadline)
+static ssize_t read_some(const struct pconn *c, uint8_t *buf, size_t cap, size_t want)
 {
     size_t got = 0;
     while (got < want) {
-        if (!wait_fd(fd, POLLIN, deadline)) {
+        ssize_t n = pc_read(c, buf + got, cap - got);
+        if (n < 0) {
             return -1;
         }
-        ssize_t n = read(fd, buf + got, cap - got);
         if (n == 0) {
             break;
-        }
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
-            return -1;
         }
         got += (size_t)n;
     }
     return (ssize_t)got;
 }
 
-static dbt_res probe_pg(int fd, uint64_t deadline, char *detail, size_t n)
+/* Writes all of p (one or a few small packets). */
+static dbt_res pc_write(const struct pconn *c, const uint8_t *p, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        if (c->tls != NULL) {
+            size_t n = 0;
+            enum dbt_tls_io io = dbt_tls_write(c->tls, p + done, len - done, &n);
+            if (io == DBT_TLS_IO_OK) {
+                done += n;
+            } else if (io == DBT_TLS_IO_ERR) {
+                return dbt_fail(DBT_E_IO, "the backend's TLS connection failed: %s", dbt_errmsg());
+            } else if (!tls_wait(c, io)) {
+                return dbt_fail(DBT_E_IO, "the backend closed the TLS connection");
+            }
+            continue;
+        }
+        ssize_t n = write(c->fd, p + done, len - done);
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (n < 0 && errno == EAGAIN) {
+            if (!wait_fd(c->fd, POLLOUT, c->deadline)) {
+                return dbt_fail(DBT_E_IO, "the backend does not read what the probe sends");
+            }
+        } else if (n < 0 && errno != EINTR) {
+            return dbt_fail(DBT_E_IO, "the backend closed the connection: %s", strerror(errno));
+        }
+    }
+    return DBT_OK;
+}
+
+static dbt_res probe_pg(const struct pconn *c, char *detail, size_t n)
 {
     dbt_res res = DBT_OK;
     struct dbt_buf b;
     dbt_buf_init(&b, 0);
     struct dbt_pg_cancel_key key = {.pid = 0, .key_len = 4};
     DBT_TRY(dbt_pg_cancel_encode(&b, &key));
-    DBT_ENSURE(write(fd, b.data, b.len) == (ssize_t)b.len, IO,
-               "the backend closed the connection: %s", strerror(errno));
+    DBT_TRY(pc_write(c, b.data, b.len));
     uint8_t buf[256];
-    ssize_t got = read_some(fd, buf, sizeof(buf), sizeof(buf), deadline);
+    ssize_t got = read_some(c, buf, sizeof(buf), sizeof(buf));
     DBT_ENSURE(got >= 0, IO, "the backend accepted the connection but did not answer");
     snprintf(detail, n, "PostgreSQL answered");
 out:
@@ -196,10 +268,10 @@ out:
 }
 
 /* Reads one packet: *len payload bytes at buf + 4, its sequence id in *seq. */
-static dbt_res read_packet(int fd, uint8_t *buf, size_t cap, uint64_t deadline, const char *what,
+static dbt_res read_packet(const struct pconn *c, uint8_t *buf, size_t cap, const char *what,
                            size_t *len, uint8_t *seq)
 {
-    ssize_t got = read_some(fd, buf, cap, DBT_MY_HDR_LEN, deadline);
+    ssize_t got = read_some(c, buf, cap, DBT_MY_HDR_LEN);
     if (got < (ssize_t)DBT_MY_HDR_LEN) {
         return dbt_fail(DBT_E_IO, "the backend sent no %s", what);
     }
@@ -210,7 +282,7 @@ static dbt_res read_packet(int fd, uint8_t *buf, size_t cap, uint64_t deadline, 
     }
     size_t need = DBT_MY_HDR_LEN + *len;
     if ((size_t)got < need) {
-        ssize_t more = read_some(fd, buf + got, cap - (size_t)got, need - (size_t)got, deadline);
+        ssize_t more = read_some(c, buf + got, cap - (size_t)got, need - (size_t)got);
         if (more < 0 || (size_t)got + (size_t)more < need) {
             return dbt_fail(DBT_E_IO, "the backend's %s was cut short", what);
         }
@@ -219,18 +291,45 @@ static dbt_res read_packet(int fd, uint8_t *buf, size_t cap, uint64_t deadline, 
 }
 
 /* Writes what w encoded into b, then empties b for the next packet. */
-static dbt_res write_all(int fd, struct dbt_wr *w, struct dbt_buf *b)
+static dbt_res write_all(const struct pconn *c, struct dbt_wr *w, struct dbt_buf *b)
 {
     dbt_res res = dbt_wr_finish(w);
-    bool sent = dbt_ok(res) && write(fd, b->data, b->len) == (ssize_t)b->len;
+    if (dbt_ok(res)) {
+        res = pc_write(c, b->data, b->len);
+    }
     b->len = 0;
-    if (!dbt_ok(res)) {
-        return res;
+    return res;
+}
+
+/*
+ * The backend leg of a MySQL instance with --backend-tls-ca: the front's SSLRequest (seq 1),
+ * then a TLS handshake verifying the server as sessions do, so that a server with
+ * require_secure_transport=ON (or a health account REQUIRE SSL) lets the health user in.
+ */
+static dbt_res start_tls_my(struct pconn *c, const struct dbt_gen_inst *gi,
+                            const struct dbt_my_response *r, uint32_t caps)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_buf b;
+    dbt_buf_init(&b, 0);
+    struct dbt_wr w = dbt_wr_make(&b);
+    dbt_my_ssl_request_encode(r, caps | DBT_MY_CLIENT_SSL, 1, &w);
+    DBT_TRY(write_all(c, &w, &b));
+    DBT_TRY(dbt_tls_conn_new_client(gi->backend_tls, c->fd, gi->backend_host, &c->tls));
+    for (;;) {
+        enum dbt_tls_io io = dbt_tls_handshake(c->tls);
+        if (io == DBT_TLS_IO_OK) {
+            break;
+        }
+        DBT_ENSURE(io != DBT_TLS_IO_ERR, IO, "TLS handshake with the backend failed: %s",
+                   dbt_errmsg());
+        DBT_ENSURE(io != DBT_TLS_IO_EOF, IO,
+                   "the backend closed the connection during the TLS handshake");
+        DBT_ENSURE(tls_wait(c, io), IO, "no TLS handshake with the backend before the deadline");
     }
-    if (!sent) {
-        return dbt_fail(DBT_E_IO, "the backend closed the connection: %s", strerror(errno));
-    }
-    return DBT_OK;
+out:
+    dbt_buf_cleanup(&b);
+    return res;
 }
 
 /*
@@ -240,10 +339,11 @@ static dbt_res write_all(int fd, struct dbt_wr *w, struct dbt_buf *b)
  * probe adds to on a backend across the network. The account needs no password and no
  * privileges (CREATE USER 'dbtls_health'@'<front's address>'). Empty password: the
  * HandshakeResponse's auth data is empty whatever the plugin (mysql_native_password,
- * caching_sha2_password, ed25519 compare it with an empty password's).
+ * caching_sha2_password, ed25519 compare it with an empty password's). Over TLS when the
+ * instance has TLS on its backend leg.
  */
-static dbt_res login_my(int fd, const struct dbt_my_greeting *g, const char *user,
-                        uint64_t deadline)
+static dbt_res login_my(struct pconn *c, const struct dbt_gen_inst *gi,
+                        const struct dbt_my_greeting *g, const char *user)
 {
     dbt_res res = DBT_OK;
     struct dbt_buf b;
@@ -266,14 +366,21 @@ static dbt_res login_my(int fd, const struct dbt_my_greeting *g, const char *use
         .plugin = g->auth_plugin,
         .plugin_len = g->auth_plugin_len,
     };
-    dbt_my_response_encode(&r, caps, 1, &w);
-    DBT_TRY(write_all(fd, &w, &b));
+    uint8_t seq = 1;
+    if (gi->backend_tls != NULL) {
+        DBT_ENSURE(g->caps & DBT_MY_CLIENT_SSL, IO,
+                   "the server does not offer TLS, which this instance requires on the backend "
+                   "leg");
+        caps |= DBT_MY_CLIENT_SSL;
+        DBT_TRY(start_tls_my(c, gi, &r, caps));
+        seq = 2;
+    }
+    dbt_my_response_encode(&r, caps, seq, &w);
+    DBT_TRY(write_all(c, &w, &b));
     for (int round = 0; round < 4; round++) {
         uint8_t buf[1024];
         size_t len = 0;
-        uint8_t seq = 0;
-        DBT_TRY(
-            read_packet(fd, buf, sizeof(buf), deadline, "answer to the health login", &len, &seq));
+        DBT_TRY(read_packet(c, buf, sizeof(buf), "answer to the health login", &len, &seq));
         const uint8_t *p = buf + DBT_MY_HDR_LEN;
         const uint8_t *data = NULL;
         size_t data_len = 0;
@@ -283,7 +390,10 @@ static dbt_res login_my(int fd, const struct dbt_my_greeting *g, const char *use
             size_t pos = dbt_my_pkt_begin(&w, 0);
             dbt_wr_u8(&w, 0x01); /* COM_QUIT: a clean goodbye, nothing in the server's log */
             dbt_my_pkt_end(&w, pos);
-            (void)write_all(fd, &w, &b);
+            (void)write_all(c, &w, &b);
+            if (c->tls != NULL) {
+                dbt_tls_shutdown(c->tls);
+            }
             goto out;
         }
         case DBT_MY_AUTH_ERR:
@@ -294,7 +404,7 @@ static dbt_res login_my(int fd, const struct dbt_my_greeting *g, const char *use
         case DBT_MY_AUTH_SWITCH: { /* another plugin: its empty-password answer is empty too */
             size_t pos = dbt_my_pkt_begin(&w, (uint8_t)(seq + 1));
             dbt_my_pkt_end(&w, pos);
-            DBT_TRY(write_all(fd, &w, &b));
+            DBT_TRY(write_all(c, &w, &b));
             break;
         }
         case DBT_MY_AUTH_MORE_DATA:
@@ -316,12 +426,13 @@ out:
     return res;
 }
 
-static dbt_res probe_my(int fd, const char *user, uint64_t deadline, char *detail, size_t n)
+static dbt_res probe_my(struct pconn *c, const struct dbt_gen_inst *gi, const char *user,
+                        char *detail, size_t n)
 {
     uint8_t buf[1024];
     size_t len = 0;
     uint8_t seq = 0;
-    dbt_res res = read_packet(fd, buf, sizeof(buf), deadline, "greeting", &len, &seq);
+    dbt_res res = read_packet(c, buf, sizeof(buf), "greeting", &len, &seq);
     if (!dbt_ok(res)) {
         return res;
     }
@@ -343,11 +454,12 @@ static dbt_res probe_my(int fd, const char *user, uint64_t deadline, char *detai
         vl -= 6;
     }
     if (user != NULL) {
-        res = login_my(fd, &g, user, deadline);
+        res = login_my(c, gi, &g, user);
         if (!dbt_ok(res)) {
             return res;
         }
-        snprintf(detail, n, "server %.*s answered, user \"%s\" logged in", (int)vl, v, user);
+        snprintf(detail, n, "server %.*s answered, user \"%s\" logged in%s", (int)vl, v, user,
+                 c->tls != NULL ? " over TLS" : "");
     } else {
         snprintf(detail, n, "server %.*s answered", (int)vl, v);
     }
@@ -385,13 +497,20 @@ dbt_res dbt_front_probe(struct dbt_front *f, const char *instance, uint64_t time
                                              : dbt_fail(DBT_E_IO, "no connection within %llu ms",
                                                         (unsigned long long)timeout_ms);
     }
+    struct pconn c = {.fd = fd, .deadline = deadline};
     if (dbt_ok(res)) {
-        res = gi->proto == &dbt_pg_proto ? probe_pg(fd, deadline, detail, n)
-                                         : probe_my(fd, f->o.health_user, deadline, detail, n);
+        res = gi->proto == &dbt_pg_proto ? probe_pg(&c, detail, n)
+                                         : probe_my(&c, gi, f->o.health_user, detail, n);
+    }
+    if (c.tls != NULL) {
+        dbt_tls_conn_free(c.tls);
     }
     dbt_front_backend_seen(instance, dbt_ok(res));
     if (!dbt_ok(res)) {
         res = dbt_fail_ctx(res, "backend %s: ", where);
+        /* the first failure of an outage says why, as a session's does */
+        dbt_log(dbt_front_backend_quiet(instance) ? DBT_LOG_DEBUG : DBT_LOG_WARN,
+                "instance \"%s\": health check: %s", instance, dbt_errmsg());
         goto out;
     }
     size_t used = strlen(detail);

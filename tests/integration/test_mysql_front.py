@@ -5,6 +5,7 @@ foreign certificates, rotation without dropping a session, ed25519 (auth switch)
 status shown by the admin socket.
 """
 import os
+import re
 import socket
 import ssl
 import struct
@@ -696,6 +697,49 @@ def test_backend_tls_leg_client_certificate(tls_mariadb, dbtls, dbtlsd, state_di
     d8.wait_log("configuration generation", start=start)
     rc, out, err = mariadb(port, "xuser", "x-secret-1", f"--ssl-ca={ca}")
     assert rc != 0 and "Access denied for user 'xuser'" in err, err
+
+
+def test_health_user_over_backend_tls(tls_mariadb, dbtls, dbtlsd, state_dir, free_port):
+    """--health-user with TLS on the backend leg: the probe logs in over TLS, as sessions reach
+    that backend, so a server with require_secure_transport=ON lets the health account in. An
+    instance in front of it without backend TLS fails its check with the server's own error, and
+    the daemon's log says why at the first failure (MariaDB: 1045, MySQL: 3159)."""
+    import http.client
+    use_template(dbtls)
+    make_instance(dbtls, free_port, tls_mariadb, ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+                  extra=("--backend-tls-ca", tls_mariadb.backend_ca))
+    make_instance(dbtls, free_port, tls_mariadb, name="my2",
+                  ssl_mode="ALLOW_UNENCRYPTED_AND_ENCRYPTED")
+    health = free_port()
+    tls_mariadb.sql("CREATE USER IF NOT EXISTS 'dbtls_health'@'%'; "
+                    "SET GLOBAL require_secure_transport = ON")
+
+    def get(path):
+        c = http.client.HTTPConnection("127.0.0.1", health, timeout=10)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+    log0 = len(tls_mariadb.log())
+    try:
+        d = dbtlsd.start(state_dir, extra_args=("--health-listen", f"127.0.0.1:{health}",
+                                                "--health-user", "dbtls_health"))
+        st, body = get("/healthz/my1")
+        assert st == 200 and re.fullmatch(
+            r'ok: instance "my1": server 10\.11\.\S*MariaDB\S* answered, user "dbtls_health" '
+            r'logged in over TLS at 127\.0\.0\.1:\d+ in \d+ ms\n', body), body
+        st, body = get("/healthz/my2")
+        # MariaDB 10.11 answers a login in clear under require_secure_transport with 1045
+        assert st == 503 and ('the backend refused the health user "dbtls_health": ERROR 1045 '
+                              "(28000): Access denied for user 'dbtls_health'@'127.0.0.1'") in body
+        d.wait_log('instance "my2": health check: backend 127.0.0.1:%d: the backend refused the '
+                   'health user "dbtls_health"' % tls_mariadb.port)
+        assert "Aborted connection" not in tls_mariadb.log()[log0:]
+    finally:
+        tls_mariadb.sql("SET GLOBAL require_secure_transport = OFF; "
+                        "DROP USER IF EXISTS 'dbtls_health'@'%'")
 
 
 def test_backend_tls_leg_refused_when_backend_has_no_tls(mariadb_server, dbtls, dbtlsd,
