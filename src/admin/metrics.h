@@ -11,8 +11,9 @@
  *   dbtls_config_last_reload_successful (0/1), ..._success_timestamp_seconds,
  *   ..._duration_seconds, ..._rebuilt_instances                        gauges
  * The certificate gauges come from the control plane (ctl/auto.h dbt_ctl_expiry_list): every
- * shared CA (kind root-ca / intermediate-ca, instance ""), per-instance server CA and server
- * certificate slot, client CA and client certificate. The rest comes from the front.
+ * shared CA (kind root-ca / intermediate-ca, imported-ca / imported-chain, instance ""),
+ * per-instance server CA and server certificate slot, client CA and client certificate. The rest
+ * comes from the front.
  */
 #ifndef DBT_ADMIN_METRICS_H
 #define DBT_ADMIN_METRICS_H

@@ -79,10 +79,11 @@ dbt_res dbt_ctl_auto_run(struct dbt_ctl *ctl, int64_t now, struct dbt_ctl_auto_r
 
 struct dbt_ctl_expiry {
     char *instance; /* "" for shared CAs */
-    char *kind;     /* "root-ca" | "intermediate-ca" | "server-ca" | "server-cert" | "client-ca"
-                       | "client-cert" */
+    char *kind;     /* "root-ca" | "intermediate-ca" | "imported-ca" | "imported-chain" |
+                       "server-ca" | "server-cert" | "client-ca" | "client-cert" | ... */
     char *slot;     /* "previous" | "active" | "upcoming" for server-ca/server-cert, else "" */
-    char *name;     /* shared CA id (intermediates: "ID/REGION"), client cert name, or "" */
+    char *name;     /* shared CA id (intermediates: "ID/REGION", imported chain: "ID/N"),
+                       client cert name, or "" */
     char *serial;   /* hex upper case */
     char *sha1;     /* fingerprint, hex lower case (as the listings and connections show it) */
     int64_t not_after;

@@ -102,6 +102,35 @@ static dbt_res add_backend_client_cert(struct dbt_ctl_expiry_list *l, const char
     return r;
 }
 
+/*
+ * An imported CA (cas import): the CA itself (kind imported-ca, name = its id) and each
+ * certificate of its chain (imported-chain, name = ID/N from 1 up to the root): when any of them
+ * ends, clients stop verifying the instances it serves, and dbtls cannot renew them.
+ */
+static dbt_res add_imported(struct dbt_ctl_expiry_list *l, const char *id, const char *pem)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_certs certs = {0};
+    struct dbt_pki_cert_info info = {0};
+    DBT_TRY(dbt_pki_certs_from_pem(pem, &certs));
+    for (size_t i = 0; i < certs.n; i++) {
+        DBT_TRY(dbt_pki_cert_info(certs.v[i], &info));
+        char name[96];
+        if (i == 0) {
+            snprintf(name, sizeof(name), "%s", id);
+        } else {
+            snprintf(name, sizeof(name), "%s/%zu", id, i);
+        }
+        DBT_TRY(ctl_expiry_add_known(l, "", i == 0 ? "imported-ca" : "imported-chain", "", name,
+                                     info.serial, info.sha1, info.not_after));
+        dbt_pki_cert_info_cleanup(&info);
+    }
+out:
+    dbt_pki_cert_info_cleanup(&info);
+    dbt_pki_certs_free(&certs);
+    return res;
+}
+
 dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out)
 {
     memset(out, 0, sizeof *out);
@@ -119,6 +148,10 @@ dbt_res dbt_ctl_expiry_list(struct dbt_ctl *ctl, struct dbt_ctl_expiry_list *out
         DBT_TRY(dbt_stmt_step(s, &row));
         if (!row) {
             break;
+        }
+        if (ctl_ca_family_find(dbt_stmt_text(s, 0)) == NULL) {
+            DBT_TRY(add_imported(&l, dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
+            continue;
         }
         DBT_TRY(ctl_expiry_add(&l, "", "root-ca", "", dbt_stmt_text(s, 0), dbt_stmt_text(s, 4)));
         DBT_TRY(ctl_strv_push(&ids, &n_ids, dbt_stmt_text(s, 0)));

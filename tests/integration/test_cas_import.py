@@ -7,6 +7,7 @@ import os
 
 import psycopg
 
+from api_client import samples, scrape
 from cli_helpers import openssl, pg_instance, use_template
 
 
@@ -69,6 +70,15 @@ def test_imported_ca_issues_and_clients_trust_the_corporate_root(
     assert text.count("BEGIN CERTIFICATE") == 2 and open(f("root.pem")).read() in text
 
     d = dbtlsd.start(state_dir)
+    # expiry gauges: the imported CA and its chain, which dbtls cannot renew, by their own kinds
+    fams, _ = scrape(d)
+    exp = {(x.labels["kind"], x.labels["name"]): x.labels["sha1"]
+           for x in samples(fams, "dbtls_certificate_expiry_timestamp_seconds")
+           if x.labels["kind"].startswith("imported") or x.labels["name"].startswith("corp")}
+    assert exp == {("imported-ca", "corp-db"): cas["corp-db"]["thumbprint"],
+                   ("imported-chain", "corp-db/1"): openssl(
+                       "x509", "-in", f("root.pem"), "-noout", "-fingerprint", "-sha1"
+                   ).stdout.decode().split("=")[1].strip().replace(":", "").lower()}, exp
     conninfo = (f"host=db1.example.com hostaddr=127.0.0.1 port={port} user=trustuser dbname=app "
                 f"sslmode=verify-full sslrootcert={f('root.pem')} connect_timeout=5")
     with psycopg.connect(conninfo) as c:

@@ -359,6 +359,17 @@ static void test_imported_ca(void)
         }
     }
     dbt_ctl_ca_list_cleanup(&l);
+    /* its expiry gauge says imported-ca, not root-ca (dbtls cannot renew it) */
+    struct dbt_ctl_expiry_list el = {0};
+    CHECK_OK(dbt_ctl_expiry_list(ctl, &el));
+    int imported = 0;
+    for (size_t i = 0; i < el.n; i++) {
+        if (strcmp(el.items[i].name, "own-ca") == 0) {
+            imported += strcmp(el.items[i].kind, "imported-ca") == 0 ? 1 : 100;
+        }
+    }
+    CHECK(imported == 1);
+    dbt_ctl_expiry_list_cleanup(&el);
     /* the runtime chain: leaf then the CA */
     struct dbt_rt_config *rt = NULL;
     CHECK_OK(dbt_ctl_runtime_load(ctl, NULL, &rt));
