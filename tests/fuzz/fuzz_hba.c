@@ -1,7 +1,9 @@
 /*
  * fuzz_hba.c - libFuzzer target for the access rules: the input is pg_hba.conf text, then
  * optionally a NUL byte and pg_ident.conf text. Both are parsed; a parsed set is dumped and
- * asked about a few fixed connections (IPv4/IPv6, with and without TLS and certificates).
+ * asked about a few fixed connections (IPv4/IPv6, with and without TLS and certificates). The
+ * pg_hba.conf text doubles as a system user name (a certificate CN) matched against ident map
+ * "m", so the regular expressions are run, not only compiled.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nul = memchr(data, 0, size);
     size_t hba_len = nul ? (size_t)(nul - data) : size;
-    char *hba_text = malloc(hba_len ? hba_len : 1);
+    char *hba_text = malloc(hba_len + 1);
     size_t id_len = nul ? size - hba_len - 1 : 0;
     char *id_text = malloc(id_len ? id_len : 1);
     if (hba_text == NULL || id_text == NULL) {
@@ -34,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     memcpy(hba_text, data, hba_len);
+    hba_text[hba_len] = '\0';
     if (id_len) {
         memcpy(id_text, nul + 1, id_len);
     }
@@ -44,6 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dbt_buf_init(&b, 0);
     if (id_len && dbt_ok(dbt_ident_parse(id_text, id_len, "pg_ident.conf", &id))) {
         IGNORE(dbt_ident_dump(id, &b));
+        char log[256];
+        (void)dbt_ident_check(id, "m", "alice", hba_text, log, sizeof(log));
     }
     if (dbt_ok(dbt_hba_parse(hba_text, hba_len, "pg_hba.conf", &hba))) {
         IGNORE(dbt_hba_dump(hba, &b));

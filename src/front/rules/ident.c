@@ -1,16 +1,25 @@
 /*
  * ident.c - pg_ident.conf user name maps (PostgreSQL 15 "User Name Maps"): parsing after
  * parse_ident_line and lookup after check_usermap / check_ident_usermap (src/backend/libpq/
- * hba.c). A system user name starting with '/' is a POSIX extended regular expression (not
- * anchored unless written with ^ and $); the first \1 in the PostgreSQL user name is replaced
- * by the first parenthesized capture.
+ * hba.c). A system user name starting with '/' is a regular expression (not anchored unless
+ * written with ^ and $); the first \1 in the PostgreSQL user name is replaced by the first
+ * parenthesized capture.
+ *
+ * The expressions are PCRE2's, not POSIX <regex.h>: PostgreSQL's own are Spencer's "advanced"
+ * flavour (\d, \w, non-greedy *?, (?:...), lookahead), which PCRE2 shares and POSIX ERE lacks, and
+ * PCRE2 bounds its work where glibc's regcomp does not (fuzz_hba found "a+++...", "((a+)+)+..."
+ * and "(()*){300}" patterns that made regcomp allocate gigabytes or run for minutes). Compiling
+ * is limited by pattern length and nesting, matching by PCRE2's match and heap limits; a match
+ * that hits a limit is an error, logged as PostgreSQL logs a failed match.
  */
 #include "front/rules/hba.h"
 
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "front/rules/tok.h"
 
@@ -19,14 +28,20 @@ struct ident_line {
     const char *map;     /* borrowed from the tokenized file */
     const char *sysuser; /* as written, '/' included for a regex */
     const char *pguser;
-    bool is_regex;
-    regex_t re;
+    pcre2_code *re; /* NULL unless the system user is a regular expression */
 };
+
+/* Lengths and limits: far above any real user-name pattern, far below what costs time. */
+#define IDENT_RE_MAX_LEN 1000
+#define IDENT_RE_MAX_NEST 64
+#define IDENT_RE_MATCH_LIMIT 100000
+#define IDENT_RE_HEAP_LIMIT_KB 1024
 
 struct dbt_ident {
     struct dbt_tok_file tf;
     struct ident_line *lines;
     size_t n;
+    pcre2_match_context *mctx; /* the match limits; read-only once parsed, shared by threads */
 };
 
 void dbt_ident_free(struct dbt_ident *ident)
@@ -35,118 +50,12 @@ void dbt_ident_free(struct dbt_ident *ident)
         return;
     }
     for (size_t i = 0; i < ident->n; i++) {
-        if (ident->lines[i].is_regex) {
-            regfree(&ident->lines[i].re);
-        }
+        pcre2_code_free(ident->lines[i].re);
     }
+    pcre2_match_context_free(ident->mctx);
     free(ident->lines);
     dbt_tok_file_free(&ident->tf);
     free(ident);
-}
-
-/*
- * glibc's regcomp copies the operand of every repetition ('+' twice, '{n,m}' m times, nested
- * ones multiply), so "e++++..." or "((a+)+)+..." asks it for 2^n nodes: a 100-character line in
- * an ident file made it allocate gigabytes (found by fuzz_hba). Before compiling, the size of
- * that expansion is estimated, as nodes, from the pattern's structure; past IDENT_RE_MAX_NODES
- * the expression is refused with the reason. Returns NULL when it is fine.
- */
-#define IDENT_RE_MAX_LEN 1000
-#define IDENT_RE_MAX_NODES 100000.0
-#define IDENT_RE_MAX_DEPTH 64
-
-static const char *regex_too_costly(const char *re)
-{
-    if (strlen(re) > IDENT_RE_MAX_LEN) {
-        return "longer than 1000 characters";
-    }
-    double saved[IDENT_RE_MAX_DEPTH];
-    int depth = 0;
-    double sum = 0, last = 0; /* nodes at this depth so far; of the last atom or group */
-    for (const char *p = re; *p != '\0'; p++) {
-        double factor = 0;
-        switch (*p) {
-        case '(':
-            if (depth == IDENT_RE_MAX_DEPTH) {
-                return "nested more than 64 groups deep";
-            }
-            saved[depth++] = sum;
-            sum = last = 0;
-            continue;
-        case ')':
-            if (depth > 0) {
-                last = sum;
-                sum = saved[--depth] + last;
-                continue;
-            }
-            break;
-        case '*':
-        case '?':
-            factor = 2;
-            break;
-        case '+':
-            factor = 3;
-            break;
-        case '{': {
-            char *end = NULL;
-            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
-            if (end == p + 1) {
-                break; /* not a bound: a literal brace */
-            }
-            if (*end == ',') {
-                const char *q = end + 1;
-                hi = strtoul(q, &end, 10);
-                if (end == q) {
-                    hi = lo; /* {n,}: n copies and a star */
-                }
-            }
-            if (*end != '}') {
-                break;
-            }
-            factor = (double)(hi > lo ? hi : lo) + 2;
-            p = end;
-            break;
-        }
-        case '[': { /* a bracket expression is one node: skip to its ']' */
-            const char *q = p + 1;
-            q += *q == '^';
-            q += *q == ']'; /* a leading ']' is a member */
-            while (*q != '\0' && *q != ']') {
-                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
-                    const char *close = strstr(q + 2, (char[]){q[1], ']', '\0'});
-                    if (close == NULL) {
-                        break;
-                    }
-                    q = close + 2;
-                    continue;
-                }
-                q++;
-            }
-            p = *q == ']' ? q : p;
-            break;
-        }
-        case '\\':
-            p += p[1] != '\0';
-            break;
-        default:
-            break;
-        }
-        if (factor > 0) {
-            sum += last * (factor - 1);
-            last *= factor;
-        } else {
-            sum += 1;
-            last = 1;
-        }
-        if (sum > IDENT_RE_MAX_NODES || last > IDENT_RE_MAX_NODES) {
-            return "its repetitions would expand to too many states (repeated '+', '*', "
-                   "'{n,m}' on repeated groups)";
-        }
-    }
-    for (int d = depth - 1; d >= 0; d--) {
-        sum += saved[d];
-    }
-    return sum > IDENT_RE_MAX_NODES ? "too large" : NULL;
 }
 
 static dbt_res parse_line(const char *file, const struct dbt_tok_line *tl, struct ident_line *il)
@@ -167,19 +76,34 @@ static dbt_res parse_line(const char *file, const struct dbt_tok_line *tl, struc
     il->sysuser = tl->fields[1].toks[0].s;
     il->pguser = tl->fields[2].toks[0].s;
     if (il->sysuser[0] == '/') {
-        const char *why = regex_too_costly(il->sysuser + 1);
-        if (why != NULL) {
-            return dbt_tok_error(file, line, "regular expression \"%.80s%s\" refused: %s",
-                                 il->sysuser + 1, strlen(il->sysuser + 1) > 80 ? "..." : "", why);
+        const char *pattern = il->sysuser + 1;
+        size_t len = strlen(pattern);
+        if (len > IDENT_RE_MAX_LEN) {
+            return dbt_tok_error(
+                file, line, "invalid regular expression \"%.80s...\": longer than %d characters",
+                pattern, IDENT_RE_MAX_LEN);
         }
-        int rc = regcomp(&il->re, il->sysuser + 1, REG_EXTENDED);
-        if (rc != 0) {
-            char err[256];
-            regerror(rc, &il->re, err, sizeof(err));
-            return dbt_tok_error(file, line, "invalid regular expression \"%s\": %s",
-                                 il->sysuser + 1, err);
+        pcre2_compile_context *cctx = pcre2_compile_context_create(NULL);
+        if (cctx == NULL) {
+            return dbt_fail(DBT_E_NOMEM, "out of memory compiling a regular expression");
         }
-        il->is_regex = true;
+        pcre2_set_parens_nest_limit(cctx, IDENT_RE_MAX_NEST);
+        int err = 0;
+        PCRE2_SIZE off = 0;
+        /* As PostgreSQL's (not newline-sensitive) expressions: '.' matches a newline and '$'
+           only the very end; "\C" could split a character, so it is refused. */
+        il->re = pcre2_compile((PCRE2_SPTR)pattern, len,
+                               PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C, &err,
+                               &off, cctx);
+        pcre2_compile_context_free(cctx);
+        if (il->re == NULL) {
+            PCRE2_UCHAR msg[256];
+            if (pcre2_get_error_message(err, msg, sizeof(msg)) < 0) {
+                snprintf((char *)msg, sizeof(msg), "error %d", err);
+            }
+            return dbt_tok_error(file, line, "invalid regular expression \"%s\": %s at offset %zu",
+                                 pattern, (char *)msg, (size_t)off);
+        }
     }
     return DBT_OK;
 }
@@ -196,6 +120,10 @@ dbt_res dbt_ident_parse(const char *text, size_t len, const char *file_name, str
         id->lines = calloc(id->tf.n, sizeof(*id->lines));
         DBT_ENSURE(id->lines != NULL, NOMEM, "out of memory parsing an ident map");
     }
+    id->mctx = pcre2_match_context_create(NULL);
+    DBT_ENSURE(id->mctx != NULL, NOMEM, "out of memory parsing an ident map");
+    pcre2_set_match_limit(id->mctx, IDENT_RE_MATCH_LIMIT);
+    pcre2_set_heap_limit(id->mctx, IDENT_RE_HEAP_LIMIT_KB);
     for (size_t i = 0; i < id->tf.n; i++) {
         DBT_TRY(parse_line(file_name, &id->tf.lines[i], &id->lines[i]));
         id->n = i + 1;
@@ -213,8 +141,8 @@ dbt_res dbt_ident_dump(const struct dbt_ident *ident, struct dbt_buf *out)
     for (size_t i = 0; i < ident->n; i++) {
         const struct ident_line *il = &ident->lines[i];
         DBT_TRY(dbt_rules_printf(out, "line %d: map=%s %s=%s pg=%s\n", il->line, il->map,
-                                 il->is_regex ? "regex" : "system",
-                                 il->is_regex ? il->sysuser + 1 : il->sysuser, il->pguser));
+                                 il->re != NULL ? "regex" : "system",
+                                 il->re != NULL ? il->sysuser + 1 : il->sysuser, il->pguser));
     }
 out:
     return res;
@@ -224,29 +152,44 @@ out:
  * check_ident_usermap for one line. Returns 1 on a match, 0 on none, -1 on an error (logged in
  * log, as PostgreSQL logs it).
  */
-static int check_line(const struct ident_line *il, const char *pg_user, const char *system_user,
-                      char *log, size_t log_size)
+static int check_line(const struct ident_line *il, pcre2_match_context *mctx, const char *pg_user,
+                      const char *system_user, char *log, size_t log_size)
 {
-    if (!il->is_regex) {
+    if (il->re == NULL) {
         return strcmp(il->sysuser, system_user) == 0 && strcmp(il->pguser, pg_user) == 0;
     }
-    regmatch_t m[2];
-    int rc = regexec(&il->re, system_user, 2, m, 0);
-    if (rc == REG_NOMATCH) {
-        return 0;
-    }
-    if (rc != 0) {
-        char err[128];
-        regerror(rc, &il->re, err, sizeof(err));
-        snprintf(log, log_size, "regular expression match for \"%s\" failed: %s", il->sysuser + 1,
-                 err);
+    pcre2_match_data *md = pcre2_match_data_create(2, NULL);
+    if (md == NULL) {
+        snprintf(log, log_size, "regular expression match for \"%s\" failed: out of memory",
+                 il->sysuser + 1);
         return -1;
     }
+    int rc = pcre2_match(il->re, (PCRE2_SPTR)system_user, strlen(system_user), 0, 0, md, mctx);
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        pcre2_match_data_free(md);
+        return 0;
+    }
+    if (rc < 0) {
+        PCRE2_UCHAR err[128];
+        if (pcre2_get_error_message(rc, err, sizeof(err)) < 0) {
+            snprintf((char *)err, sizeof(err), "error %d", rc);
+        }
+        snprintf(log, log_size, "regular expression match for \"%s\" failed: %s", il->sysuser + 1,
+                 (char *)err);
+        pcre2_match_data_free(md);
+        return -1;
+    }
+    /* Group 1's span: rc is one more than the highest group set (0 when a group past the two
+       pairs asked for was set); a pair past rc was not filled in. */
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    bool set = rc == 0 || rc > 1;
+    PCRE2_SIZE so = set ? ov[2] : PCRE2_UNSET, eo = set ? ov[3] : PCRE2_UNSET;
+    pcre2_match_data_free(md);
     const char *ofs = strstr(il->pguser, "\\1");
     if (ofs == NULL) {
         return strcmp(il->pguser, pg_user) == 0;
     }
-    if (il->re.re_nsub < 1 || m[1].rm_so < 0) {
+    if (so == PCRE2_UNSET || eo < so) {
         snprintf(log, log_size,
                  "regular expression \"%s\" has no subexpressions as requested by backreference "
                  "in \"%s\"",
@@ -255,14 +198,14 @@ static int check_line(const struct ident_line *il, const char *pg_user, const ch
     }
     /* Replace the first \1 only, as PostgreSQL does, then compare. */
     size_t pre = (size_t)(ofs - il->pguser);
-    size_t cap = (size_t)(m[1].rm_eo - m[1].rm_so);
+    size_t cap = (size_t)(eo - so);
     size_t post = strlen(ofs + 2);
     size_t ul = strlen(pg_user);
     if (ul != pre + cap + post) {
         return 0;
     }
     return strncmp(pg_user, il->pguser, pre) == 0 &&
-           strncmp(pg_user + pre, system_user + m[1].rm_so, cap) == 0 &&
+           strncmp(pg_user + pre, system_user + so, cap) == 0 &&
            strcmp(pg_user + pre + cap, ofs + 2) == 0;
 }
 
@@ -286,7 +229,7 @@ bool dbt_ident_check(const struct dbt_ident *ident, const char *map, const char 
         if (strcmp(il->map, map) != 0) {
             continue;
         }
-        int r = check_line(il, pg_user, system_user, log, log_size);
+        int r = check_line(il, ident->mctx, pg_user, system_user, log, log_size);
         if (r > 0) {
             return true;
         }

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""Soak run of the PostgreSQL front (not part of the test command: it runs for minutes).
+
+A real PostgreSQL 15, an ENCRYPTED_ONLY instance and dbtlsd from a sanitizer build; for
+--seconds, pgbench runs through the front twice at once (one connection per transaction, and
+persistent connections) with sslmode=verify-full, while a churn loop keeps changing what the
+daemon serves: server certificates created, rotated and rolled back, client certificates
+created, used for a login and deleted (revoked), --tls-min patched up and down, SIGHUP. Each
+change makes a new configuration generation while connections of the old ones are still open.
+
+It fails, naming why, when: pgbench reports a failed transaction or a connection error, a
+client-certificate login or a verify-full connection fails, dbtlsd dies or logs a sanitizer
+report, or dbtlsd does not exit 0 on SIGTERM at the end (ASan's leak check runs then).
+Prints "SOAK OK" or "SOAK FAILED: ..." last; exit status 0 or 1.
+
+Run: /usr/bin/python3 tests/soak/soak.py [--seconds 150] [--build-dir build-asan]
+(the build dir defaults to the one scripts/build.sh --asan makes; as root, PostgreSQL runs as
+the postgres user).
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchlib as bl  # noqa: E402
+from benchlib import servers  # noqa: E402
+
+USER = "trustuser"
+
+
+def pgbench(port, root_crt, seconds, connect_each, out):
+    cmd = ["pgbench", "-n", "-S", "-T", str(seconds), "-c", "4", "-j", "2", "-h", "localhost",
+           "-p", str(port), "-U", USER, "app"]
+    if connect_each:
+        cmd.insert(1, "-C")
+    env = dict(os.environ, PGSSLMODE="verify-full", PGSSLROOTCERT=root_crt, PGCONNECT_TIMEOUT="10")
+    cp = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 120)
+    out[connect_each] = cp
+
+
+def psql_ok(port, root_crt, extra=""):
+    conninfo = (f"host=localhost port={port} user={USER} dbname=app sslmode=verify-full "
+                f"sslrootcert={root_crt} connect_timeout=10 {extra}")
+    cp = subprocess.run(["psql", "-X", "-At", conninfo, "-c", "select ssl from pg_stat_ssl "
+                         "where pid = pg_backend_pid()"], capture_output=True, text=True,
+                        timeout=30)
+    return cp.returncode == 0, (cp.stdout + cp.stderr).strip()
+
+
+def churn(dbtls, dbtlsd, port, work, root_crt, stop_at, counts, errors):
+    """One change after another until stop_at; every step is checked."""
+    step = 0
+    while time.monotonic() < stop_at and not errors:
+        step += 1
+        kind = step % 6
+        try:
+            if kind == 0:
+                dbtls("ssl", "server-certs", "create", "--instance", "soak")
+                dbtls("ssl", "server-certs", "rotate", "--instance", "soak")
+                counts["rotate"] += 1
+            elif kind == 1:
+                dbtls("ssl", "server-certs", "rollback", "--instance", "soak")
+                counts["rollback"] += 1
+            elif kind == 2:
+                name = f"c{step}"
+                out = os.path.join(work, name)
+                dbtls("ssl", "client-certs", "create", name, "--instance", "soak",
+                      "--out-dir", out)
+                ok, text = psql_ok(port, root_crt,
+                                   f"sslcert={out}/client-cert.pem sslkey={out}/client-key.pem")
+                if not ok:
+                    errors.append(f"client-certificate login failed: {text}")
+                dbtls("ssl", "client-certs", "delete", name, "--instance", "soak")
+                counts["client-cert"] += 1
+            elif kind == 3:
+                dbtls("instances", "patch", "soak", "--tls-min", "TLSv1.3")
+                counts["patch"] += 1
+            elif kind == 4:
+                dbtls("instances", "patch", "soak", "--tls-min", "TLSv1.2")
+                counts["patch"] += 1
+            else:
+                dbtlsd.proc.send_signal(signal.SIGHUP)
+                counts["sighup"] += 1
+            ok, text = psql_ok(port, root_crt)
+            if not ok or text != "t":
+                errors.append(f"verify-full connection after step {step} failed: {text}")
+        except SystemExit as e:  # bl.Dbtls dies on a failed command
+            errors.append(f"dbtls command failed at step {step}: {e}")
+        if dbtlsd.proc.poll() is not None:
+            errors.append(f"dbtlsd exited ({dbtlsd.proc.returncode}) at step {step}")
+        time.sleep(0.5)
+
+
+def pgbench_problem(name, cp):
+    if cp is None:
+        return f"{name}: did not finish"
+    text = cp.stdout + cp.stderr
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    if cp.returncode != 0 or (failed and failed.group(1) != "0") or "error" in cp.stderr.lower():
+        return f"{name}: rc={cp.returncode}\n{text[-2000:]}"
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=150)
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-asan"))
+    args = ap.parse_args()
+    bl.raise_nofile()
+    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+    os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    work = bl.tmpdir("dbtls-soak-")
+    pg = dbtlsd = None
+    problems = []
+    try:
+        pg = servers.PgServer()
+        pg.start()
+        subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", pg.socket_dir, "-p",
+                        str(pg.port), "-U", USER, "app"], check=True, capture_output=True,
+                       timeout=300)
+        dbtls = bl.Dbtls(os.path.abspath(args.build_dir), os.path.join(work, "state"))
+        os.makedirs(dbtls.state_dir, mode=0o700)
+        dbtls("init")
+        port = servers.free_port()
+        dbtls("instances", "create", "soak", "--engine", "postgres", "--listen",
+              f"127.0.0.1:{port}", "--backend", pg.socket_path, "--endpoint",
+              "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
+        root_crt = os.path.join(work, "root.crt")
+        dbtls("bundle", "--instance", "soak", "--out", root_crt)
+        dbtlsd = bl.start_dbtlsd(dbtls, work, ["--workers", "2"])
+        bl.log(f"soak: {args.seconds} s, dbtlsd pid {dbtlsd.pid}, front 127.0.0.1:{port}")
+
+        results = {}
+        benches = [threading.Thread(target=pgbench,
+                                    args=(port, root_crt, args.seconds, each, results))
+                   for each in (True, False)]
+        for t in benches:
+            t.start()
+        counts = dict.fromkeys(("rotate", "rollback", "client-cert", "patch", "sighup"), 0)
+        churn(dbtls, dbtlsd, port, work, root_crt, time.monotonic() + args.seconds - 5, counts,
+              problems)
+        for t in benches:
+            t.join()
+        for each, name in ((True, "pgbench -C"), (False, "pgbench")):
+            cp = results.get(each)
+            p = pgbench_problem(name, cp)
+            if p:
+                problems.append(p)
+            elif cp is not None:
+                tps = re.search(r"tps = ([\d.]+)", cp.stdout)
+                bl.log(f"{name}: tps {tps.group(1) if tps else '?'}")
+        bl.log("changes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if dbtlsd.proc.poll() is not None:
+            problems.append(f"dbtlsd exited early ({dbtlsd.proc.returncode})")
+        dbtlsd.stop()
+        rc = dbtlsd.proc.returncode
+        log = dbtlsd.log()
+        if rc != 0:
+            problems.append(f"dbtlsd exited {rc} on SIGTERM")
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if marker in log:
+                i = log.index(marker)
+                problems.append(f"sanitizer report in dbtlsd's log:\n{log[max(0, i - 200):i + 3000]}")
+                break
+    finally:
+        if dbtlsd is not None:
+            dbtlsd.stop()
+        if pg is not None:
+            pg.stop()
+        bl.rmtree(work)
+    if problems:
+        print("SOAK FAILED: " + "\n".join(problems))
+        return 1
+    print("SOAK OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
