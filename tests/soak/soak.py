@@ -48,9 +48,10 @@ def pgbench(port, root_crt, seconds, connect_each, out):
 def psql_ok(port, root_crt, extra=""):
     conninfo = (f"host=localhost port={port} user={USER} dbname=app sslmode=verify-full "
                 f"sslrootcert={root_crt} connect_timeout=10 {extra}")
-    cp = subprocess.run(["psql", "-X", "-At", conninfo, "-c", "select ssl from pg_stat_ssl "
-                         "where pid = pg_backend_pid()"], capture_output=True, text=True,
-                        timeout=30)
+    # sslmode=verify-full: a plaintext or unverified connection fails (the backend's own
+    # pg_stat_ssl would show the front's unix-socket leg, not the client's)
+    cp = subprocess.run(["psql", "-X", "-At", conninfo, "-c", "select 't'"], capture_output=True,
+                        text=True, timeout=30)
     return cp.returncode == 0, (cp.stdout + cp.stderr).strip()
 
 
@@ -59,7 +60,7 @@ def churn(dbtls, dbtlsd, port, work, root_crt, stop_at, counts, errors):
     step = 0
     while time.monotonic() < stop_at and not errors:
         step += 1
-        kind = step % 6
+        kind = (step - 1) % 6  # a rotation first: a rollback needs a previous certificate
         try:
             if kind == 0:
                 dbtls("ssl", "server-certs", "create", "--instance", "soak")
