@@ -223,11 +223,13 @@ static dbt_res backend_cert_check(struct dbt_ctl *ctl, const struct ctl_inst *in
 }
 
 /*
- * Shared mode, auto rotation due: whether the CA that issues the instance's server certificates
- * ends within the lead itself. A new certificate would end with it (leaves are clamped to their
- * issuer's notAfter), due again at once: instead of rotating every tick, one event per instance
- * and CA certificate says what to do. An imported CA is the operator's to renew; dbtls's own
- * intermediates last 10 years.
+ * Shared mode: the CA that issues the instance's server certificates, and for an imported CA
+ * each certificate of its chain, ending within the lead. dbtls cannot renew an imported CA or
+ * its chain (the operator's PKI signs them), and clients that verify with that chain fail once
+ * one of them has expired: one "ca.expiring" event per instance and certificate says what to
+ * do. *ending tells whether the issuing CA itself ends within the lead: a new server
+ * certificate would end with it (leaves are clamped to their issuer's notAfter), due again at
+ * once, so automatic rotation does not rotate one in. dbtls's own intermediates last 10 years.
  */
 static dbt_res issuer_ending(struct dbt_ctl *ctl, const struct ctl_inst *in,
                              const struct ctl_slot *active, int64_t now, int64_t lead, bool apply,
@@ -235,40 +237,58 @@ static dbt_res issuer_ending(struct dbt_ctl *ctl, const struct ctl_inst *in,
 {
     dbt_res res = DBT_OK;
     char *pem = NULL, *obj = NULL;
+    struct dbt_pki_certs certs = {0};
     struct dbt_pki_cert_info ci = {0};
-    bool has = false;
     *ending = false;
     if (active->shared_ca_id == NULL) {
         return DBT_OK;
     }
     DBT_TRY(
         ctl_shared_ca(ctl, active->shared_ca_id, active->shared_region, NULL, NULL, NULL, &pem));
-    DBT_TRY(dbt_pki_cert_info_pem(pem, &ci));
-    *ending = ci.not_after - now < lead;
-    if (!*ending) {
-        goto out;
-    }
-    DBT_TRY(notice_has(ctl, in->id, "issuer-ca-expiring", ci.serial, &has));
-    if (has) {
-        goto out;
-    }
-    due->any = true;
-    if (apply) {
+    DBT_TRY(dbt_pki_certs_from_pem(pem, &certs));
+    for (size_t i = 0; i < certs.n; i++) {
+        dbt_pki_cert_info_cleanup(&ci);
+        DBT_TRY(dbt_pki_cert_info(certs.v[i], &ci));
+        if (ci.not_after - now >= lead) {
+            continue;
+        }
+        *ending = *ending || i == 0;
+        bool has = false;
+        const char *kind = i == 0 ? "issuer-ca-expiring" : "ca-chain-expiring";
+        DBT_TRY(notice_has(ctl, in->id, kind, ci.serial, &has));
+        if (has) {
+            continue;
+        }
+        due->any = true;
+        if (!apply) {
+            continue;
+        }
         char when[32];
         dbt_time_rfc3339(ci.not_after, when, sizeof when);
+        free(obj);
         obj = ctl_printf("instance/%s", in->pub.name);
-        DBT_TRY(notice_add(ctl, in->id, "issuer-ca-expiring", ci.serial, now));
-        DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
-                          "CA %s (serial %s), which issues this instance's server certificates, "
-                          "expires at %s: a new certificate would end then too, so none is "
-                          "rotated in; import its successor (dbtls cas import) and move the "
-                          "instance to it (dbtls instances patch %s --ca NEW_ID)",
-                          active->shared_ca_id, ci.serial, when, in->pub.name));
+        DBT_TRY(notice_add(ctl, in->id, kind, ci.serial, now));
+        if (i == 0) {
+            DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
+                              "CA %s (serial %s), which issues this instance's server "
+                              "certificates, expires at %s: a new certificate would end then too, "
+                              "so none is rotated in; import its successor (dbtls cas import) and "
+                              "move the instance to it (dbtls instances patch %s --ca NEW_ID)",
+                              active->shared_ca_id, ci.serial, when, in->pub.name));
+        } else {
+            DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
+                              "certificate %s (serial %s) of CA %s's chain, which clients of this "
+                              "instance verify, expires at %s: have the CA's chain renewed by its "
+                              "issuer, import it as a new CA (dbtls cas import) and move the "
+                              "instance to it (dbtls instances patch %s --ca NEW_ID)",
+                              ci.subject, ci.serial, active->shared_ca_id, when, in->pub.name));
+        }
         rep->notices++;
     }
 out:
     free(pem);
     free(obj);
+    dbt_pki_certs_free(&certs);
     dbt_pki_cert_info_cleanup(&ci);
     return res;
 }
@@ -310,7 +330,7 @@ static dbt_res instance_check(struct dbt_ctl *ctl, const char *name, int64_t now
         }
         dbt_time_rfc3339(act.not_after, when, sizeof when);
         bool ca_ending = false;
-        if (now >= due_at && !per_instance && pol.auto_rotate) {
+        if (!per_instance) {
             DBT_TRY(issuer_ending(ctl, &in, active, now, lead, apply, rep, &ca_ending, due));
         }
         if (now >= due_at && !per_instance && pol.auto_rotate && !ca_ending) {

@@ -65,6 +65,8 @@ struct dbt_ctl_auto_report {
  *   made active in one transaction (old active -> previous); event "server-cert.auto-rotate"
  *   (bumps the change counter: a running front picks it up).
  * - shared mode, manual: event "server-cert.expiring" once per certificate.
+ * - shared mode, either: event "ca.expiring" once per certificate when the issuing CA or a
+ *   certificate of an imported CA's chain ends within the lead (dbtls cannot renew those).
  * - per-instance mode: an upcoming server CA is added (if none) and event
  *   "server-ca.expiring" tells the owner to distribute server-ca.pem and then rotate; once per
  *   active CA.

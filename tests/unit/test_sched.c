@@ -277,6 +277,90 @@ static void test_imported_ca_ending(void)
     dbt_pki_key_free(k);
 }
 
+/* An imported CA whose chain ends within the lead: with manual rotation too (nothing is due
+   on the server certificate yet), one "ca.expiring" per instance and certificate (the CA and
+   its chain's root), not again on later ticks; a long-lived chain raises nothing. */
+static bool event_says(struct dbt_ctl *ctl, const char *action, const char *text)
+{
+    struct dbt_ctl_event_list l = {0};
+    bool found = false;
+    if (dbt_ok(dbt_ctl_events_list(ctl, NULL, 0, &l))) {
+        for (size_t i = 0; i < l.n; i++) {
+            found |= strcmp(l.items[i].action, action) == 0 && strstr(l.items[i].detail, text);
+        }
+    }
+    dbt_ctl_event_list_cleanup(&l);
+    return found;
+}
+
+static void imported_chain_case(const char *sub, int64_t root_secs, int64_t ca_secs, int notices)
+{
+    struct dbt_ctl *ctl = new_store(sub);
+    if (ctl == NULL) {
+        return;
+    }
+    struct dbt_pki_key *rk = NULL, *k = NULL;
+    struct dbt_pki_cert *root = NULL, *c = NULL;
+    char *root_pem = NULL, *cert = NULL, *key = NULL;
+    CHECK_OK(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &rk));
+    CHECK_OK(dbt_pki_key_generate(DBT_PKI_KEY_EC256, &k));
+    struct dbt_pki_cert_spec rs = {.profile = DBT_PKI_PROFILE_CA,
+                                   .cn = "corp root",
+                                   .validity_secs = root_secs,
+                                   .pathlen = -1,
+                                   .digest = DBT_PKI_SHA256,
+                                   .key = rk};
+    CHECK_OK(dbt_pki_cert_issue(&rs, &root));
+    struct dbt_pki_cert_spec cs = {.profile = DBT_PKI_PROFILE_CA,
+                                   .cn = "corp issuing CA",
+                                   .validity_secs = ca_secs,
+                                   .pathlen = 0,
+                                   .digest = DBT_PKI_SHA256,
+                                   .key = k,
+                                   .issuer = root,
+                                   .issuer_key = rk};
+    CHECK_OK(dbt_pki_cert_issue(&cs, &c));
+    CHECK_OK(dbt_pki_cert_to_pem(root, &root_pem));
+    CHECK_OK(dbt_pki_cert_to_pem(c, &cert));
+    CHECK_OK(dbt_pki_key_to_pem(k, &key));
+    CHECK_OK(dbt_ctl_cas_import(ctl, "corp", cert, root_pem, key));
+    struct dbt_ctl_instance_spec sp = {.engine = "postgres",
+                                       .listen = "127.0.0.1:15443",
+                                       .backend = "127.0.0.1:5432",
+                                       .endpoints = "c.local",
+                                       .ca_id = "corp"};
+    CHECK_OK(dbt_ctl_instance_create(ctl, "c", &sp, NULL, NULL));
+    CHECK_OK(dbt_ctl_rotation_set(ctl, "c", "manual", -1));
+    struct dbt_ctl_auto_report rep;
+    int64_t t = dbt_now_unix();
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(dbt_ctl_auto_run(ctl, t + 60 * i, &rep));
+        CHECK(rep.rotated == 0 && rep.failed == 0 && rep.notices == (i == 0 ? notices : 0));
+    }
+    CHECK(count_events(ctl, "ca.expiring") == notices);
+    if (notices > 0) {
+        CHECK(event_says(ctl, "ca.expiring", "CA corp (serial "));
+        CHECK(event_says(ctl, "ca.expiring", "(serial ") &&
+              event_says(ctl, "ca.expiring",
+                         "of CA corp's chain, which clients of this instance "
+                         "verify"));
+    }
+    dbt_ctl_close(ctl);
+    free(root_pem);
+    free(cert);
+    dbt_pki_wipe_free(key);
+    dbt_pki_cert_free(root);
+    dbt_pki_cert_free(c);
+    dbt_pki_key_free(rk);
+    dbt_pki_key_free(k);
+}
+
+static void test_imported_chain_ending(void)
+{
+    imported_chain_case("chain-ending", 60 * DAY, 3650 * DAY, 2); /* the CA is clamped: both */
+    imported_chain_case("chain-fine", 3650 * DAY, 1000 * DAY, 0);
+}
+
 static void test_event_json(void)
 {
     struct dbt_ctl_event e = {.id = 42,
@@ -354,6 +438,7 @@ int main(void)
     test_delivery();
     test_store_flow();
     test_imported_ca_ending();
+    test_imported_chain_ending();
     char rm[600];
     snprintf(rm, sizeof rm, "rm -rf '%s'", root_dir);
     if (system(rm) != 0) {
