@@ -228,6 +228,19 @@ static void test_store_flow(void)
     }
 }
 
+/* Imports CA "corp" (chain may be NULL) and creates instance "c" under it. */
+static void import_corp_for_c(struct dbt_ctl *ctl, const char *cert, const char *chain,
+                              const char *key)
+{
+    CHECK_OK(dbt_ctl_cas_import(ctl, "corp", cert, chain, key));
+    struct dbt_ctl_instance_spec sp = {.engine = "postgres",
+                                       .listen = "127.0.0.1:15442",
+                                       .backend = "127.0.0.1:5432",
+                                       .endpoints = "c.local",
+                                       .ca_id = "corp"};
+    CHECK_OK(dbt_ctl_instance_create(ctl, "c", &sp, NULL, NULL));
+}
+
 /* An imported CA that ends within the lead: once the certificate is due (its half-life, 20 of
    its 40 days: clamped to the CA), a new one would end with it, so the scheduler rotates
    nothing (not every tick) and says once what to do. */
@@ -250,13 +263,7 @@ static void test_imported_ca_ending(void)
     CHECK_OK(dbt_pki_cert_issue(&cs, &c));
     CHECK_OK(dbt_pki_cert_to_pem(c, &cert));
     CHECK_OK(dbt_pki_key_to_pem(k, &key));
-    CHECK_OK(dbt_ctl_cas_import(ctl, "corp", cert, NULL, key));
-    struct dbt_ctl_instance_spec sp = {.engine = "postgres",
-                                       .listen = "127.0.0.1:15442",
-                                       .backend = "127.0.0.1:5432",
-                                       .endpoints = "c.local",
-                                       .ca_id = "corp"};
-    CHECK_OK(dbt_ctl_instance_create(ctl, "c", &sp, NULL, NULL));
+    import_corp_for_c(ctl, cert, NULL, key);
     char s0[80], s1[80];
     serial_of(ctl, "c", DBT_CTL_SLOT_SERVER_CERT, "active", s0, sizeof s0);
     struct dbt_ctl_auto_report rep;
@@ -323,13 +330,7 @@ static void imported_chain_case(const char *sub, int64_t root_secs, int64_t ca_s
     CHECK_OK(dbt_pki_cert_to_pem(root, &root_pem));
     CHECK_OK(dbt_pki_cert_to_pem(c, &cert));
     CHECK_OK(dbt_pki_key_to_pem(k, &key));
-    CHECK_OK(dbt_ctl_cas_import(ctl, "corp", cert, root_pem, key));
-    struct dbt_ctl_instance_spec sp = {.engine = "postgres",
-                                       .listen = "127.0.0.1:15443",
-                                       .backend = "127.0.0.1:5432",
-                                       .endpoints = "c.local",
-                                       .ca_id = "corp"};
-    CHECK_OK(dbt_ctl_instance_create(ctl, "c", &sp, NULL, NULL));
+    import_corp_for_c(ctl, cert, root_pem, key);
     CHECK_OK(dbt_ctl_rotation_set(ctl, "c", "manual", -1));
     struct dbt_ctl_auto_report rep;
     int64_t t = dbt_now_unix();
