@@ -493,6 +493,11 @@ static void test_ident_regex_cost(void)
         CHECK(dbt_ident_check(id, "m", "bob", "bob7", log, sizeof(log)));
         CHECK(!dbt_ident_check(id, "m", "bob", "bob-7", log, sizeof(log)));
         CHECK(dbt_ident_check(id, "n", "nl", "a\nb", log, sizeof(log)));
+        /* characters, not bytes: a UTF-8 CN is \w+ as in a UTF-8 PostgreSQL database; bytes
+           that are not UTF-8 do not match \w but are no error */
+        CHECK(dbt_ident_check(id, "m", "Jos\xc3\xa9", "db-Jos\xc3\xa9", log, sizeof(log)));
+        CHECK(!dbt_ident_check(id, "m", "Jos", "db-Jos\xe9", log, sizeof(log)));
+        CHECK(strstr(log, "no match in usermap") != NULL);
         CHECK(!dbt_ident_check(id, "n", "nl", "a-b\n", log, sizeof(log)));
         dbt_ident_free(id);
         id = NULL;

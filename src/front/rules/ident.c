@@ -90,11 +90,15 @@ static dbt_res parse_line(const char *file, const struct dbt_tok_line *tl, struc
         pcre2_set_parens_nest_limit(cctx, IDENT_RE_MAX_NEST);
         int err = 0;
         PCRE2_SIZE off = 0;
-        /* As PostgreSQL's (not newline-sensitive) expressions: '.' matches a newline and '$'
-           only the very end; "\C" could split a character, so it is refused. */
+        /* As PostgreSQL's (not newline-sensitive) expressions in a UTF-8 database: '.' matches
+           a newline and '$' only the very end; characters, not bytes, and \w, \d, [[:alpha:]]
+           by their Unicode properties (a CN "José" is one \w+); a subject that is not valid
+           UTF-8 still matches where it can instead of failing; "\C" could split a character,
+           so it is refused. */
         il->re = pcre2_compile((PCRE2_SPTR)pattern, len,
-                               PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C, &err,
-                               &off, cctx);
+                               PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C |
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                               &err, &off, cctx);
         pcre2_compile_context_free(cctx);
         if (il->re == NULL) {
             PCRE2_UCHAR msg[256];
