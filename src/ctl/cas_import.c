@@ -128,6 +128,13 @@ static dbt_res check_ca(const struct dbt_pki_certs *all, const struct dbt_pki_ke
         if (!is_ca) {
             res = dbt_fail(DBT_E_INVALID, "the chain holds a certificate that is not a CA (%s)",
                            ii.subject);
+        } else if (i > 0 && ii.not_after <= now + MIN_REMAINING_SECS) {
+            /* clients verify the whole chain: a root or intermediate about to end ends every
+               server certificate's trust with it, however long the CA itself lasts */
+            res = dbt_fail(DBT_E_INVALID,
+                           "the chain's certificate (%s) expires in less than 30 "
+                           "days%s",
+                           ii.subject, ii.not_after <= now ? " (it has expired)" : "");
         }
         dbt_pki_cert_info_cleanup(&ii);
         DBT_TRY(res);

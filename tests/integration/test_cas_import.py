@@ -128,6 +128,16 @@ def test_import_refuses_what_cannot_work(dbtls, tmp_dir):
     refused("corp", "--cert", f("rsa3072.pem"), "--key", f("rsa3072.key"),
             msg="the CA key is RSA-3072; dbtls signs with RSA-2048, RSA-4096, EC P-256 and "
                 "EC P-384 keys")
+    # a root that ends in 20 days under a CA that lasts 5 years (openssl does not clamp it):
+    # clients verify the whole chain, so every server certificate would stop working with it
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f("short.key"), "-out", f("short.pem"), "-days", "20", "-subj",
+            "/CN=Short Root", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("x509", "-req", "-in", f("db.csr"), "-CA", f("short.pem"), "-CAkey", f("short.key"),
+            "-CAcreateserial", "-days", "1825", "-out", f("db-short.pem"), "-extfile", f("ca.ext"))
+    refused("corp", "--cert", f("db-short.pem"), "--key", f("db.key"), "--chain", f("short.pem"),
+            msg="the chain's certificate (CN=Short Root) expires in less than 30 days")
     refused("Corp_DB", "--cert", f("root.pem"), "--key", f("root.key"),
             msg='CA id "Corp_DB" is not 3 to 63 lowercase letters')
     refused("dbtls-mine", "--cert", f("root.pem"), "--key", f("root.key"),
