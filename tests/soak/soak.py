@@ -1,16 +1,20 @@
 #!/usr/bin/python3
-"""Soak run of the PostgreSQL front (not part of the test command: it runs for minutes).
+"""Soak run of the fronts (not part of the test command: it runs for minutes).
 
-A real PostgreSQL 15, an ENCRYPTED_ONLY instance and dbtlsd from a sanitizer build; for
---seconds, pgbench runs through the front twice at once (one connection per transaction, and
-persistent connections) with sslmode=verify-full, while a churn loop keeps changing what the
-daemon serves: server certificates created, rotated and rolled back, client certificates
-created, used for a login and deleted (revoked), --tls-min patched up and down, SIGHUP. Each
-change makes a new configuration generation while connections of the old ones are still open.
+A real PostgreSQL 15 and a real MariaDB, an ENCRYPTED_ONLY instance for each, and one dbtlsd
+from a sanitizer build; for --seconds, pgbench runs through the PostgreSQL front twice at once
+(one connection per transaction, and persistent connections) with sslmode=verify-full, and
+mariadb-slap through the MariaDB front (a connection per query, then persistent connections,
+in turn) with --ssl-verify-server-cert, while a churn loop keeps changing what the daemon
+serves: server certificates created, rotated and rolled back on both instances, client
+certificates created, used for a login and deleted (revoked), --tls-min patched up and down,
+SIGHUP. Each change makes a new configuration generation while connections of the old ones are
+still open.
 
-It fails, naming why, when: pgbench reports a failed transaction or a connection error, a
-client-certificate login or a verify-full connection fails, dbtlsd dies or logs a sanitizer
-report, or dbtlsd does not exit 0 on SIGTERM at the end (ASan's leak check runs then).
+It fails, naming why, when: pgbench reports a failed transaction or a connection error,
+mariadb-slap fails, a client-certificate login or a verify-full connection fails, dbtlsd dies
+or logs a sanitizer report, or dbtlsd does not exit 0 on SIGTERM at the end (ASan's leak check
+runs then).
 Prints "SOAK OK" or "SOAK FAILED: ..." last; exit status 0 or 1.
 
 Run: /usr/bin/python3 tests/soak/soak.py [--seconds 150] [--build-dir build-asan]
@@ -33,6 +37,7 @@ import benchlib as bl  # noqa: E402
 from benchlib import servers  # noqa: E402
 
 USER = "trustuser"
+MY_USER, MY_PASSWORD = "soak", "soak-pw-1"
 
 
 def pgbench(port, root_crt, seconds, connect_each, out):
@@ -55,6 +60,27 @@ def psql_ok(port, root_crt, extra=""):
     return cp.returncode == 0, (cp.stdout + cp.stderr).strip()
 
 
+def slap_loop(port, ca, stop_at, out):
+    """mariadb-slap in turn with a connection per query and with persistent connections, until
+    stop_at; out gets the number of runs and the first failure."""
+    out.update(runs=0, failure=None)
+    detach = True
+    while time.monotonic() < stop_at and out["failure"] is None:
+        cmd = ["mariadb-slap", "--no-defaults", "--host=127.0.0.1", f"--port={port}",
+               "--protocol=TCP", f"--user={MY_USER}", f"--password={MY_PASSWORD}", "--ssl",
+               f"--ssl-ca={ca}", "--ssl-verify-server-cert", "--concurrency=4", "--iterations=1",
+               "--number-of-queries=" + ("200" if detach else "20000"), "--query=SELECT 1",
+               "--create-schema=app", "--no-drop", "--silent"]
+        if detach:
+            cmd.append("--detach=1")
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if cp.returncode != 0:
+            out["failure"] = f"mariadb-slap (detach={int(detach)}): rc={cp.returncode}\n" \
+                             f"{cp.stderr[-2000:]}{cp.stdout[-500:]}"
+        out["runs"] += 1
+        detach = not detach
+
+
 def churn(dbtls, dbtlsd, port, work, root_crt, stop_at, counts, errors):
     """One change after another until stop_at; every step is checked."""
     step = 0
@@ -63,11 +89,13 @@ def churn(dbtls, dbtlsd, port, work, root_crt, stop_at, counts, errors):
         kind = (step - 1) % 6  # a rotation first: a rollback needs a previous certificate
         try:
             if kind == 0:
-                dbtls("ssl", "server-certs", "create", "--instance", "soak")
-                dbtls("ssl", "server-certs", "rotate", "--instance", "soak")
+                for inst in ("soak", "soakmy"):
+                    dbtls("ssl", "server-certs", "create", "--instance", inst)
+                    dbtls("ssl", "server-certs", "rotate", "--instance", inst)
                 counts["rotate"] += 1
             elif kind == 1:
-                dbtls("ssl", "server-certs", "rollback", "--instance", "soak")
+                for inst in ("soak", "soakmy"):
+                    dbtls("ssl", "server-certs", "rollback", "--instance", inst)
                 counts["rollback"] += 1
             elif kind == 2:
                 name = f"c{step}"
@@ -118,7 +146,7 @@ def main():
     os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
     os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     work = bl.tmpdir("dbtls-soak-")
-    pg = dbtlsd = None
+    pg = my = dbtlsd = None
     problems = []
     try:
         pg = servers.PgServer()
@@ -135,6 +163,17 @@ def main():
               "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
         root_crt = os.path.join(work, "root.crt")
         dbtls("bundle", "--instance", "soak", "--out", root_crt)
+        my = servers.MariaDbServer()
+        my.start()
+        my.sql(f"CREATE DATABASE IF NOT EXISTS app; CREATE USER '{MY_USER}'@'%' IDENTIFIED VIA "
+               f"mysql_native_password USING PASSWORD('{MY_PASSWORD}'); "
+               f"GRANT ALL ON *.* TO '{MY_USER}'@'%'")
+        my_port = servers.free_port()
+        dbtls("instances", "create", "soakmy", "--engine", "mariadb", "--listen",
+              f"127.0.0.1:{my_port}", "--backend", f"127.0.0.1:{my.port}", "--endpoint",
+              "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
+        my_ca = os.path.join(work, "my-ca.pem")
+        dbtls("bundle", "--instance", "soakmy", "--out", my_ca)
         dbtlsd = bl.start_dbtlsd(dbtls, work, ["--workers", "2"])
         bl.log(f"soak: {args.seconds} s, dbtlsd pid {dbtlsd.pid}, front 127.0.0.1:{port}")
 
@@ -142,6 +181,9 @@ def main():
         benches = [threading.Thread(target=pgbench,
                                     args=(port, root_crt, args.seconds, each, results))
                    for each in (True, False)]
+        slapped = {}
+        benches.append(threading.Thread(target=slap_loop, args=(
+            my_port, my_ca, time.monotonic() + args.seconds, slapped)))
         for t in benches:
             t.start()
         counts = dict.fromkeys(("rotate", "rollback", "client-cert", "patch", "sighup"), 0)
@@ -157,6 +199,9 @@ def main():
             elif cp is not None:
                 tps = re.search(r"tps = ([\d.]+)", cp.stdout)
                 bl.log(f"{name}: tps {tps.group(1) if tps else '?'}")
+        if slapped.get("failure"):
+            problems.append(slapped["failure"])
+        bl.log(f"mariadb-slap: {slapped.get('runs', 0)} runs")
         bl.log("changes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if dbtlsd.proc.poll() is not None:
             problems.append(f"dbtlsd exited early ({dbtlsd.proc.returncode})")
@@ -175,6 +220,8 @@ def main():
             dbtlsd.stop()
         if pg is not None:
             pg.stop()
+        if my is not None:
+            my.stop()
         bl.rmtree(work)
     if problems:
         print("SOAK FAILED: " + "\n".join(problems))
