@@ -10,6 +10,10 @@
  *                        handshake verified like psql's sslmode=verify-full with the instance's
  *                        server-ca.pem against the first endpoint; and whether the certificate
  *                        served is the active one (a stale one: dbtlsd has not loaded the change)
+ *   trust-chain          the CA certificates that handshake was verified through (the issuer up
+ *                        to the root): warning when one ends within 90 days (clients stop
+ *                        trusting the server then, however new its certificate), with the way
+ *                        to a successor for the instance's CA mode
  *   backend              the database server is reachable; with --backend-tls-ca its TLS
  *                        verifies as dbtlsd's will (and shows --backend-tls-cert when asked);
  *                        a MySQL/MariaDB server's greeting names its version
@@ -46,6 +50,9 @@
 #include "proto/my/my.h"
 
 #define WARN_DAYS 30
+/* CA certificates: a successor has to reach every client first (Cloud SQL adds the upcoming
+   server CA three months ahead) */
+#define CA_WARN_DAYS 90
 
 struct report {
     json_t *rows;
@@ -273,7 +280,30 @@ static bool is_mysql(const char *engine)
 
 struct tls_seen {
     char version[32], cipher[64], sha1[41];
+    int n_cas;            /* CA certificates in the verified chain (the leaf excluded) */
+    int64_t ca_ends;      /* the first of them to end: notAfter, unix seconds */
+    char ca_subject[256]; /* and its subject */
 };
+
+/* The verified chain's CA certificates: how many, and which ends first. */
+static void chain_seen(SSL *ssl, struct tls_seen *seen)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+    seen->n_cas = 0;
+    for (int i = 1; chain != NULL && i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        struct tm tm;
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+            continue;
+        }
+        int64_t end = (int64_t)timegm(&tm);
+        if (seen->n_cas++ == 0 || end < seen->ca_ends) {
+            seen->ca_ends = end;
+            X509_NAME_oneline(X509_get_subject_name(x), seen->ca_subject,
+                              (int)sizeof(seen->ca_subject));
+        }
+    }
+}
 
 /* The last OpenSSL error, with the verification result when that failed. */
 static void tls_error(SSL *ssl, char *err, size_t errlen)
@@ -357,6 +387,7 @@ static bool tls_probe(int fd, X509_STORE *trust, const char *name, const char *c
     snprintf(seen->version, sizeof(seen->version), "%s", SSL_get_version(ssl));
     snprintf(seen->cipher, sizeof(seen->cipher), "%s", SSL_get_cipher_name(ssl));
     peer_sha1(SSL_get0_peer_certificate(ssl), seen->sha1);
+    chain_seen(ssl, seen);
     SSL_shutdown(ssl);
     ok = true;
 out:
@@ -442,6 +473,32 @@ static void check_dns(struct report *r, const struct dbt_ctl_instance *in)
     }
 }
 
+/* The CA certificates clients verify the front's certificate through (check_front's handshake). */
+static void check_chain(struct report *r, const struct dbt_ctl_instance *in,
+                        const struct tls_seen *seen)
+{
+    if (seen->n_cas == 0) {
+        return;
+    }
+    int64_t left = seen->ca_ends - (int64_t)time(NULL);
+    char till[32];
+    dbt_time_rfc3339(seen->ca_ends, till, sizeof(till));
+    if (left < (int64_t)CA_WARN_DAYS * 86400) {
+        bool per_instance = in->ca_mode != NULL && strcmp(in->ca_mode, "per-instance") == 0;
+        row(r, "trust-chain", "warning",
+            "CA certificate %s ends at %s (in %lld days): clients stop trusting this instance's "
+            "certificates then; %s",
+            seen->ca_subject, till, (long long)(left / 86400),
+            per_instance ? "add the next server CA (dbtls ssl server-ca-certs create), give "
+                           "clients server-ca.pem, then rotate"
+                         : "move the instance to a CA that lasts (dbtls instances patch NAME "
+                           "--ca ID; your own CA's successor: dbtls cas import)");
+    } else {
+        row(r, "trust-chain", "ok", "%d CA certificate%s verified; the first to end: %s at %s",
+            seen->n_cas, seen->n_cas == 1 ? "" : "s", seen->ca_subject, till);
+    }
+}
+
 static void check_front(struct report *r, const struct dbt_ctl_instance *in, const char *ca_pem,
                         int ms)
 {
@@ -460,7 +517,7 @@ static void check_front(struct report *r, const struct dbt_ctl_instance *in, con
         return;
     }
     X509_STORE *trust = store_from_pem(ca_pem);
-    struct tls_seen seen;
+    struct tls_seen seen = {0};
     const char *name = in->n_endpoints > 0 ? in->endpoints[0] : "";
     ok = trust != NULL && tls_probe(fd, trust, name, NULL, NULL, &seen, err, sizeof(err));
     X509_STORE_free(trust);
@@ -478,6 +535,9 @@ static void check_front(struct report *r, const struct dbt_ctl_instance *in, con
     } else {
         row(r, "front", "ok", "%s: %s %s, the active certificate, verified for %s", in->listen,
             seen.version, seen.cipher, name);
+    }
+    if (ok) {
+        check_chain(r, in, &seen);
     }
 }
 
@@ -529,7 +589,7 @@ static void check_backend(struct report *r, const struct dbt_ctl_instance *in, i
         backend_host(in->backend, host, sizeof(host));
         const char *cert =
             in->backend_tls_cert && *in->backend_tls_cert ? in->backend_tls_cert : NULL;
-        struct tls_seen seen;
+        struct tls_seen seen = {0};
         ok = tls_probe(fd, trust, host, cert, in->backend_tls_key, &seen, err, sizeof(err));
         if (ok) {
             size_t u = strlen(what);

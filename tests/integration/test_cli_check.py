@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-from cli_helpers import pg_instance, use_template
+from cli_helpers import openssl, pg_instance, use_template
 
 
 def rows(dbtls, name, *extra, rc=0):
@@ -40,6 +40,9 @@ def test_all_well_then_each_failure_named(pg_server, dbtls, dbtlsd, state_dir, f
     assert all(r["result"] == "ok" for r in got.values()), got
     assert "TLSv1.3" in got["front"]["detail"] and "the active certificate" in \
         got["front"]["detail"], got["front"]
+    # the shared CA's intermediate and root, which last 10 and 40 years
+    assert "2 CA certificates verified; the first to end: /O=dbtls/CN=dbtls-ca-" in \
+        got["trust-chain"]["detail"], got["trust-chain"]
     # the table for people
     cp = dbtls.run("instances", "check", "pg1")
     assert cp.stdout.splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"], cp.stdout
@@ -132,3 +135,38 @@ def test_usage_errors(dbtls, state_dir):
     for bad in ("0", "x", "301"):
         cp = dbtls.run("instances", "check", "nope", "--timeout", bad, check=False)
         assert cp.returncode == 2 and "--timeout" in cp.stderr, cp.stderr
+
+
+def test_trust_chain_warns_when_a_ca_certificate_ends_soon(pg_server, dbtls, dbtlsd, state_dir,
+                                                           free_port, tmp_dir):
+    """An imported CA under a root that ends in 60 days: the server certificate is fine, the
+    handshake verifies, but clients stop trusting it with the root: a warning (exit 0)."""
+    use_template(dbtls)
+
+    def f(name):
+        return os.path.join(tmp_dir, name)
+
+    with open(f("ca.ext"), "w") as out:
+        out.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f("root.key"), "-out", f("root.pem"), "-days", "60", "-subj",
+            "/O=Example Corp/CN=Short Root", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f("db.key"), "-out", f("db.csr"), "-subj", "/O=Example Corp/CN=Corp DB CA")
+    openssl("x509", "-req", "-in", f("db.csr"), "-CA", f("root.pem"), "-CAkey", f("root.key"),
+            "-CAcreateserial", "-days", "1825", "-out", f("db.pem"), "-extfile", f("ca.ext"))
+    os.chmod(f("db.key"), 0o600)
+    dbtls("cas", "import", "corp", "--cert", f("db.pem"), "--key", f("db.key"), "--chain",
+          f("root.pem"))
+    port = free_port()
+    pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", pg_server.socket_path, "localhost",
+                "--ca", "corp")
+    dbtlsd.start(state_dir)
+    got, _ = rows(dbtls, "pg1", rc=0)
+    assert got["front"]["result"] == "ok", got
+    chain = got["trust-chain"]
+    assert chain["result"] == "warning", chain
+    assert "CA certificate /O=Example Corp/CN=Short Root ends at" in chain["detail"], chain
+    assert "(in 59 days)" in chain["detail"] or "(in 60 days)" in chain["detail"], chain
+    assert "dbtls cas import" in chain["detail"], chain
