@@ -74,6 +74,27 @@ def openssl(*args, input=None, check=True):
     return cp
 
 
+def openssl_ca_under_root(d, prefix, root_days, ca_days, root_cn, ca_cn):
+    """With the openssl command (which, unlike dbtls, lets a CA outlive its issuer): a
+    self-signed root of root_days and a P-256 CA of ca_days under it, in directory d.
+    Returns the paths (root.pem, ca.pem, ca.key); the key is mode 0600."""
+    def f(name):
+        return os.path.join(d, f"{prefix}{name}")
+
+    with open(f("ca.ext"), "w") as out:
+        out.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f("root.key"), "-out", f("root.pem"), "-days", root_days, "-subj",
+            root_cn, "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f("ca.key"), "-out", f("ca.csr"), "-subj", ca_cn)
+    openssl("x509", "-req", "-in", f("ca.csr"), "-CA", f("root.pem"), "-CAkey", f("root.key"),
+            "-CAcreateserial", "-days", ca_days, "-out", f("ca.pem"), "-extfile", f("ca.ext"))
+    os.chmod(f("ca.key"), 0o600)
+    return f("root.pem"), f("ca.pem"), f("ca.key")
+
+
 PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n?", re.S)
 
 

@@ -8,7 +8,7 @@ import os
 import psycopg
 
 from api_client import samples, scrape
-from cli_helpers import openssl, pg_instance, use_template
+from cli_helpers import openssl, openssl_ca_under_root, pg_instance, use_template
 
 
 def corp_pki(d):
@@ -130,13 +130,9 @@ def test_import_refuses_what_cannot_work(dbtls, tmp_dir):
                 "EC P-384 keys")
     # a root that ends in 20 days under a CA that lasts 5 years (openssl does not clamp it):
     # clients verify the whole chain, so every server certificate would stop working with it
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f("short.key"), "-out", f("short.pem"), "-days", "20", "-subj",
-            "/CN=Short Root", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("x509", "-req", "-in", f("db.csr"), "-CA", f("short.pem"), "-CAkey", f("short.key"),
-            "-CAcreateserial", "-days", "1825", "-out", f("db-short.pem"), "-extfile", f("ca.ext"))
-    refused("corp", "--cert", f("db-short.pem"), "--key", f("db.key"), "--chain", f("short.pem"),
+    short_root, short_ca, short_key = openssl_ca_under_root(
+        tmp_dir, "short-", 20, 1825, "/CN=Short Root", "/CN=Corp DB CA")
+    refused("corp", "--cert", short_ca, "--key", short_key, "--chain", short_root,
             msg="the chain's certificate (CN=Short Root) expires in less than 30 days")
     refused("Corp_DB", "--cert", f("root.pem"), "--key", f("root.key"),
             msg='CA id "Corp_DB" is not 3 to 63 lowercase letters')

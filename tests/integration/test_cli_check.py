@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-from cli_helpers import openssl, pg_instance, use_template
+from cli_helpers import openssl_ca_under_root, pg_instance, use_template
 
 
 def rows(dbtls, name, *extra, rc=0):
@@ -142,23 +142,9 @@ def test_trust_chain_warns_when_a_ca_certificate_ends_soon(pg_server, dbtls, dbt
     """An imported CA under a root that ends in 60 days: the server certificate is fine, the
     handshake verifies, but clients stop trusting it with the root: a warning (exit 0)."""
     use_template(dbtls)
-
-    def f(name):
-        return os.path.join(tmp_dir, name)
-
-    with open(f("ca.ext"), "w") as out:
-        out.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f("root.key"), "-out", f("root.pem"), "-days", "60", "-subj",
-            "/O=Example Corp/CN=Short Root", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            f("db.key"), "-out", f("db.csr"), "-subj", "/O=Example Corp/CN=Corp DB CA")
-    openssl("x509", "-req", "-in", f("db.csr"), "-CA", f("root.pem"), "-CAkey", f("root.key"),
-            "-CAcreateserial", "-days", "1825", "-out", f("db.pem"), "-extfile", f("ca.ext"))
-    os.chmod(f("db.key"), 0o600)
-    dbtls("cas", "import", "corp", "--cert", f("db.pem"), "--key", f("db.key"), "--chain",
-          f("root.pem"))
+    root, ca, key = openssl_ca_under_root(tmp_dir, "", 60, 1825, "/O=Example Corp/CN=Short Root",
+                                          "/O=Example Corp/CN=Corp DB CA")
+    dbtls("cas", "import", "corp", "--cert", ca, "--key", key, "--chain", root)
     port = free_port()
     pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", pg_server.socket_path, "localhost",
                 "--ca", "corp")
