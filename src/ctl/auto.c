@@ -271,9 +271,10 @@ static dbt_res issuer_ending(struct dbt_ctl *ctl, const struct ctl_inst *in,
         if (i == 0) {
             DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
                               "CA %s (serial %s), which issues this instance's server "
-                              "certificates, expires at %s: a new certificate would end then too, "
-                              "so none is rotated in; import its successor (dbtls cas import) and "
-                              "move the instance to it (dbtls instances patch %s --ca NEW_ID)",
+                              "certificates, expires at %s: a new certificate would end then too "
+                              "(automatic rotation rotates none in); import its successor (dbtls "
+                              "cas import) and move the instance to it (dbtls instances patch %s "
+                              "--ca NEW_ID)",
                               active->shared_ca_id, ci.serial, when, in->pub.name));
         } else {
             DBT_TRY(ctl_event(ctl, "ca.expiring", obj,
