@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Soak run of the fronts (not part of the test command: it runs for minutes).
+"""Soak run of the fronts, for minutes (the test command runs 45 s of it: test_soak.py).
 
 A real PostgreSQL 15 and a real MariaDB, an ENCRYPTED_ONLY instance for each, and one dbtlsd
 from a sanitizer build; for --seconds, pgbench runs through the PostgreSQL front twice at once
