@@ -13,6 +13,7 @@
 
 #include "base/buf.h"
 #include "front/rules/hba.h"
+#include "split.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,20 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nul = memchr(data, 0, size);
-    size_t hba_len = nul ? (size_t)(nul - data) : size;
-    char *hba_text = malloc(hba_len + 1);
-    size_t id_len = nul ? size - hba_len - 1 : 0;
-    char *id_text = malloc(id_len ? id_len : 1);
-    if (hba_text == NULL || id_text == NULL) {
-        free(hba_text);
-        free(id_text);
+    char *hba_text = NULL, *id_text = NULL;
+    size_t hba_len = 0, id_len = 0;
+    if (!fuzz_split(data, size, &hba_text, &hba_len, &id_text, &id_len)) {
         return 0;
-    }
-    memcpy(hba_text, data, hba_len);
-    hba_text[hba_len] = '\0';
-    if (id_len) {
-        memcpy(id_text, nul + 1, id_len);
     }
 
     struct dbt_hba *hba = NULL;

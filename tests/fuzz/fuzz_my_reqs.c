@@ -10,27 +10,17 @@
 #include <string.h>
 
 #include "proto/my/myreq.h"
+#include "split.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nul = memchr(data, 0, size);
-    size_t text_len = nul ? (size_t)(nul - data) : size;
-    size_t dn_len = nul ? size - text_len - 1 : 0;
-    char *text = malloc(text_len + 1);
-    char *dn = malloc(dn_len + 1);
-    if (text == NULL || dn == NULL) {
-        free(text);
-        free(dn);
+    char *text = NULL, *dn = NULL;
+    size_t text_len = 0, dn_len = 0;
+    if (!fuzz_split(data, size, &text, &text_len, &dn, &dn_len)) {
         return 0;
     }
-    memcpy(text, data, text_len);
-    text[text_len] = '\0';
-    if (dn_len) {
-        memcpy(dn, nul + 1, dn_len);
-    }
-    dn[dn_len] = '\0';
 
     char oneline[512];
     bool dn_ok = dbt_ok(dbt_my_dn_oneline(dn, oneline, sizeof(oneline)));
