@@ -1,10 +1,12 @@
 /*
- * tls.c - the OpenSSL boundary of the front (tls.h). Keeps to the API subset AWS-LC also offers.
+ * tls.c - the OpenSSL boundary of the front (tls.h), built against OpenSSL 3 and against BoringSSL
+ * (tls_ops.h). Keeps to the API subset both (and AWS-LC) offer; tls_int.h shims the rest.
  */
 #include "tls/tls.h"
 #include "tls/tls_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -38,7 +40,7 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
         if (c != NULL && leaf != NULL && c->failed_subject == NULL) {
             char subject[256];
             name_str(X509_get_subject_name(leaf), subject, sizeof(subject));
-            c->failed_subject = strdup(subject);
+            c->failed_subject = dbt_tls_strdup(subject);
         }
     }
     return ok;
@@ -54,12 +56,22 @@ static void err_queue_str(char *out, size_t outlen)
         char one[256];
         ERR_error_string_n(e, one, sizeof(one));
         const char *reason = ERR_reason_error_string(e);
+        size_t at = used;
         int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "",
                          reason != NULL ? reason : one);
         if (n < 0 || (size_t)n >= outlen - used) {
             break;
         }
         used += (size_t)n;
+#ifdef OPENSSL_IS_BORINGSSL
+        /* BoringSSL names reasons as constants ("TLSV1_ALERT_UNKNOWN_CA"): written as OpenSSL
+           words ("tlsv1 alert unknown ca"), the log and the failure counters read the same */
+        for (size_t i = at; reason != NULL && i < used; i++) {
+            out[i] = out[i] == '_' ? ' ' : (char)tolower((unsigned char)out[i]);
+        }
+#else
+        (void)at;
+#endif
     }
     if (used == 0) {
         snprintf(out, outlen, "unknown TLS error");
@@ -145,6 +157,7 @@ out:
     return res;
 }
 
+#ifndef OPENSSL_IS_BORINGSSL
 /* The key type a PKCS#8 PrivateKeyInfo names, or EVP_PKEY_NONE. */
 static int p8_type(const unsigned char *der, long len)
 {
@@ -201,6 +214,16 @@ static EVP_PKEY *read_key(const char *pem)
     }
     return k;
 }
+#else
+/* BoringSSL decodes the PEM's named form directly (no generic decoder to avoid). */
+static EVP_PKEY *read_key(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return k;
+}
+#endif
 
 static dbt_res load_key(SSL_CTX *ctx, const char *pem)
 {
@@ -287,10 +310,12 @@ static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
                "TLS maximum version \"%s\" is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
                pol->max_version);
     DBT_ENSURE(minv <= maxv, INVALID, "TLS minimum version is above the maximum version");
+#ifndef OPENSSL_IS_BORINGSSL
     if (minv < TLS1_2_VERSION) {
         /* OpenSSL 3's default security level refuses TLS 1.0/1.1 (SHA-1 signatures). */
         SSL_CTX_set_security_level(ctx, 0);
     }
+#endif
     if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, maxv) != 1) {
         DBT_TRY(ssl_fail("TLS protocol versions"));
@@ -301,11 +326,18 @@ static dbt_res apply_policy(SSL_CTX *ctx, const struct dbt_tls_policy *pol)
         err_queue_str(why, sizeof(why));
         DBT_BAIL(INVALID, "TLS cipher list \"%s\" is invalid: %s", ciphers, why);
     }
+#ifdef OPENSSL_IS_BORINGSSL
+    DBT_ENSURE(!(pol && pol->ciphersuites && pol->ciphersuites[0] != '\0'), INVALID,
+               "TLS 1.3 cipher suites \"%s\" cannot be chosen with BoringSSL (its suites are "
+               "fixed); run dbtlsd with --tls-library openssl",
+               pol->ciphersuites);
+#else
     if (pol && pol->ciphersuites && SSL_CTX_set_ciphersuites(ctx, pol->ciphersuites) != 1) {
         char why[256];
         err_queue_str(why, sizeof(why));
         DBT_BAIL(INVALID, "TLS 1.3 cipher suites \"%s\" are invalid: %s", pol->ciphersuites, why);
     }
+#endif
     if (pol && pol->groups && SSL_CTX_set1_groups_list(ctx, pol->groups) != 1) {
         char why[256];
         err_queue_str(why, sizeof(why));
@@ -333,16 +365,16 @@ static SSL_CTX *ctx_base(const SSL_METHOD *m)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* one read(2) per record (or several) instead of a 5-byte header read then the body: half
-     * the system calls per received message; callers drain with dbt_tls_pending, which counts
+     * the system calls per received message; callers drain with dbt_tlsi_pending, which counts
      * the bytes read ahead too */
     SSL_CTX_set_read_ahead(ctx, 1);
     return ctx;
 }
 
-dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
-                               const char *client_ca_pem, const char *crl_pem,
-                               const struct dbt_tls_policy *pol, bool alpn_postgresql,
-                               struct dbt_tls_ctx **out)
+dbt_res dbt_tlsi_server_ctx_new(const char *chain_pem, const char *key_pem,
+                                const char *client_ca_pem, const char *crl_pem,
+                                const struct dbt_tls_policy *pol, bool alpn_postgresql,
+                                struct dbt_tls_ctx **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_tls_ctx *c = NULL;
@@ -358,7 +390,7 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     static const unsigned char sid_ctx[] = "dbtlsd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     DBT_TRY(apply_policy(ctx, pol));
-    SSL_CTX_set_client_hello_cb(ctx, dbt_tls_client_hello_cb, NULL);
+    dbt_tls_install_sni(ctx);
     DBT_TRY(load_chain(ctx, chain_pem));
     DBT_TRY(load_key(ctx, key_pem));
     if (client_ca_pem != NULL && client_ca_pem[0] != '\0') {
@@ -380,14 +412,14 @@ dbt_res dbt_tls_server_ctx_new(const char *chain_pem, const char *key_pem,
     c->ctx = ctx;
     atomic_init(&c->refs, 1);
     ctx = NULL;
-    c->ciphers = strdup(pol && pol->ciphers ? pol->ciphers : DBT_TLS_DEFAULT_CIPHERS);
+    c->ciphers = dbt_tls_strdup(pol && pol->ciphers ? pol->ciphers : DBT_TLS_DEFAULT_CIPHERS);
     c->ciphersuites =
-        strdup(pol && pol->ciphersuites ? pol->ciphersuites : OSSL_default_ciphersuites());
+        dbt_tls_strdup(pol && pol->ciphersuites ? pol->ciphersuites : DBT_TLS_DEFAULT_SUITES);
     DBT_ENSURE(c->ciphers != NULL && c->ciphersuites != NULL, NOMEM, "TLS context: out of memory");
     *out = c;
     c = NULL;
 out:
-    dbt_tls_ctx_unref(c);
+    dbt_tlsi_ctx_unref(c);
     SSL_CTX_free(ctx);
     return res;
 }
@@ -440,8 +472,8 @@ out:
     return res;
 }
 
-dbt_res dbt_tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
-                               struct dbt_tls_ctx **out)
+dbt_res dbt_tlsi_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
+                                struct dbt_tls_ctx **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_tls_ctx *c = NULL;
@@ -472,12 +504,12 @@ out:
     return res;
 }
 
-const char *dbt_tls_ctx_cert_sha1(const struct dbt_tls_ctx *c)
+const char *dbt_tlsi_ctx_cert_sha1(const struct dbt_tls_ctx *c)
 {
     return c->cert_sha1;
 }
 
-struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c)
+struct dbt_tls_ctx *dbt_tlsi_ctx_ref(struct dbt_tls_ctx *c)
 {
     if (c != NULL) {
         atomic_fetch_add(&c->refs, 1);
@@ -485,7 +517,7 @@ struct dbt_tls_ctx *dbt_tls_ctx_ref(struct dbt_tls_ctx *c)
     return c;
 }
 
-void dbt_tls_ctx_unref(struct dbt_tls_ctx *c)
+void dbt_tlsi_ctx_unref(struct dbt_tls_ctx *c)
 {
     if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
         SSL_CTX_free(c->ctx);
@@ -513,7 +545,7 @@ static dbt_res conn_new(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **o
     return DBT_OK;
 }
 
-dbt_res dbt_tls_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out)
+dbt_res dbt_tlsi_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out)
 {
     dbt_res r = conn_new(ctx, fd, out);
     if (dbt_ok(r)) {
@@ -531,37 +563,36 @@ struct prefix_bio {
     size_t n, off;
 };
 
-static int prefix_read(BIO *b, char *out, size_t n, size_t *got)
+static int prefix_read(BIO *b, char *out, int n)
 {
     struct prefix_bio *pb = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    if (pb != NULL && pb->off < pb->n) {
+    if (pb != NULL && pb->off < pb->n && n > 0) {
         size_t k = pb->n - pb->off;
-        if (k > n) {
-            k = n;
+        if (k > (size_t)n) {
+            k = (size_t)n;
         }
         memcpy(out, pb->p + pb->off, k);
         pb->off += k;
-        *got = k;
-        return 1;
+        return (int)k;
     }
     BIO *next = BIO_next(b);
     if (next == NULL) {
         return 0;
     }
-    int rc = BIO_read_ex(next, out, n, got);
+    int rc = BIO_read(next, out, n);
     BIO_copy_next_retry(b);
     return rc;
 }
 
-static int prefix_write(BIO *b, const char *in, size_t n, size_t *done)
+static int prefix_write(BIO *b, const char *in, int n)
 {
     BIO *next = BIO_next(b);
     if (next == NULL) {
         return 0;
     }
     BIO_clear_retry_flags(b);
-    int rc = BIO_write_ex(next, in, n, done);
+    int rc = BIO_write(next, in, n);
     BIO_copy_next_retry(b);
     return rc;
 }
@@ -603,16 +634,16 @@ static void prefix_method_init(void)
     if (m == NULL) {
         return;
     }
-    BIO_meth_set_read_ex(m, prefix_read);
-    BIO_meth_set_write_ex(m, prefix_write);
+    BIO_meth_set_read(m, prefix_read);
+    BIO_meth_set_write(m, prefix_write);
     BIO_meth_set_ctrl(m, prefix_ctrl);
     BIO_meth_set_create(m, prefix_create);
     BIO_meth_set_destroy(m, prefix_destroy);
     prefix_method = m;
 }
 
-dbt_res dbt_tls_conn_new_server_prefixed(struct dbt_tls_ctx *ctx, int fd, const void *prefix,
-                                         size_t prefix_len, struct dbt_tls_conn **out)
+dbt_res dbt_tlsi_conn_new_server_prefixed(struct dbt_tls_ctx *ctx, int fd, const void *prefix,
+                                          size_t prefix_len, struct dbt_tls_conn **out)
 {
     dbt_res res = DBT_OK;
     struct dbt_tls_conn *c = NULL;
@@ -649,12 +680,12 @@ out:
     BIO_free_all(filter);
     BIO_free(rsock);
     BIO_free(wsock);
-    dbt_tls_conn_free(c);
+    dbt_tlsi_conn_free(c);
     return res;
 }
 
-dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,
-                                struct dbt_tls_conn **out)
+dbt_res dbt_tlsi_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *host,
+                                 struct dbt_tls_conn **out)
 {
     dbt_res r = conn_new(ctx, fd, out);
     if (!dbt_ok(r)) {
@@ -663,21 +694,24 @@ dbt_res dbt_tls_conn_new_client(struct dbt_tls_ctx *ctx, int fd, const char *hos
     SSL *ssl = (*out)->ssl;
     SSL_set_connect_state(ssl);
     if (host != NULL && host[0] != '\0') {
-        /* verify-full: the name must match the certificate (DNS or IP SAN) */
-        if (SSL_set1_host(ssl, host) != 1) {
-            dbt_tls_conn_free(*out);
+        /* verify-full: the name must match the certificate (DNS SAN, or IP SAN for an address:
+           set as an address, which BoringSSL's SSL_set1_host would compare as a DNS name) */
+        unsigned char tmp[16];
+        bool ip = inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
+        if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+                : SSL_set1_host(ssl, host)) != 1) {
+            dbt_tlsi_conn_free(*out);
             *out = NULL;
             return ssl_fail("backend TLS host name");
         }
-        unsigned char tmp[16];
-        if (inet_pton(AF_INET, host, tmp) != 1 && inet_pton(AF_INET6, host, tmp) != 1) {
+        if (!ip) {
             SSL_set_tlsext_host_name(ssl, host);
         }
     }
     return DBT_OK;
 }
 
-void dbt_tls_conn_free(struct dbt_tls_conn *c)
+void dbt_tlsi_conn_free(struct dbt_tls_conn *c)
 {
     if (c != NULL) {
         SSL_free(c->ssl);
@@ -709,6 +743,11 @@ static enum dbt_tls_io io_result(struct dbt_tls_conn *c, int rc, const char *wha
     char why[512];
     err_queue_str(why, sizeof(why));
     long vr = SSL_get_verify_result(c->ssl);
+#ifdef X509_V_ERR_INVALID_CALL
+    if (vr == X509_V_ERR_INVALID_CALL) {
+        vr = X509_V_OK; /* BoringSSL's answer before any certificate was verified */
+    }
+#endif
     if (vr != X509_V_OK) {
         (void)dbt_fail(DBT_E_TLS, "%s: %s (certificate verify: %s)", what, why,
                        X509_verify_cert_error_string(vr));
@@ -718,7 +757,7 @@ static enum dbt_tls_io io_result(struct dbt_tls_conn *c, int rc, const char *wha
     return DBT_TLS_IO_ERR;
 }
 
-enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c)
+enum dbt_tls_io dbt_tlsi_handshake(struct dbt_tls_conn *c)
 {
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
@@ -735,34 +774,34 @@ enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c)
     return r;
 }
 
-enum dbt_tls_io dbt_tls_read(struct dbt_tls_conn *c, void *p, size_t n, size_t *got)
+enum dbt_tls_io dbt_tlsi_read(struct dbt_tls_conn *c, void *p, size_t n, size_t *got)
 {
     *got = 0;
     ERR_clear_error();
-    int rc = SSL_read_ex(c->ssl, p, n, got);
-    if (rc == 1) {
+    int rc = dbt_tls_read_ex(c->ssl, p, n, got);
+    if (rc > 0) {
         return DBT_TLS_IO_OK;
     }
     *got = 0;
-    return io_result(c, 0, "TLS read failed");
+    return io_result(c, rc, "TLS read failed");
 }
 
-enum dbt_tls_io dbt_tls_write(struct dbt_tls_conn *c, const void *p, size_t n, size_t *done)
+enum dbt_tls_io dbt_tlsi_write(struct dbt_tls_conn *c, const void *p, size_t n, size_t *done)
 {
     *done = 0;
     if (n > TLS_MAX_RECORD) {
         n = TLS_MAX_RECORD;
     }
     ERR_clear_error();
-    int rc = SSL_write_ex(c->ssl, p, n, done);
-    if (rc == 1) {
+    int rc = dbt_tls_write_ex(c->ssl, p, n, done);
+    if (rc > 0) {
         return DBT_TLS_IO_OK;
     }
     *done = 0;
-    return io_result(c, 0, "TLS write failed");
+    return io_result(c, rc, "TLS write failed");
 }
 
-size_t dbt_tls_pending(struct dbt_tls_conn *c)
+size_t dbt_tlsi_pending(struct dbt_tls_conn *c)
 {
     int n = SSL_pending(c->ssl);
     if (n > 0) {
@@ -772,7 +811,7 @@ size_t dbt_tls_pending(struct dbt_tls_conn *c)
     return SSL_has_pending(c->ssl) ? 1 : 0;
 }
 
-void dbt_tls_shutdown(struct dbt_tls_conn *c)
+void dbt_tlsi_shutdown(struct dbt_tls_conn *c)
 {
     ERR_clear_error();
     if (SSL_is_init_finished(c->ssl)) {
@@ -831,7 +870,7 @@ static void name_slash(const X509_NAME *nm, char *out, size_t outlen)
     BIO_free(b);
 }
 
-void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
+void dbt_tlsi_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
 {
     out[0] = '\0';
     X509 *x = SSL_get_peer_certificate(c->ssl);
@@ -843,14 +882,27 @@ void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
     }
 }
 
-bool dbt_tls_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer)
+bool dbt_tlsi_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer)
 {
     X509 *mine = SSL_get_certificate(served->ssl); /* not a new reference */
-    const X509 *theirs = SSL_get0_peer_certificate(peer->ssl);
-    return mine != NULL && theirs != NULL && X509_cmp(mine, theirs) == 0;
+    X509 *theirs = SSL_get_peer_certificate(peer->ssl);
+    bool same = mine != NULL && theirs != NULL && X509_cmp(mine, theirs) == 0;
+    X509_free(theirs);
+    return same;
 }
 
-void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
+const char *dbt_tlsi_version(void)
+{
+#ifdef OPENSSL_IS_BORINGSSL
+#define DBT_STR2(x) #x
+#define DBT_STR(x) DBT_STR2(x)
+    return "BoringSSL (API version " DBT_STR(BORINGSSL_API_VERSION) ")";
+#else
+    return OpenSSL_version(OPENSSL_VERSION);
+#endif
+}
+
+void dbt_tlsi_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(c->ssl));

@@ -3,6 +3,7 @@
  * SSL_CTX built once per configuration generation from PEM text (never from files on accept) and
  * shared by reference across worker threads; a dbt_tls_conn wraps one SSL on a non-blocking
  * socket. OpenSSL's 1/0/-1 results and error queue become dbt_res + messages or dbt_tls_io here.
+ * The library is OpenSSL 3 unless dbt_tls_use_library chose BoringSSL at start (tls_ops.h).
  */
 #ifndef DBT_TLS_TLS_H
 #define DBT_TLS_TLS_H
@@ -24,6 +25,17 @@ struct dbt_tls_policy {
     const char *groups;       /* NULL = OpenSSL default */
     bool session_tickets;     /* off by default, as PostgreSQL */
 };
+
+/*
+ * Chooses the TLS library of the front before any context is made: "openssl" (linked in, the
+ * default) or "boringssl" (the module dbtls-tls-boringssl.so from the build tree or the install
+ * directory, or a module path). Not thread safe: call it at start. STATE once contexts exist,
+ * NOT_FOUND when the module cannot be loaded.
+ */
+dbt_res dbt_tls_use_library(const char *name) DBT_WUR;
+/* "openssl" or "boringssl", and that library's own version text. */
+const char *dbt_tls_library(void);
+const char *dbt_tls_library_version(void);
 
 /*
  * Builds a server SSL_CTX: certificate chain (leaf first, then intermediates) + private key (both
