@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *floor_prog = "tls_floor";
@@ -50,6 +51,22 @@ static X509 *make_cert(EVP_PKEY *k, const char *cn, X509 *issuer, EVP_PKEY *ikey
     }
     return x;
 }
+
+#ifdef OPENSSL_IS_BORINGSSL
+#include <openssl/ec_key.h>
+#include <openssl/nid.h>
+static EVP_PKEY *EVP_EC_gen(const char *curve)
+{
+    EC_KEY *e = EC_KEY_new_by_curve_name(strcmp(curve, "P-384") == 0 ? NID_secp384r1
+                                                                     : NID_X9_62_prime256v1);
+    EVP_PKEY *k = EVP_PKEY_new();
+    if (e == NULL || k == NULL || EC_KEY_generate_key(e) != 1 ||
+        EVP_PKEY_assign_EC_KEY(k, e) != 1) {
+        floor_die("EC key");
+    }
+    return k;
+}
+#endif
 
 void floor_chain_init(struct floor_chain *c)
 {

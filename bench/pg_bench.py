@@ -8,6 +8,8 @@ dbtls issues, exported with `dbtls instances export`):
               server_lifetime=0, so every client gets a fresh server connection (dbtlsd's work)
   pgb-pool    PgBouncer in its pooling default (session mode, server connections reused)
   dbtlsd      the dbtls front, instance ENCRYPTED_ONLY
+  dbtlsd-bssl the same with --tls-library boringssl (its own state dir and instance: another CA
+              of the same shape), where the build has the BoringSSL module
 
 PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). Measured:
   new conn/s        pgbench -C -S (TLS, sslmode=require): one connection per transaction
@@ -20,7 +22,7 @@ PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). 
                     TLS and query work too; not comparable)
   COPY out/in MB/s  a 50 MB COPY TO STDOUT / FROM STDIN through psql (\\timing)
   idle kB/conn      daemon RSS delta / N after opening N idle TLS connections (psycopg)
-All four run side by side; each measurement goes round the targets --rounds times (the order
+All run side by side; each measurement goes round the targets --rounds times (the order
 turning each round, so a drifting machine load favours no one) and reports the median. Prints
 the table, dbtlsd's ratios to the others, and the goals of issue 3.
 
@@ -40,7 +42,8 @@ import time
 import benchlib as bl
 from benchlib import servers
 
-TARGETS = ["native", "pgb-term", "pgb-pool", "dbtlsd"]
+TARGETS = ["native", "pgb-term", "pgb-pool", "dbtlsd", "dbtlsd-bssl"]
+FRONTS = ["dbtlsd", "dbtlsd-bssl"]
 USER = "trustuser"
 
 
@@ -221,13 +224,26 @@ METRICS = [
 ]
 
 
-def tls_floor(build_dir):
-    """Server CPU ms per new TLS connection that no OpenSSL-based front can go below here (see
-    bench/tls_floor.c), or None when the program is not built."""
-    exe = os.path.join(build_dir, "bench", "tls_floor")
+def state_with_instance(build_dir, state_dir, port, pg):
+    """A new dbtls state dir with the instance bench-pg (ENCRYPTED_ONLY) on 127.0.0.1:port in
+    front of pg's unix socket; returns its bl.Dbtls."""
+    dbtls = bl.Dbtls(build_dir, state_dir)
+    os.makedirs(dbtls.state_dir, mode=0o700)
+    dbtls("init")
+    dbtls("instances", "create", "bench-pg", "--engine", "postgres", "--engine-version", "15",
+          "--listen", f"127.0.0.1:{port}", "--backend", pg.socket_path,
+          "--endpoint", "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
+    return dbtls
+
+
+def tls_floor(build_dir, program="tls_floor"):
+    """Server CPU ms per new TLS connection that no front on that TLS library can go below here
+    (see bench/tls_floor.c; tls_floor_boringssl: the same with BoringSSL), or None when the
+    program is not built."""
+    exe = os.path.join(build_dir, "bench", program)
     if not os.path.exists(exe):
         return None
-    bl.log("floor: tls_floor 3000")
+    bl.log(f"floor: {program} 3000")
     cp = subprocess.run([exe, "3000"], capture_output=True, text=True, timeout=600)
     m = re.search(r"^floor\s+([0-9.]+) ms", cp.stdout, re.M)
     if cp.returncode != 0 or not m:
@@ -295,8 +311,9 @@ def main():
     ap.add_argument("--idle", type=int, default=1000, help="idle connections (0 = skip)")
     ap.add_argument("--bulk-mb", type=int, default=50, help="size of the COPY")
     ap.add_argument("--scale", type=int, default=10, help="pgbench -i scale")
-    ap.add_argument("--targets", default=",".join(TARGETS),
-                    help=f"comma list of {', '.join(TARGETS)}")
+    ap.add_argument("--targets", default="",
+                    help=f"comma list of {', '.join(TARGETS)} (default: all; dbtlsd-bssl where "
+                         "the build has the BoringSSL module)")
     ap.add_argument("--only", default="",
                     help="comma list of measurements to run: " +
                          ", ".join(m[3] for m in METRICS) + " (default: all)")
@@ -308,7 +325,10 @@ def main():
                          "instead of dbtls (same key type and chain shape)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    targets = [t for t in args.targets.split(",") if t]
+    build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
+    bssl = os.path.exists(os.path.join(build_dir, "src", "tls", "dbtls-tls-boringssl.so"))
+    targets = [t for t in args.targets.split(",") if t] or \
+        [t for t in TARGETS if bssl or t != "dbtlsd-bssl"]
     for m in args.only.split(","):
         if m and m not in [x[3] for x in METRICS]:
             bl.die(f"unknown measurement {m!r}: expected some of "
@@ -317,26 +337,22 @@ def main():
         if t not in TARGETS:
             bl.die(f"unknown target {t!r}: expected some of {', '.join(TARGETS)}")
 
+    if "dbtlsd-bssl" in targets and not bssl:
+        bl.die(f"{build_dir} has no src/tls/dbtls-tls-boringssl.so (Debian's "
+               "android-libboringssl-dev was not installed when it was configured)")
     bl.raise_nofile()
-    build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
     work = bl.tmpdir("dbtls-bench-")
-    results, stops, floor = {}, [], None
+    results, stops, floor, floor_bssl = {}, [], None, None
     try:
         pg = servers.PgServer(max_connections=args.idle + 200)
         stops.append(pg.stop)
         front_port = servers.free_port()
         if args.openssl_certs:
-            if "dbtlsd" in targets:
+            if set(FRONTS) & set(targets):
                 bl.die("--openssl-certs is only for runs without the dbtlsd target")
             cert, key, _root = bl.openssl_certs(os.path.join(work, "tls"))
         else:
-            dbtls = bl.Dbtls(build_dir, os.path.join(work, "state"))
-            os.makedirs(dbtls.state_dir, mode=0o700)
-            dbtls("init")
-            dbtls("instances", "create", "bench-pg", "--engine", "postgres",
-                  "--engine-version", "15", "--listen", f"127.0.0.1:{front_port}",
-                  "--backend", pg.socket_path, "--endpoint", "localhost,127.0.0.1",
-                  "--ssl-mode", "ENCRYPTED_ONLY")
+            dbtls = state_with_instance(build_dir, os.path.join(work, "state"), front_port, pg)
             cert, key, _root = bl.export_cert(dbtls, "bench-pg", os.path.join(work, "tls"))
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", "postgres:postgres", os.path.join(work, "tls")],
@@ -375,8 +391,20 @@ def main():
                 d = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
                 stops.append(d.stop)
                 tgts.append(Target(t, front_port, d.pid))
+            elif t == "dbtlsd-bssl":
+                # a dbtlsd of its own needs a state dir of its own (two daemons on one would
+                # both serve every instance)
+                port2 = servers.free_port()
+                dbtls2 = state_with_instance(build_dir, os.path.join(work, "state-bssl"), port2,
+                                             pg)
+                d = bl.start_dbtlsd(dbtls2, os.path.join(work, "state-bssl"),
+                                    ["--tls-library", "boringssl", *args.dbtlsd_args.split()])
+                stops.append(d.stop)
+                tgts.append(Target(t, port2, d.pid))
         results = measure_all(tgts, args, {"pg": pg, "bulk_file": bulk_file})
         floor = tls_floor(build_dir)
+        if "dbtlsd-bssl" in results:
+            floor_bssl = tls_floor(build_dir, "tls_floor_boringssl")
     finally:
         for stop in reversed(stops):
             stop()
@@ -388,15 +416,15 @@ def main():
           f"{args.idle} idle connections")
     bl.print_table("results", [(label, {t: results[t].get(k) for t in results})
                                for label, k in ROWS], list(results))
-    if "dbtlsd" in results:
-        others = [t for t in results if t != "dbtlsd"]
-        bl.print_table("dbtlsd / other", [(label, {t: bl.ratio(results["dbtlsd"].get(k),
-                                                               results[t].get(k))
-                                                   for t in others}) for label, k in ROWS],
+    for front in [f for f in FRONTS if f in results]:
+        others = [t for t in results if t not in FRONTS]
+        bl.print_table(f"{front} / other", [(label, {t: bl.ratio(results[front].get(k),
+                                                                 results[t].get(k))
+                                                     for t in others}) for label, k in ROWS],
                        others)
-        print("\ngoals (issue 3)")
+        print("\ngoals (issue 3)" + ("" if front == "dbtlsd" else ", dbtlsd --tls-library boringssl"))
         for label, k, other, op, bound in GOALS:
-            r = bl.ratio(results["dbtlsd"].get(k), results.get(other, {}).get(k))
+            r = bl.ratio(results[front].get(k), results.get(other, {}).get(k))
             if r is None:
                 verdict = "not measured"
             else:
@@ -410,9 +438,14 @@ def main():
             v = results.get(t, {}).get("cpu_ms_hs")
             if v is not None:
                 print(f"  {t:<9} CPU per TLS handshake {v:.3f} ms = floor + {v - floor:.3f} ms")
+    v = results.get("dbtlsd-bssl", {}).get("cpu_ms_hs")
+    if floor_bssl is not None and v is not None:
+        print(f"floor with BoringSSL (build/bench/tls_floor_boringssl): {floor_bssl:.3f} ms\n"
+              f"  dbtlsd-bssl CPU per TLS handshake {v:.3f} ms = floor + {v - floor_bssl:.3f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results, "floor_ms": floor}, f, indent=2)
+            json.dump({"args": vars(args), "results": results, "floor_ms": floor,
+                       "floor_boringssl_ms": floor_bssl}, f, indent=2)
     return 0
 
 

@@ -13,6 +13,9 @@
  * Their sum is what a front cannot go below per handshake with this TLS library and kernel;
  * bench/pg_bench.py's "CPU ms / TLS handshake" row compares dbtlsd and PgBouncer with it.
  *
+ * Built twice: tls_floor with OpenSSL 3, tls_floor_boringssl with BoringSSL (the library of
+ * dbtlsd --tls-library boringssl).
+ *
  * Usage: tls_floor [N]   (default 2000 handshakes and 2000 connections)
  */
 #include "floor_common.h"
