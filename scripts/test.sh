@@ -28,6 +28,7 @@ DBTLS_TLS_LIBRARY=boringssl DBTLS_BUILD="$PWD/$dir" /usr/bin/python3 -m pytest \
     tests/integration/test_pg_hostile.py tests/integration/test_pg_front_backend_tls.py \
     tests/integration/test_mysql_front.py tests/integration/test_mysql_tls_policy.py \
     tests/integration/test_cli_connections.py tests/integration/test_metrics.py \
+    tests/integration/test_rotation_evidence.py tests/integration/test_sni.py \
     -v -p no:cacheprovider --junitxml="$dir/pytest-boringssl.xml" "$@"
 bpytest_rc=$?
 [ $bpytest_rc -eq 5 ] && bpytest_rc=0 # extra arguments selected none of these

@@ -547,41 +547,130 @@ static dbt_res conn_new(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **o
 
 dbt_res dbt_tlsi_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls_conn **out)
 {
+#ifdef OPENSSL_IS_BORINGSSL
+    return dbt_tlsi_conn_new_server_prefixed(ctx, fd, NULL, 0, out); /* watches alerts */
+#else
     dbt_res r = conn_new(ctx, fd, out);
     if (dbt_ok(r)) {
         SSL_set_accept_state((*out)->ssl);
     }
     return r;
+#endif
 }
 
 /*
  * A read filter BIO that returns a saved prefix before reading from the next BIO (the socket).
- * Used for direct TLS, where the ClientHello's first bytes were read before TLS started.
+ * Used for direct TLS, where the ClientHello's first bytes were read before TLS started. With
+ * BoringSSL it is on every server connection, and reads ahead: BoringSSL asks for a record's
+ * 5-byte header, then its body (two read(2) calls a record, where OpenSSL with read-ahead makes
+ * one), so this reads what the socket has, up to a whole record, and serves both from it; the
+ * buffer is freed when drained (an idle connection holds none). It also sees unencrypted alerts.
  */
 struct prefix_bio {
-    uint8_t *p;
+    uint8_t *p; /* the prefix, or what was read ahead (BoringSSL) */
     size_t n, off;
+    struct dbt_tls_conn *conn; /* BoringSSL: where an unencrypted alert is noted */
+    /* BoringSSL, during the handshake: the client's record stream as it passes */
+    uint8_t hdr[7];   /* the current record's header (+ an alert's two bytes) */
+    size_t hdr_have;  /* bytes of hdr filled */
+    size_t body_left; /* bytes of the current record's body still to pass */
 };
+
+#ifdef OPENSSL_IS_BORINGSSL
+/*
+ * An OpenSSL-based client (libpq) that refuses the server certificate in TLS 1.3 sends its alert
+ * before it has switched to the handshake keys, in a plaintext record. OpenSSL reads it (the log
+ * says "tlsv1 alert unknown ca"); BoringSSL only reports a record it cannot decrypt. Seen here,
+ * as the record arrives, the alert is kept for the handshake's failure message.
+ */
+static void watch_alert(struct prefix_bio *pb, const unsigned char *p, int n)
+{
+    struct dbt_tls_conn *c = pb->conn;
+    if (c->plain_alert > 0 || SSL_is_init_finished(c->ssl)) {
+        return;
+    }
+    for (size_t i = 0; i < (size_t)(n > 0 ? n : 0);) {
+        if (pb->body_left > 0) {
+            size_t k = (size_t)n - i < pb->body_left ? (size_t)n - i : pb->body_left;
+            pb->body_left -= k;
+            i += k;
+            continue;
+        }
+        pb->hdr[pb->hdr_have++] = p[i++];
+        bool alert = pb->hdr[0] == 21 && pb->hdr_have >= 5 && pb->hdr[3] == 0 && pb->hdr[4] == 2;
+        if (pb->hdr_have == 7 && alert) {
+            c->plain_alert = pb->hdr[6] + 1; /* level, description */
+            return;
+        }
+        if (pb->hdr_have == 5 && !alert) {
+            pb->body_left = (size_t)(pb->hdr[3] << 8 | pb->hdr[4]);
+            pb->hdr_have = 0;
+        }
+    }
+}
+#endif
+
+/* Serves up to n bytes of the saved prefix (or read-ahead), freeing it once drained. */
+static int prefix_serve(struct prefix_bio *pb, char *out, int n)
+{
+    size_t k = pb->n - pb->off;
+    if (k > (size_t)n) {
+        k = (size_t)n;
+    }
+    memcpy(out, pb->p + pb->off, k);
+    pb->off += k;
+    if (pb->off == pb->n) {
+        free(pb->p);
+        pb->p = NULL;
+        pb->n = pb->off = 0;
+    }
+#ifdef OPENSSL_IS_BORINGSSL
+    if (pb->conn != NULL) {
+        watch_alert(pb, (const unsigned char *)out, (int)k);
+    }
+#endif
+    return (int)k;
+}
+
+/* a TLS record: header, 16 KB of plaintext and the most a cipher may add */
+#define READ_AHEAD (5 + 16384 + 2048)
 
 static int prefix_read(BIO *b, char *out, int n)
 {
     struct prefix_bio *pb = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (pb != NULL && pb->off < pb->n && n > 0) {
-        size_t k = pb->n - pb->off;
-        if (k > (size_t)n) {
-            k = (size_t)n;
-        }
-        memcpy(out, pb->p + pb->off, k);
-        pb->off += k;
-        return (int)k;
+        return prefix_serve(pb, out, n);
     }
     BIO *next = BIO_next(b);
     if (next == NULL) {
         return 0;
     }
+#ifdef OPENSSL_IS_BORINGSSL
+    if (pb != NULL && pb->conn != NULL && n > 0 && n < READ_AHEAD) {
+        pb->p = malloc(READ_AHEAD);
+        if (pb->p == NULL) {
+            return -1;
+        }
+        int rc = BIO_read(next, pb->p, READ_AHEAD);
+        BIO_copy_next_retry(b);
+        if (rc <= 0) {
+            free(pb->p);
+            pb->p = NULL;
+            return rc;
+        }
+        pb->n = (size_t)rc;
+        pb->off = 0;
+        return prefix_serve(pb, out, n);
+    }
+#endif
     int rc = BIO_read(next, out, n);
     BIO_copy_next_retry(b);
+#ifdef OPENSSL_IS_BORINGSSL
+    if (pb != NULL && pb->conn != NULL) {
+        watch_alert(pb, (const unsigned char *)out, rc);
+    }
+#endif
     return rc;
 }
 
@@ -654,14 +743,18 @@ dbt_res dbt_tlsi_conn_new_server_prefixed(struct dbt_tls_ctx *ctx, int fd, const
     DBT_TRY(conn_new(ctx, fd, &c));
     pb = calloc(1, sizeof(*pb));
     DBT_ENSURE(pb != NULL, NOMEM, "TLS prefix: out of memory");
-    pb->p = malloc(prefix_len ? prefix_len : 1);
-    DBT_ENSURE(pb->p != NULL, NOMEM, "TLS prefix: out of memory");
-    memcpy(pb->p, prefix, prefix_len);
-    pb->n = prefix_len;
+    if (prefix_len > 0) {
+        pb->p = malloc(prefix_len);
+        DBT_ENSURE(pb->p != NULL, NOMEM, "TLS prefix: out of memory");
+        memcpy(pb->p, prefix, prefix_len);
+        pb->n = prefix_len;
+    }
     filter = BIO_new(prefix_method);
     rsock = BIO_new_socket(fd, BIO_NOCLOSE);
     wsock = BIO_new_socket(fd, BIO_NOCLOSE);
     DBT_ENSURE(filter != NULL && rsock != NULL && wsock != NULL, NOMEM, "TLS BIO: out of memory");
+    pb->conn = c;
+    c->ahead = pb;
     BIO_set_data(filter, pb);
     pb = NULL;
     BIO_push(filter, rsock);
@@ -765,6 +858,18 @@ enum dbt_tls_io dbt_tlsi_handshake(struct dbt_tls_conn *c)
         return DBT_TLS_IO_OK;
     }
     enum dbt_tls_io r = io_result(c, rc, "TLS handshake failed");
+#ifdef OPENSSL_IS_BORINGSSL
+    if (r != DBT_TLS_IO_WANT_READ && r != DBT_TLS_IO_WANT_WRITE && c->plain_alert > 0) {
+        /* the words OpenSSL logs for a received alert ("tlsv1 alert unknown ca") */
+        char desc[64];
+        snprintf(desc, sizeof(desc), "%s", SSL_alert_desc_string_long(c->plain_alert - 1));
+        for (char *q = desc; *q != '\0'; q++) {
+            *q = (char)tolower((unsigned char)*q);
+        }
+        (void)dbt_fail(DBT_E_TLS, "TLS handshake failed: tlsv1 alert %s (sent unencrypted)", desc);
+        return DBT_TLS_IO_ERR;
+    }
+#endif
     if (r == DBT_TLS_IO_ERR && c->sni_refusal != NULL) {
         (void)dbt_fail(DBT_E_TLS, "TLS handshake failed: %s", c->sni_refusal);
     } else if (r == DBT_TLS_IO_EOF) {
@@ -806,6 +911,9 @@ size_t dbt_tlsi_pending(struct dbt_tls_conn *c)
     int n = SSL_pending(c->ssl);
     if (n > 0) {
         return (size_t)n;
+    }
+    if (c->ahead != NULL && c->ahead->off < c->ahead->n) {
+        return 1; /* read ahead by the filter BIO (BoringSSL), not decrypted yet */
     }
     /* read ahead: whole records may wait undecrypted in OpenSSL's buffer, out of epoll's sight */
     return SSL_has_pending(c->ssl) ? 1 : 0;

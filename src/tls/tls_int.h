@@ -27,6 +27,8 @@ struct dbt_tls_ctx {
     char *ciphersuites;
 };
 
+struct prefix_bio;
+
 struct dbt_tls_conn {
     SSL *ssl;
     char *failed_subject;  /* subject of a peer certificate that failed verification */
@@ -34,6 +36,8 @@ struct dbt_tls_conn {
     void *sni_arg;
     const struct dbt_tls_ctx *origin; /* the context the SSL was made with */
     char *sni_refusal; /* why the server-name callback failed the handshake (for the log) */
+    int plain_alert;   /* BoringSSL: 1 + an alert the peer sent unencrypted in the handshake */
+    struct prefix_bio *ahead; /* the read filter's state, if the SSL reads through one */
 };
 
 #define DBT_TLS_DEFAULT_CIPHERS "HIGH:!aNULL:!3DES"

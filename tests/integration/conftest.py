@@ -35,6 +35,9 @@ import servers  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KEEP_TMP = os.environ.get("DBTLS_KEEP_TMP") == "1"
+# dbtlsd's client TLS in this run (scripts/test.sh runs the front suites once per library):
+# tests that see a library's own choices (BoringSSL's fixed TLS 1.3 suites) read it.
+TLS_LIBRARY = os.environ.get("DBTLS_TLS_LIBRARY") or "openssl"
 
 
 # --- build ----------------------------------------------------------------------------------
