@@ -338,33 +338,52 @@ static void test_prefixed_and_record_cap(void)
     dbt_tls_ctx_unref(ctx);
 }
 
+/* A server connection of server_ctx(NULL) and a plain OpenSSL client on a non-blocking socket
+   pair, before the handshake. */
+struct tls_pair {
+    struct dbt_tls_ctx *ctx;
+    int sv[2];
+    SSL *cli;
+    struct dbt_tls_conn *srv;
+};
+
+static void pair_open(struct tls_pair *p)
+{
+    p->ctx = server_ctx(NULL);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv) == 0);
+    nonblock(p->sv[0]);
+    nonblock(p->sv[1]);
+    p->cli = raw_client(p->sv[1], NULL, NULL, 0, 0);
+    p->srv = NULL;
+    CHECK_OK(dbt_tls_conn_new_server(p->ctx, p->sv[0], &p->srv));
+}
+
+static void pair_close(struct tls_pair *p)
+{
+    SSL_free(p->cli);
+    dbt_tls_conn_free(p->srv);
+    close(p->sv[0]);
+    close(p->sv[1]);
+    dbt_tls_ctx_unref(p->ctx);
+}
+
 /* A client that refuses the server certificate (verifies against another CA) sends an
  * unknown_ca alert mid-handshake (OpenSSL 3 before its handshake keys: in plaintext). The
  * server's failure names it in OpenSSL's words with either library, which is what the
  * server_cert_refused counter reads. */
 static void test_client_refuses_server_cert(void)
 {
-    struct dbt_tls_ctx *ctx = server_ctx(NULL);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    nonblock(sv[0]);
-    nonblock(sv[1]);
-    SSL *cli = raw_client(sv[1], NULL, NULL, 0, 0);
+    struct tls_pair p;
+    pair_open(&p);
     X509_STORE *trust = X509_STORE_new();
     X509_STORE_add_cert(trust, foreign_ca.cert);
-    SSL_set_verify(cli, SSL_VERIFY_PEER, NULL);
-    SSL_set1_verify_cert_store(cli, trust);
+    SSL_set_verify(p.cli, SSL_VERIFY_PEER, NULL);
+    SSL_set1_verify_cert_store(p.cli, trust);
     X509_STORE_free(trust);
-    struct dbt_tls_conn *srv = NULL;
-    CHECK_OK(dbt_tls_conn_new_server(ctx, sv[0], &srv));
     bool cli_ok = false;
-    CHECK(pump(srv, cli, &cli_ok) == DBT_TLS_IO_ERR && !cli_ok);
+    CHECK(pump(p.srv, p.cli, &cli_ok) == DBT_TLS_IO_ERR && !cli_ok);
     CHECK(strstr(dbt_errmsg(), "alert unknown ca") != NULL);
-    SSL_free(cli);
-    dbt_tls_conn_free(srv);
-    close(sv[0]);
-    close(sv[1]);
-    dbt_tls_ctx_unref(ctx);
+    pair_close(&p);
 }
 
 /* Records that arrived together: with read-ahead the second one waits inside OpenSSL, out of
@@ -372,14 +391,10 @@ static void test_client_refuses_server_cert(void)
  * last one waits (WANT_READ), not EOF. */
 static void test_read_ahead_pending(void)
 {
-    struct dbt_tls_ctx *ctx = server_ctx(NULL);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    nonblock(sv[0]);
-    nonblock(sv[1]);
-    SSL *cli = raw_client(sv[1], NULL, NULL, 0, 0);
-    struct dbt_tls_conn *srv = NULL;
-    CHECK_OK(dbt_tls_conn_new_server(ctx, sv[0], &srv));
+    struct tls_pair p;
+    pair_open(&p);
+    SSL *cli = p.cli;
+    struct dbt_tls_conn *srv = p.srv;
     bool cli_ok = false;
     CHECK(pump(srv, cli, &cli_ok) == DBT_TLS_IO_OK && cli_ok);
     CHECK(SSL_write(cli, "first", 5) == 5);
@@ -397,11 +412,7 @@ static void test_read_ahead_pending(void)
     CHECK(got == 6 && memcmp(buf, "second", 6) == 0);
     CHECK(dbt_tls_pending(srv) == 0);
     CHECK(dbt_tls_read(srv, buf, sizeof(buf), &got) == DBT_TLS_IO_WANT_READ);
-    SSL_free(cli);
-    dbt_tls_conn_free(srv);
-    close(sv[0]);
-    close(sv[1]);
-    dbt_tls_ctx_unref(ctx);
+    pair_close(&p);
 }
 
 static void write_file(const char *path, const char *text, mode_t mode)
