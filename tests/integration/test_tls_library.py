@@ -98,6 +98,10 @@ def test_boringssl_refuses_tls13_suites(pg_server, dbtls, dbtlsd, dbtlsd_bin, st
     make_instance(dbtls, free_port, f"127.0.0.1:{pg_server.port}", "pg1", "ENCRYPTED_ONLY")
     make_instance(dbtls, free_port, f"127.0.0.1:{pg_server.port}", "suites", "ENCRYPTED_ONLY",
                   "--ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+    # OpenSSL (the default) takes the same configuration: the refusal is BoringSSL's alone
+    d = dbtlsd.start(state_dir)
+    assert "client TLS: OpenSSL 3" in d.log()
+    d.stop()
     cp = subprocess.run([dbtlsd_bin, "--state-dir", state_dir, *bssl], capture_output=True,
                         text=True, timeout=30)
     assert cp.returncode == 1
