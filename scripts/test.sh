@@ -29,6 +29,7 @@ DBTLS_TLS_LIBRARY=boringssl DBTLS_BUILD="$PWD/$dir" /usr/bin/python3 -m pytest \
     tests/integration/test_mysql_front.py tests/integration/test_mysql_tls_policy.py \
     tests/integration/test_cli_connections.py tests/integration/test_metrics.py \
     tests/integration/test_rotation_evidence.py tests/integration/test_sni.py \
+    tests/integration/test_front_syscalls.py \
     -v -p no:cacheprovider --junitxml="$dir/pytest-boringssl.xml" "$@"
 bpytest_rc=$?
 [ $bpytest_rc -eq 5 ] && bpytest_rc=0 # extra arguments selected none of these

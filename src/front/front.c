@@ -70,43 +70,45 @@ void dbt_worker_send(struct dbt_worker *w, int kind, int fd, const char *key)
     dbt_ev_async_send(&w->wake);
 }
 
+/*
+ * One connection per wake-up (nginx's default): level-triggered epoll reports the listener again
+ * at once while more are queued, and no accept4 per connection ends in EAGAIN.
+ */
 static void accept_cb(struct dbt_ev_loop *l, struct dbt_ev_io *io, uint32_t revents)
 {
     struct dbt_listener *ls = (struct dbt_listener *)io;
     struct dbt_worker *w = ls->w;
-    for (int i = 0; i < 64; i++) {
-        struct sockaddr_storage peer;
-        socklen_t peerlen;
-        int fd;
-        dbt_res r = dbt_net_accept(io->fd, &peer, &peerlen, &fd);
-        if (r.code == DBT_E_AGAIN) {
-            return;
-        }
-        if (r.code == DBT_E_LIMIT) {
-            /*
-             * Out of descriptors: the connection stays in the backlog and a level-triggered
-             * listener would wake us in a loop. Stop watching it for 100 ms.
-             */
-            dbt_warn("%s: %s; pausing accepts for 100 ms", ls->key, dbt_errmsg());
-            if (!dbt_ok(dbt_ev_io_mod(l, io, 0)) ||
-                !dbt_ok(dbt_ev_timer_set(l, &ls->pause, dbt_now_ms() + 100))) {
-                dbt_error("%s: %s", ls->key, dbt_errmsg());
-            }
-            return;
-        }
-        if (!dbt_ok(r)) {
-            dbt_warn("%s: %s", ls->key, dbt_errmsg());
-            return;
-        }
-        struct dbt_gen *g = dbt_front_current_gen(w->front);
-        const struct dbt_gen_inst *inst = dbt_gen_find_listen(g, ls->key);
-        if (inst == NULL) {
-            close(fd); /* the instance went away in a reload; its listener is closing */
-            dbt_gen_unref(g);
-            continue;
-        }
-        dbt_session_accept(w, g, inst, fd, &peer, peerlen);
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    int fd;
+    dbt_res r = dbt_net_accept(io->fd, &peer, &peerlen, &fd);
+    if (r.code == DBT_E_AGAIN) {
+        return;
     }
+    if (r.code == DBT_E_LIMIT) {
+        /*
+         * Out of descriptors: the connection stays in the backlog and a level-triggered
+         * listener would wake us in a loop. Stop watching it for 100 ms.
+         */
+        dbt_warn("%s: %s; pausing accepts for 100 ms", ls->key, dbt_errmsg());
+        if (!dbt_ok(dbt_ev_io_mod(l, io, 0)) ||
+            !dbt_ok(dbt_ev_timer_set(l, &ls->pause, dbt_now_ms() + 100))) {
+            dbt_error("%s: %s", ls->key, dbt_errmsg());
+        }
+        return;
+    }
+    if (!dbt_ok(r)) {
+        dbt_warn("%s: %s", ls->key, dbt_errmsg());
+        return;
+    }
+    struct dbt_gen *g = dbt_front_current_gen(w->front);
+    const struct dbt_gen_inst *inst = dbt_gen_find_listen(g, ls->key);
+    if (inst == NULL) {
+        close(fd); /* the instance went away in a reload; its listener is closing */
+        dbt_gen_unref(g);
+        return;
+    }
+    dbt_session_accept(w, g, inst, fd, &peer, peerlen);
 }
 
 static void listener_resume(struct dbt_ev_loop *l, struct dbt_ev_timer *t)

@@ -976,6 +976,7 @@ static void my_on_close(struct dbt_session *s)
 
 const struct dbt_proto dbt_my_proto = {
     .name = "mysql",
+    .server_speaks_first = true,
     .inst_prepare = my_inst_prepare,
     .inst_free = my_inst_free,
     .on_accept = my_on_accept,

@@ -210,7 +210,13 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
         }
         return r;
     }
-    r = dbt_ev_io_add(s->worker->loop, &s->backend.io, fd, EPOLLOUT, backend_io_cb);
+    /*
+     * Nothing can be read yet from a socket just connected, and level-triggered epoll reports
+     * what arrives (a MySQL greeting): no read until then. A unix socket connects at once.
+     */
+    s->backend.rd_idle = true;
+    r = dbt_ev_io_add(s->worker->loop, &s->backend.io, fd, in_progress ? EPOLLOUT : EPOLLIN,
+                      backend_io_cb);
     if (!dbt_ok(r)) {
         close(fd);
         return r;
@@ -420,11 +426,11 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
     if (l->state != DBT_LEG_OPEN || l->eof) {
         return IO_NONE;
     }
+    if (l->rd_idle && (l->tls == NULL || dbt_tls_pending(l->tls) == 0)) {
+        return IO_NONE; /* the socket had no more: epoll says when it has (no EAGAIN read) */
+    }
     size_t room;
     if (s->relay) {
-        if (l->rd_idle) {
-            return IO_NONE; /* the socket had no more: epoll says when it has (no EAGAIN read) */
-        }
         if (dbt_buf_avail(&l->in) > 0) {
             return IO_NONE; /* backpressure: drain to the other leg first */
         }
@@ -453,7 +459,7 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
             ssize_t n = read(l->fd, dbt_buf_tail(&l->in), room);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    l->rd_idle = s->relay;
+                    l->rd_idle = true;
                     break;
                 }
                 if (errno == EINTR) {
@@ -470,7 +476,7 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         } else {
             enum dbt_tls_io r = dbt_tls_read(l->tls, dbt_buf_tail(&l->in), room, &got);
             if (r == DBT_TLS_IO_WANT_READ) {
-                l->rd_idle = s->relay && dbt_tls_pending(l->tls) == 0;
+                l->rd_idle = dbt_tls_pending(l->tls) == 0;
                 break;
             }
             if (r == DBT_TLS_IO_WANT_WRITE) {
@@ -507,11 +513,12 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
             break;
         }
         /*
-         * Level-triggered epoll reports whatever is left in the socket, so in the relay a short
-         * read ends reading until EPOLLIN: one read(2) per message instead of a second one that
-         * returns EAGAIN, for each leg at each pass of session_drive.
+         * Level-triggered epoll reports whatever is left in the socket, so a short read ends
+         * reading until EPOLLIN: one read(2) per message instead of a second one that returns
+         * EAGAIN, for each leg at each pass of session_drive (before the relay too: a protocol
+         * waiting for more of a message is woken by the same EPOLLIN).
          */
-        l->rd_idle = s->relay;
+        l->rd_idle = true;
         break;
     }
     if (dbt_buf_avail(&l->in) == 0) {
@@ -603,7 +610,11 @@ static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
     if (l->state != DBT_LEG_HANDSHAKING || dbt_buf_avail(&l->out) > 0) {
         return IO_NONE; /* plain bytes (e.g. 'S') go first */
     }
+    /* the first step of a TLS client (the backend leg) writes its ClientHello; with direct TLS
+     * the start of the client's ClientHello is already in hand */
+    bool first_step_writes = false;
     if (l->tls == NULL) {
+        first_step_writes = l != &s->client || s->client_tls_direct;
         dbt_res r;
         if (l == &s->client && s->client_tls_direct) {
             r = dbt_tls_conn_new_server_prefixed(s->inst->server_tls, l->fd, dbt_buf_head(&l->in),
@@ -622,12 +633,18 @@ static enum io_res leg_handshake(struct dbt_session *s, struct dbt_leg *l)
             return IO_ERR;
         }
     }
+    if (l->rd_idle && !l->hs_wants_write && !first_step_writes && dbt_tls_pending(l->tls) == 0) {
+        /* the peer has not answered yet (after 'S': the ClientHello): wait for EPOLLIN rather
+         * than a read that ends in EAGAIN */
+        return IO_NONE;
+    }
     l->hs_wants_write = false;
     switch (dbt_tls_handshake(l->tls)) {
     case DBT_TLS_IO_OK:
         l->state = DBT_LEG_OPEN;
         return IO_PROGRESS;
     case DBT_TLS_IO_WANT_READ:
+        l->rd_idle = dbt_tls_pending(l->tls) == 0; /* it read until EAGAIN */
         return IO_NONE;
     case DBT_TLS_IO_WANT_WRITE:
         l->hs_wants_write = true;
@@ -971,6 +988,7 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
     }
     s->client.fd = fd;
     s->client.state = DBT_LEG_OPEN;
+    s->client.rd_idle = inst->proto->server_speaks_first;
     pthread_mutex_lock(&w->lock);
     s->next = w->sessions;
     if (w->sessions != NULL) {

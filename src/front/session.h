@@ -80,6 +80,9 @@ struct dbt_gen_name {
 /* Callbacks of a wire protocol. Any may be NULL when it has nothing to do. */
 struct dbt_proto {
     const char *name; /* "postgres", "mysql" */
+    /* the server speaks first (MySQL's greeting): nothing is read from the client until epoll
+       reports bytes, rather than a read at accept that ends in EAGAIN */
+    bool server_speaks_first;
     /*
      * Builds the protocol's per-instance configuration (access rules...) when a generation is
      * built; an error (with a message naming what is wrong) makes the whole generation invalid.
@@ -139,7 +142,7 @@ struct dbt_leg {
     bool rd_wants_write;      /* TLS renegotiation-style cross waits */
     bool wr_wants_read;
     bool hs_wants_write;
-    bool rd_idle;      /* relay: all read, nothing buffered in user space; read again on EPOLLIN */
+    bool rd_idle;      /* all read, nothing buffered in user space: read again on EPOLLIN */
     uint32_t interest; /* events currently registered */
 };
 

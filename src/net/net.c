@@ -104,6 +104,8 @@ dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out)
         if (a->ss.ss_family == AF_INET6) {
             (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         }
+        /* accepted sockets inherit it: no setsockopt per connection */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
         int e = errno;
@@ -131,10 +133,6 @@ dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerle
             return dbt_fail(DBT_E_LIMIT, "accept: %s", strerror(errno));
         }
         return dbt_fail(DBT_E_IO, "accept: %s", strerror(errno));
-    }
-    if (peer->ss_family == AF_INET || peer->ss_family == AF_INET6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     *fd_out = fd;
     return DBT_OK;

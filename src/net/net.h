@@ -25,13 +25,17 @@ struct dbt_addr {
  */
 dbt_res dbt_addr_parse(const char *text, struct dbt_addr *out) DBT_WUR;
 
-/* A non-blocking, close-on-exec listening socket with SO_REUSEADDR + SO_REUSEPORT. */
+/*
+ * A non-blocking, close-on-exec listening socket with SO_REUSEADDR + SO_REUSEPORT (and, for TCP,
+ * TCP_NODELAY, which accepted connections inherit).
+ */
 dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out) DBT_WUR;
 
 /*
- * Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY for TCP). AGAIN when nothing
- * is pending; LIMIT when out of file descriptors or memory (the pending connection stays queued:
- * stop watching the listener for a moment); IO otherwise (the listener stays usable).
+ * Accepts one connection (non-blocking, close-on-exec; TCP_NODELAY for TCP, set on the listener
+ * and inherited). AGAIN when nothing is pending; LIMIT when out of file descriptors or memory (the
+ * pending connection stays queued: stop watching the listener for a moment); IO otherwise (the
+ * listener stays usable).
  */
 dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen,
                        int *fd_out) DBT_WUR;

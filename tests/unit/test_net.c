@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,6 +91,10 @@ static void roundtrip(const struct dbt_addr *a)
     dbt_net_addr_str((struct sockaddr *)&peer, pl, host, sizeof(host), &port);
     if (a->ss.ss_family == AF_INET) {
         CHECK(strcmp(host, "127.0.0.1") == 0 && port > 0);
+        /* Nagle off on accepted connections (inherited from the listener) */
+        int nodelay = 0;
+        socklen_t nl = sizeof(nodelay);
+        CHECK(getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl) == 0 && nodelay == 1);
         /* SO_REUSEPORT: a second listener on the same port (one per worker) */
         struct dbt_addr same = *a;
         memcpy(&same.ss, &bound, bl);
