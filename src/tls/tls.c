@@ -569,43 +569,18 @@ dbt_res dbt_tlsi_conn_new_server(struct dbt_tls_ctx *ctx, int fd, struct dbt_tls
 struct prefix_bio {
     uint8_t *p; /* the prefix, or what was read ahead (BoringSSL) */
     size_t n, off;
-    struct dbt_tls_conn *conn; /* BoringSSL: where an unencrypted alert is noted */
-    /* BoringSSL, during the handshake: the client's record stream as it passes */
-    uint8_t hdr[7];   /* the current record's header (+ an alert's two bytes) */
-    size_t hdr_have;  /* bytes of hdr filled */
-    size_t body_left; /* bytes of the current record's body still to pass */
+    struct dbt_tls_conn *conn;    /* BoringSSL: where an unencrypted alert is noted */
+    struct dbt_tls_rec_scan scan; /* BoringSSL, during the handshake: the client's records */
 };
 
 #ifdef OPENSSL_IS_BORINGSSL
-/*
- * An OpenSSL-based client (libpq) that refuses the server certificate in TLS 1.3 sends its alert
- * before it has switched to the handshake keys, in a plaintext record. OpenSSL reads it (the log
- * says "tlsv1 alert unknown ca"); BoringSSL only reports a record it cannot decrypt. Seen here,
- * as the record arrives, the alert is kept for the handshake's failure message.
- */
+/* BoringSSL does not read an alert the client sent unencrypted (records.c): it is kept for the
+   handshake's failure message, as OpenSSL words it. */
 static void watch_alert(struct prefix_bio *pb, const unsigned char *p, int n)
 {
     struct dbt_tls_conn *c = pb->conn;
-    if (c->plain_alert > 0 || SSL_is_init_finished(c->ssl)) {
-        return;
-    }
-    for (size_t i = 0; i < (size_t)(n > 0 ? n : 0);) {
-        if (pb->body_left > 0) {
-            size_t k = (size_t)n - i < pb->body_left ? (size_t)n - i : pb->body_left;
-            pb->body_left -= k;
-            i += k;
-            continue;
-        }
-        pb->hdr[pb->hdr_have++] = p[i++];
-        bool alert = pb->hdr[0] == 21 && pb->hdr_have >= 5 && pb->hdr[3] == 0 && pb->hdr[4] == 2;
-        if (pb->hdr_have == 7 && alert) {
-            c->plain_alert = pb->hdr[6] + 1; /* level, description */
-            return;
-        }
-        if (pb->hdr_have == 5 && !alert) {
-            pb->body_left = (size_t)(pb->hdr[3] << 8 | pb->hdr[4]);
-            pb->hdr_have = 0;
-        }
+    if (n > 0 && c->plain_alert == 0 && !SSL_is_init_finished(c->ssl)) {
+        c->plain_alert = dbt_tls_alert_scan(&pb->scan, p, (size_t)n);
     }
 }
 #endif

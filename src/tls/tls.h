@@ -103,6 +103,16 @@ dbt_res dbt_tls_conn_set_sni(struct dbt_tls_conn *c, dbt_tls_sni_fn fn, void *ar
    absent or too long for out (OpenSSL then refuses a malformed one itself). */
 bool dbt_tls_sni_parse(const unsigned char *p, size_t len, char *out, size_t outlen);
 
+/* A peer's TLS records as they pass (records.c), zero-initialised before the first byte. */
+struct dbt_tls_rec_scan {
+    unsigned char hdr[7]; /* the current record's header (+ an alert's two bytes) */
+    size_t hdr_have;      /* bytes of hdr filled */
+    size_t body_left;     /* bytes of the current record's body still to pass */
+    int alert;            /* 1 + the description of an unencrypted alert seen, else 0 */
+};
+/* Feeds the next n bytes of the stream, in any pieces; returns sc->alert (it stays once set). */
+int dbt_tls_alert_scan(struct dbt_tls_rec_scan *sc, const unsigned char *p, size_t n);
+
 /* Advances the handshake. ERR carries the reason (and the peer certificate subject if any). */
 enum dbt_tls_io dbt_tls_handshake(struct dbt_tls_conn *c);
 /* Reads up to n decrypted bytes; *got > 0 only with OK. */
