@@ -6,6 +6,8 @@ reached with TLS two ways, with the same ECDSA P-256 certificate (issued by dbtl
   native      MariaDB's own TLS (--ssl-cert/--ssl-key), client -> mariadbd over TCP
   dbtlsd      the dbtls front (instance ENCRYPTED_ONLY, engine mariadb) -> mariadbd over TCP
               without TLS
+  dbtlsd-bssl the same with --tls-library boringssl (its own state dir and instance: another CA
+              of the same shape), where the build has the BoringSSL module
 
 Measured with mariadb-slap (the C client shipped with MariaDB), mysql_native_password account:
   new conn/s     --detach=1: every query on a new TLS connection (connect, TLS, auth, query)
@@ -13,7 +15,7 @@ Measured with mariadb-slap (the C client shipped with MariaDB), mysql_native_pas
                  (native: mariadbd, i.e. TLS + authentication + thread; dbtlsd: the front only)
   queries/s      persistent connections, SELECT 1
 Both run side by side; each measurement alternates between them --rounds times and reports
-the median. Prints dbtlsd's ratios to native.
+the median. Prints each front's ratios to native.
 
 Run: /usr/bin/python3 bench/my_bench.py [--conn-queries 1500] [--queries 40000] [--rounds 3]
      [--concurrency 8] [--json FILE]
@@ -31,6 +33,19 @@ import benchlib as bl
 from benchlib import servers
 
 USER, PASSWORD = "bench", "bench-secret"
+TARGETS = ["native", "dbtlsd", "dbtlsd-bssl"]
+
+
+def state_with_instance(build_dir, state_dir, port, backend_port):
+    """A new dbtls state dir with the instance bench-my (mariadb, ENCRYPTED_ONLY) on
+    127.0.0.1:port in front of MariaDB on backend_port; returns its bl.Dbtls."""
+    dbtls = bl.Dbtls(build_dir, state_dir)
+    os.makedirs(dbtls.state_dir, mode=0o700)
+    dbtls("init")
+    dbtls("instances", "create", "bench-my", "--engine", "mariadb", "--engine-version", "10.11",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend_port}",
+          "--endpoint", "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
+    return dbtls
 
 
 def server_status(my):
@@ -140,7 +155,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds over the targets per measurement (median)")
     ap.add_argument("--concurrency", type=int, default=8, help="mariadb-slap clients")
-    ap.add_argument("--targets", default="native,dbtlsd")
+    ap.add_argument("--targets", default=None,
+                    help="comma list of native, dbtlsd, dbtlsd-bssl (default: all; dbtlsd-bssl "
+                         "where the build has the BoringSSL module)")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
     ap.add_argument("--build-dir", help="use this build instead of building build/")
@@ -148,29 +165,28 @@ def main():
                     help="native only: make the certificate with the openssl command")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    targets = [t for t in args.targets.split(",") if t]
-    if set(targets) - {"native", "dbtlsd"}:
-        bl.die("--targets: expected native and/or dbtlsd")
-
     bl.raise_nofile()
     build_dir = os.path.abspath(args.build_dir) if args.build_dir else bl.build(args.no_build)
+    bssl = os.path.exists(os.path.join(build_dir, "src", "tls", "dbtls-tls-boringssl.so"))
+    targets = [t for t in args.targets.split(",") if t] if args.targets else \
+        [t for t in TARGETS if bssl or t != "dbtlsd-bssl"]
+    if set(targets) - set(TARGETS):
+        bl.die(f"--targets: expected a comma list of {', '.join(TARGETS)}")
+    if "dbtlsd-bssl" in targets and not bssl:
+        bl.die(f"{build_dir} has no src/tls/dbtls-tls-boringssl.so (Debian's "
+               "android-libboringssl-dev was not installed when it was configured)")
     work = bl.tmpdir("dbtls-mybench-")
-    results, my, dbtlsd = {}, None, None
+    results, my, stops = {}, None, []
     try:
         backend_port, front_port = servers.free_port(), servers.free_port()
         tls_dir = os.path.join(work, "tls")
         if args.openssl_certs:
-            if "dbtlsd" in targets:
-                bl.die("--openssl-certs is only for runs without the dbtlsd target")
+            if set(targets) & {"dbtlsd", "dbtlsd-bssl"}:
+                bl.die("--openssl-certs is only for runs without the dbtlsd targets")
             cert, key, root = bl.openssl_certs(tls_dir)
         else:
-            dbtls = bl.Dbtls(build_dir, os.path.join(work, "state"))
-            os.makedirs(dbtls.state_dir, mode=0o700)
-            dbtls("init")
-            dbtls("instances", "create", "bench-my", "--engine", "mariadb",
-                  "--engine-version", "10.11", "--listen", f"127.0.0.1:{front_port}",
-                  "--backend", f"127.0.0.1:{backend_port}", "--endpoint", "localhost,127.0.0.1",
-                  "--ssl-mode", "ENCRYPTED_ONLY")
+            dbtls = state_with_instance(build_dir, os.path.join(work, "state"), front_port,
+                                        backend_port)
             cert, key, root = bl.export_cert(dbtls, "bench-my", tls_dir)
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", "mysql:mysql", tls_dir], check=True)
@@ -184,13 +200,26 @@ def main():
             tgts.append(("native", my.port, my.proc.pid, root))
             LOGS[my.port] = my.log
         if "dbtlsd" in targets:
-            dbtlsd = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
-            tgts.append(("dbtlsd", front_port, dbtlsd.pid, root))
-            LOGS[front_port] = dbtlsd.log
+            d = bl.start_dbtlsd(dbtls, work, args.dbtlsd_args.split())
+            stops.append(d.stop)
+            tgts.append(("dbtlsd", front_port, d.pid, root))
+            LOGS[front_port] = d.log
+        if "dbtlsd-bssl" in targets:
+            # a dbtlsd of its own needs a state dir of its own (two daemons on one would both
+            # serve every instance)
+            port2, state2 = servers.free_port(), os.path.join(work, "state-bssl")
+            dbtls2 = state_with_instance(build_dir, state2, port2, backend_port)
+            root2 = os.path.join(work, "bssl-ca.pem")
+            dbtls2("ssl", "server-ca-certs", "download", "--instance", "bench-my", "--out", root2)
+            d = bl.start_dbtlsd(dbtls2, state2,
+                                ["--tls-library", "boringssl", *args.dbtlsd_args.split()])
+            stops.append(d.stop)
+            tgts.append(("dbtlsd-bssl", port2, d.pid, root2))
+            LOGS[port2] = d.log
         results = measure_all(tgts, args, my)
     finally:
-        if dbtlsd:
-            dbtlsd.stop()
+        for stop in stops:
+            stop()
         if my:
             my.stop()
         bl.rmtree(work)
@@ -201,10 +230,11 @@ def main():
           + ", ".join(f"{t} {r['cipher']}" for t, r in results.items()))
     bl.print_table("results", [(label, {t: results[t].get(k) for t in results})
                                for label, k in ROWS], list(results))
-    if "dbtlsd" in results and "native" in results:
-        bl.print_table("dbtlsd / native", [(label, {"ratio": bl.ratio(
-            results["dbtlsd"].get(k), results["native"].get(k))}) for label, k in ROWS],
-            ["ratio"])
+    for front in [t for t in ("dbtlsd", "dbtlsd-bssl") if t in results]:
+        if "native" in results:
+            bl.print_table(f"{front} / native", [(label, {"ratio": bl.ratio(
+                results[front].get(k), results["native"].get(k))}) for label, k in ROWS],
+                ["ratio"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=2)

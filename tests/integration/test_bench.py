@@ -67,7 +67,12 @@ def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
 def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
     res, out = _run("my_bench.py", build_dir, os.path.join(tmp_dir, "my.json"),
                     "--conn-queries", "200", "--queries", "4000", "--rounds", "1")
-    assert set(res) == {"native", "dbtlsd"}
+    fronts = ["dbtlsd"]
+    if os.path.exists(os.path.join(build_dir, "src", "tls", "dbtls-tls-boringssl.so")):
+        fronts.append("dbtlsd-bssl")
+    assert set(res) == {"native", *fronts}
+    for front in fronts:
+        assert f"{front} / native" in out
     for target, r in res.items():
         assert r["cipher"].startswith("TLS_"), r
         # mariadb-slap's reconnects and queries, counted by the server itself.
