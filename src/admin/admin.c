@@ -113,6 +113,7 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
         json_object_set_new(o, "state", json_string(st->state));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)rows[i].bytes_in));
         json_object_set_new(o, "bytes_out", json_integer((json_int_t)rows[i].bytes_out));
+        json_object_set_new(o, "buffer_bytes", json_integer((json_int_t)rows[i].buffered));
         json_array_append_new(list, o);
     }
     json_t *doc = json_object();

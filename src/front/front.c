@@ -453,6 +453,7 @@ dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, s
             out[len].st = s->st;
             out[len].bytes_in = atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
             out[len].bytes_out = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
+            out[len].buffered = atomic_load_explicit(&s->buffered, memory_order_relaxed);
             len++;
         }
         pthread_mutex_unlock(&wk->lock);

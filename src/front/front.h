@@ -152,6 +152,7 @@ bool dbt_front_backend_quiet(const char *instance);
 struct dbt_conn_row {
     struct dbt_session_status st;
     uint64_t bytes_in, bytes_out;
+    uint64_t buffered; /* bytes of buffers the session holds (0 when idle) */
 };
 /* Snapshot of every session on every worker; *rows is malloc'd (free it). */
 dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, size_t *n) DBT_WUR;

@@ -852,6 +852,17 @@ static void session_drive(struct dbt_session *s)
     if (s->closed) {
         return;
     }
+    /* what the protocol consumed after the last read leaves a drained input buffer: released,
+     * so an idle session holds no buffer at all (leg_flush releases drained output buffers) */
+    uint64_t held = 0;
+    struct dbt_leg *legs[] = {&s->client, &s->backend};
+    for (size_t i = 0; i < 2; i++) {
+        if (dbt_buf_avail(&legs[i]->in) == 0) {
+            dbt_buf_cleanup(&legs[i]->in);
+        }
+        held += legs[i]->in.cap + legs[i]->out.cap;
+    }
+    atomic_store_explicit(&s->buffered, held, memory_order_relaxed);
     struct dbt_ev_loop *loop = s->worker->loop;
     if (s->client.io.fd >= 0 &&
         !dbt_ok(dbt_ev_io_mod(loop, &s->client.io, leg_interest(s, &s->client, &s->backend)))) {

@@ -187,6 +187,7 @@ struct dbt_session {
     _Atomic uint64_t bytes_in;  /* from client */
     _Atomic uint64_t bytes_out; /* to client */
     uint64_t bytes_in_at_tls;   /* bytes_in when the client TLS handshake completed */
+    _Atomic uint64_t buffered;  /* bytes the legs' buffers hold allocated, after the last drive */
     struct dbt_session_status st;
     struct dbt_session *prev, *next; /* worker's list */
 };

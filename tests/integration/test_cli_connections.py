@@ -7,6 +7,7 @@ import json
 import os
 import socketserver
 import threading
+import time
 
 import pytest
 
@@ -173,6 +174,17 @@ def test_real_dbtlsd_shows_a_client_certificate_session(dbtls, dbtlsd, pg_server
         # Decimal, as pg_stat_ssl.client_serial shows it.
         assert int(c["client_serial"]) == int(serial_of(cert), 16)
         assert c["client_addr"] == "127.0.0.1" and c["backend_start"].endswith("Z")
+        # idle after its query: the front holds no buffer for it (only the TLS library's own
+        # state), whatever the last messages each way were; and idle since its login, with no
+        # query yet (the buffers the startup and the backend's greeting were read into)
+        assert c["buffer_bytes"] == 0, c
+        with psycopg.connect(host="localhost", port=port, user=user, password=password,
+                             dbname="app", application_name="no-query", sslmode="require",
+                             connect_timeout=10):
+            time.sleep(0.3)
+            j = dbtls.json("connections")
+            fresh = [c for c in j["connections"] if c.get("application_name") == "no-query"]
+            assert len(fresh) == 1 and fresh[0]["buffer_bytes"] == 0, j
         table = dbtls("connections", "--instance", "live").stdout
         assert "alice" in table and "cli-test" in table and c["version"] in table
         assert dbtls.json("connections", "--instance", "other")["connections"] == []
