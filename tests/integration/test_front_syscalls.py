@@ -77,13 +77,18 @@ def check_economy(calls, errors, client_sockets_per_conn=1, epoll_ctl_per_conn=4
     assert calls["epoll_ctl"] <= epoll_ctl_per_conn * N + 2, calls
 
 
-def test_pg_connection_syscalls(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+def instance(dbtls, free_port, name, engine, version, backend):
+    """An ENCRYPTED_ONLY instance on a free loopback port, which it returns."""
     use_template(dbtls)
     port = free_port()
-    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend",
-          os.path.join(pg_server.socket_dir, f".s.PGSQL.{pg_server.port}"),
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    dbtls("instances", "create", name, "--engine", engine, "--engine-version", version,
+          "--listen", f"127.0.0.1:{port}", "--backend", backend, "--endpoint", "localhost",
+          "--ssl-mode", "ENCRYPTED_ONLY")
+    return port
+
+
+def test_pg_connection_syscalls(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir):
+    port = instance(dbtls, free_port, "pg1", "postgres", "15", pg_server.socket_path)
     d = dbtlsd.start(state_dir, ["--workers", "1"])
 
     def connect_once():
@@ -101,11 +106,8 @@ def test_pg_connection_syscalls(pg_server, dbtls, dbtlsd, state_dir, free_port, 
 
 def test_mysql_connection_syscalls(mariadb_server, dbtls, dbtlsd, state_dir, free_port,
                                    tmp_dir):
-    use_template(dbtls)
-    port = free_port()
-    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
+    port = instance(dbtls, free_port, "my1", "mariadb", "10.11",
+                    f"127.0.0.1:{mariadb_server.port}")
     ca = my_ca_file(dbtls, tmp_dir)
     d = dbtlsd.start(state_dir, ["--workers", "1"])
     user, pw = mariadb_server.ALICE
