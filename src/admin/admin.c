@@ -576,9 +576,10 @@ static dbt_res tcp_socket(const char *opt, const char *listen_addr, char *host, 
     DBT_ENSURE(bind(fd, ai->ai_addr, ai->ai_addrlen) == 0, IO, "%s \"%s\": bind: %s", opt,
                listen_addr, strerror(errno));
     DBT_ENSURE(listen(fd, 64) == 0, IO, "%s \"%s\": listen: %s", opt, listen_addr, strerror(errno));
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    DBT_ENSURE(getsockname(fd, (struct sockaddr *)&ss, &sl) == 0, IO, "%s \"%s\": getsockname: %s",
+               opt, listen_addr, strerror(errno));
     *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                : ((struct sockaddr_in *)&ss)->sin_port);
     *out = fd;
