@@ -170,6 +170,19 @@ def start_dbtlsd(dbtls, log_dir, extra=()):
                   os.path.join(log_dir, "dbtlsd.log"), ready="dbtlsd: ready")
 
 
+def state_with_instance(build_dir, state_dir, name, engine, version, port, backend):
+    """A new dbtls state dir holding one ENCRYPTED_ONLY instance `name` on 127.0.0.1:port in
+    front of `backend`; returns its Dbtls. (Each dbtlsd target needs a state dir of its own: two
+    daemons on one would both serve every instance.)"""
+    dbtls = Dbtls(build_dir, state_dir)
+    os.makedirs(dbtls.state_dir, mode=0o700)
+    dbtls("init")
+    dbtls("instances", "create", name, "--engine", engine, "--engine-version", version,
+          "--listen", f"127.0.0.1:{port}", "--backend", backend,
+          "--endpoint", "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
+    return dbtls
+
+
 def export_cert(dbtls, instance, out_dir):
     """`dbtls instances export` + `ssl server-ca-certs download` -> (server.crt with chain,
     server.key, server-ca.pem) paths: the same certificate and key dbtlsd serves, for the

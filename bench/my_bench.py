@@ -37,15 +37,9 @@ TARGETS = ["native", "dbtlsd", "dbtlsd-bssl"]
 
 
 def state_with_instance(build_dir, state_dir, port, backend_port):
-    """A new dbtls state dir with the instance bench-my (mariadb, ENCRYPTED_ONLY) on
-    127.0.0.1:port in front of MariaDB on backend_port; returns its bl.Dbtls."""
-    dbtls = bl.Dbtls(build_dir, state_dir)
-    os.makedirs(dbtls.state_dir, mode=0o700)
-    dbtls("init")
-    dbtls("instances", "create", "bench-my", "--engine", "mariadb", "--engine-version", "10.11",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend_port}",
-          "--endpoint", "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
-    return dbtls
+    """The instance bench-my in front of MariaDB on backend_port (bl.state_with_instance)."""
+    return bl.state_with_instance(build_dir, state_dir, "bench-my", "mariadb", "10.11", port,
+                                  f"127.0.0.1:{backend_port}")
 
 
 def server_status(my):

@@ -225,15 +225,9 @@ METRICS = [
 
 
 def state_with_instance(build_dir, state_dir, port, pg):
-    """A new dbtls state dir with the instance bench-pg (ENCRYPTED_ONLY) on 127.0.0.1:port in
-    front of pg's unix socket; returns its bl.Dbtls."""
-    dbtls = bl.Dbtls(build_dir, state_dir)
-    os.makedirs(dbtls.state_dir, mode=0o700)
-    dbtls("init")
-    dbtls("instances", "create", "bench-pg", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend", pg.socket_path,
-          "--endpoint", "localhost,127.0.0.1", "--ssl-mode", "ENCRYPTED_ONLY")
-    return dbtls
+    """The instance bench-pg in front of pg's unix socket (bl.state_with_instance)."""
+    return bl.state_with_instance(build_dir, state_dir, "bench-pg", "postgres", "15", port,
+                                  pg.socket_path)
 
 
 def tls_floor(build_dir, program="tls_floor"):
