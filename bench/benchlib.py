@@ -58,13 +58,30 @@ def build(skip=False):
 
 
 # --- /proc readings -------------------------------------------------------------------------
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid, children=False):
     """utime+stime of `pid` in seconds (all its threads); with children=True also the CPU of
-    its children that have exited and been reaped (cutime+cstime): PostgreSQL's postmaster
-    reaps every backend, so this covers the whole server's per-connection work."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
+    its children: those that have exited and been reaped (cutime+cstime) and those still
+    running (their own utime+stime). PostgreSQL's postmaster forks every backend, so this
+    covers the whole server's per-connection work, also in the middle of a run whose backends
+    live on. (The children first: one that ends between the two reads is counted twice rather
+    than not at all, a backend's life at most; persistent connections end after the run.)"""
+    ticks = 0
+    if children:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+        for kid in kids:
+            try:
+                fields = _stat_fields(kid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # gone: counted in cutime below
+            ticks += int(fields[11]) + int(fields[12])
+    fields = _stat_fields(pid)
+    ticks += int(fields[11]) + int(fields[12])
     if children:
         ticks += int(fields[13]) + int(fields[14])
     return ticks / CLK_TCK

@@ -17,7 +17,8 @@ PgBouncer and dbtlsd reach PostgreSQL over its unix socket without TLS (trust). 
   CPU ms/handshake  the daemon's utime+stime (/proc/<pid>/stat) / handshakes, handshake-only run
                     (native: postmaster + reaped backends, i.e. a fork and backend start too)
   CPU ms/conn       the same over the pgbench -C run (TLS + startup + relay + close)
-  steady tps, lat   pgbench -S with persistent connections
+  steady tps, lat   pgbench -S -P 1 with persistent connections: the last --seconds after a
+                    --warmup (new backends start slow), and the whole run's tps
   CPU us/tx         the daemon's CPU over that run / transactions (native: the backends'
                     TLS and query work too; not comparable)
   COPY out/in MB/s  a 50 MB COPY TO STDOUT / FROM STDIN through psql (\\timing)
@@ -26,8 +27,8 @@ All run side by side; each measurement goes round the targets --rounds times (th
 turning each round, so a drifting machine load favours no one) and reports the median. Prints
 the table, dbtlsd's ratios to the others, and the goals of issue 3.
 
-Run: /usr/bin/python3 bench/pg_bench.py [--seconds 5] [--rounds 3] [--idle 1000] [--targets ...]
-     [--json F]
+Run: /usr/bin/python3 bench/pg_bench.py [--seconds 5] [--warmup 5] [--rounds 3] [--idle 1000]
+     [--targets ...] [--only ...] [--json F]
 (as root: PostgreSQL and PgBouncer are run as the postgres user).
 """
 import argparse
@@ -189,12 +190,49 @@ def m_connections(t, args, ctx):
 
 
 def m_steady(t, args, ctx):
+    """pgbench -S on persistent connections for --warmup + --seconds, reading pgbench's
+    per-second progress as it comes: tps, latency and the daemon's CPU over the last --seconds
+    only. Every target but PgBouncer pooling starts new backends for each run, and a new
+    backend runs at half speed for its first seconds (page faults on the shared buffers, cold
+    caches: pgbench -P shows it ramp from ~7k to ~15k tps), which pooling skipped in an
+    earlier round; the steady state is what follows. The whole run's tps is kept too."""
+    # one second more than measured: pgbench may end before printing its last progress line
+    cmd = ["pgbench", "-n", "-S", "-T", str(args.warmup + args.seconds + 1), "-P", "1",
+           "-c", str(args.clients), "-j", str(args.threads), "-h", "127.0.0.1",
+           "-p", str(t.port), "-U", USER, "app"]
     cpu = bl.CpuMeter(t.pid, t.children)
-    cpu.start()
-    pb = pgbench(t.port, args.seconds, args.clients, args.threads)
-    used = cpu.stop()
-    return {"tps": pb["tps"], "lat_ms": pb["latency_ms"],
-            "cpu_us_tx": used * 1e6 / pb["xacts"] if pb["xacts"] else None}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=pg_env())
+    window, err = [], []
+    try:
+        for line in proc.stderr:  # pgbench writes progress to stderr, unbuffered
+            err.append(line)
+            m = re.match(r"progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+) ms", line)
+            if not m:
+                continue
+            at = round(float(m.group(1)))
+            if at == args.warmup:
+                cpu.start()
+            elif args.warmup < at <= args.warmup + args.seconds and cpu.t0 is not None:
+                window.append((float(m.group(2)), float(m.group(3))))
+                if at == args.warmup + args.seconds:
+                    used = cpu.stop(settle=0)
+        out = proc.stdout.read()
+        proc.wait(timeout=args.warmup + args.seconds + 120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    whole = re.search(r"tps = ([\d.]+)", out)
+    if proc.returncode != 0 or not whole or len(window) != args.seconds:
+        bl.die(f"{' '.join(cmd)} failed ({proc.returncode}) or printed "
+               f"{len(window)} of {args.seconds} progress lines after the warm-up:\n"
+               f"{''.join(err)}{out}")
+    xacts = sum(tps for tps, _lat in window)  # one-second intervals
+    return {"tps": xacts / len(window),
+            "lat_ms": sum(tps * lat for tps, lat in window) / xacts if xacts else None,
+            "cpu_us_tx": used * 1e6 / xacts if xacts else None,
+            "tps_whole": float(whole.group(1))}
 
 
 def m_copy(t, args, ctx):
@@ -274,6 +312,7 @@ ROWS = [
     ("CPU ms / TLS handshake", "cpu_ms_hs"),
     ("CPU ms / connection (pgbench -C)", "cpu_ms_conn"),
     ("steady tps (pgbench -S)", "tps"),
+    ("  whole run, incl. warm-up", "tps_whole"),
     ("steady latency ms", "lat_ms"),
     ("CPU us / transaction (pgbench -S)", "cpu_us_tx"),
     ("COPY out MB/s", "copy_out_mbs"),
@@ -296,6 +335,8 @@ GOALS = [
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=5, help="duration of each timed run")
+    ap.add_argument("--warmup", type=int, default=5, choices=range(1, 3600), metavar="S",
+                    help="pgbench -S: seconds before the steady state is measured")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds over all targets per measurement (median)")
     ap.add_argument("--clients", type=int, default=8, help="pgbench clients")

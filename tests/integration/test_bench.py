@@ -28,15 +28,15 @@ def _run(script, build_dir, out, *args):
 
 def test_pg_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
     res, out = _run("pg_bench.py", build_dir, os.path.join(tmp_dir, "pg.json"), "--seconds", "1",
-                    "--rounds", "1",
+                    "--warmup", "1", "--rounds", "1",
                     "--idle", "20", "--bulk-mb", "2", "--scale", "1")
     fronts = ["dbtlsd"]
     if os.path.exists(os.path.join(build_dir, "src", "tls", "dbtls-tls-boringssl.so")):
         fronts.append("dbtlsd-bssl")  # dbtlsd --tls-library boringssl, measured alongside
     assert set(res) == {"native", "pgb-term", "pgb-pool", *fronts}
     for target, r in res.items():
-        for k in ("conn_per_s", "hs_per_s", "cpu_ms_hs", "cpu_ms_conn", "tps", "lat_ms",
-                  "copy_out_mbs", "copy_in_mbs"):
+        for k in ("conn_per_s", "hs_per_s", "cpu_ms_hs", "cpu_ms_conn", "tps", "tps_whole",
+                  "lat_ms", "cpu_us_tx", "copy_out_mbs", "copy_in_mbs"):
             assert r[k] is not None and r[k] > 0, (target, k, r)
         assert r["hs_errors"] == 0, (target, r)
         if target != "native":
