@@ -4,8 +4,9 @@ reached with TLS two ways, with the same ECDSA P-256 certificate (issued by dbtl
 `dbtls instances export`):
 
   native      MariaDB's own TLS (--ssl-cert/--ssl-key), client -> mariadbd over TCP
-  dbtlsd      the dbtls front (instance ENCRYPTED_ONLY, engine mariadb) -> mariadbd over TCP
-              without TLS
+  dbtlsd      the dbtls front (instance ENCRYPTED_ONLY, engine mariadb) -> mariadbd without
+              TLS over its unix socket (--backend-leg unix, as pg_bench's fronts reach
+              PostgreSQL) or over 127.0.0.1 TCP (--backend-leg tcp)
   dbtlsd-bssl the same with --tls-library boringssl (its own state dir and instance: another CA
               of the same shape), where the build has the BoringSSL module
 
@@ -18,7 +19,7 @@ Both run side by side; each measurement alternates between them --rounds times a
 the median. Prints each front's ratios to native.
 
 Run: /usr/bin/python3 bench/my_bench.py [--conn-queries 1500] [--queries 40000] [--rounds 3]
-     [--concurrency 8] [--json FILE]
+     [--concurrency 8] [--backend-leg unix|tcp] [--json FILE]
 """
 import argparse
 import json
@@ -36,10 +37,11 @@ USER, PASSWORD = "bench", "bench-secret"
 TARGETS = ["native", "dbtlsd", "dbtlsd-bssl"]
 
 
-def state_with_instance(build_dir, state_dir, port, backend_port):
-    """The instance bench-my in front of MariaDB on backend_port (bl.state_with_instance)."""
+def state_with_instance(build_dir, state_dir, port, backend):
+    """The instance bench-my in front of MariaDB at `backend` (its unix socket or
+    127.0.0.1:port: --backend-leg) (bl.state_with_instance)."""
     return bl.state_with_instance(build_dir, state_dir, "bench-my", "mariadb", "10.11", port,
-                                  f"127.0.0.1:{backend_port}")
+                                  backend)
 
 
 def server_status(my):
@@ -153,6 +155,9 @@ def main():
                     help="comma list of native, dbtlsd, dbtlsd-bssl (default: all; dbtlsd-bssl "
                          "where the build has the BoringSSL module)")
     ap.add_argument("--dbtlsd-args", default="", help="extra dbtlsd arguments")
+    ap.add_argument("--backend-leg", choices=("unix", "tcp"), default="unix",
+                    help="how dbtlsd reaches MariaDB: its unix socket (as pg_bench's fronts "
+                    "reach PostgreSQL; a front on the database host) or 127.0.0.1 TCP")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is")
     ap.add_argument("--build-dir", help="use this build instead of building build/")
     ap.add_argument("--openssl-certs", action="store_true",
@@ -172,7 +177,9 @@ def main():
     work = bl.tmpdir("dbtls-mybench-")
     results, my, stops = {}, None, []
     try:
-        backend_port, front_port = servers.free_port(), servers.free_port()
+        front_port = servers.free_port()
+        my = servers.MariaDbServer()
+        backend = my.socket if args.backend_leg == "unix" else f"127.0.0.1:{my.port}"
         tls_dir = os.path.join(work, "tls")
         if args.openssl_certs:
             if set(targets) & {"dbtlsd", "dbtlsd-bssl"}:
@@ -180,11 +187,11 @@ def main():
             cert, key, root = bl.openssl_certs(tls_dir)
         else:
             dbtls = state_with_instance(build_dir, os.path.join(work, "state"), front_port,
-                                        backend_port)
+                                        backend)
             cert, key, root = bl.export_cert(dbtls, "bench-my", tls_dir)
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", "mysql:mysql", tls_dir], check=True)
-        my = servers.MariaDbServer(port=backend_port, ssl_cert=cert, ssl_key=key)
+        my.ssl_cert, my.ssl_key = cert, key
         my.start()
         my.sql(f"CREATE USER '{USER}'@'%' IDENTIFIED VIA mysql_native_password USING "
                f"PASSWORD('{PASSWORD}'); GRANT ALL ON *.* TO '{USER}'@'%'")
@@ -202,7 +209,7 @@ def main():
             # a dbtlsd of its own needs a state dir of its own (two daemons on one would both
             # serve every instance)
             port2, state2 = servers.free_port(), os.path.join(work, "state-bssl")
-            dbtls2 = state_with_instance(build_dir, state2, port2, backend_port)
+            dbtls2 = state_with_instance(build_dir, state2, port2, backend)
             root2 = os.path.join(work, "bssl-ca.pem")
             dbtls2("ssl", "server-ca-certs", "download", "--instance", "bench-my", "--out", root2)
             d = bl.start_dbtlsd(dbtls2, state2,
@@ -220,7 +227,8 @@ def main():
 
     print(f"\nMariaDB 10.11 TLS benchmark: {os.cpu_count()} CPUs, medians of {args.rounds} "
           f"rounds, mariadb-slap "
-          f"--concurrency={args.concurrency}, ciphers: "
+          f"--concurrency={args.concurrency}, dbtlsd to MariaDB over "
+          f"{'its unix socket' if args.backend_leg == 'unix' else '127.0.0.1 TCP'}, ciphers: "
           + ", ".join(f"{t} {r['cipher']}" for t, r in results.items()))
     bl.print_table("results", [(label, {t: results[t].get(k) for t in results})
                                for label, k in ROWS], list(results))

@@ -71,6 +71,7 @@ def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
     if os.path.exists(os.path.join(build_dir, "src", "tls", "dbtls-tls-boringssl.so")):
         fronts.append("dbtlsd-bssl")
     assert set(res) == {"native", *fronts}
+    assert "dbtlsd to MariaDB over its unix socket" in out
     for front in fronts:
         assert f"{front} / native" in out
     for target, r in res.items():
@@ -78,3 +79,14 @@ def test_my_bench_short_run(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
         # mariadb-slap's reconnects and queries, counted by the server itself.
         assert r["connections"] >= 200 and r["queries"] >= 3990, (target, r)
         assert r["conn_per_s"] > 0 and r["cpu_ms_conn"] > 0 and r["qps"] > 0, (target, r)
+
+
+def test_my_bench_backend_over_tcp(build_dir, dbtls_bin, dbtlsd_bin, tmp_dir):
+    # the default leg is MariaDB's unix socket; --backend-leg tcp puts the front on 127.0.0.1
+    res, out = _run("my_bench.py", build_dir, os.path.join(tmp_dir, "my.json"),
+                    "--conn-queries", "100", "--queries", "2000", "--rounds", "1",
+                    "--targets", "dbtlsd", "--backend-leg", "tcp")
+    assert set(res) == {"dbtlsd"}
+    assert "dbtlsd to MariaDB over 127.0.0.1 TCP" in out
+    r = res["dbtlsd"]
+    assert r["connections"] >= 100 and r["queries"] >= 1990 and r["qps"] > 0, r
