@@ -622,9 +622,7 @@ static dbt_res pg_on_backend_data(struct dbt_session *s)
     }
     case PG_AUTH:
         return relay_auth(s, ps);
-    case PG_CANCEL:
-        dbt_buf_reset(in);
-        return DBT_OK;
+    case PG_CANCEL: /* the cancel is sent: whatever else the peer says is dropped */
     default:
         dbt_buf_reset(in);
         return DBT_OK;
