@@ -196,27 +196,35 @@ def m_steady(t, args, ctx):
     backend runs at half speed for its first seconds (page faults on the shared buffers, cold
     caches: pgbench -P shows it ramp from ~7k to ~15k tps), which pooling skipped in an
     earlier round; the steady state is what follows. The whole run's tps is kept too."""
-    # one second more than measured: pgbench may end before printing its last progress line
-    cmd = ["pgbench", "-n", "-S", "-T", str(args.warmup + args.seconds + 1), "-P", "1",
+    # two seconds more than measured: pgbench may end before printing its last progress line,
+    # or print it late
+    cmd = ["pgbench", "-n", "-S", "-T", str(args.warmup + args.seconds + 2), "-P", "1",
            "-c", str(args.clients), "-j", str(args.threads), "-h", "127.0.0.1",
            "-p", str(t.port), "-U", USER, "app"]
     cpu = bl.CpuMeter(t.pid, t.children)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=pg_env())
+    # progress lines: (seconds since the start, tps and mean latency since the line before);
+    # a pgbench thread that falls behind prints one line for the seconds it missed
+    start = end = used = None
     window, err = [], []
     try:
         for line in proc.stderr:  # pgbench writes progress to stderr, unbuffered
             err.append(line)
             m = re.match(r"progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+) ms", line)
-            if not m:
+            if not m or end is not None:
                 continue
-            at = round(float(m.group(1)))
-            if at == args.warmup:
-                cpu.start()
-            elif args.warmup < at <= args.warmup + args.seconds and cpu.t0 is not None:
-                window.append((float(m.group(2)), float(m.group(3))))
-                if at == args.warmup + args.seconds:
-                    used = cpu.stop(settle=0)
+            at, tps, lat = (float(x) for x in m.groups())
+            if start is None:
+                if at >= args.warmup:
+                    start = last = at
+                    cpu.start()
+                continue
+            window.append((tps * (at - last), lat))
+            last = at
+            if at >= start + args.seconds:
+                end = at
+                used = cpu.stop(settle=0)
         out = proc.stdout.read()
         proc.wait(timeout=args.warmup + args.seconds + 120)
     finally:
@@ -224,13 +232,12 @@ def m_steady(t, args, ctx):
             proc.kill()
             proc.wait()
     whole = re.search(r"tps = ([\d.]+)", out)
-    if proc.returncode != 0 or not whole or len(window) != args.seconds:
-        bl.die(f"{' '.join(cmd)} failed ({proc.returncode}) or printed "
-               f"{len(window)} of {args.seconds} progress lines after the warm-up:\n"
-               f"{''.join(err)}{out}")
-    xacts = sum(tps for tps, _lat in window)  # one-second intervals
-    return {"tps": xacts / len(window),
-            "lat_ms": sum(tps * lat for tps, lat in window) / xacts if xacts else None,
+    if proc.returncode != 0 or not whole or end is None:
+        bl.die(f"{' '.join(cmd)} failed ({proc.returncode}) or its progress did not cover "
+               f"{args.seconds} s after a warm-up of {args.warmup} s:\n{''.join(err)}{out}")
+    xacts = sum(n for n, _lat in window)
+    return {"tps": xacts / (end - start),
+            "lat_ms": sum(n * lat for n, lat in window) / xacts if xacts else None,
             "cpu_us_tx": used * 1e6 / xacts if xacts else None,
             "tps_whole": float(whole.group(1))}
 
