@@ -104,9 +104,9 @@ char *dbt_admin_connections_json(const struct dbt_conn_row *rows, size_t n)
         json_object_set_new(o, "version", str_or_null(st->version));
         json_object_set_new(o, "cipher", str_or_null(st->cipher));
         json_object_set_new(o, "bits", st->ssl ? json_integer(st->bits) : json_null());
-        json_object_set_new(o, "client_dn", str_or_null(st->client_dn));
-        json_object_set_new(o, "client_serial", str_or_null(st->client_serial));
-        json_object_set_new(o, "issuer_dn", str_or_null(st->issuer_dn));
+        json_object_set_new(o, "client_dn", str_or_null(rows[i].cert.client_dn));
+        json_object_set_new(o, "client_serial", str_or_null(rows[i].cert.client_serial));
+        json_object_set_new(o, "issuer_dn", str_or_null(rows[i].cert.issuer_dn));
         json_object_set_new(o, "server_cert_sha1", str_or_null(st->server_cert_sha1));
         json_object_set_new(o, "server_name", str_or_null(st->server_name));
         json_object_set_new(o, "backend_start", json_string(start));

@@ -467,10 +467,11 @@ static void connections_section(FILE *f, const struct dbt_conn_row *rows, size_t
             fprintf(f, "\">cert %.10s</div></td><td class=\"mono small\">", st->server_cert_sha1);
             esc_or_dash(f, st->cipher);
             fprintf(f, "</td><td>%d</td><td class=\"small\">", st->bits);
-            if (st->client_dn[0] != '\0') {
-                dbt_ui_escape(f, st->client_dn);
+            const struct dbt_session_cert *cert = &rows[i].cert;
+            if (cert->client_dn[0] != '\0') {
+                dbt_ui_escape(f, cert->client_dn);
                 fputs("<div class=\"muted\">serial ", f);
-                esc_or_dash(f, st->client_serial);
+                esc_or_dash(f, cert->client_serial);
                 fputs("</div>", f);
             } else {
                 esc_or_dash(f, NULL);

@@ -451,6 +451,11 @@ dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, s
                 cap = ncap;
             }
             out[len].st = s->st;
+            if (s->cert != NULL) {
+                out[len].cert = *s->cert;
+            } else {
+                memset(&out[len].cert, 0, sizeof(out[len].cert));
+            }
             out[len].bytes_in = atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
             out[len].bytes_out = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
             out[len].buffered = atomic_load_explicit(&s->buffered, memory_order_relaxed);

@@ -151,6 +151,7 @@ bool dbt_front_backend_quiet(const char *instance);
 /* One row of GET /v1/connections (a copy, consistent per row). */
 struct dbt_conn_row {
     struct dbt_session_status st;
+    struct dbt_session_cert cert; /* the client certificate's fields ("" without one) */
     uint64_t bytes_in, bytes_out;
     uint64_t buffered; /* bytes of buffers the session holds (0 when idle) */
 };

@@ -95,6 +95,7 @@ static void session_free_deferred(void *arg)
 {
     struct dbt_session *s = arg;
     dbt_gen_unref(s->gen);
+    free(s->cert);
     free(s);
 }
 
@@ -544,24 +545,36 @@ static void log_tls_failure(struct dbt_session *s, struct dbt_leg *l)
     }
 }
 
-static void client_tls_established(struct dbt_session *s)
+/* Records the client leg's TLS parameters for `dbtls connections`; false when out of memory
+ * for the client certificate's fields (the session cannot say who its client is). */
+static bool client_tls_established(struct dbt_session *s)
 {
     struct dbt_tls_info info;
     dbt_tls_get_info(s->client.tls, &info);
+    struct dbt_session_cert *cert = NULL;
+    if (info.peer_cert) {
+        cert = malloc(sizeof(*cert));
+        if (cert == NULL) {
+            dbt_error("instance \"%s\": client %s port %d: out of memory", s->st.instance,
+                      s->st.client_addr, s->st.client_port);
+            return false;
+        }
+        snprintf(cert->client_dn, sizeof(cert->client_dn), "%s", info.client_dn);
+        snprintf(cert->client_serial, sizeof(cert->client_serial), "%s", info.serial);
+        snprintf(cert->issuer_dn, sizeof(cert->issuer_dn), "%s", info.issuer_dn);
+    }
     pthread_mutex_lock(&s->worker->lock);
     s->st.ssl = true;
     snprintf(s->st.version, sizeof(s->st.version), "%s", info.version);
     snprintf(s->st.cipher, sizeof(s->st.cipher), "%s", info.cipher);
     s->st.bits = info.bits;
-    snprintf(s->st.client_dn, sizeof(s->st.client_dn), "%s", info.peer_cert ? info.client_dn : "");
-    snprintf(s->st.client_serial, sizeof(s->st.client_serial), "%s",
-             info.peer_cert ? info.serial : "");
-    snprintf(s->st.issuer_dn, sizeof(s->st.issuer_dn), "%s", info.peer_cert ? info.issuer_dn : "");
+    s->cert = cert;
     snprintf(s->st.server_cert_sha1, sizeof(s->st.server_cert_sha1), "%s",
              dbt_tls_ctx_cert_sha1(s->inst->server_tls));
     snprintf(s->st.server_name, sizeof(s->st.server_name), "%.127s", info.server_name);
     pthread_mutex_unlock(&s->worker->lock);
     s->bytes_in_at_tls = atomic_load(&s->bytes_in);
+    return true;
 }
 
 void dbt_session_client_info(const struct dbt_session *s, char port[16],
@@ -569,10 +582,14 @@ void dbt_session_client_info(const struct dbt_session *s, char port[16],
 {
     snprintf(port, 16, "%d", s->st.client_port);
     const char *const v[DBT_CLIENT_INFO_N][2] = {
-        {"dbtls.client_addr", s->st.client_addr},     {"dbtls.client_port", port},
-        {"dbtls.ssl", s->st.ssl ? "on" : "off"},      {"dbtls.ssl_version", s->st.version},
-        {"dbtls.ssl_cipher", s->st.cipher},           {"dbtls.client_dn", s->st.client_dn},
-        {"dbtls.client_serial", s->st.client_serial}, {"dbtls.issuer_dn", s->st.issuer_dn},
+        {"dbtls.client_addr", s->st.client_addr},
+        {"dbtls.client_port", port},
+        {"dbtls.ssl", s->st.ssl ? "on" : "off"},
+        {"dbtls.ssl_version", s->st.version},
+        {"dbtls.ssl_cipher", s->st.cipher},
+        {"dbtls.client_dn", s->cert ? s->cert->client_dn : ""},
+        {"dbtls.client_serial", s->cert ? s->cert->client_serial : ""},
+        {"dbtls.issuer_dn", s->cert ? s->cert->issuer_dn : ""},
         {"dbtls.instance", s->inst->rt->name},
     };
     memcpy(out, v, sizeof(v));
@@ -723,7 +740,10 @@ static void session_drive(struct dbt_session *s)
         }
         if (r == IO_PROGRESS) {
             dbt_stats_handshake(s->st.instance, true, NULL);
-            client_tls_established(s);
+            if (!client_tls_established(s)) {
+                session_close(s);
+                return;
+            }
             progress = true;
             if (!call(s, p->on_client_tls_done)) {
                 return;

@@ -78,8 +78,8 @@ static void test_render_connections_only(void)
     snprintf(a->version, sizeof(a->version), "TLSv1.3");
     snprintf(a->cipher, sizeof(a->cipher), "TLS_AES_256_GCM_SHA384");
     a->bits = 256;
-    snprintf(a->client_dn, sizeof(a->client_dn), "CN=app & <co>");
-    snprintf(a->client_serial, sizeof(a->client_serial), "0A1B");
+    snprintf(rows[0].cert.client_dn, sizeof(rows[0].cert.client_dn), "CN=app & <co>");
+    snprintf(rows[0].cert.client_serial, sizeof(rows[0].cert.client_serial), "0A1B");
     a->backend_start = 1795000000;
     snprintf(a->state, sizeof(a->state), "relay");
     rows[0].bytes_in = 1200;
