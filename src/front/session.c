@@ -522,10 +522,7 @@ static enum io_res leg_read(struct dbt_session *s, struct dbt_leg *l)
         l->rd_idle = true;
         break;
     }
-    if (dbt_buf_avail(&l->in) == 0) {
-        dbt_buf_cleanup(&l->in);
-    }
-    return ret;
+    return ret; /* a drained l->in is released at the end of session_drive */
 }
 
 static void log_tls_failure(struct dbt_session *s, struct dbt_leg *l)
