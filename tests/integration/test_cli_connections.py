@@ -185,6 +185,10 @@ def test_real_dbtlsd_shows_a_client_certificate_session(dbtls, dbtlsd, pg_server
             j = dbtls.json("connections")
             fresh = [c for c in j["connections"] if c.get("application_name") == "no-query"]
             assert len(fresh) == 1 and fresh[0]["buffer_bytes"] == 0, j
+            # TLS without a client certificate: no certificate fields (null, as pg_stat_ssl)
+            assert fresh[0]["ssl"] is True, fresh
+            assert [fresh[0][k] for k in ("client_dn", "client_serial", "issuer_dn")] == \
+                [None, None, None], fresh
         table = dbtls("connections", "--instance", "live").stdout
         assert "alice" in table and "cli-test" in table and c["version"] in table
         assert dbtls.json("connections", "--instance", "other")["connections"] == []
