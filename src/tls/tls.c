@@ -389,6 +389,11 @@ dbt_res dbt_tlsi_server_ctx_new(const char *chain_pem, const char *key_pem,
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     static const unsigned char sid_ctx[] = "dbtlsd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    /* The chain served is the one given (leaf, then its intermediates), never one OpenSSL builds
+     * per handshake from the client-CA trust store when no intermediate is given (a per-instance
+     * CA's leaf): that verification cost ~70k instructions a handshake and sent the issuer
+     * whenever it was also a client CA. (BoringSSL's default.) */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     DBT_TRY(apply_policy(ctx, pol));
     dbt_tls_install_sni(ctx);
     DBT_TRY(load_chain(ctx, chain_pem));

@@ -296,6 +296,44 @@ static void test_handshakes(void)
     dbt_tls_ctx_unref(ctx);
 }
 
+/* Number of certificates the server sent (the client's view of the chain). */
+static int served_chain_len(struct dbt_tls_ctx *ctx)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    nonblock(sv[0]);
+    nonblock(sv[1]);
+    struct dbt_tls_conn *srv = NULL;
+    CHECK_OK(dbt_tls_conn_new_server(ctx, sv[0], &srv));
+    SSL *cli = raw_client(sv[1], NULL, NULL, 0, 0);
+    bool cli_ok = false;
+    CHECK(pump(srv, cli, &cli_ok) == DBT_TLS_IO_OK && cli_ok);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(cli);
+    int n = chain != NULL ? sk_X509_num(chain) : -1;
+    SSL_free(cli);
+    dbt_tls_conn_free(srv);
+    close(sv[0]);
+    close(sv[1]);
+    return n;
+}
+
+/* The server sends the chain it was given, leaf then intermediates, and nothing it could build
+   from its client-CA trust store: a leaf-only chain stays leaf-only even when its issuer is also
+   the client CA (OpenSSL would otherwise verify and append it on every handshake). */
+static void test_served_chain(void)
+{
+    struct dbt_tls_ctx *c = NULL;
+    CHECK_OK(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, ca.cert_pem, NULL, NULL,
+                                    false, &c));
+    CHECK(served_chain_len(c) == 1);
+    dbt_tls_ctx_unref(c);
+    char chain[8192];
+    snprintf(chain, sizeof(chain), "%s%s", server.cert_pem, ca.cert_pem);
+    CHECK_OK(dbt_tls_server_ctx_new(chain, server.key_pem, ca.cert_pem, NULL, NULL, false, &c));
+    CHECK(served_chain_len(c) == 2);
+    dbt_tls_ctx_unref(c);
+}
+
 static void test_prefixed_and_record_cap(void)
 {
     struct dbt_tls_ctx *ctx = server_ctx(NULL);
@@ -523,6 +561,7 @@ int main(void)
     test_ctx_errors();
     test_key_forms();
     test_handshakes();
+    test_served_chain();
     test_prefixed_and_record_cap();
     test_read_ahead_pending();
     test_client_refuses_server_cert();
