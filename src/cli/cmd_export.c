@@ -349,21 +349,29 @@ static dbt_res pg_hba(const struct export *e, char **out)
         }
     } else {
         switch (in->ssl_mode) {
+        /* `all` never matches physical replication: a `replication` record beside each, as
+         * dbtlsd's own rules for the mode have */
         case DBT_SSL_MODE_ENCRYPTED_ONLY:
             fputs("hostssl\tall\tall\tall\tscram-sha-256\n"
-                  "hostnossl\tall\tall\tall\treject\n",
+                  "hostssl\treplication\tall\tall\tscram-sha-256\n"
+                  "hostnossl\tall\tall\tall\treject\n"
+                  "hostnossl\treplication\tall\tall\treject\n",
                   t.f);
             break;
         case DBT_SSL_MODE_TRUSTED_CLIENT_CERTIFICATE_REQUIRED:
             fputs("# A client certificate signed by root.crt (and not in root.crl), plus the "
                   "password.\n"
                   "hostssl\tall\tall\tall\tscram-sha-256\tclientcert=verify-ca\n"
-                  "hostnossl\tall\tall\tall\treject\n",
+                  "hostssl\treplication\tall\tall\tscram-sha-256\tclientcert=verify-ca\n"
+                  "hostnossl\tall\tall\tall\treject\n"
+                  "hostnossl\treplication\tall\tall\treject\n",
                   t.f);
             break;
         case DBT_SSL_MODE_ALLOW_UNENCRYPTED_AND_ENCRYPTED:
         default:
-            fputs("host\tall\tall\tall\tscram-sha-256\n", t.f);
+            fputs("host\tall\tall\tall\tscram-sha-256\n"
+                  "host\treplication\tall\tall\tscram-sha-256\n",
+                  t.f);
             break;
         }
     }

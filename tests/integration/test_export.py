@@ -138,7 +138,9 @@ def test_postgres_encrypted_only_verify_full(d, tmp_dir, psql):
         ]
         assert records(j["snippets"]["pg_hba.conf"]) == [
             "hostssl\tall\tall\tall\tscram-sha-256",
+            "hostssl\treplication\tall\tall\tscram-sha-256",
             "hostnossl\tall\tall\tall\treject",
+            "hostnossl\treplication\tall\tall\treject",
         ]
         start_pg_with(srv, j)
         assert srv.psql("SHOW ssl").strip() == "on"
@@ -158,6 +160,15 @@ def test_postgres_encrypted_only_verify_full(d, tmp_dir, psql):
         assert rc != 0
         assert ('pg_hba.conf rejects connection for host "127.0.0.1", user "alice", '
                 'database "app", no encryption') in se
+        # Physical replication follows the same mode (`all` never matches it): over TLS the
+        # record admits it and the role decides; plaintext is rejected by its own record.
+        rc, so, se = psql(conninfo(srv, ep, ca, replication="true"), "IDENTIFY_SYSTEM")
+        assert rc != 0 and "must be superuser or replication role" in se, se
+        rc, so, se = psql(conninfo(srv, ep, ca, sslmode="disable", replication="true"),
+                          "IDENTIFY_SYSTEM")
+        assert rc != 0
+        assert ('pg_hba.conf rejects replication connection for host "127.0.0.1", user "alice", '
+                'no encryption') in se, se
         # verify-full really checks the name, and against the instance's CA.
         rc, so, se = psql(conninfo(srv, "other.example.test", ca), "SELECT 1")
         assert rc != 0
@@ -189,7 +200,9 @@ def test_postgres_client_certificate_required_crl_and_force(d, tmp_dir, psql):
         check_written(j, out, ["postgresql.conf", "pg_hba.conf"])
         assert records(j["snippets"]["pg_hba.conf"]) == [
             "hostssl\tall\tall\tall\tscram-sha-256\tclientcert=verify-ca",
+            "hostssl\treplication\tall\tall\tscram-sha-256\tclientcert=verify-ca",
             "hostnossl\tall\tall\tall\treject",
+            "hostnossl\treplication\tall\tall\treject",
         ]
         start_pg_with(srv, j)
         ca = download_ca(d, "pgc", tmp_dir)

@@ -244,6 +244,14 @@ static void decide(const struct dbt_hba *h, const struct dbt_ident *id, const ch
     }
 }
 
+/* As decide, for a physical replication connection (database "replication"). */
+static void decide_repl(const struct dbt_hba *h, const char *addr, bool ssl, bool cert)
+{
+    struct dbt_hba_conn c = {ip(addr), sizeof(ss), ssl, true, "u", "replication", 15};
+    struct dbt_hba_tls t = {cert, cert ? "u" : NULL};
+    dbt_hba_check(h, NULL, &c, &t, &v);
+}
+
 static void test_defaults(void)
 {
     struct dbt_hba *allow = NULL, *enc = NULL, *certreq = NULL;
@@ -277,6 +285,19 @@ static void test_defaults(void)
     CHECK(v.accept); /* verify-ca: any CN */
     decide(certreq, NULL, "127.0.0.1", false, "u", "d", 15, false, NULL);
     CHECK(!v.accept && strstr(v.message, "no pg_hba.conf entry") == v.message);
+
+    /* physical replication follows the ssl mode like every other connection */
+    decide_repl(allow, "127.0.0.1", false, false);
+    CHECK(v.accept && v.rule && v.rule->method == DBT_HBA_METHOD_BACKEND);
+    decide_repl(enc, "127.0.0.1", true, false);
+    CHECK(v.accept);
+    decide_repl(enc, "127.0.0.1", false, false);
+    CHECK(!v.accept && strcmp(v.message, "no pg_hba.conf entry for replication connection from "
+                                         "host \"127.0.0.1\", user \"u\", no encryption") == 0);
+    decide_repl(certreq, "127.0.0.1", true, false);
+    CHECK(!v.accept && strcmp(v.message, "connection requires a valid client certificate") == 0);
+    decide_repl(certreq, "127.0.0.1", true, true);
+    CHECK(v.accept);
     dbt_hba_free(allow);
     dbt_hba_free(enc);
     dbt_hba_free(certreq);

@@ -430,15 +430,21 @@ out:
 dbt_res dbt_hba_default_rules(enum dbt_hba_default mode, struct dbt_hba **out)
 {
     const char *text;
+    /* `all` never matches a physical replication connection (PostgreSQL's rule, kept by the
+     * parser): each mode has a `replication` line too, so that the mode alone decides what
+     * pg_basebackup or a standby gets, and the backend's own pg_hba.conf the rest. */
     switch (mode) {
     case DBT_HBA_DEFAULT_ALLOW:
-        text = "host all all all backend\n";
+        text = "host all all all backend\n"
+               "host replication all all backend\n";
         break;
     case DBT_HBA_DEFAULT_ENCRYPTED_ONLY:
-        text = "hostssl all all all backend\n";
+        text = "hostssl all all all backend\n"
+               "hostssl replication all all backend\n";
         break;
     case DBT_HBA_DEFAULT_CERT_REQUIRED:
-        text = "hostssl all all all backend clientcert=verify-ca\n";
+        text = "hostssl all all all backend clientcert=verify-ca\n"
+               "hostssl replication all all backend clientcert=verify-ca\n";
         break;
     default:
         return dbt_fail(DBT_E_INVALID, "unknown ssl mode %d", (int)mode);
