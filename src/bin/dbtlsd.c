@@ -4,6 +4,7 @@
  * once everything listens, and runs until SIGTERM/SIGINT (graceful) with SIGHUP reloading.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,10 @@ static void usage(FILE *f)
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
                "  --drain-delay S          SIGTERM: first fail health checks and keep accepting\n"
                "                           this long (default 0)\n"
+               "  --tcp-keepalives-idle S, --tcp-keepalives-interval S, --tcp-keepalives-count N,\n"
+               "  --tcp-user-timeout MS    TCP keepalive of client and backend connections, as\n"
+               "                           PostgreSQL's settings of those names (keepalive is\n"
+               "                           always on; 0 or absent: the system's timings)\n"
                "  --health-listen HOST:PORT serve GET /healthz, /healthz/INSTANCE and /metrics\n"
                "                           over plain HTTP (read-only, for load balancers)\n"
                "  --health-user NAME       MySQL/MariaDB health probes log in as NAME (no\n"
@@ -151,6 +156,7 @@ int main(int argc, char **argv)
     long sched_interval = 60;
     long admin_cert_validity = 0;
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30, drain_delay = 0;
+    long ka_idle = 0, ka_interval = 0, ka_count = 0, user_timeout = 0;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
@@ -167,6 +173,10 @@ int main(int argc, char **argv)
         {"notify-command", required_argument, NULL, 'N'},
         {"notify-webhook", required_argument, NULL, 'W'},
         {"tls-library", required_argument, NULL, 'l'},
+        {"tcp-keepalives-idle", required_argument, NULL, 'k'},
+        {"tcp-keepalives-interval", required_argument, NULL, 'i'},
+        {"tcp-keepalives-count", required_argument, NULL, 'c'},
+        {"tcp-user-timeout", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -262,6 +272,33 @@ int main(int argc, char **argv)
         case 'l':
             tls_library = optarg;
             break;
+        case 'k':
+        case 'i':
+            if (!parse_num(optarg, 0, DBT_NET_KEEPALIVE_MAX_S, c == 'k' ? &ka_idle : &ka_interval)) {
+                fprintf(stderr,
+                        "dbtlsd: --tcp-keepalives-%s: \"%s\" is not a number of seconds from 0 "
+                        "to %d\n",
+                        c == 'k' ? "idle" : "interval", optarg, DBT_NET_KEEPALIVE_MAX_S);
+                return 2;
+            }
+            break;
+        case 'c':
+            if (!parse_num(optarg, 0, DBT_NET_KEEPALIVE_MAX_COUNT, &ka_count)) {
+                fprintf(stderr,
+                        "dbtlsd: --tcp-keepalives-count: \"%s\" is not a number from 0 to %d\n",
+                        optarg, DBT_NET_KEEPALIVE_MAX_COUNT);
+                return 2;
+            }
+            break;
+        case 'u':
+            if (!parse_num(optarg, 0, INT_MAX, &user_timeout)) {
+                fprintf(stderr,
+                        "dbtlsd: --tcp-user-timeout: \"%s\" is not a number of milliseconds "
+                        "from 0 to %d\n",
+                        optarg, INT_MAX);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -327,6 +364,10 @@ int main(int argc, char **argv)
         .auth_timeout_ms = (uint64_t)auth_timeout * 1000,
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .drain_delay_ms = (uint64_t)drain_delay * 1000,
+        .tcp = {.keepalives_idle = (int)ka_idle,
+                .keepalives_interval = (int)ka_interval,
+                .keepalives_count = (int)ka_count,
+                .user_timeout_ms = (int)user_timeout},
         .poll_ms = 500,
         .health_user = health_user,
         .load = load_cb,

@@ -58,7 +58,7 @@ static dbt_res lsets_open(struct dbt_front *f, const struct dbt_gen *g, size_t *
             ls->fds[w] = -1;
         }
         for (int w = 0; w < f->nworkers; w++) {
-            res = dbt_net_listen(&g->listen[i], 1024, &ls->fds[w]);
+            res = dbt_net_listen(&g->listen[i], 1024, &f->o.tcp, &ls->fds[w]);
             if (!dbt_ok(res)) {
                 res = dbt_fail_ctx(res, "instance \"%s\": ", g->insts[i].rt->name);
                 goto out;

@@ -43,6 +43,13 @@ uint64_t dbt_session_auth_timeout_ms(void)
     return auth_timeout_ms;
 }
 
+static struct dbt_net_tcp_opts tcp_opts; /* SO_KEEPALIVE, system timings */
+
+void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp)
+{
+    tcp_opts = *tcp;
+}
+
 const struct dbt_proto *dbt_proto_for_engine(const char *engine)
 {
     if (engine == NULL) {
@@ -202,7 +209,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
     }
     int fd = -1;
     bool in_progress = false;
-    dbt_res r = dbt_net_connect(addr, addrlen, &fd, &in_progress);
+    dbt_res r = dbt_net_connect(addr, addrlen, &tcp_opts, &fd, &in_progress);
     if (!dbt_ok(r)) {
         dbt_front_backend_seen(s->inst->rt->name, false);
         s->backend.state = DBT_LEG_CLOSED;

@@ -49,5 +49,7 @@ void dbt_session_close_all(struct dbt_worker *w);
 
 /* Set by dbtlsd (--auth-timeout). */
 void dbt_session_set_auth_timeout_ms(uint64_t ms);
+/* Set by dbtlsd (--tcp-keepalives-*, --tcp-user-timeout): for TCP backend legs. */
+void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp);
 
 #endif

@@ -85,7 +85,30 @@ dbt_res dbt_addr_parse(const char *text, struct dbt_addr *out)
     return DBT_OK;
 }
 
-dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out)
+/* SO_KEEPALIVE and the timings tcp sets; the first setsockopt that fails, as an errno. */
+static int set_tcp_opts(int fd, const struct dbt_net_tcp_opts *tcp)
+{
+    if (tcp == NULL) {
+        return 0;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0) {
+        return errno;
+    }
+    static const int names[] = {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT};
+    const int values[] = {tcp->keepalives_idle, tcp->keepalives_interval, tcp->keepalives_count,
+                          tcp->user_timeout_ms};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (values[i] > 0 &&
+            setsockopt(fd, IPPROTO_TCP, names[i], &values[i], sizeof(values[i])) < 0) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, const struct dbt_net_tcp_opts *tcp,
+                       int *fd_out)
 {
     char where[300];
     dbt_net_addr_fmt((const struct sockaddr *)&a->ss, a->len, where, sizeof(where));
@@ -104,8 +127,14 @@ dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out)
         if (a->ss.ss_family == AF_INET6) {
             (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         }
-        /* accepted sockets inherit it: no setsockopt per connection */
+        /* accepted sockets inherit these: no setsockopt per connection */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        int e = set_tcp_opts(fd, tcp);
+        if (e != 0) {
+            close(fd);
+            return dbt_fail(DBT_E_IO, "listen %s: TCP keepalive settings: %s", where,
+                            strerror(e));
+        }
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
         int e = errno;
@@ -138,7 +167,8 @@ dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerle
     return DBT_OK;
 }
 
-dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len, int *fd_out, bool *in_progress)
+dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len,
+                        const struct dbt_net_tcp_opts *tcp, int *fd_out, bool *in_progress)
 {
     char where[300];
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -149,6 +179,7 @@ dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len, int *fd_out, b
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void)set_tcp_opts(fd, tcp); /* checked when the listeners took the same values */
     }
     *in_progress = false;
     if (connect(fd, sa, len) < 0) {

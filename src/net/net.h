@@ -26,10 +26,29 @@ struct dbt_addr {
 dbt_res dbt_addr_parse(const char *text, struct dbt_addr *out) DBT_WUR;
 
 /*
- * A non-blocking, close-on-exec listening socket with SO_REUSEADDR + SO_REUSEPORT (and, for TCP,
- * TCP_NODELAY, which accepted connections inherit).
+ * What TCP connections of the front carry besides TCP_NODELAY, as PostgreSQL sets them on its
+ * own: SO_KEEPALIVE, so that a peer that vanished without a FIN or RST (a host powered off, a
+ * NAT or firewall that forgot the flow) is found out and its session closed, and the settings
+ * of PostgreSQL's tcp_keepalives_idle / _interval / _count and tcp_user_timeout. 0 in a field
+ * keeps the system's default (Linux: probes after 2 hours idle, every 75 s, 9 of them).
  */
-dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, int *fd_out) DBT_WUR;
+struct dbt_net_tcp_opts {
+    int keepalives_idle;     /* seconds idle before the first probe (TCP_KEEPIDLE) */
+    int keepalives_interval; /* seconds between probes (TCP_KEEPINTVL) */
+    int keepalives_count;    /* unanswered probes before the connection is dropped */
+    int user_timeout_ms;     /* sent data unacknowledged this long drops it (TCP_USER_TIMEOUT) */
+};
+
+/* Bounds of the fields (Linux's): 0 (system default) to these. */
+#define DBT_NET_KEEPALIVE_MAX_S 32767
+#define DBT_NET_KEEPALIVE_MAX_COUNT 127
+
+/*
+ * A non-blocking, close-on-exec listening socket with SO_REUSEADDR + SO_REUSEPORT (and, for TCP,
+ * TCP_NODELAY and tcp (NULL: none of it), which accepted connections inherit).
+ */
+dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, const struct dbt_net_tcp_opts *tcp,
+                       int *fd_out) DBT_WUR;
 
 /*
  * Accepts one connection (non-blocking, close-on-exec; TCP_NODELAY for TCP, set on the listener
@@ -41,10 +60,11 @@ dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerle
                        int *fd_out) DBT_WUR;
 
 /*
- * Starts a non-blocking connect. *in_progress is true when the caller must wait for writability
- * and then call dbt_net_connect_result.
+ * Starts a non-blocking connect (TCP: TCP_NODELAY and tcp, NULL for none). *in_progress is true
+ * when the caller must wait for writability and then call dbt_net_connect_result.
  */
-dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len, int *fd_out,
+dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len,
+                        const struct dbt_net_tcp_opts *tcp, int *fd_out,
                         bool *in_progress) DBT_WUR;
 /* The outcome of a connect that was in progress (SO_ERROR). */
 dbt_res dbt_net_connect_result(int fd) DBT_WUR;

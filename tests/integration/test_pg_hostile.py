@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import tempfile
 import time
 
@@ -44,7 +45,8 @@ class Front:
 @pytest.fixture(scope="module")
 def front(pg_server, dbtls_bin, dbtlsd_bin):
     """One daemon: `tls` (ENCRYPTED_ONLY) and `plain` (ALLOW_UNENCRYPTED_AND_ENCRYPTED)
-    instances in front of the session's PostgreSQL; short pre-auth deadline."""
+    instances in front of the session's PostgreSQL over TCP; short pre-auth deadline and TCP
+    keepalive probes after 1 s idle."""
     base = tempfile.mkdtemp(prefix="dbtls-ho-")
     os.chmod(base, 0o700)
     st = os.path.join(base, "st")
@@ -65,7 +67,9 @@ def front(pg_server, dbtls_bin, dbtlsd_bin):
         f.ca = os.path.join(base, "ca.pem")
         dbtls("ssl", "server-ca-certs", "download", "--instance", "tls", "--out", f.ca)
         f.daemon = conftest.DbtlsdProcess(
-            dbtlsd_bin, st, ["--workers", "2", "--auth-timeout", str(AUTH_TIMEOUT)], None, base)
+            dbtlsd_bin, st, ["--workers", "2", "--auth-timeout", str(AUTH_TIMEOUT),
+                             "--tcp-keepalives-idle", "1", "--tcp-keepalives-interval", "1",
+                             "--tcp-keepalives-count", "3"], None, base)
         f.daemon.wait_log("dbtlsd: ready", timeout=20)
         yield f
         assert f.daemon.alive(), f"dbtlsd died:\n{f.daemon.log()}"
@@ -386,6 +390,77 @@ def test_client_vanishes_mid_relay(serving, use_tls):
     while _backend_sessions(serving.pg, app) != 0:
         assert time.monotonic() < deadline, "the backend session outlived its vanished client"
         time.sleep(0.2)
+
+
+TCP_REPAIR = 19  # linux/tcp.h: a socket closed in repair mode leaves without a FIN or RST
+
+
+def _dbtlsd_sockets(pid):
+    """(local, peer, ss's timer text) of each established TCP socket dbtlsd holds."""
+    out = servers.run(["ss", "-tnopH", "state", "established"], timeout=10).stdout
+    rows = []
+    for line in out.splitlines():
+        if f"pid={pid}," not in line:
+            continue
+        f = line.split()
+        timer = next((x for x in f if x.startswith("timer:")), "")
+        rows.append((f[2], f[3], timer))
+    return rows
+
+
+def test_client_vanishes_silently_keepalive_finds_it(serving):
+    """A client gone without a FIN or RST (a host powered off, a NAT that forgot the flow):
+    nothing ever arrives on its socket again, and only TCP keepalive finds out. dbtlsd keeps
+    it on both legs, as PostgreSQL does on its own connections, with the timings of
+    --tcp-keepalives-* (1 s idle here): the session and its backend end within seconds."""
+    app = f"vanish-silent-{os.getpid()}"
+    s = start_tls(serving.tls_port)
+    s.sendall(startup(extra=(("application_name", app),)))
+    data = b""
+    while b"Z\0\0\0\x05I" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert _backend_sessions(serving.pg, app) == 1
+    client_port = s.getsockname()[1]
+    # dbtlsd's end of both legs has its keepalive timer armed (once the last data sent is
+    # acknowledged: until then ss shows the retransmission timer, "timer:(on,…)")
+    deadline = time.monotonic() + 5
+    while True:
+        rows = _dbtlsd_sockets(serving.daemon.pid)
+        client_leg = [r for r in rows if r[1] == f"127.0.0.1:{client_port}"]
+        backend_legs = [r for r in rows if r[1] == f"127.0.0.1:{serving.pg.port}"]
+        assert len(client_leg) == 1 and client_leg[0][0] == f"127.0.0.1:{serving.tls_port}", rows
+        assert backend_legs, rows
+        if all(r[2].startswith("timer:(keepalive,") for r in client_leg + backend_legs):
+            break
+        assert time.monotonic() < deadline, f"no keepalive timer: {client_leg + backend_legs}"
+        time.sleep(0.1)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+    except PermissionError:
+        pytest.skip("TCP_REPAIR needs CAP_NET_ADMIN (the CI runs as root)")
+    s.close()  # silently: the front sees nothing until a keepalive probe meets an RST
+    deadline = time.monotonic() + 15
+    while _backend_sessions(serving.pg, app) != 0:
+        assert time.monotonic() < deadline, "the session outlived its silently vanished client"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--tcp-keepalives-idle", "soon"],
+     '--tcp-keepalives-idle: "soon" is not a number of seconds from 0 to 32767'),
+    (["--tcp-keepalives-interval", "40000"],
+     '--tcp-keepalives-interval: "40000" is not a number of seconds from 0 to 32767'),
+    (["--tcp-keepalives-count", "128"],
+     '--tcp-keepalives-count: "128" is not a number from 0 to 127'),
+    (["--tcp-user-timeout", "-5"],
+     '--tcp-user-timeout: "-5" is not a number of milliseconds from 0 to 2147483647'),
+], ids=["idle", "interval", "count", "user-timeout"])
+def test_keepalive_flags_refused_with_why(dbtlsd_bin, tmp_dir, args, msg):
+    cp = subprocess.run([dbtlsd_bin, "--state-dir", tmp_dir, *args], capture_output=True,
+                        text=True, timeout=30)
+    assert cp.returncode == 2 and cp.stderr.splitlines()[0] == f"dbtlsd: {msg}", cp.stderr
 
 
 # --- protocol versions ----------------------------------------------------------------------

@@ -64,10 +64,28 @@ static int wait_fd(int fd, short ev)
     return poll(&p, 1, 2000);
 }
 
+/* The socket's keepalive state is what tcp asked for (SO_KEEPALIVE on, each timing). */
+static void check_tcp_opts(int fd, const struct dbt_net_tcp_opts *tcp)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &l) == 0 && v == 1);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &l) == 0 && v == tcp->keepalives_idle);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &l) == 0 &&
+          v == tcp->keepalives_interval);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, &l) == 0 && v == tcp->keepalives_count);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &l) == 0 &&
+          v == tcp->user_timeout_ms);
+}
+
 static void roundtrip(const struct dbt_addr *a)
 {
+    const struct dbt_net_tcp_opts tcp = {.keepalives_idle = 7,
+                                         .keepalives_interval = 3,
+                                         .keepalives_count = 4,
+                                         .user_timeout_ms = 9000};
     int l1 = -1, c = -1, s = -1;
-    CHECK_OK(dbt_net_listen(a, 16, &l1));
+    CHECK_OK(dbt_net_listen(a, 16, &tcp, &l1));
     struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
     getsockname(l1, (struct sockaddr *)&bound, &bl);
@@ -75,7 +93,7 @@ static void roundtrip(const struct dbt_addr *a)
     socklen_t pl;
     CHECK_ERR(dbt_net_accept(l1, &peer, &pl, &s), DBT_E_AGAIN);
     bool inprog = false;
-    CHECK_OK(dbt_net_connect((struct sockaddr *)&bound, bl, &c, &inprog));
+    CHECK_OK(dbt_net_connect((struct sockaddr *)&bound, bl, &tcp, &c, &inprog));
     if (inprog) {
         CHECK(wait_fd(c, POLLOUT) == 1);
         CHECK_OK(dbt_net_connect_result(c));
@@ -95,12 +113,15 @@ static void roundtrip(const struct dbt_addr *a)
         int nodelay = 0;
         socklen_t nl = sizeof(nodelay);
         CHECK(getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl) == 0 && nodelay == 1);
+        /* keepalive and its timings: inherited by accepted connections, set on connecting ones */
+        check_tcp_opts(s, &tcp);
+        check_tcp_opts(c, &tcp);
         /* SO_REUSEPORT: a second listener on the same port (one per worker) */
         struct dbt_addr same = *a;
         memcpy(&same.ss, &bound, bl);
         same.len = bl;
         int l2 = -1;
-        CHECK_OK(dbt_net_listen(&same, 16, &l2));
+        CHECK_OK(dbt_net_listen(&same, 16, &tcp, &l2));
         close(l2);
     } else if (a->ss.ss_family == AF_UNIX) {
         CHECK(strcmp(host, "[local]") == 0 && port == 0);
@@ -117,7 +138,7 @@ static void test_sockets(void)
     roundtrip(&a);
     CHECK_OK(dbt_addr_parse("[::1]:0", &a));
     int fd = -1;
-    if (dbt_ok(dbt_net_listen(&a, 1, &fd))) { /* IPv6 may be off in a container */
+    if (dbt_ok(dbt_net_listen(&a, 1, NULL, &fd))) { /* IPv6 may be off in a container */
         close(fd);
         roundtrip(&a);
     }
@@ -130,14 +151,14 @@ static void test_sockets(void)
     /* a port nobody listens on: refused now or after the connect completes */
     CHECK_OK(dbt_addr_parse("127.0.0.1:0", &a));
     int l = -1;
-    CHECK_OK(dbt_net_listen(&a, 1, &l));
+    CHECK_OK(dbt_net_listen(&a, 1, NULL, &l));
     struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
     getsockname(l, (struct sockaddr *)&bound, &bl);
     close(l);
     int c = -1;
     bool inprog = false;
-    dbt_res r = dbt_net_connect((struct sockaddr *)&bound, bl, &c, &inprog);
+    dbt_res r = dbt_net_connect((struct sockaddr *)&bound, bl, NULL, &c, &inprog);
     if (dbt_ok(r)) {
         CHECK(wait_fd(c, POLLOUT) == 1);
         r = dbt_net_connect_result(c);
@@ -147,7 +168,7 @@ static void test_sockets(void)
     CHECK(strstr(dbt_errmsg(), "refused") != NULL);
     /* a listener on a port in use without REUSEPORT partner */
     CHECK_OK(dbt_addr_parse("/nonexistent-dir/x.sock", &a));
-    CHECK_ERR(dbt_net_listen(&a, 1, &l), DBT_E_IO);
+    CHECK_ERR(dbt_net_listen(&a, 1, NULL, &l), DBT_E_IO);
     CHECK(strstr(dbt_errmsg(), "/nonexistent-dir/x.sock") != NULL);
 }
 
