@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,35 @@ static void arm_exit_watchdog(int rc)
         dbt_warn("dbtlsd: no exit watchdog: stopping waits for the store");
     }
     pthread_attr_destroy(&a);
+}
+
+/*
+ * Each session holds two descriptors, and a shell's soft limit (1,024) would stop a front at about
+ * 500 clients with the hard limit far above: lift the soft limit to the hard one, as nginx's
+ * worker_rlimit_nofile or Go's runtime do (epoll has no FD_SETSIZE). The systemd unit sets
+ * LimitNOFILE=65536 on both.
+ */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            rl.rlim_cur = before;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY) {
+        dbt_info("file descriptors: no limit");
+    } else if (rl.rlim_cur != before) {
+        dbt_info("file descriptors: up to %llu (raised from %llu, the soft limit)",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)before);
+    } else {
+        dbt_info("file descriptors: up to %llu", (unsigned long long)rl.rlim_cur);
+    }
 }
 
 static void usage(FILE *f)
@@ -378,6 +408,7 @@ int main(int argc, char **argv)
         .watch_close = watch_close_cb,
         .arg = ctl,
     };
+    raise_nofile();
     if (!dbt_ok(dbt_front_start(&fo, &front))) {
         fprintf(stderr, "dbtlsd: invalid configuration, not starting: %s\n", dbt_errmsg());
         goto out;

@@ -5,6 +5,7 @@ configuration, graceful shutdown, the admin socket, and pgbench through the fron
 """
 import json
 import os
+import resource
 import socket
 import ssl
 import struct
@@ -462,6 +463,40 @@ def test_hostile_inputs_keep_daemon_serving(pg_server, dbtls, dbtlsd, state_dir,
     # still serving
     rc, out, err = psql(conninfo(port, host="127.0.0.1", sslmode="require"), "SELECT 1")
     assert rc == 0, err
+    assert d.alive()
+
+
+def test_descriptor_limit_lifted_to_the_hard_one(pg_server, dbtls, dbtlsd, state_dir,
+                                                 free_port):
+    """Each session holds a descriptor per leg: started under a low soft limit (a shell's 1,024,
+    here 256) dbtlsd lifts it to the hard one, and 400 clients at once are all answered
+    instead of the ones past the soft limit waiting in the listen backlog."""
+    use_template(dbtls)
+    port = make_instance(dbtls, free_port, f"127.0.0.1:{pg_server.port}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard >= 1024, hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        d = dbtlsd.start(state_dir, ["--workers", "1"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open(f"/proc/{d.pid}/limits") as f:
+        row = next(line for line in f if line.startswith("Max open files")).split()
+    want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    assert row[3] == want, row
+    assert "file descriptors: up to" in d.log() and "raised from 256" in d.log()
+    socks = []
+    try:
+        for _ in range(400):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(SSL_REQUEST)
+            socks.append(s)
+        for i, s in enumerate(socks):
+            s.settimeout(5)
+            assert s.recv(1) == b"S", f"client {i} not answered"
+    finally:
+        for s in socks:
+            s.close()
     assert d.alive()
 
 
