@@ -231,14 +231,19 @@ static dbt_res handle_startup(struct dbt_session *s, struct pg_sess *ps,
         .database = su->database,
         .engine_major = conf->engine_major,
     };
-    char cn[256] = "";
-    struct dbt_hba_tls tls = {.cert_valid = false, .cn = NULL};
+    char cn[256] = "", dn[1024] = "";
+    struct dbt_hba_tls tls = {.cert_valid = false, .cn = NULL, .dn = NULL};
+    const struct dbt_hba_rule *rule = dbt_hba_match(conf->hba, &c);
     if (c.ssl) {
         tls.cert_valid = dbt_session_client_cert_cn(s, cn, sizeof(cn));
         tls.cn = cn;
+        if (tls.cert_valid && rule != NULL && rule->clientname == DBT_HBA_CLIENTNAME_DN) {
+            (void)dbt_session_client_cert_dn(s, dn, sizeof(dn)); /* "" if it does not fit */
+            tls.dn = dn;
+        }
     }
     struct dbt_hba_verdict v;
-    dbt_hba_check(conf->hba, conf->ident, &c, &tls, &v);
+    dbt_hba_decide(rule, conf->ident, &c, &tls, &v);
     if (!v.accept) {
         if (v.log[0] != '\0') {
             dbt_info("instance \"%s\": %s", s->st.instance, v.log);

@@ -333,6 +333,12 @@ bool dbt_session_client_cert_cn(const struct dbt_session *s, char *out, size_t o
     return ok;
 }
 
+bool dbt_session_client_cert_dn(const struct dbt_session *s, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    return s->client.tls != NULL && dbt_tls_peer_dn(s->client.tls, out, outlen);
+}
+
 bool dbt_session_client_cert_dns(const struct dbt_session *s, char *subject, char *issuer,
                                  size_t cap)
 {

@@ -272,6 +272,9 @@ const char *dbt_session_client_host(const struct dbt_session *s);
 bool dbt_session_client_tls(const struct dbt_session *s);
 /* The client certificate's CN into out ("" when none); false when no verified certificate. */
 bool dbt_session_client_cert_cn(const struct dbt_session *s, char *out, size_t outlen);
+/* Its subject as pg_hba.conf's clientname=DN matches it (dbt_tls_peer_dn); false ("") when no
+ * verified certificate or it does not fit in outlen. */
+bool dbt_session_client_cert_dn(const struct dbt_session *s, char *out, size_t outlen);
 /* The verified client certificate's subject and issuer as RFC 2253 DNs ("CN=alice,O=dbtls"),
  * each into cap bytes; false (both "") when there is no verified certificate. */
 bool dbt_session_client_cert_dns(const struct dbt_session *s, char *subject, char *issuer,

@@ -190,6 +190,11 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out)
     ops->get_info(c, out);
 }
 
+bool dbt_tls_peer_dn(struct dbt_tls_conn *c, char *out, size_t outlen)
+{
+    return ops->peer_dn(c, out, outlen);
+}
+
 void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
 {
     ops->peer_subject(c, out, outlen);

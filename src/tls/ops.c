@@ -38,5 +38,6 @@ __attribute__((visibility("default"))) const struct dbt_tls_ops OPS_SYMBOL = {
     .shutdown = dbt_tlsi_shutdown,
     .get_info = dbt_tlsi_get_info,
     .peer_subject = dbt_tlsi_peer_subject,
+    .peer_dn = dbt_tlsi_peer_dn,
     .same_server_cert = dbt_tlsi_same_server_cert,
 };

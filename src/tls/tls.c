@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -968,6 +969,33 @@ void dbt_tlsi_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen)
     } else {
         snprintf(out, outlen, "%s", c->failed_subject ? c->failed_subject : "");
     }
+}
+
+bool dbt_tlsi_peer_dn(struct dbt_tls_conn *c, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    X509 *x = SSL_get_peer_certificate(c->ssl);
+    if (x == NULL) {
+        return false;
+    }
+    bool ok = false;
+    BIO *b = NULL;
+    BUF_MEM *mem = NULL;
+    if (SSL_get_verify_result(c->ssl) != X509_V_OK || (b = BIO_new(BIO_s_mem())) == NULL) {
+        goto out;
+    }
+    if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0 ||
+        BIO_get_mem_ptr(b, &mem) <= 0 || mem->length >= outlen ||
+        memchr(mem->data, '\0', mem->length) != NULL) {
+        goto out;
+    }
+    memcpy(out, mem->data, mem->length);
+    out[mem->length] = '\0';
+    ok = true;
+out:
+    BIO_free(b);
+    X509_free(x);
+    return ok;
 }
 
 bool dbt_tlsi_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer)

@@ -145,6 +145,15 @@ void dbt_tls_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 void dbt_tls_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen);
 
 /*
+ * The verified peer certificate's subject exactly as PostgreSQL's `clientname=DN` matches it
+ * (be-secure-openssl.c: X509_NAME_print_ex with XN_FLAG_RFC2253: most specific first, RFC 2253
+ * escapes, bytes above 0x7f as \XX), e.g. "CN=alice,O=dbtls". False, with out "", when there is
+ * no verified certificate, or the name has an embedded NUL or does not fit in outlen (never
+ * match a truncated name).
+ */
+bool dbt_tls_peer_dn(struct dbt_tls_conn *c, char *out, size_t outlen);
+
+/*
  * True when `served` (a server-side connection) showed its peer the very certificate that
  * `peer` (a client-side connection) received: same DER. Then SCRAM channel binding of type
  * tls-server-end-point, which hashes only that certificate, means the same on both legs.

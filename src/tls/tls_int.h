@@ -73,6 +73,7 @@ size_t dbt_tlsi_pending(struct dbt_tls_conn *c);
 void dbt_tlsi_shutdown(struct dbt_tls_conn *c);
 void dbt_tlsi_get_info(struct dbt_tls_conn *c, struct dbt_tls_info *out);
 void dbt_tlsi_peer_subject(struct dbt_tls_conn *c, char *out, size_t outlen);
+bool dbt_tlsi_peer_dn(struct dbt_tls_conn *c, char *out, size_t outlen);
 bool dbt_tlsi_same_server_cert(struct dbt_tls_conn *served, struct dbt_tls_conn *peer);
 const char *dbt_tlsi_version(void);
 

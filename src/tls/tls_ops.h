@@ -47,6 +47,7 @@ struct dbt_tls_ops {
     void (*shutdown)(struct dbt_tls_conn *c);
     void (*get_info)(struct dbt_tls_conn *c, struct dbt_tls_info *out);
     void (*peer_subject)(struct dbt_tls_conn *c, char *out, size_t outlen);
+    bool (*peer_dn)(struct dbt_tls_conn *c, char *out, size_t outlen);
     bool (*same_server_cert)(struct dbt_tls_conn *served, struct dbt_tls_conn *peer);
 };
 

@@ -297,6 +297,62 @@ def test_postgres_own_access_rules_are_translated(d, tmp_dir, psql):
         srv.stop()
 
 
+def test_clientname_dn_same_answer_from_postgresql_and_the_front(d, dbtlsd, state_dir,
+                                                                  free_port, tmp_dir, psql):
+    """pg_hba.conf's clientname=DN (PostgreSQL 14): the whole subject, in RFC 2253 form, is the
+    name the ident map sees. The same rules, map and certificates give the same answers from a
+    real PostgreSQL 15 (exported configuration, its own TLS) and from dbtlsd in front of it:
+    proof that the front matches the very string PostgreSQL does."""
+    ep = "pgdn.db.example.test"
+    hba = os.path.join(tmp_dir, "rules.conf")
+    with open(hba, "w") as f:
+        f.write("hostssl app certuser 127.0.0.1/32 cert clientname=DN map=dns\n"
+                "hostssl app trustuser 127.0.0.1/32 cert clientname=CN\n")
+    ident = os.path.join(tmp_dir, "ident.conf")
+    with open(ident, "w") as f:
+        f.write('dns "CN=ops-team,O=dbtls" certuser\n'
+                'dns "/^CN=(.*)-dn,O=dbtls$" \\1\n')
+    srv = new_pg()
+    port = free_port()
+    d("instances", "create", "pgdn", "--engine", "postgres", "--engine-version", "15",
+      "--listen", f"127.0.0.1:{port}", "--backend", srv.socket_path, "--endpoint", ep,
+      "--ca-mode", "per-instance", "--hba-file", hba, "--ident-file", ident)
+    certs = {n: client_cert(d, "pgdn", tmp_dir, n)
+             for n in ("ops-team", "certuser-dn", "certuser", "trustuser")}
+    try:
+        out = os.path.join(srv.base, "tls")
+        j = export_json(d, "pgdn", out)
+        assert records(j["snippets"]["pg_hba.conf"]) == [
+            "hostssl\tapp\tcertuser\t127.0.0.1/32\tcert\tclientname=DN\tmap=dns",
+            "hostssl\tapp\ttrustuser\t127.0.0.1/32\tcert\tclientname=CN",
+        ]
+        start_pg_with(srv, j)  # its unix socket (local all all trust) is the front's backend
+        with open(os.path.join(srv.datadir, "pg_ident.conf"), "a") as f:
+            f.write(j["snippets"]["pg_ident.conf"])
+        srv.reload()
+        ca = download_ca(d, "pgdn", tmp_dir)
+        daemon = dbtlsd.start(state_dir, ["--workers", "1"])
+        cases = [("ops-team", "certuser", True),      # the exact DN in the map
+                 ("certuser-dn", "certuser", True),   # the map's regular expression
+                 ("certuser", "certuser", False),     # CN = user, but the DN is what counts
+                 ("trustuser", "trustuser", True),    # clientname=CN: the CN, as by default
+                 ("ops-team", "trustuser", False)]
+        for cert, user, ok in cases:
+            answers = []
+            for where in (srv.port, port):
+                ci = conninfo(srv, ep, ca, user=user, port=where, **certs[cert])
+                rc, so, se = psql(ci, "SELECT current_user")
+                answers.append((rc == 0, so.strip() if rc == 0 else se.split("FATAL:")[-1]))
+            assert answers[0] == answers[1], (cert, user, answers, srv.log(), daemon.log())
+            assert answers[0][0] == ok, (cert, user, answers)
+            if not ok:
+                assert f'certificate authentication failed for user "{user}"' in answers[0][1]
+        assert ('no match in usermap "dns" for user "certuser" authenticated as '
+                '"CN=certuser,O=dbtls"') in daemon.log()
+    finally:
+        srv.stop()
+
+
 # --- MariaDB --------------------------------------------------------------------------------
 class NativeMariaDb(servers._ServerProcess):
     """A MariaDB 10.11 started from an option file: its own [mysqld] basics followed by the

@@ -230,12 +230,13 @@ static void test_match(void)
 /* ---------------------------------------------------------------- decisions ---------------- */
 
 static struct dbt_hba_verdict v;
+static const char *cert_dn; /* the certificate subject decide() shows for clientname=DN */
 
 static void decide(const struct dbt_hba *h, const struct dbt_ident *id, const char *addr, bool ssl,
                    const char *user, const char *db, int major, bool cert, const char *cn)
 {
     struct dbt_hba_conn c = {ip(addr), sizeof(ss), ssl, false, user, db, major};
-    struct dbt_hba_tls t = {cert, cn};
+    struct dbt_hba_tls t = {.cert_valid = cert, .cn = cn, .dn = cert_dn};
     dbt_hba_check(h, id, &c, &t, &v);
     if (v.accept) {
         CHECK(v.sqlstate == NULL);
@@ -248,7 +249,7 @@ static void decide(const struct dbt_hba *h, const struct dbt_ident *id, const ch
 static void decide_repl(const struct dbt_hba *h, const char *addr, bool ssl, bool cert)
 {
     struct dbt_hba_conn c = {ip(addr), sizeof(ss), ssl, true, "u", "replication", 15};
-    struct dbt_hba_tls t = {cert, cert ? "u" : NULL};
+    struct dbt_hba_tls t = {.cert_valid = cert, .cn = cert ? "u" : NULL};
     dbt_hba_check(h, NULL, &c, &t, &v);
 }
 
@@ -396,7 +397,7 @@ static void test_decisions(void)
         return;
     }
     struct dbt_hba_conn rc = {ip("192.0.2.1"), sizeof(ss), false, true, "r", "", 15};
-    struct dbt_hba_tls nt = {false, NULL};
+    struct dbt_hba_tls nt = {.cert_valid = false};
     dbt_hba_check(h, id, &rc, &nt, &v);
     CHECK(strcmp(v.message, "pg_hba.conf rejects replication connection for host \"192.0.2.1\", "
                             "user \"r\", no encryption") == 0);
@@ -410,6 +411,66 @@ static void test_decisions(void)
 }
 
 /* ---------------------------------------------------------------- ident maps --------------- */
+
+/* clientname=DN (PostgreSQL 14): the whole RFC 2253 subject is the name the user must equal or
+   map from; the default (and clientname=CN) stays the CN. */
+static void test_clientname(void)
+{
+    /* quoted, as PostgreSQL's own tests quote them: a comma separates values otherwise */
+    static const char ident_text[] = "dns \"/^CN=([^,]+),OU=eng,O=dbtls$\" \\1\n"
+                                     "dns \"CN=ops,O=dbtls\" admin\n";
+    struct dbt_ident *id = NULL;
+    CHECK_OK(dbt_ident_parse(ident_text, strlen(ident_text), "pg_ident.conf", &id));
+    struct dbt_hba *h = parse("hostssl certdb all all cert clientname=DN map=dns\n"
+                              "hostssl rawdn  all all cert clientname=DN\n"
+                              "hostssl cndb   all all cert clientname=CN\n"
+                              "hostssl fulldb all all backend clientcert=verify-full "
+                              "clientname=DN map=dns\n");
+    if (h == NULL || id == NULL) {
+        dbt_ident_free(id);
+        return;
+    }
+    CHECK(dbt_hba_match(h, &(struct dbt_hba_conn){ip("127.0.0.1"), sizeof(ss), true, false, "u",
+                                                  "certdb", 15})
+              ->clientname == DBT_HBA_CLIENTNAME_DN);
+    cert_dn = "CN=fred,OU=eng,O=dbtls";
+    decide(h, id, "127.0.0.1", true, "fred", "certdb", 15, true, "fred");
+    CHECK(v.accept && v.rule->method == DBT_HBA_METHOD_CERT);
+    /* the same CN in another OU: the DN decides, not the CN */
+    cert_dn = "CN=fred,OU=sales,O=dbtls";
+    decide(h, id, "127.0.0.1", true, "fred", "certdb", 15, true, "fred");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message, "certificate authentication failed for user \"fred\"") == 0);
+    CHECK(strcmp(v.log, "no match in usermap \"dns\" for user \"fred\" authenticated as "
+                        "\"CN=fred,OU=sales,O=dbtls\"") == 0);
+    cert_dn = "CN=ops,O=dbtls";
+    decide(h, id, "127.0.0.1", true, "admin", "certdb", 15, true, "ops");
+    CHECK(v.accept);
+    /* without a map the user name must be the DN itself */
+    decide(h, id, "127.0.0.1", true, "ops", "rawdn", 15, true, "ops");
+    CHECK(!v.accept);
+    decide(h, id, "127.0.0.1", true, "CN=ops,O=dbtls", "rawdn", 15, true, "ops");
+    CHECK(v.accept);
+    /* no usable DN (none, or too long to be shown whole): refused, as a certificate without a
+       user name */
+    cert_dn = NULL;
+    decide(h, id, "127.0.0.1", true, "admin", "certdb", 15, true, "ops");
+    CHECK(!v.accept && strstr(v.log, "client certificate contains no user name") != NULL);
+    /* clientname=CN is the default behaviour */
+    cert_dn = "CN=ops,O=dbtls";
+    decide(h, id, "127.0.0.1", true, "ops", "cndb", 15, true, "ops");
+    CHECK(v.accept);
+    /* clientcert=verify-full with another method: the log names the DN */
+    cert_dn = "CN=fred,OU=sales,O=dbtls";
+    decide(h, id, "127.0.0.1", true, "fred", "fulldb", 15, true, "fred");
+    CHECK(!v.accept);
+    CHECK(strcmp(v.message,
+                 "certificate validation (clientcert=verify-full) failed for user \"fred\"") == 0);
+    CHECK(strstr(v.log, "\"fred\": DN mismatch") != NULL);
+    cert_dn = NULL;
+    dbt_hba_free(h);
+    dbt_ident_free(id);
+}
 
 static void test_ident(void)
 {
@@ -573,6 +634,7 @@ int main(void)
     test_match();
     test_defaults();
     test_decisions();
+    test_clientname();
     test_ident();
     test_ident_regex_cost();
     test_share();

@@ -243,6 +243,20 @@ static dbt_res parse_option(const char *file, int line, const char *tokstr, stru
         }
         return DBT_OK;
     }
+    if (nl == 10 && strncmp(tokstr, "clientname", 10) == 0) {
+        if (r->pub.conn_type != DBT_HBA_HOSTSSL) {
+            return dbt_tok_error(file, line,
+                                 "clientname can only be configured for \"hostssl\" rows");
+        }
+        if (strcmp(val, "CN") == 0) {
+            r->pub.clientname = DBT_HBA_CLIENTNAME_CN;
+        } else if (strcmp(val, "DN") == 0) {
+            r->pub.clientname = DBT_HBA_CLIENTNAME_DN;
+        } else {
+            return dbt_tok_error(file, line, "invalid value for clientname: \"%s\"", val);
+        }
+        return DBT_OK;
+    }
     return dbt_tok_error(file, line, "unrecognized authentication option name: \"%.*s\"", (int)nl,
                          tokstr);
 }
@@ -500,6 +514,9 @@ dbt_res dbt_hba_dump(const struct dbt_hba *hba, struct dbt_buf *out)
         }
         DBT_TRY(dbt_rules_printf(out, " method=%s clientcert=%s", method_name(r->pub.method),
                                  cc[r->pub.clientcert]));
+        if (r->pub.clientname == DBT_HBA_CLIENTNAME_DN) {
+            DBT_TRY(dbt_rules_printf(out, " clientname=DN"));
+        }
         if (r->pub.map) {
             DBT_TRY(dbt_rules_printf(out, " map=%s", r->pub.map));
         }
@@ -686,8 +703,10 @@ void dbt_hba_decide(const struct dbt_hba_rule *rule, const struct dbt_ident *ide
         return;
     }
     if (rule->clientcert == DBT_HBA_CLIENTCERT_VERIFY_FULL) {
-        /* CheckCertAuth (cert, or clientcert=verify-full with another method). */
-        const char *cn = tls->cn;
+        /* CheckCertAuth (cert, or clientcert=verify-full with another method): the CN, or with
+         * clientname=DN the whole subject, maps to the user. */
+        const bool by_dn = rule->clientname == DBT_HBA_CLIENTNAME_DN;
+        const char *cn = by_dn ? tls->dn : tls->cn;
         bool ok;
         if (cn == NULL || cn[0] == '\0') {
             snprintf(log, sizeof(log),
@@ -718,8 +737,8 @@ void dbt_hba_decide(const struct dbt_hba_rule *rule, const struct dbt_ident *ide
                     /* The ident check's reason, then PostgreSQL's CheckCertAuth line. */
                     snprintf(out->log, sizeof(out->log),
                              "%.250s; certificate validation (clientcert=verify-full) failed for "
-                             "user \"%.64s\": CN mismatch",
-                             log, user);
+                             "user \"%.64s\": %s mismatch",
+                             log, user, by_dn ? "DN" : "CN");
                 }
                 break;
             }

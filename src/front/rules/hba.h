@@ -9,7 +9,8 @@
  * DATABASE: all, sameuser, names, comma lists, "quoted" names (a quoted keyword is a name);
  * USER: all, names, comma lists, quoted; ADDRESS: all, CIDR (v4/v6) or an IP with the mask in
  * the next column; METHOD: backend (the database server authenticates: the front relays),
- * trust, cert, reject; OPTIONS: clientcert=verify-ca|verify-full, map=NAME. '#' comments, a
+ * trust, cert, reject; OPTIONS: clientcert=verify-ca|verify-full, clientname=CN|DN (PostgreSQL
+ * 14: which part of the certificate's subject is the name matched), map=NAME. '#' comments, a
  * backslash at the end of a line continues it. First matching record wins.
  *
  * pg_ident.conf (PostgreSQL 15 "User Name Maps"): MAPNAME SYSTEM-USERNAME PG-USERNAME; a system
@@ -50,12 +51,19 @@ enum dbt_hba_clientcert {
     DBT_HBA_CLIENTCERT_VERIFY_FULL, /* ...and its CN = user (or maps to it); implied by cert */
 };
 
+/* What of the client certificate cert and clientcert=verify-full compare with the user. */
+enum dbt_hba_clientname {
+    DBT_HBA_CLIENTNAME_CN, /* the subject's CN (the default) */
+    DBT_HBA_CLIENTNAME_DN, /* the whole subject, RFC 2253 ("CN=alice,OU=eng,O=dbtls") */
+};
+
 /* One parsed record. Read-only for callers. */
 struct dbt_hba_rule {
     int line; /* 1-based line in the source text (first physical line) */
     enum dbt_hba_conn_type conn_type;
     enum dbt_hba_method method;
     enum dbt_hba_clientcert clientcert;
+    enum dbt_hba_clientname clientname;
     const char *map; /* map=NAME, NULL when absent */
     const char *raw; /* the record's text as written (continuations joined) */
 };
@@ -137,6 +145,8 @@ struct dbt_hba_conn {
 struct dbt_hba_tls {
     bool cert_valid; /* a client certificate was presented and verified (chain + CRL) */
     const char *cn;  /* its subject CN, NULL or "" when it has none */
+    const char *dn;  /* its subject as clientname=DN matches it (dbt_tls_peer_dn), NULL or ""
+                        when unknown: needed only when the matched rule says clientname=DN */
 };
 
 /* First rule that matches (type vs ssl, database, user, address), or NULL if none. */
@@ -160,9 +170,9 @@ struct dbt_hba_verdict {
  *   reject    -> pg_hba.conf rejects connection for host "H", user "U", database "D", ...
  *   clientcert set (or cert) without a valid certificate
  *             -> connection requires a valid client certificate
- *   cert with CN missing or not mapping to the user
+ *   cert with CN (clientname=DN: DN) missing or not mapping to the user
  *             -> certificate authentication failed for user "U"
- *   clientcert=verify-full (other methods), CN not mapping
+ *   clientcert=verify-full (other methods), CN (DN) not mapping
  *             -> certificate validation (clientcert=verify-full) failed for user "U"
  * (replication connections get PostgreSQL's "replication connection" wording). Accepted
  * connections report the method in verdict->rule->method: BACKEND means relay the backend's
