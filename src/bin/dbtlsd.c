@@ -96,6 +96,9 @@ static void usage(FILE *f)
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
                "  --drain-delay S          SIGTERM: first fail health checks and keep accepting\n"
                "                           this long (default 0)\n"
+               "  --log-connections        log each authenticated session: user, database, TLS,\n"
+               "                           certificate identity, client (PostgreSQL's setting)\n"
+               "  --log-disconnections     log each such session's end and its duration\n"
                "  --tcp-keepalives-idle S, --tcp-keepalives-interval S, --tcp-keepalives-count N,\n"
                "  --tcp-user-timeout MS    TCP keepalive of client and backend connections, as\n"
                "                           PostgreSQL's settings of those names (keepalive is\n"
@@ -187,6 +190,7 @@ int main(int argc, char **argv)
     long admin_cert_validity = 0;
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30, drain_delay = 0;
     long ka_idle = 0, ka_interval = 0, ka_count = 0, user_timeout = 0;
+    bool log_connections = false, log_disconnections = false;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
@@ -207,6 +211,8 @@ int main(int argc, char **argv)
         {"tcp-keepalives-interval", required_argument, NULL, 'i'},
         {"tcp-keepalives-count", required_argument, NULL, 'c'},
         {"tcp-user-timeout", required_argument, NULL, 'u'},
+        {"log-connections", no_argument, NULL, 'c' + 256},
+        {"log-disconnections", no_argument, NULL, 'd' + 256},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -302,6 +308,12 @@ int main(int argc, char **argv)
         case 'l':
             tls_library = optarg;
             break;
+        case 'c' + 256:
+            log_connections = true;
+            break;
+        case 'd' + 256:
+            log_disconnections = true;
+            break;
         case 'k':
         case 'i':
             if (!parse_num(optarg, 0, DBT_NET_KEEPALIVE_MAX_S, c == 'k' ? &ka_idle : &ka_interval)) {
@@ -394,6 +406,8 @@ int main(int argc, char **argv)
         .auth_timeout_ms = (uint64_t)auth_timeout * 1000,
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .drain_delay_ms = (uint64_t)drain_delay * 1000,
+        .log_connections = log_connections,
+        .log_disconnections = log_disconnections,
         .tcp = {.keepalives_idle = (int)ka_idle,
                 .keepalives_interval = (int)ka_interval,
                 .keepalives_count = (int)ka_count,

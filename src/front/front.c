@@ -328,6 +328,7 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
     }
     dbt_session_set_auth_timeout_ms(f->o.auth_timeout_ms);
     dbt_session_set_tcp_opts(&f->o.tcp);
+    dbt_session_set_logging(f->o.log_connections, f->o.log_disconnections);
     f->nworkers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (f->nworkers < 1) {
         f->nworkers = 1;

@@ -87,6 +87,8 @@ struct dbt_front_opts {
     uint64_t drain_delay_ms;      /* SIGTERM: fail health checks but keep accepting this long
                                      first (default 0) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
+    bool log_connections;         /* log each authenticated session (PostgreSQL's setting) */
+    bool log_disconnections;      /* log each such session's end with its duration */
     struct dbt_net_tcp_opts tcp;  /* client (inherited from the listeners) and TCP backend
                                      connections: SO_KEEPALIVE always, these timings */
     const char *health_user;      /* MySQL/MariaDB health probes log in as this passwordless

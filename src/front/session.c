@@ -44,6 +44,45 @@ uint64_t dbt_session_auth_timeout_ms(void)
 }
 
 static struct dbt_net_tcp_opts tcp_opts; /* SO_KEEPALIVE, system timings */
+static bool log_connections, log_disconnections;
+
+void dbt_session_set_logging(bool connections, bool disconnections)
+{
+    log_connections = connections;
+    log_disconnections = disconnections;
+}
+
+/*
+ * PostgreSQL's log_connections line, from the front: who, to which database, over what TLS, with
+ * which certificate (the identity PostgreSQL 14+ logs for cert authentication), from where.
+ */
+static void log_authorized(struct dbt_session *s)
+{
+    char tls[160] = "", dn[512] = "", identity[560] = "";
+    if (s->st.ssl) {
+        snprintf(tls, sizeof(tls), " SSL enabled (protocol=%s, cipher=%s, bits=%d)",
+                 s->st.version, s->st.cipher, s->st.bits);
+        if (dbt_session_client_cert_dn(s, dn, sizeof(dn))) {
+            snprintf(identity, sizeof(identity), " identity=\"%s\"", dn);
+        }
+    }
+    dbt_info("instance \"%s\": connection authorized: user=%s%s%s%s%s%s%s host=%s port=%d",
+             s->st.instance, s->st.user, s->st.database[0] ? " database=" : "", s->st.database,
+             s->st.application_name[0] ? " application_name=" : "", s->st.application_name, tls,
+             identity, s->st.client_addr, s->st.client_port);
+}
+
+/* PostgreSQL's log_disconnections line: "session time: H:MM:SS.mmm". */
+static void log_disconnection(const struct dbt_session *s)
+{
+    uint64_t ms = dbt_now_ms() - s->started_ms;
+    dbt_info("instance \"%s\": disconnection: session time: %llu:%02llu:%02llu.%03llu user=%s "
+             "database=%s host=%s port=%d",
+             s->st.instance, (unsigned long long)(ms / 3600000),
+             (unsigned long long)(ms / 60000 % 60), (unsigned long long)(ms / 1000 % 60),
+             (unsigned long long)(ms % 1000), s->st.user, s->st.database, s->st.client_addr,
+             s->st.client_port);
+}
 
 void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp)
 {
@@ -113,6 +152,9 @@ static void session_close(struct dbt_session *s)
     }
     s->closed = true;
     struct dbt_worker *w = s->worker;
+    if (log_disconnections && s->relay) {
+        log_disconnection(s);
+    }
     dbt_ev_timer_cancel(w->loop, &s->deadline);
     if (s->inst->proto->on_close != NULL) {
         s->inst->proto->on_close(s);
@@ -243,6 +285,9 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
 
 void dbt_session_relay(struct dbt_session *s)
 {
+    if (log_connections) {
+        log_authorized(s);
+    }
     s->relay = true;
     dbt_ev_timer_cancel(s->worker->loop, &s->deadline);
     pthread_mutex_lock(&s->worker->lock);
@@ -1019,6 +1064,7 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
     dbt_net_addr_str((const struct sockaddr *)peer, peerlen, s->st.client_addr,
                      sizeof(s->st.client_addr), &s->st.client_port);
     s->st.backend_start = dbt_now_unix();
+    s->started_ms = dbt_now_ms();
     snprintf(s->st.state, sizeof(s->st.state), "accepted");
     if (!dbt_ok(dbt_ev_io_add(w->loop, &s->client.io, fd, EPOLLIN, client_io_cb))) {
         dbt_error("accept: %s", dbt_errmsg());

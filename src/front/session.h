@@ -194,6 +194,7 @@ struct dbt_session {
     _Atomic uint64_t bytes_in;  /* from client */
     _Atomic uint64_t bytes_out; /* to client */
     uint64_t bytes_in_at_tls;   /* bytes_in when the client TLS handshake completed */
+    uint64_t started_ms;        /* dbt_now_ms() at accept: the session time logged */
     _Atomic uint64_t buffered;  /* bytes the legs' buffers hold allocated, after the last drive */
     struct dbt_session_status st;
     struct dbt_session_cert *cert;   /* the client's certificate; NULL when it showed none */

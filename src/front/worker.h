@@ -51,5 +51,8 @@ void dbt_session_close_all(struct dbt_worker *w);
 void dbt_session_set_auth_timeout_ms(uint64_t ms);
 /* Set by dbtlsd (--tcp-keepalives-*, --tcp-user-timeout): for TCP backend legs. */
 void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp);
+/* Set by dbtlsd (--log-connections, --log-disconnections): PostgreSQL's log lines of the same
+ * names, at info level, for sessions that authenticated. */
+void dbt_session_set_logging(bool connections, bool disconnections);
 
 #endif

@@ -108,7 +108,7 @@ def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir
     use_template(dbtls)
     port = make_instance(dbtls, free_port, mariadb_server)
     cc = client_cert(dbtls, tmp_dir, "certuser")
-    dbtlsd.start(state_dir)
+    d = dbtlsd.start(state_dir, ["--log-connections", "--log-disconnections"])
     user, pw = mariadb_server.ALICE
     conn = pymy(port, user, pw, ssl_opts={"ca": cc["ca"], "check_hostname": True})
     with conn.cursor() as cur:
@@ -125,6 +125,12 @@ def test_pymysql_ssl_ca_and_client_cert(mariadb_server, dbtls, dbtlsd, state_dir
         cur.execute("SELECT REPEAT('x', 3000000)")
         assert len(cur.fetchone()[0]) == 3000000
     conn.close()
+    # --log-connections / --log-disconnections: the same lines as for PostgreSQL
+    d.wait_log("disconnection: session time:")
+    d.wait_log('connection authorized: user=certuser database=app SSL enabled (protocol=TLSv1.3, '
+               'cipher=TLS_AES_256_GCM_SHA384, bits=256) identity="CN=certuser,O=dbtls" '
+               'host=127.0.0.1 port=')
+    assert 'connection authorized: user=alice database=app SSL enabled (protocol=TLSv1.3' in d.log()
 
 
 def test_wrong_password_is_the_servers_error(mariadb_server, dbtls, dbtlsd, state_dir,

@@ -5,6 +5,7 @@ configuration, graceful shutdown, the admin socket, and pgbench through the fron
 """
 import json
 import os
+import re
 import resource
 import socket
 import ssl
@@ -251,6 +252,51 @@ def test_cert_method_and_verify_full_with_ident_map(pg_server, dbtls, dbtlsd, st
     rc, o, err = psql(ci("alice", out), "SELECT 1")
     assert rc != 0
     assert 'certificate authentication failed for user "alice"' in err
+
+
+def test_log_connections_and_disconnections(pg_server, dbtls, dbtlsd, state_dir, free_port,
+                                            tmp_dir, psql):
+    """--log-connections / --log-disconnections: PostgreSQL's lines of those names, from the
+    front, with the TLS parameters, the client certificate's identity and the client address;
+    off by default (as PostgreSQL), and never for a refused connection."""
+    use_template(dbtls)
+    hba = os.path.join(tmp_dir, "hba.conf")
+    with open(hba, "w") as f:
+        f.write("hostssl all certuser all cert\n"
+                "hostssl all all all backend\n")
+    port = make_instance(dbtls, free_port, pg_server.socket_path, extra=("--hba-file", hba))
+    out = os.path.join(tmp_dir, "c")
+    os.mkdir(out)
+    dbtls("ssl", "client-certs", "create", "certuser", "--instance", "pg1", "--out-dir", out)
+    ca = os.path.join(out, "server-ca.pem")
+    cert = {"sslcert": os.path.join(out, "client-cert.pem"),
+            "sslkey": os.path.join(out, "client-key.pem")}
+    quiet = dbtlsd.start(state_dir, ["--workers", "1"])
+    rc, o, err = psql(conninfo(port, sslmode="verify-full", sslrootcert=ca), "SELECT 1")
+    assert rc == 0, err
+    quiet.stop()
+    assert "connection authorized" not in quiet.log() and "disconnection" not in quiet.log()
+
+    d = dbtlsd.start(state_dir, ["--workers", "1", "--log-connections", "--log-disconnections"])
+    rc, o, err = psql(conninfo(port, user="certuser", password=None, sslmode="verify-full",
+                               sslrootcert=ca, application_name="nightly", **cert),
+                      "SELECT pg_sleep(0.3)")
+    assert rc == 0, err
+    rc, o, err = psql(conninfo(port, user="nobody", sslmode="verify-full", sslrootcert=ca),
+                      "SELECT 1")
+    assert rc != 0 and 'role "nobody" does not exist' in err  # never authorized: no line
+    d.wait_log("disconnection: session time:")
+    lines = [ln for ln in d.log().splitlines()
+             if "connection authorized" in ln or "disconnection" in ln]
+    assert len(lines) == 2, lines
+    assert re.search(r'INFO instance "pg1": connection authorized: user=certuser database=app '
+                     r'application_name=nightly SSL enabled \(protocol=TLSv1\.3, '
+                     r'cipher=TLS_AES_256_GCM_SHA384, bits=256\) '
+                     r'identity="CN=certuser,O=dbtls" host=127\.0\.0\.1 port=\d+$',
+                     lines[0]), lines[0]
+    m = re.search(r'INFO instance "pg1": disconnection: session time: 0:00:(\d\d)\.(\d{3}) '
+                  r'user=certuser database=app host=127\.0\.0\.1 port=\d+$', lines[1])
+    assert m and 0.3 <= int(m.group(1)) + int(m.group(2)) / 1000 < 30, lines[1]
 
 
 def test_foreign_ca_client_cert_refused(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir,
