@@ -45,11 +45,22 @@ void dbt_log(enum dbt_log_level lvl, const char *fmt, ...)
     if ((int)lvl < current_level()) {
         return;
     }
-    char msg[2048];
+    char raw[2048], msg[4 * sizeof(raw)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* Messages quote what peers sent (user and database names, certificate subjects): a control
+     * character is written as \xNN, so that no peer can end a line and forge the next one. */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", *p);
+        } else {
+            msg[o++] = (char)*p;
+        }
+    }
+    msg[o] = '\0';
 
     struct timespec ts;
     struct tm tm;

@@ -392,6 +392,19 @@ def test_client_vanishes_mid_relay(serving, use_tls):
         time.sleep(0.2)
 
 
+def test_control_characters_cannot_forge_log_lines(serving):
+    """A user name is the peer's text, and the refusal is logged with it: a newline in it is
+    written as \\x0a, so no client can end the line and write one of its own."""
+    start = serving.daemon.log_size()
+    forged = "2026-01-01T00:00:00.000Z ERROR forged line"
+    s = connect(serving.tls_port)
+    s.sendall(startup(user="evil\n" + forged + "\r"))
+    data = recv_until_close(s)
+    assert b"no pg_hba.conf entry" in data  # the client gets PostgreSQL's text, name as sent
+    serving.daemon.wait_log('user "evil\\x0a' + forged + '\\x0d"', start=start)
+    assert not any(ln.startswith(forged) for ln in serving.daemon.log().splitlines())
+
+
 TCP_REPAIR = 19  # linux/tcp.h: a socket closed in repair mode leaves without a FIN or RST
 
 
