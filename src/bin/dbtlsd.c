@@ -83,6 +83,36 @@ static void raise_nofile(void)
     }
 }
 
+#define MAX_PROXY_FROM 64
+
+/* --proxy-protocol-from's comma list (the option may be repeated), appended to list. */
+static bool parse_cidrs(const char *arg, struct dbt_net_cidr *list, size_t *n)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf)) {
+        fprintf(stderr, "dbtlsd: --proxy-protocol-from: list too long\n");
+        return false;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (*n == MAX_PROXY_FROM) {
+            fprintf(stderr, "dbtlsd: --proxy-protocol-from: more than %d ranges\n",
+                    MAX_PROXY_FROM);
+            return false;
+        }
+        if (!dbt_ok(dbt_net_cidr_parse(t, &list[*n]))) {
+            fprintf(stderr, "dbtlsd: --proxy-protocol-from: %s\n", dbt_errmsg());
+            return false;
+        }
+        (*n)++;
+    }
+    if (*n == 0) {
+        fprintf(stderr, "dbtlsd: --proxy-protocol-from: \"%s\" names no address range\n", arg);
+        return false;
+    }
+    return true;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: dbtlsd [--state-dir DIR] [--workers N] [--admin-socket PATH]\n"
@@ -96,6 +126,9 @@ static void usage(FILE *f)
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
                "  --drain-delay S          SIGTERM: first fail health checks and keep accepting\n"
                "                           this long (default 0)\n"
+               "  --proxy-protocol-from CIDR[,CIDR...]\n"
+               "                           connections from these load balancers start with a\n"
+               "                           PROXY protocol header (v1 or v2) naming the client\n"
                "  --log-connections        log each authenticated session: user, database, TLS,\n"
                "                           certificate identity, client (PostgreSQL's setting)\n"
                "  --log-disconnections     log each such session's end and its duration\n"
@@ -191,6 +224,8 @@ int main(int argc, char **argv)
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30, drain_delay = 0;
     long ka_idle = 0, ka_interval = 0, ka_count = 0, user_timeout = 0;
     bool log_connections = false, log_disconnections = false;
+    struct dbt_net_cidr proxy_from[MAX_PROXY_FROM];
+    size_t n_proxy_from = 0;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
@@ -212,6 +247,7 @@ int main(int argc, char **argv)
         {"tcp-keepalives-count", required_argument, NULL, 'c'},
         {"tcp-user-timeout", required_argument, NULL, 'u'},
         {"log-connections", no_argument, NULL, 'c' + 256},
+        {"proxy-protocol-from", required_argument, NULL, 'p' + 256},
         {"log-disconnections", no_argument, NULL, 'd' + 256},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -311,6 +347,11 @@ int main(int argc, char **argv)
         case 'c' + 256:
             log_connections = true;
             break;
+        case 'p' + 256:
+            if (!parse_cidrs(optarg, proxy_from, &n_proxy_from)) {
+                return 2;
+            }
+            break;
         case 'd' + 256:
             log_disconnections = true;
             break;
@@ -407,6 +448,8 @@ int main(int argc, char **argv)
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .drain_delay_ms = (uint64_t)drain_delay * 1000,
         .log_connections = log_connections,
+        .proxy_from = proxy_from,
+        .n_proxy_from = n_proxy_from,
         .log_disconnections = log_disconnections,
         .tcp = {.keepalives_idle = (int)ka_idle,
                 .keepalives_interval = (int)ka_interval,

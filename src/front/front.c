@@ -329,6 +329,11 @@ dbt_res dbt_front_start(const struct dbt_front_opts *o, struct dbt_front **out)
     dbt_session_set_auth_timeout_ms(f->o.auth_timeout_ms);
     dbt_session_set_tcp_opts(&f->o.tcp);
     dbt_session_set_logging(f->o.log_connections, f->o.log_disconnections);
+    f->o.proxy_from = NULL; /* copied by the session layer, not kept */
+    if (!dbt_ok(dbt_session_set_proxy_from(o->proxy_from, o->n_proxy_from))) {
+        free(f);
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
+    }
     f->nworkers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (f->nworkers < 1) {
         f->nworkers = 1;
@@ -431,6 +436,9 @@ void dbt_front_free(struct dbt_front *f)
     dbt_gen_unref(f->gen);
     pthread_mutex_destroy(&f->gen_lock);
     free(f);
+    /* the workers are gone: nobody reads the ranges (a release cannot fail) */
+    dbt_res released = dbt_session_set_proxy_from(NULL, 0);
+    (void)released;
 }
 
 dbt_res dbt_front_connections(struct dbt_front *f, struct dbt_conn_row **rows, size_t *n)

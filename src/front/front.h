@@ -87,6 +87,8 @@ struct dbt_front_opts {
     uint64_t drain_delay_ms;      /* SIGTERM: fail health checks but keep accepting this long
                                      first (default 0) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
+    const struct dbt_net_cidr *proxy_from; /* load balancers: their connections start with a */
+    size_t n_proxy_from;                   /* PROXY header giving the client (copied) */
     bool log_connections;         /* log each authenticated session (PostgreSQL's setting) */
     bool log_disconnections;      /* log each such session's end with its duration */
     struct dbt_net_tcp_opts tcp;  /* client (inherited from the listeners) and TCP backend

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "front/worker.h"
 #include "net/net.h"
+#include "proto/proxy/proxy.h"
 #include "tls/tls.h"
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
@@ -44,6 +45,34 @@ uint64_t dbt_session_auth_timeout_ms(void)
 }
 
 static struct dbt_net_tcp_opts tcp_opts; /* SO_KEEPALIVE, system timings */
+static struct dbt_net_cidr *proxy_from; /* peers that send a PROXY header first */
+static size_t n_proxy_from;
+
+dbt_res dbt_session_set_proxy_from(const struct dbt_net_cidr *list, size_t n)
+{
+    struct dbt_net_cidr *copy = NULL;
+    if (n > 0) {
+        copy = calloc(n, sizeof(*copy));
+        if (copy == NULL) {
+            return dbt_fail(DBT_E_NOMEM, "out of memory");
+        }
+        memcpy(copy, list, n * sizeof(*copy));
+    }
+    free(proxy_from);
+    proxy_from = copy;
+    n_proxy_from = n;
+    return DBT_OK;
+}
+
+static bool proxy_trusted(const struct sockaddr *peer)
+{
+    for (size_t i = 0; i < n_proxy_from; i++) {
+        if (dbt_net_cidr_match(&proxy_from[i], peer)) {
+            return true;
+        }
+    }
+    return false;
+}
 static bool log_connections, log_disconnections;
 
 void dbt_session_set_logging(bool connections, bool disconnections)
@@ -760,6 +789,52 @@ static uint32_t leg_interest(struct dbt_session *s, struct dbt_leg *l, struct db
     return ev;
 }
 
+static bool call(struct dbt_session *s, dbt_res (*cb)(struct dbt_session *));
+
+/*
+ * A peer named by --proxy-protocol-from (a load balancer) starts with a PROXY header: take the
+ * client's address from it for everything that follows (access rules, logs, `dbtls
+ * connections`, --client-info), then start the protocol on the bytes after it. False when the
+ * session was closed (a header that is not one: logged, nothing sent, since the peer is a
+ * balancer, not a database client). *deliver: bytes remain for the protocol.
+ */
+static bool take_proxy_header(struct dbt_session *s, bool *deliver)
+{
+    *deliver = false;
+    struct dbt_proxy_hdr h;
+    dbt_res r = dbt_proxy_parse((const uint8_t *)dbt_buf_head(&s->client.in),
+                                dbt_buf_avail(&s->client.in), &h);
+    if (r.code == DBT_E_AGAIN) {
+        return true;
+    }
+    if (!dbt_ok(r)) {
+        dbt_warn("instance \"%s\": connection from load balancer %s port %d closed: %s",
+                 s->st.instance, s->st.client_addr, s->st.client_port, dbt_errmsg());
+        session_close(s);
+        return false;
+    }
+    dbt_buf_consume(&s->client.in, h.len);
+    s->proxy_pending = false;
+    if (h.has_src && h.src_len <= sizeof(s->peer)) {
+        char host[64];
+        int port = 0;
+        dbt_net_addr_str((const struct sockaddr *)&h.src, h.src_len, host, sizeof(host), &port);
+        dbt_debug("instance \"%s\": load balancer %s port %d: client %s port %d",
+                  s->st.instance, s->st.client_addr, s->st.client_port, host, port);
+        pthread_mutex_lock(&s->worker->lock);
+        memcpy(&s->peer, &h.src, h.src_len);
+        s->peerlen = h.src_len;
+        snprintf(s->st.client_addr, sizeof(s->st.client_addr), "%s", host);
+        s->st.client_port = port;
+        pthread_mutex_unlock(&s->worker->lock);
+    }
+    if (!call(s, s->inst->proto->on_accept)) {
+        return false;
+    }
+    *deliver = dbt_buf_avail(&s->client.in) > 0;
+    return true;
+}
+
 static bool call(struct dbt_session *s, dbt_res (*cb)(struct dbt_session *))
 {
     if (cb == NULL || s->closed) {
@@ -865,7 +940,11 @@ static void session_drive(struct dbt_session *s)
             }
             if (r == IO_PROGRESS) {
                 progress = true;
-                if (!s->relay && !call(s, p->on_client_data)) {
+                bool deliver = true;
+                if (s->proxy_pending && !take_proxy_header(s, &deliver)) {
+                    return;
+                }
+                if (deliver && !s->relay && !call(s, p->on_client_data)) {
                     return;
                 }
                 /* relay: the new bytes are all of client.in and not yet forwarded */
@@ -1030,6 +1109,12 @@ static void deadline_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     if (s->backend.state == DBT_LEG_CONNECTING) { /* the backend never answered the connect */
         dbt_front_backend_seen(s->inst->rt->name, false);
     }
+    if (s->proxy_pending) { /* the protocol has not started: it has no state to time out */
+        dbt_info("instance \"%s\": load balancer %s port %d: no whole PROXY header in time",
+                 s->st.instance, s->st.client_addr, s->st.client_port);
+        session_close(s);
+        return;
+    }
     if (s->finishing || s->inst->proto->on_timeout == NULL) {
         dbt_info("instance \"%s\": client %s port %d: timeout in state %s", s->st.instance,
                  s->st.client_addr, s->st.client_port, s->st.state);
@@ -1085,7 +1170,9 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
     atomic_fetch_add(&w->n_sessions, 1);
     pthread_mutex_unlock(&w->lock);
     dbt_session_set_state(s, "startup", auth_timeout_ms);
-    if (!call(s, inst->proto->on_accept)) {
+    /* behind a load balancer the protocol starts once its PROXY header is read */
+    s->proxy_pending = n_proxy_from > 0 && proxy_trusted((const struct sockaddr *)peer);
+    if (!s->proxy_pending && !call(s, inst->proto->on_accept)) {
         return;
     }
     session_drive(s);

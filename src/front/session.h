@@ -191,6 +191,7 @@ struct dbt_session {
     bool finishing;             /* flush client.out, then close */
     bool closed;                /* freed at the end of the loop iteration */
     bool backend_eof_told;      /* on_backend_eof ran */
+    bool proxy_pending;         /* a load balancer's PROXY header comes first (not read yet) */
     _Atomic uint64_t bytes_in;  /* from client */
     _Atomic uint64_t bytes_out; /* to client */
     uint64_t bytes_in_at_tls;   /* bytes_in when the client TLS handshake completed */

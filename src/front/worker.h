@@ -54,5 +54,7 @@ void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp);
 /* Set by dbtlsd (--log-connections, --log-disconnections): PostgreSQL's log lines of the same
  * names, at info level, for sessions that authenticated. */
 void dbt_session_set_logging(bool connections, bool disconnections);
+/* Set by dbtlsd (--proxy-protocol-from): peers in these ranges send a PROXY header first. */
+dbt_res dbt_session_set_proxy_from(const struct dbt_net_cidr *list, size_t n) DBT_WUR;
 
 #endif

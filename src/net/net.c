@@ -209,6 +209,87 @@ dbt_res dbt_net_connect_result(int fd)
     return DBT_OK;
 }
 
+/* The address bytes of an IPv4 or IPv6 sockaddr (IPv4-mapped IPv6 as IPv4), NULL otherwise. */
+static const uint8_t *addr_bytes(const struct sockaddr *a, int *family)
+{
+    if (a->sa_family == AF_INET) {
+        *family = AF_INET;
+        return (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+            *family = AF_INET;
+            return in6->s6_addr + 12;
+        }
+        *family = AF_INET6;
+        return in6->s6_addr;
+    }
+    return NULL;
+}
+
+dbt_res dbt_net_cidr_parse(const char *text, struct dbt_net_cidr *out)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(text, '/');
+    size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+    memset(out, 0, sizeof(*out));
+    if (hl == 0 || hl >= sizeof(host)) {
+        return dbt_fail(DBT_E_INVALID, "\"%s\" is not an IP address or range", text);
+    }
+    memcpy(host, text, hl);
+    host[hl] = '\0';
+    uint8_t *bytes;
+    int max;
+    struct sockaddr_in *in = (struct sockaddr_in *)&out->net;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->net;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        bytes = (uint8_t *)&in->sin_addr;
+        max = 32;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            return dbt_fail(DBT_E_INVALID, "\"%s\": write an IPv4 range in its IPv4 form", text);
+        }
+        in6->sin6_family = AF_INET6;
+        bytes = in6->sin6_addr.s6_addr;
+        max = 128;
+    } else {
+        return dbt_fail(DBT_E_INVALID, "\"%s\" is not an IP address or range", text);
+    }
+    out->bits = max;
+    if (slash != NULL) {
+        char *end = NULL;
+        long b = strtol(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || b > max) {
+            return dbt_fail(DBT_E_INVALID, "\"%s\": invalid prefix length (0 to %d)", text,
+                            max);
+        }
+        out->bits = (int)b;
+    }
+    for (int i = out->bits; i < max; i++) {
+        bytes[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+    }
+    return DBT_OK;
+}
+
+bool dbt_net_cidr_match(const struct dbt_net_cidr *c, const struct sockaddr *a)
+{
+    int fa = 0, fc = 0;
+    const uint8_t *pa = addr_bytes(a, &fa);
+    const uint8_t *pc = addr_bytes((const struct sockaddr *)&c->net, &fc);
+    if (pa == NULL || pc == NULL || fa != fc) {
+        return false;
+    }
+    for (int i = 0; i < c->bits; i++) {
+        uint8_t m = (uint8_t)(0x80u >> (i % 8));
+        if ((pa[i / 8] & m) != (pc[i / 8] & m)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void dbt_net_addr_str(const struct sockaddr *sa, socklen_t len, char *host, size_t hostlen,
                       int *port)
 {

@@ -69,6 +69,16 @@ dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len,
 /* The outcome of a connect that was in progress (SO_ERROR). */
 dbt_res dbt_net_connect_result(int fd) DBT_WUR;
 
+/* An address range: "10.0.0.0/8", "fd00::/8", or one address ("192.0.2.7" = /32). */
+struct dbt_net_cidr {
+    struct sockaddr_storage net; /* the address, host bits cleared */
+    int bits;
+};
+/* Parses one range; INVALID naming the text and why. */
+dbt_res dbt_net_cidr_parse(const char *text, struct dbt_net_cidr *out) DBT_WUR;
+/* Whether a (AF_INET or AF_INET6; IPv4-mapped IPv6 counts as IPv4) lies in c. */
+bool dbt_net_cidr_match(const struct dbt_net_cidr *c, const struct sockaddr *a);
+
 /* "127.0.0.1" / "::1" (IPv4-mapped shown as IPv4) / "[local]" and the port (0 for unix). */
 void dbt_net_addr_str(const struct sockaddr *sa, socklen_t len, char *host, size_t hostlen,
                       int *port);

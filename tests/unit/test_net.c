@@ -172,8 +172,45 @@ static void test_sockets(void)
     CHECK(strstr(dbt_errmsg(), "/nonexistent-dir/x.sock") != NULL);
 }
 
+static void test_cidr(void)
+{
+    struct dbt_net_cidr c;
+    struct dbt_addr a;
+    CHECK_OK(dbt_net_cidr_parse("10.1.2.3/8", &c));
+    CHECK(c.bits == 8);
+    CHECK_OK(dbt_addr_parse("10.200.0.1:5", &a));
+    CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    CHECK_OK(dbt_addr_parse("11.0.0.1:5", &a));
+    CHECK(!dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    CHECK_OK(dbt_addr_parse("[::ffff:10.9.9.9]:5", &a)); /* IPv4-mapped: matched as IPv4 */
+    CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    CHECK_OK(dbt_net_cidr_parse("127.0.0.1", &c));
+    CHECK(c.bits == 32);
+    CHECK_OK(dbt_addr_parse("127.0.0.1:9", &a));
+    CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    CHECK_OK(dbt_addr_parse("[::1]:9", &a));
+    CHECK(!dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss)); /* other family */
+    CHECK_OK(dbt_net_cidr_parse("fd00::/8", &c));
+    CHECK_OK(dbt_addr_parse("[fdab::1]:9", &a));
+    CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    CHECK_OK(dbt_net_cidr_parse("0.0.0.0/0", &c));
+    CHECK_OK(dbt_addr_parse("203.0.113.5:1", &a));
+    CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
+    static const struct {
+        const char *text, *why;
+    } bad[] = {{"", "not an IP address"},      {"lb.example.com", "not an IP address"},
+               {"10.0.0.0/33", "0 to 32"},     {"::/129", "0 to 128"},
+               {"10.0.0.0/", "prefix length"}, {"10.0.0.0/-1", "prefix length"},
+               {"10.0.0.0/8x", "prefix length"}, {"::ffff:10.0.0.0/104", "IPv4 form"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_ERR(dbt_net_cidr_parse(bad[i].text, &c), DBT_E_INVALID);
+        CHECK(strstr(dbt_errmsg(), bad[i].why) != NULL);
+    }
+}
+
 int main(void)
 {
+    test_cidr();
     test_parse();
     test_sockets();
     return check_exit();
