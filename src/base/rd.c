@@ -155,6 +155,59 @@ bool dbt_rd_cstr(struct dbt_rd *rd, const char **s, size_t *n)
     return true;
 }
 
+bool dbt_rd_copy(struct dbt_rd *rd, void *out, size_t n)
+{
+    const uint8_t *p;
+    if (!dbt_rd_bytes(rd, n, &p)) {
+        return false;
+    }
+    memcpy(out, p, n);
+    return true;
+}
+
+bool dbt_rd_expect(struct dbt_rd *rd, const void *lit, size_t n)
+{
+    if (dbt_rd_left(rd) < n || memcmp(rd->p + rd->off, lit, n) != 0) {
+        return false;
+    }
+    rd->off += n;
+    return true;
+}
+
+bool dbt_rd_starts_like(const struct dbt_rd *rd, const void *lit, size_t n)
+{
+    size_t left = dbt_rd_left(rd);
+    return memcmp(rd->p + rd->off, lit, left < n ? left : n) == 0;
+}
+
+bool dbt_rd_find(const struct dbt_rd *rd, uint8_t b, size_t max, size_t *at)
+{
+    size_t left = dbt_rd_left(rd);
+    const uint8_t *start = rd->p + rd->off;
+    const uint8_t *hit = memchr(start, b, left < max ? left : max);
+    if (hit == NULL) {
+        return false;
+    }
+    *at = (size_t)(hit - start);
+    return true;
+}
+
+bool dbt_rd_token(struct dbt_rd *rd, uint8_t sep, char *out, size_t cap)
+{
+    size_t n = dbt_rd_left(rd), at;
+    if (dbt_rd_find(rd, sep, n, &at)) {
+        n = at; /* up to sep when there is one */
+    }
+    const uint8_t *start = rd->p + rd->off;
+    if (n >= cap || memchr(start, 0, n) != NULL) {
+        return false;
+    }
+    memcpy(out, start, n);
+    out[n] = '\0';
+    rd->off += n;
+    return true;
+}
+
 bool dbt_rd_sub(struct dbt_rd *rd, size_t n, struct dbt_rd *sub)
 {
     const uint8_t *p;

@@ -60,6 +60,22 @@ bool dbt_rd_skip(struct dbt_rd *rd, size_t n) DBT_WUR;
  * the NUL is consumed. Fails when no NUL is present.
  */
 bool dbt_rd_cstr(struct dbt_rd *rd, const char **s, size_t *n) DBT_WUR;
+/* The next n bytes copied into out. */
+bool dbt_rd_copy(struct dbt_rd *rd, void *out, size_t n) DBT_WUR;
+/* The next n bytes are lit[0..n): consumed. */
+bool dbt_rd_expect(struct dbt_rd *rd, const void *lit, size_t n) DBT_WUR;
+/*
+ * The unread bytes, however few, agree with the start of lit[0..n) (all of it when as many are
+ * there): tells "not yet all of it" from "something else" when a fixed prefix is expected.
+ */
+bool dbt_rd_starts_like(const struct dbt_rd *rd, const void *lit, size_t n) DBT_WUR;
+/* Where the first byte b is among the next max unread bytes (*at from the offset). */
+bool dbt_rd_find(const struct dbt_rd *rd, uint8_t b, size_t max, size_t *at) DBT_WUR;
+/*
+ * The bytes up to the next sep (not consumed) or to the end, copied NUL-terminated into
+ * out[cap]; fails when they do not fit or hold a NUL.
+ */
+bool dbt_rd_token(struct dbt_rd *rd, uint8_t sep, char *out, size_t cap) DBT_WUR;
 /* A sub-reader over the next n bytes (consumed from rd). */
 bool dbt_rd_sub(struct dbt_rd *rd, size_t n, struct dbt_rd *sub) DBT_WUR;
 /* True when every byte was consumed: rejects trailing bytes. */

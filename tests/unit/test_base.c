@@ -37,6 +37,38 @@ static void test_reader_ints(void)
     }
 }
 
+/* Fixed prefixes, delimited tokens and copies: each all-or-nothing. */
+static void test_reader_text(void)
+{
+    static const char t[] = "PROXY TCP4 a bb\r\n";
+    struct dbt_rd rd = dbt_rd_make(t, sizeof(t) - 1);
+    char tok[8];
+    size_t at = 0;
+    CHECK(dbt_rd_starts_like(&rd, "PROXY X", 6) && !dbt_rd_starts_like(&rd, "PROXZ", 5));
+    struct dbt_rd few = dbt_rd_make(t, 3);
+    CHECK(dbt_rd_starts_like(&few, "PROXY ", 6)); /* what is there agrees: not yet all */
+    CHECK(!dbt_rd_expect(&few, "PROXY ", 6) && few.off == 0);
+    CHECK(!dbt_rd_expect(&rd, "PROXZ", 5) && rd.off == 0);
+    CHECK(dbt_rd_expect(&rd, "PROXY ", 6) && rd.off == 6);
+    CHECK(dbt_rd_find(&rd, '\n', 64, &at) && at == 10);
+    CHECK(!dbt_rd_find(&rd, '\n', 10, &at)); /* not within max */
+    CHECK(dbt_rd_token(&rd, ' ', tok, sizeof(tok)) && strcmp(tok, "TCP4") == 0 && rd.off == 10);
+    CHECK(dbt_rd_expect(&rd, " ", 1));
+    CHECK(!dbt_rd_token(&rd, '\r', tok, 4) && rd.off == 11); /* "a bb" does not fit in 4 */
+    CHECK(dbt_rd_token(&rd, ' ', tok, sizeof(tok)) && strcmp(tok, "a") == 0);
+    CHECK(dbt_rd_expect(&rd, " ", 1));
+    CHECK(dbt_rd_token(&rd, '\r', tok, sizeof(tok)) && strcmp(tok, "bb") == 0);
+    CHECK(dbt_rd_token(&rd, ' ', tok, sizeof(tok)) && strcmp(tok, "\r\n") == 0); /* to the end */
+    CHECK(dbt_rd_expect_end(&rd));
+    CHECK(dbt_rd_token(&rd, ' ', tok, sizeof(tok)) && tok[0] == '\0'); /* empty at the end */
+    static const uint8_t nul[] = {'a', 0, 'b', ' '};
+    rd = dbt_rd_make(nul, sizeof(nul));
+    CHECK(!dbt_rd_token(&rd, ' ', tok, sizeof(tok)) && rd.off == 0);
+    uint8_t four[4];
+    CHECK(dbt_rd_copy(&rd, four, 4) && four[3] == ' ' && dbt_rd_expect_end(&rd));
+    CHECK(!dbt_rd_copy(&rd, four, 1));
+}
+
 static void test_reader_lenenc(void)
 {
     const uint8_t one[] = {0xfa};
@@ -191,6 +223,7 @@ static void test_par(void)
 int main(void)
 {
     test_reader_ints();
+    test_reader_text();
     test_reader_lenenc();
     test_reader_cstr();
     test_writer();

@@ -80,6 +80,10 @@ static void test_v1(void)
         {"PROXY TCP4 192.0.2.7 127.0.0.1 1 2 3\r\n", "extra fields"},
         {"PROXY TCP4  192.0.2.7 127.0.0.1 1 2\r\n", "extra fields"}, /* two spaces */
         {"GET / HTTP/1.1\r\n", "no PROXY protocol header"},
+        {"PROXY UNKNOWNISH\r\n", "unknown protocol"},
+        {"PROXY \r\n", "unknown protocol"},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 0000000000000000000000000000000000000000000000001 2\r\n",
+         "field too long"},
         {"\0\0\0\x08\x04\xd2\x16\x2f", "no PROXY protocol header"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
