@@ -203,15 +203,22 @@ struct hs_result {
     char errmsg[512];
 };
 
-static void handshake(struct dbt_tls_ctx *ctx, const struct tcert *cert, const unsigned char *alpn,
-                      unsigned alpn_len, int max_version, struct hs_result *r)
+/* A non-blocking socket pair, sv[0] under a server connection of ctx (returned). */
+static struct dbt_tls_conn *server_on_pair(struct dbt_tls_ctx *ctx, int sv[2])
 {
-    int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     nonblock(sv[0]);
     nonblock(sv[1]);
     struct dbt_tls_conn *srv = NULL;
     CHECK_OK(dbt_tls_conn_new_server(ctx, sv[0], &srv));
+    return srv;
+}
+
+static void handshake(struct dbt_tls_ctx *ctx, const struct tcert *cert, const unsigned char *alpn,
+                      unsigned alpn_len, int max_version, struct hs_result *r)
+{
+    int sv[2];
+    struct dbt_tls_conn *srv = server_on_pair(ctx, sv);
     SSL *cli = raw_client(sv[1], cert, alpn, alpn_len, max_version);
     memset(r, 0, sizeof(*r));
     r->server = pump(srv, cli, &r->client_ok);
@@ -300,11 +307,7 @@ static void test_handshakes(void)
 static int served_chain_len(struct dbt_tls_ctx *ctx)
 {
     int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    nonblock(sv[0]);
-    nonblock(sv[1]);
-    struct dbt_tls_conn *srv = NULL;
-    CHECK_OK(dbt_tls_conn_new_server(ctx, sv[0], &srv));
+    struct dbt_tls_conn *srv = server_on_pair(ctx, sv);
     SSL *cli = raw_client(sv[1], NULL, NULL, 0, 0);
     bool cli_ok = false;
     CHECK(pump(srv, cli, &cli_ok) == DBT_TLS_IO_OK && cli_ok);
