@@ -1,0 +1,97 @@
+"""A Go client through dbtlsd: pgx v4 (Debian's golang-github-jackc-pgx-v4-dev) on Go 1.19, whose
+TLS is Go's crypto/tls — neither OpenSSL nor JSSE — and whose PostgreSQL protocol code is its own.
+sslmode=verify-full against the endpoint name, the TLS server name choosing among instances on
+one port (Go sends SNI for host names), a client certificate straight from `client-certs create`
+(PKCS#8 EC key, PEM), and PostgreSQL's own refusal texts as pgx reports them. The client is
+tests/integration/go/pgxclient, built once per session in GOPATH mode from Debian's sources.
+"""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cli_helpers import download_ca, openssl, pg_instance, use_template, write
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go", "pgxclient")
+SERVER_ADDR = "SELECT coalesce(host(inet_server_addr()), 'socket')"
+
+
+@pytest.fixture(scope="module")
+def pgx_client(tmp_path_factory):
+    if not (shutil.which("go") and os.path.isdir("/usr/share/gocode/src/github.com/jackc/pgx")):
+        pytest.fail("go or pgx v4 is missing: run scripts/install-deps.sh")
+    out = tmp_path_factory.mktemp("pgx")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
+    env.update(GO111MODULE="off", GOPATH="/usr/share/gocode", GOCACHE=str(out / "cache"),
+               HOME=str(out))
+    exe = str(out / "pgxclient")
+    cp = subprocess.run(["go", "build", "-o", exe, "."], cwd=SRC, env=env, capture_output=True,
+                        text=True, timeout=600)
+    assert cp.returncode == 0, cp.stderr
+    return exe
+
+
+def run(exe, sql, **kw):
+    dsn = " ".join(f"{k}={v}" for k, v in kw.items())
+    cp = subprocess.run([exe, dsn, sql], capture_output=True, text=True, timeout=60,
+                        env={k: v for k, v in os.environ.items() if not k.startswith("PG")})
+    return cp.returncode, cp.stdout.strip()
+
+
+def test_pgx_verify_full_sni_client_cert_and_refusals(pg_server, dbtls, dbtlsd, state_dir,
+                                                       tmp_dir, free_port, pgx_client):
+    use_template(dbtls)
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    hba = os.path.join(tmp_dir, "beta-hba.conf")
+    write(hba, "hostssl all certuser all cert\nhostssl all all all backend\n")
+    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test", "--engine-version",
+                "15", "--ssl-mode", "ENCRYPTED_ONLY")
+    pg_instance(dbtls, "beta", listen, f"127.0.0.1:{pg_server.port}", "beta.test",
+                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
+    alpha_ca = download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem")
+    beta_ca = download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem")
+    cc = os.path.join(tmp_dir, "cc")
+    dbtls("ssl", "client-certs", "create", "certuser", "--instance", "beta", "--out-dir", cc)
+    dbtlsd.start(state_dir)
+    common = dict(port=port, dbname="app", connect_timeout=10)
+
+    # verify-full over Go's TLS 1.3; the server name picks the instance (certificate, backend)
+    rc, out = run(pgx_client, SERVER_ADDR, host="beta.test", user="trustuser",
+                  sslmode="verify-full", sslrootcert=beta_ca, **common)
+    assert rc == 0, out
+    ok, addr, version, suite, cn = out.split()
+    assert (addr, version, cn) == ("127.0.0.1", "TLSv1.3", "beta.test"), out
+    # the server's choice: OpenSSL's first, AES-256; BoringSSL's (DBTLS_TLS_LIBRARY) AES-128
+    assert suite in ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256"), out
+    rc, out = run(pgx_client, SERVER_ADDR, host="alpha.test", user="trustuser",
+                  sslmode="verify-full", sslrootcert=alpha_ca, **common)
+    assert rc == 0 and out.split()[1] == "socket" and out.split()[4] == "alpha.test", out
+
+    # the client certificate's PEM files as the CLI wrote them log in with `cert`
+    rc, out = run(pgx_client, "SELECT current_user", host="beta.test", user="certuser",
+                  sslmode="verify-full", sslrootcert=beta_ca,
+                  sslcert=os.path.join(cc, "client-cert.pem"),
+                  sslkey=os.path.join(cc, "client-key.pem"), **common)
+    assert rc == 0 and out.split()[1] == "certuser", out
+
+    # refusals, in PostgreSQL's words through pgx
+    rc, out = run(pgx_client, "SELECT 1", host="beta.test", user="certuser",
+                  sslmode="verify-full", sslrootcert=beta_ca, **common)
+    assert rc == 1 and "connection requires a valid client certificate (SQLSTATE 28000)" in out
+    rc, out = run(pgx_client, "SELECT 1", host="alpha.test", user="trustuser", sslmode="disable",
+                  **common)
+    assert rc == 1 and ('no pg_hba.conf entry for host "127.0.0.1", user "trustuser", database '
+                        '"app", no encryption (SQLSTATE 28000)') in out, out
+    # Go's own certificate checks: a CA that did not sign it, a name not in the certificate
+    foreign = os.path.join(tmp_dir, "foreign-ca.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", os.path.join(tmp_dir, "foreign.key"), "-out", foreign, "-days", "2",
+            "-subj", "/CN=Foreign CA")
+    rc, out = run(pgx_client, "SELECT 'x'", host="beta.test", user="trustuser",
+                  sslmode="verify-full", sslrootcert=foreign, **common)
+    assert rc == 1 and "x509: certificate signed by unknown authority" in out, out
+    rc, out = run(pgx_client, "SELECT 'x'", host="gamma.test", user="trustuser",
+                  sslmode="verify-full", sslrootcert=alpha_ca, **common)
+    assert rc == 1 and "x509: certificate is valid for alpha.test, not gamma.test" in out, out
