@@ -8,7 +8,7 @@ libssl-dev openssl android-libboringssl-dev libsqlite3-dev sqlite3 libpq-dev lib
 libcurl4-openssl-dev libgnutls28-dev curl postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 pgbouncer python3 python3-pytest python3-psycopg python3-pymysql python3-cryptography python3-prometheus-client python3-asyncpg
 procps iproute2 util-linux systemd strace chromium openjdk-17-jdk-headless libpostgresql-jdbc-java libmariadb-java
-golang-go golang-github-jackc-pgx-v4-dev"
+golang-go golang-github-jackc-pgx-v4-dev golang-github-go-sql-driver-mysql-dev"
 
 missing=""
 for p in $PKGS; do

@@ -1,9 +1,11 @@
-"""A Go client through dbtlsd: pgx v4 (Debian's golang-github-jackc-pgx-v4-dev) on Go 1.19, whose
-TLS is Go's crypto/tls — neither OpenSSL nor JSSE — and whose PostgreSQL protocol code is its own.
-sslmode=verify-full against the endpoint name, the TLS server name choosing among instances on
-one port (Go sends SNI for host names), a client certificate straight from `client-certs create`
-(PKCS#8 EC key, PEM), and PostgreSQL's own refusal texts as pgx reports them. The client is
-tests/integration/go/pgxclient, built once per session in GOPATH mode from Debian's sources.
+"""Go clients through dbtlsd, whose TLS is Go's crypto/tls — neither OpenSSL nor JSSE — and whose
+wire protocol code is their own, on Go 1.19 with Debian's driver packages: pgx v4
+(golang-github-jackc-pgx-v4-dev) — sslmode=verify-full against the endpoint name, the TLS server
+name choosing among instances on one port (Go sends SNI for host names), a client certificate
+straight from `client-certs create` (PKCS#8 EC key, PEM), PostgreSQL's own refusal texts as pgx
+reports them; and go-sql-driver/mysql 1.5 (golang-github-go-sql-driver-mysql-dev) — TLS inside
+the MySQL handshake, verified, a client certificate for a REQUIRE X509 user, MySQL's errors. The
+clients are tests/integration/go/*, built once per module in GOPATH mode from Debian's sources.
 """
 import os
 import shutil
@@ -13,23 +15,33 @@ import pytest
 
 from cli_helpers import download_ca, openssl, pg_instance, use_template, write
 
-SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go", "pgxclient")
+GO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go")
 SERVER_ADDR = "SELECT coalesce(host(inet_server_addr()), 'socket')"
+
+
+def go_build(tmp_path_factory, name, package):
+    """Builds tests/integration/go/<name> (GOPATH mode: Debian's sources, no network)."""
+    if not (shutil.which("go") and os.path.isdir(f"/usr/share/gocode/src/{package}")):
+        pytest.fail(f"go or {package} is missing: run scripts/install-deps.sh")
+    out = tmp_path_factory.mktemp(name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
+    env.update(GO111MODULE="off", GOPATH="/usr/share/gocode", GOCACHE=str(out / "cache"),
+               HOME=str(out))
+    exe = str(out / name)
+    cp = subprocess.run(["go", "build", "-o", exe, "."], cwd=os.path.join(GO_DIR, name),
+                        env=env, capture_output=True, text=True, timeout=600)
+    assert cp.returncode == 0, cp.stderr
+    return exe
 
 
 @pytest.fixture(scope="module")
 def pgx_client(tmp_path_factory):
-    if not (shutil.which("go") and os.path.isdir("/usr/share/gocode/src/github.com/jackc/pgx")):
-        pytest.fail("go or pgx v4 is missing: run scripts/install-deps.sh")
-    out = tmp_path_factory.mktemp("pgx")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
-    env.update(GO111MODULE="off", GOPATH="/usr/share/gocode", GOCACHE=str(out / "cache"),
-               HOME=str(out))
-    exe = str(out / "pgxclient")
-    cp = subprocess.run(["go", "build", "-o", exe, "."], cwd=SRC, env=env, capture_output=True,
-                        text=True, timeout=600)
-    assert cp.returncode == 0, cp.stderr
-    return exe
+    return go_build(tmp_path_factory, "pgxclient", "github.com/jackc/pgx")
+
+
+@pytest.fixture(scope="module")
+def go_mysql_client(tmp_path_factory):
+    return go_build(tmp_path_factory, "mysqlclient", "github.com/go-sql-driver/mysql")
 
 
 def run(exe, sql, **kw):
@@ -95,3 +107,42 @@ def test_pgx_verify_full_sni_client_cert_and_refusals(pg_server, dbtls, dbtlsd, 
     rc, out = run(pgx_client, "SELECT 'x'", host="gamma.test", user="trustuser",
                   sslmode="verify-full", sslrootcert=alpha_ca, **common)
     assert rc == 1 and "x509: certificate is valid for alpha.test, not gamma.test" in out, out
+
+
+def test_go_mysql_tls_verified_client_cert_and_errors(mariadb_server, dbtls, dbtlsd, state_dir,
+                                                     tmp_dir, free_port, go_mysql_client):
+    use_template(dbtls)
+    port = free_port()
+    rules = os.path.join(tmp_dir, "require.txt")
+    write(rules, "bob=X509\n")
+    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
+          "--endpoint", "db.test", "--ssl-mode", "ENCRYPTED_ONLY",
+          "--user-require-file", rules)
+    ca = download_ca(dbtls, "my1", tmp_dir, "my-ca.pem")
+    cc = os.path.join(tmp_dir, "bob")
+    dbtls("ssl", "client-certs", "create", "bob", "--instance", "my1", "--out-dir", cc)
+    dbtlsd.start(state_dir)
+    addr = f"127.0.0.1:{port}"
+    a, apw = mariadb_server.ALICE
+    b, bpw = mariadb_server.BOB
+
+    def go(user, pw, name, cafile, *cert, sql="SELECT CURRENT_USER()"):
+        cp = subprocess.run([go_mysql_client, addr, user, pw, name, cafile, *cert, "--", sql],
+                            capture_output=True, text=True, timeout=60)
+        return cp.returncode, cp.stdout.strip()
+
+    assert go(a, apw, "db.test", ca) == (0, "OK alice@%")
+    assert go(a, apw, "db.test", ca, sql="SELECT @@version_comment")[0] == 0
+    # REQUIRE X509 with the CLI's PEM files; without them, MariaDB's own refusal
+    bob_cert = (os.path.join(cc, "client-cert.pem"), os.path.join(cc, "client-key.pem"))
+    assert go(b, bpw, "db.test", ca, *bob_cert) == (0, "OK bob@%")
+    rc, out = go(b, bpw, "db.test", ca)
+    assert rc == 1 and "Error 1045: Access denied for user 'bob'" in out, out
+    # plaintext: MySQL's own words (require_secure_transport)
+    rc, out = go(a, apw, "db.test", "-")
+    assert rc == 1 and ("Error 3159: Connections using insecure transport are prohibited while "
+                        "--require_secure_transport=ON.") in out, out
+    # Go's checks of the front's certificate
+    rc, out = go(a, apw, "other.test", ca)
+    assert rc == 1 and "x509: certificate is valid for db.test, not other.test" in out, out
