@@ -126,6 +126,9 @@ static void usage(FILE *f)
                "  --shutdown-timeout S     SIGTERM: wait this long for sessions (default 30)\n"
                "  --drain-delay S          SIGTERM: first fail health checks and keep accepting\n"
                "                           this long (default 0)\n"
+               "  --backend-dns-interval S a backend named by host name is looked up again this\n"
+               "                           often, new connections follow it (default 15; 0: at\n"
+               "                           reloads only)\n"
                "  --proxy-protocol-from CIDR[,CIDR...]\n"
                "                           connections from these load balancers start with a\n"
                "                           PROXY protocol header (v1 or v2) naming the client\n"
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
     long workers = 0, auth_timeout = 60, shutdown_timeout = 30, drain_delay = 0;
     long ka_idle = 0, ka_interval = 0, ka_count = 0, user_timeout = 0;
     bool log_connections = false, log_disconnections = false;
+    long dns_interval = 15;
     struct dbt_net_cidr proxy_from[MAX_PROXY_FROM];
     size_t n_proxy_from = 0;
     static const struct option opts[] = {
@@ -248,6 +252,7 @@ int main(int argc, char **argv)
         {"tcp-user-timeout", required_argument, NULL, 'u'},
         {"log-connections", no_argument, NULL, 'c' + 256},
         {"proxy-protocol-from", required_argument, NULL, 'p' + 256},
+        {"backend-dns-interval", required_argument, NULL, 'b' + 256},
         {"log-disconnections", no_argument, NULL, 'd' + 256},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -346,6 +351,15 @@ int main(int argc, char **argv)
             break;
         case 'c' + 256:
             log_connections = true;
+            break;
+        case 'b' + 256:
+            if (!parse_num(optarg, 0, 86400, &dns_interval)) {
+                fprintf(stderr,
+                        "dbtlsd: --backend-dns-interval: \"%s\" is not a number of seconds from 0 "
+                        "to 86400\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'p' + 256:
             if (!parse_cidrs(optarg, proxy_from, &n_proxy_from)) {
@@ -448,6 +462,7 @@ int main(int argc, char **argv)
         .shutdown_timeout_ms = shutdown_timeout == 0 ? 1 : (uint64_t)shutdown_timeout * 1000,
         .drain_delay_ms = (uint64_t)drain_delay * 1000,
         .log_connections = log_connections,
+        .backend_dns_interval_s = (unsigned)dns_interval,
         .proxy_from = proxy_from,
         .n_proxy_from = n_proxy_from,
         .log_disconnections = log_disconnections,

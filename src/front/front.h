@@ -89,6 +89,8 @@ struct dbt_front_opts {
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
     const struct dbt_net_cidr *proxy_from; /* load balancers: their connections start with a */
     size_t n_proxy_from;                   /* PROXY header giving the client (copied) */
+    unsigned backend_dns_interval_s; /* check backend host names this often (0: only when a
+                                        generation is built) */
     bool log_connections;         /* log each authenticated session (PostgreSQL's setting) */
     bool log_disconnections;      /* log each such session's end with its duration */
     struct dbt_net_tcp_opts tcp;  /* client (inherited from the listeners) and TCP backend

@@ -55,6 +55,9 @@ struct dbt_front {
     int64_t refresh_at;     /* unix time: rebuild to re-sign CRLs (dbt_gen_refresh_at) */
     struct dbt_files files; /* what the last load read from disk, checked every second */
     struct dbt_ev_timer files_timer;
+    struct dbt_ev_timer dns_timer; /* backend host names moved? (dns.h) */
+    bool *dns_warned;              /* per instance of dns_gen_id: a lookup failure was logged */
+    uint64_t dns_gen_id;
     struct lset *lsets;
     size_t n_lsets;
     struct dbt_ev_timer poll;

@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sdnotify.h"
+#include "front/dns.h"
 #include "front/front_int.h"
 #include "front/stats.h"
 
@@ -342,6 +343,29 @@ static void files_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
     }
 }
 
+/* ---- backend host names (dns.h) ---- */
+
+static void dns_cb(struct dbt_ev_loop *l, struct dbt_ev_timer *t)
+{
+    struct dbt_front *f = dbt_ev_data(l);
+    const struct dbt_gen *g = f->gen; /* only this thread replaces it */
+    if (f->dns_gen_id != g->id || f->dns_warned == NULL) {
+        free(f->dns_warned);
+        f->dns_warned = calloc(g->n ? g->n : 1, sizeof(bool));
+        f->dns_gen_id = g->id;
+    }
+    char why[600];
+    if (f->dns_warned != NULL && !atomic_load(&f->lstop) &&
+        dbt_dns_backend_moved(g, f->dns_warned, why, sizeof(why))) {
+        dbt_info("%s: reloading", why);
+        (void)reload_logged(f, false);
+    }
+    uint64_t next = (uint64_t)f->o.backend_dns_interval_s * 1000;
+    if (!dbt_ok(dbt_ev_timer_set(l, t, dbt_now_ms() + next))) {
+        dbt_error("backend DNS check timer: %s", dbt_errmsg());
+    }
+}
+
 /* ---- the thread ---- */
 
 static void kick_cb(struct dbt_ev_loop *l, struct dbt_ev_async *a)
@@ -364,6 +388,10 @@ static void *loader_main(void *arg)
     dbt_res r = dbt_ev_timer_set(f->lloop, &f->poll, dbt_now_ms() + f->o.poll_ms);
     if (dbt_ok(r)) {
         r = dbt_ev_timer_set(f->lloop, &f->files_timer, dbt_now_ms() + FILES_CHECK_MS);
+    }
+    if (dbt_ok(r) && f->o.backend_dns_interval_s > 0) {
+        r = dbt_ev_timer_set(f->lloop, &f->dns_timer,
+                             dbt_now_ms() + (uint64_t)f->o.backend_dns_interval_s * 1000);
     }
     if (dbt_ok(r)) {
         r = dbt_ev_run(f->lloop);
@@ -389,6 +417,7 @@ dbt_res dbt_loader_start(struct dbt_front *f)
     dbt_ev_set_data(f->lloop, f);
     dbt_ev_timer_init(&f->poll, poll_cb);
     dbt_ev_timer_init(&f->files_timer, files_cb);
+    dbt_ev_timer_init(&f->dns_timer, dns_cb);
     r = dbt_ev_async_init(f->lloop, &f->lkick, kick_cb);
     if (!dbt_ok(r)) {
         return r;
@@ -429,10 +458,13 @@ void dbt_loader_free(struct dbt_front *f)
     if (f->lloop != NULL) {
         dbt_ev_timer_cancel(f->lloop, &f->poll);
         dbt_ev_timer_cancel(f->lloop, &f->files_timer);
+        dbt_ev_timer_cancel(f->lloop, &f->dns_timer);
         dbt_ev_async_cleanup(f->lloop, &f->lkick);
         dbt_ev_loop_free(f->lloop);
         f->lloop = NULL;
     }
+    free(f->dns_warned);
+    f->dns_warned = NULL;
     for (size_t i = 0; i < f->n_lsets; i++) {
         for (int w = 0; w < f->nworkers; w++) {
             if (f->lsets[i].fds[w] >= 0) {
