@@ -3,7 +3,7 @@ failover of RDS Multi-AZ, of Patroni behind a DNS name, of a cloud private zone 
 and new connections through the front must go where it points now, with no SIGHUP; sessions
 already open stay on the server they have.
 
-Two real PostgreSQL 15 servers listen on the same port of 127.0.0.2 and 127.0.0.3; the name
+Two real PostgreSQL 15 servers listen on the same port, of 127.0.0.1 and of ::1; the name
 `dbhost.test` points at one, then the other. dbtlsd runs in a mount namespace of its own whose
 /etc/hosts is a file of the test (unshare + a bind mount, as root), so the machine's /etc/hosts
 is never touched and only dbtlsd sees the name.
@@ -32,7 +32,7 @@ def two_servers(free_port):
     port = free_port()
     made = []
     try:
-        for ip in ("127.0.0.2", "127.0.0.3"):
+        for ip in ("127.0.0.1", "::1"):
             srv = servers.PgServer(port=port, extra_conf={"listen_addresses": f"'{ip}'"})
             made.append(srv)
             srv.start()
@@ -42,9 +42,12 @@ def two_servers(free_port):
             srv.stop()
 
 
+ALICE = dict(user="alice", password="alice-secret-1", dbname="app")
+
+
 def server_addr(port):
-    with psycopg.connect(host="127.0.0.1", port=port, user="trustuser", dbname="app",
-                         sslmode="require", connect_timeout=10) as c:
+    with psycopg.connect(host="127.0.0.1", port=port, sslmode="require", connect_timeout=10,
+                         **ALICE) as c:
         return c.execute("SELECT host(inet_server_addr())").fetchone()[0]
 
 
@@ -55,7 +58,7 @@ def test_new_connections_follow_the_backend_name(two_servers, dbtls, dbtlsd_bin,
     pg_port, _ = two_servers
     hosts = os.path.join(tmp_dir, "hosts")
     with open(hosts, "w") as f:
-        f.write("127.0.0.1 localhost\n127.0.0.2 dbhost.test\n")
+        f.write("127.0.0.1 localhost dbhost.test\n")
     wrapper = os.path.join(tmp_dir, "dbtlsd-ns")
     with open(wrapper, "w") as f:
         f.write(WRAPPER)
@@ -71,25 +74,25 @@ def test_new_connections_follow_the_backend_name(two_servers, dbtls, dbtlsd_bin,
                                tmp_dir)
     try:
         d.wait_log("dbtlsd: ready", timeout=20)
-        assert server_addr(port) == "127.0.0.2"
-        with psycopg.connect(host="127.0.0.1", port=port, user="trustuser", dbname="app",
-                             sslmode="require", connect_timeout=10) as held:
+        assert server_addr(port) == "127.0.0.1"
+        with psycopg.connect(host="127.0.0.1", port=port, sslmode="require", connect_timeout=10,
+                             **ALICE) as held:
             # the record moves (in place: the bind mount keeps the file's inode)
             start = d.log_size()
             with open(hosts, "w") as f:
-                f.write("127.0.0.1 localhost\n127.0.0.3 dbhost.test\n")
-            d.wait_log('instance "pg1": backend dbhost.test now resolves to 127.0.0.3, not '
-                       '127.0.0.2: reloading', start=start)
+                f.write("127.0.0.1 localhost\n::1 dbhost.test\n")
+            d.wait_log('instance "pg1": backend dbhost.test now resolves to ::1, not '
+                       '127.0.0.1: reloading', start=start)
             d.wait_reload(start)
-            assert server_addr(port) == "127.0.0.3"
+            assert server_addr(port) == "::1"
             # the session opened before stays where it was
-            assert held.execute("SELECT host(inet_server_addr())").fetchone()[0] == "127.0.0.2"
+            assert held.execute("SELECT host(inet_server_addr())").fetchone()[0] == "127.0.0.1"
             # a name that stops resolving keeps its last address, said once
             start = d.log_size()
             with open(hosts, "w") as f:
                 f.write("127.0.0.1 localhost\n")
             d.wait_log("backend host dbhost.test does not resolve now", start=start)
-            assert server_addr(port) == "127.0.0.3"
+            assert server_addr(port) == "::1"
             time.sleep(2.5)
             assert d.log()[start:].count("does not resolve now") == 1
     finally:

@@ -4,10 +4,11 @@ balancers; their connections start with a PROXY header and the client address in
 the access rules, the logs, `dbtls connections` and --client-info see. Everyone else connects as
 before, and a header from them means nothing.
 
-The balancer here is a small Python relay on 127.0.0.1 that connects to dbtlsd from 127.0.0.2
-(the whole of 127/8 is loopback), sends a version 1 or 2 header claiming a client address from
-the documentation ranges, then copies bytes both ways; real clients (psql, psycopg, PyMySQL)
-connect through it with TLS verified end to end.
+The balancer here is a small Python relay on 127.0.0.1 that connects to dbtlsd over ::1 (the
+listed balancer address: instances behind it listen on [::1]; clients on 127.0.0.1 are not
+balancers), sends a version 1 or 2 header claiming a client address from the documentation
+ranges, then copies bytes both ways; real clients (psql, psycopg, PyMySQL) connect through it
+with TLS verified end to end.
 """
 import ipaddress
 import os
@@ -25,7 +26,7 @@ from cli_helpers import use_template
 from mysql_wire import pymy
 from test_pg_front import SSL_REQUEST, ca_file, conninfo, startup_packet
 
-LB_ADDR = "127.0.0.2"
+LB_ADDR = "::1"
 V2_SIG = b"\r\n\r\n\0\r\nQUIT\n"
 
 
@@ -68,10 +69,9 @@ class Balancer:
                 c, peer = self.ls.accept()
             except OSError:
                 return
-            up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            up.bind((LB_ADDR, 0))
+            up = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             try:
-                up.connect(("127.0.0.1", self.target_port))
+                up.connect((LB_ADDR, self.target_port))
             except OSError:
                 c.close()
                 continue
@@ -122,19 +122,22 @@ def balancers():
 
 
 def pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir, extra=()):
-    """An ALLOW instance whose rules reject 192.0.2.0/24, behind a balancer at LB_ADDR."""
+    """ALLOW instances whose rules reject 192.0.2.0/24: pg1 on [::1] behind the balancer, pg2 on
+    127.0.0.1 for clients that are not balancers. Returns (pg1 port, pg2 port, CA, daemon)."""
     use_template(dbtls)
     hba = os.path.join(tmp_dir, "hba.conf")
     with open(hba, "w") as f:
         f.write("host all all 192.0.2.0/24 reject\nhost all all all backend\n")
-    port = free_port()
-    dbtls("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
-          "--listen", f"127.0.0.1:{port}", "--backend", pg_server.socket_path,
-          "--endpoint", "localhost", "--ssl-mode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED",
-          "--hba-file", hba, "--client-info", "on")
-    d = dbtlsd.start(state_dir, ["--workers", "2", "--proxy-protocol-from", f"{LB_ADDR}/32",
+    ports = []
+    for name, listen in (("pg1", "[::1]"), ("pg2", "127.0.0.1")):
+        ports.append(free_port())
+        dbtls("instances", "create", name, "--engine", "postgres", "--engine-version", "15",
+              "--listen", f"{listen}:{ports[-1]}", "--backend", pg_server.socket_path,
+              "--endpoint", "localhost", "--ssl-mode", "ALLOW_UNENCRYPTED_AND_ENCRYPTED",
+              "--hba-file", hba, "--client-info", "on")
+    d = dbtlsd.start(state_dir, ["--workers", "2", "--proxy-protocol-from", f"{LB_ADDR}/128",
                                  *extra])
-    return port, ca_file(dbtls, tmp_dir), d
+    return ports[0], ports[1], ca_file(dbtls, tmp_dir), d
 
 
 def connection_of(dbtls, app):
@@ -147,7 +150,7 @@ def connection_of(dbtls, app):
 @pytest.mark.parametrize("version", [1, 2])
 def test_client_address_from_the_header(pg_server, dbtls, dbtlsd, state_dir, free_port, tmp_dir,
                                         psql, balancers, version):
-    port, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir)
+    port, _, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir)
     ok = balancers(port, proxy_header(version, "198.51.100.9", 4711))
     refused = balancers(port, proxy_header(version, "192.0.2.7", 4712))
     six = balancers(port, proxy_header(version, "2001:db8::5", 4713))
@@ -173,7 +176,7 @@ def test_client_address_from_the_header(pg_server, dbtls, dbtlsd, state_dir, fre
 
 def test_local_header_unknown_and_untrusted_peers(pg_server, dbtls, dbtlsd, state_dir,
                                                    free_port, tmp_dir, psql, balancers):
-    port, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir)
+    port, direct, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir)
     # LOCAL (the balancer's own check) and UNKNOWN: the balancer's address stands
     for header in (proxy_header(2, "0.0.0.0", 0, local=True), b"PROXY UNKNOWN\r\n"):
         lb = balancers(port, header)
@@ -184,10 +187,10 @@ def test_local_header_unknown_and_untrusted_peers(pg_server, dbtls, dbtlsd, stat
     # a client that is not a balancer connects as ever, and a header from it is not believed:
     # "PROX" is the length word of a startup packet, and PostgreSQL closes on such a length
     # without a word to the client, logging why
-    rc, so, se = psql(conninfo(port, sslmode="require"), "SELECT 1")
+    rc, so, se = psql(conninfo(direct, sslmode="require"), "SELECT 1")
     assert rc == 0, se
     start = d.log_size()
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", direct), timeout=10)
     s.sendall(proxy_header(1, "198.51.100.9", 4711) + startup_packet("alice"))
     assert servers.recv_all(s) == b""
     s.close()
@@ -198,8 +201,8 @@ def test_local_header_unknown_and_untrusted_peers(pg_server, dbtls, dbtlsd, stat
 
 def test_a_balancer_without_a_valid_header_is_cut(pg_server, dbtls, dbtlsd, state_dir, free_port,
                                                   tmp_dir, psql, balancers):
-    port, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir,
-                           extra=("--auth-timeout", "2"))
+    port, _, ca, d = pg_front(dbtls, dbtlsd, state_dir, free_port, pg_server, tmp_dir,
+                              extra=("--auth-timeout", "2"))
     start = d.log_size()
     cases = [(None, "no PROXY protocol header"),
              (b"PROXY TCP4 198.51.100.9 127.0.0.1 99999 5432\r\n", "invalid port"),
@@ -233,11 +236,11 @@ def test_mysql_behind_the_balancer(mariadb_server, dbtls, dbtlsd, state_dir, fre
     use_template(dbtls)
     port = free_port()
     dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
+          "--listen", f"[::1]:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
           "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY")
     ca = os.path.join(tmp_dir, "my-ca.pem")
     dbtls("ssl", "server-ca-certs", "download", "--instance", "my1", "--out", ca)
-    dbtlsd.start(state_dir, ["--workers", "1", "--proxy-protocol-from", "127.0.0.0/30,::1"])
+    dbtlsd.start(state_dir, ["--workers", "1", "--proxy-protocol-from", "192.0.2.0/24,::1"])
     for version in (1, 2):
         lb = balancers(port, proxy_header(version, "203.0.113.44", 3307 + version))
         conn = pymy(lb.port, *mariadb_server.ALICE, ssl_opts={"ca": ca, "check_hostname": True})
