@@ -32,92 +32,6 @@
 #define OUT_MAX (1u << 20)
 #define RELAY_READ_MAX (4 * DBT_SESSION_RELAY_CHUNK)
 
-static uint64_t auth_timeout_ms = 60000;
-
-void dbt_session_set_auth_timeout_ms(uint64_t ms)
-{
-    auth_timeout_ms = ms;
-}
-
-uint64_t dbt_session_auth_timeout_ms(void)
-{
-    return auth_timeout_ms;
-}
-
-static struct dbt_net_tcp_opts tcp_opts; /* SO_KEEPALIVE, system timings */
-static struct dbt_net_cidr *proxy_from; /* peers that send a PROXY header first */
-static size_t n_proxy_from;
-
-dbt_res dbt_session_set_proxy_from(const struct dbt_net_cidr *list, size_t n)
-{
-    struct dbt_net_cidr *copy = NULL;
-    if (n > 0) {
-        copy = calloc(n, sizeof(*copy));
-        if (copy == NULL) {
-            return dbt_fail(DBT_E_NOMEM, "out of memory");
-        }
-        memcpy(copy, list, n * sizeof(*copy));
-    }
-    free(proxy_from);
-    proxy_from = copy;
-    n_proxy_from = n;
-    return DBT_OK;
-}
-
-static bool proxy_trusted(const struct sockaddr *peer)
-{
-    for (size_t i = 0; i < n_proxy_from; i++) {
-        if (dbt_net_cidr_match(&proxy_from[i], peer)) {
-            return true;
-        }
-    }
-    return false;
-}
-static bool log_connections, log_disconnections;
-
-void dbt_session_set_logging(bool connections, bool disconnections)
-{
-    log_connections = connections;
-    log_disconnections = disconnections;
-}
-
-/*
- * PostgreSQL's log_connections line, from the front: who, to which database, over what TLS, with
- * which certificate (the identity PostgreSQL 14+ logs for cert authentication), from where.
- */
-static void log_authorized(struct dbt_session *s)
-{
-    char tls[160] = "", dn[512] = "", identity[560] = "";
-    if (s->st.ssl) {
-        snprintf(tls, sizeof(tls), " SSL enabled (protocol=%s, cipher=%s, bits=%d)",
-                 s->st.version, s->st.cipher, s->st.bits);
-        if (dbt_session_client_cert_dn(s, dn, sizeof(dn))) {
-            snprintf(identity, sizeof(identity), " identity=\"%s\"", dn);
-        }
-    }
-    dbt_info("instance \"%s\": connection authorized: user=%s%s%s%s%s%s%s host=%s port=%d",
-             s->st.instance, s->st.user, s->st.database[0] ? " database=" : "", s->st.database,
-             s->st.application_name[0] ? " application_name=" : "", s->st.application_name, tls,
-             identity, s->st.client_addr, s->st.client_port);
-}
-
-/* PostgreSQL's log_disconnections line: "session time: H:MM:SS.mmm". */
-static void log_disconnection(const struct dbt_session *s)
-{
-    uint64_t ms = dbt_now_ms() - s->started_ms;
-    dbt_info("instance \"%s\": disconnection: session time: %llu:%02llu:%02llu.%03llu user=%s "
-             "database=%s host=%s port=%d",
-             s->st.instance, (unsigned long long)(ms / 3600000),
-             (unsigned long long)(ms / 60000 % 60), (unsigned long long)(ms / 1000 % 60),
-             (unsigned long long)(ms % 1000), s->st.user, s->st.database, s->st.client_addr,
-             s->st.client_port);
-}
-
-void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp)
-{
-    tcp_opts = *tcp;
-}
-
 const struct dbt_proto *dbt_proto_for_engine(const char *engine)
 {
     if (engine == NULL) {
@@ -181,9 +95,7 @@ static void session_close(struct dbt_session *s)
     }
     s->closed = true;
     struct dbt_worker *w = s->worker;
-    if (log_disconnections && s->relay) {
-        log_disconnection(s);
-    }
+    dbt_session_log_disconnection(s);
     dbt_ev_timer_cancel(w->loop, &s->deadline);
     if (s->inst->proto->on_close != NULL) {
         s->inst->proto->on_close(s);
@@ -280,7 +192,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
     }
     int fd = -1;
     bool in_progress = false;
-    dbt_res r = dbt_net_connect(addr, addrlen, &tcp_opts, &fd, &in_progress);
+    dbt_res r = dbt_net_connect(addr, addrlen, dbt_session_tcp_opts(), &fd, &in_progress);
     if (!dbt_ok(r)) {
         dbt_front_backend_seen(s->inst->rt->name, false);
         s->backend.state = DBT_LEG_CLOSED;
@@ -314,9 +226,7 @@ dbt_res dbt_session_connect_backend(struct dbt_session *s, const struct sockaddr
 
 void dbt_session_relay(struct dbt_session *s)
 {
-    if (log_connections) {
-        log_authorized(s);
-    }
+    dbt_session_log_authorized(s);
     s->relay = true;
     dbt_ev_timer_cancel(s->worker->loop, &s->deadline);
     pthread_mutex_lock(&s->worker->lock);
@@ -1169,9 +1079,9 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
     w->sessions = s;
     atomic_fetch_add(&w->n_sessions, 1);
     pthread_mutex_unlock(&w->lock);
-    dbt_session_set_state(s, "startup", auth_timeout_ms);
+    dbt_session_set_state(s, "startup", dbt_session_auth_timeout_ms());
     /* behind a load balancer the protocol starts once its PROXY header is read */
-    s->proxy_pending = n_proxy_from > 0 && proxy_trusted((const struct sockaddr *)peer);
+    s->proxy_pending = dbt_session_proxy_trusted((const struct sockaddr *)peer);
     if (!s->proxy_pending && !call(s, inst->proto->on_accept)) {
         return;
     }

@@ -47,14 +47,21 @@ void dbt_session_accept(struct dbt_worker *w, struct dbt_gen *gen, const struct 
 /* Closes every session of the worker now (shutdown timeout). */
 void dbt_session_close_all(struct dbt_worker *w);
 
-/* Set by dbtlsd (--auth-timeout). */
+/*
+ * The daemon-wide settings sessions read (settings.c), set by the front from dbtlsd's options
+ * before the workers start. --auth-timeout:
+ */
 void dbt_session_set_auth_timeout_ms(uint64_t ms);
-/* Set by dbtlsd (--tcp-keepalives-*, --tcp-user-timeout): for TCP backend legs. */
+/* --tcp-keepalives-*, --tcp-user-timeout: for TCP backend legs. */
 void dbt_session_set_tcp_opts(const struct dbt_net_tcp_opts *tcp);
-/* Set by dbtlsd (--log-connections, --log-disconnections): PostgreSQL's log lines of the same
- * names, at info level, for sessions that authenticated. */
+const struct dbt_net_tcp_opts *dbt_session_tcp_opts(void);
+/* --log-connections, --log-disconnections: PostgreSQL's log lines of the same names, at info
+ * level, for sessions that authenticated (each call logs only when its option is on). */
 void dbt_session_set_logging(bool connections, bool disconnections);
-/* Set by dbtlsd (--proxy-protocol-from): peers in these ranges send a PROXY header first. */
+void dbt_session_log_authorized(const struct dbt_session *s);
+void dbt_session_log_disconnection(const struct dbt_session *s);
+/* --proxy-protocol-from: peers in these ranges send a PROXY header first (list copied). */
 dbt_res dbt_session_set_proxy_from(const struct dbt_net_cidr *list, size_t n) DBT_WUR;
+bool dbt_session_proxy_trusted(const struct sockaddr *peer);
 
 #endif
