@@ -96,8 +96,7 @@ static bool parse_cidrs(const char *arg, struct dbt_net_cidr *list, size_t *n)
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
         if (*n == MAX_PROXY_FROM) {
-            fprintf(stderr, "dbtlsd: --proxy-protocol-from: more than %d ranges\n",
-                    MAX_PROXY_FROM);
+            fprintf(stderr, "dbtlsd: --proxy-protocol-from: more than %d ranges\n", MAX_PROXY_FROM);
             return false;
         }
         if (!dbt_ok(dbt_net_cidr_parse(t, &list[*n]))) {
@@ -371,7 +370,8 @@ int main(int argc, char **argv)
             break;
         case 'k':
         case 'i':
-            if (!parse_num(optarg, 0, DBT_NET_KEEPALIVE_MAX_S, c == 'k' ? &ka_idle : &ka_interval)) {
+            if (!parse_num(optarg, 0, DBT_NET_KEEPALIVE_MAX_S,
+                           c == 'k' ? &ka_idle : &ka_interval)) {
                 fprintf(stderr,
                         "dbtlsd: --tcp-keepalives-%s: \"%s\" is not a number of seconds from 0 "
                         "to %d\n",

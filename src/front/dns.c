@@ -31,8 +31,7 @@ static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
     }
     if (a->sa_family == AF_INET6) {
         return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                      &((const struct sockaddr_in6 *)b)->sin6_addr,
-                      sizeof(struct in6_addr)) == 0;
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
     }
     return false;
 }
@@ -70,8 +69,8 @@ bool dbt_dns_backend_moved(const struct dbt_gen *g, bool *warned, char *why, siz
         }
         freeaddrinfo(res);
         if (!found) {
-            snprintf(why, n, "instance \"%s\": backend %s now resolves to %s, not %s",
-                     gi->rt->name, gi->backend_host, now, was);
+            snprintf(why, n, "instance \"%s\": backend %s now resolves to %s, not %s", gi->rt->name,
+                     gi->backend_host, now, was);
             return true;
         }
     }

@@ -87,16 +87,17 @@ struct dbt_front_opts {
     uint64_t drain_delay_ms;      /* SIGTERM: fail health checks but keep accepting this long
                                      first (default 0) */
     uint64_t poll_ms;             /* change counter poll (default 500 ms) */
-    const struct dbt_net_cidr *proxy_from; /* load balancers: their connections start with a */
-    size_t n_proxy_from;                   /* PROXY header giving the client (copied) */
-    unsigned backend_dns_interval_s; /* check backend host names this often (0: only when a
-                                        generation is built) */
-    bool log_connections;         /* log each authenticated session (PostgreSQL's setting) */
-    bool log_disconnections;      /* log each such session's end with its duration */
-    struct dbt_net_tcp_opts tcp;  /* client (inherited from the listeners) and TCP backend
-                                     connections: SO_KEEPALIVE always, these timings */
-    const char *health_user;      /* MySQL/MariaDB health probes log in as this passwordless
-                                     account (probe.c); NULL: greeting only. Kept by reference */
+    /* load balancers: their connections start with a PROXY header naming the client (copied) */
+    const struct dbt_net_cidr *proxy_from;
+    size_t n_proxy_from;
+    /* look backend host names up again this often (0: only when a generation is built) */
+    unsigned backend_dns_interval_s;
+    bool log_connections;        /* log each authenticated session (PostgreSQL's setting) */
+    bool log_disconnections;     /* log each such session's end with its duration */
+    struct dbt_net_tcp_opts tcp; /* client (inherited from the listeners) and TCP backend
+                                    connections: SO_KEEPALIVE always, these timings */
+    const char *health_user;     /* MySQL/MariaDB health probes log in as this passwordless
+                                    account (probe.c); NULL: greeting only. Kept by reference */
     /* Reads a fresh snapshot; prev is the snapshot in use (NULL: read everything afresh), whose
        unchanged material the reader may copy (dbt_ctl_runtime_load). */
     dbt_res (*load)(void *arg, const struct dbt_rt_config *prev, struct dbt_rt_config **out);

@@ -490,8 +490,8 @@ dbt_res dbt_front_probe(struct dbt_front *f, const char *instance, uint64_t time
     }
     uint64_t t0 = dbt_now_ms(), deadline = t0 + timeout_ms;
     bool in_progress = false;
-    res = dbt_net_connect((const struct sockaddr *)&gi->backend_addr, gi->backend_addrlen, NULL, &fd,
-                          &in_progress);
+    res = dbt_net_connect((const struct sockaddr *)&gi->backend_addr, gi->backend_addrlen, NULL,
+                          &fd, &in_progress);
     if (dbt_ok(res) && in_progress) {
         res = wait_fd(fd, POLLOUT, deadline) ? dbt_net_connect_result(fd)
                                              : dbt_fail(DBT_E_IO, "no connection within %llu ms",

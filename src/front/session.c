@@ -729,8 +729,8 @@ static bool take_proxy_header(struct dbt_session *s, bool *deliver)
         char host[64];
         int port = 0;
         dbt_net_addr_str((const struct sockaddr *)&h.src, h.src_len, host, sizeof(host), &port);
-        dbt_debug("instance \"%s\": load balancer %s port %d: client %s port %d",
-                  s->st.instance, s->st.client_addr, s->st.client_port, host, port);
+        dbt_debug("instance \"%s\": load balancer %s port %d: client %s port %d", s->st.instance,
+                  s->st.client_addr, s->st.client_port, host, port);
         pthread_mutex_lock(&s->worker->lock);
         memcpy(&s->peer, &h.src, h.src_len);
         s->peerlen = h.src_len;

@@ -81,8 +81,8 @@ void dbt_session_log_authorized(const struct dbt_session *s)
     }
     char tls[160] = "", dn[512] = "", identity[560] = "";
     if (s->st.ssl) {
-        snprintf(tls, sizeof(tls), " SSL enabled (protocol=%s, cipher=%s, bits=%d)",
-                 s->st.version, s->st.cipher, s->st.bits);
+        snprintf(tls, sizeof(tls), " SSL enabled (protocol=%s, cipher=%s, bits=%d)", s->st.version,
+                 s->st.cipher, s->st.bits);
         if (dbt_session_client_cert_dn(s, dn, sizeof(dn))) {
             snprintf(identity, sizeof(identity), " identity=\"%s\"", dn);
         }

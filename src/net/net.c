@@ -132,8 +132,7 @@ dbt_res dbt_net_listen(const struct dbt_addr *a, int backlog, const struct dbt_n
         int e = set_tcp_opts(fd, tcp);
         if (e != 0) {
             close(fd);
-            return dbt_fail(DBT_E_IO, "listen %s: TCP keepalive settings: %s", where,
-                            strerror(e));
+            return dbt_fail(DBT_E_IO, "listen %s: TCP keepalive settings: %s", where, strerror(e));
         }
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
@@ -262,13 +261,12 @@ dbt_res dbt_net_cidr_parse(const char *text, struct dbt_net_cidr *out)
         char *end = NULL;
         long b = strtol(slash + 1, &end, 10);
         if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || b > max) {
-            return dbt_fail(DBT_E_INVALID, "\"%s\": invalid prefix length (0 to %d)", text,
-                            max);
+            return dbt_fail(DBT_E_INVALID, "\"%s\": invalid prefix length (0 to %d)", text, max);
         }
         out->bits = (int)b;
     }
     for (int i = out->bits; i < max; i++) {
-        bytes[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+        bytes[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
     }
     return DBT_OK;
 }

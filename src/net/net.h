@@ -64,8 +64,7 @@ dbt_res dbt_net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerle
  * when the caller must wait for writability and then call dbt_net_connect_result.
  */
 dbt_res dbt_net_connect(const struct sockaddr *sa, socklen_t len,
-                        const struct dbt_net_tcp_opts *tcp, int *fd_out,
-                        bool *in_progress) DBT_WUR;
+                        const struct dbt_net_tcp_opts *tcp, int *fd_out, bool *in_progress) DBT_WUR;
 /* The outcome of a connect that was in progress (SO_ERROR). */
 dbt_res dbt_net_connect_result(int fd) DBT_WUR;
 

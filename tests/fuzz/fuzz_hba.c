@@ -60,9 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 .database = names[((i >> 2) + 1) & 3],
                 .engine_major = (i & 2) ? 15 : 13,
             };
-            struct dbt_hba_tls t = {.cert_valid = (i >> 1) & 1,
-                                    .cn = names[(i >> 3) & 3],
-                                    .dn = names[(i >> 4) & 3]};
+            struct dbt_hba_tls t = {
+                .cert_valid = (i >> 1) & 1, .cn = names[(i >> 3) & 3], .dn = names[(i >> 4) & 3]};
             struct dbt_hba_verdict v;
             dbt_hba_check(hba, id, &c, &t, &v);
             if (v.accept == (v.sqlstate != NULL)) {

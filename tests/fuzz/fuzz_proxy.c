@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (h.len == 0 || h.len > size) {
             abort();
         }
-        if (h.has_src && !((h.src.ss_family == AF_INET && h.src_len == sizeof(struct sockaddr_in)) ||
-                           (h.src.ss_family == AF_INET6 &&
-                            h.src_len == sizeof(struct sockaddr_in6)))) {
+        if (h.has_src &&
+            !((h.src.ss_family == AF_INET && h.src_len == sizeof(struct sockaddr_in)) ||
+              (h.src.ss_family == AF_INET6 && h.src_len == sizeof(struct sockaddr_in6)))) {
             abort();
         }
         struct dbt_proxy_hdr again;

@@ -71,11 +71,9 @@ static void check_tcp_opts(int fd, const struct dbt_net_tcp_opts *tcp)
     socklen_t l = sizeof(v);
     CHECK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &l) == 0 && v == 1);
     CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &l) == 0 && v == tcp->keepalives_idle);
-    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &l) == 0 &&
-          v == tcp->keepalives_interval);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &l) == 0 && v == tcp->keepalives_interval);
     CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, &l) == 0 && v == tcp->keepalives_count);
-    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &l) == 0 &&
-          v == tcp->user_timeout_ms);
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &l) == 0 && v == tcp->user_timeout_ms);
 }
 
 static void roundtrip(const struct dbt_addr *a)
@@ -198,9 +196,9 @@ static void test_cidr(void)
     CHECK(dbt_net_cidr_match(&c, (struct sockaddr *)&a.ss));
     static const struct {
         const char *text, *why;
-    } bad[] = {{"", "not an IP address"},      {"lb.example.com", "not an IP address"},
-               {"10.0.0.0/33", "0 to 32"},     {"::/129", "0 to 128"},
-               {"10.0.0.0/", "prefix length"}, {"10.0.0.0/-1", "prefix length"},
+    } bad[] = {{"", "not an IP address"},        {"lb.example.com", "not an IP address"},
+               {"10.0.0.0/33", "0 to 32"},       {"::/129", "0 to 128"},
+               {"10.0.0.0/", "prefix length"},   {"10.0.0.0/-1", "prefix length"},
                {"10.0.0.0/8x", "prefix length"}, {"::ffff:10.0.0.0/104", "IPv4 form"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK_ERR(dbt_net_cidr_parse(bad[i].text, &c), DBT_E_INVALID);

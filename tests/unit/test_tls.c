@@ -326,8 +326,8 @@ static int served_chain_len(struct dbt_tls_ctx *ctx)
 static void test_served_chain(void)
 {
     struct dbt_tls_ctx *c = NULL;
-    CHECK_OK(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, ca.cert_pem, NULL, NULL,
-                                    false, &c));
+    CHECK_OK(dbt_tls_server_ctx_new(server.cert_pem, server.key_pem, ca.cert_pem, NULL, NULL, false,
+                                    &c));
     CHECK(served_chain_len(c) == 1);
     dbt_tls_ctx_unref(c);
     char chain[8192];

@@ -153,14 +153,13 @@ static dbt_res parse_v2(struct dbt_rd *rd, struct dbt_proxy_hdr *out)
                           socket: keep the peer */
     }
     if (fam > 3) {
-        return dbt_fail(DBT_E_INVALID, "PROXY header (version 2): unknown address family %u",
-                        fam);
+        return dbt_fail(DBT_E_INVALID, "PROXY header (version 2): unknown address family %u", fam);
     }
     int family = fam == 1 ? AF_INET : AF_INET6;
     size_t alen = family == AF_INET ? 4 : 16;
     uint16_t sport;
-    if (!take_src(&body, family, out) || !dbt_rd_skip(&body, alen) ||
-        !dbt_rd_be16(&body, &sport) || !dbt_rd_skip(&body, 2)) {
+    if (!take_src(&body, family, out) || !dbt_rd_skip(&body, alen) || !dbt_rd_be16(&body, &sport) ||
+        !dbt_rd_skip(&body, 2)) {
         out->has_src = false;
         return dbt_fail(DBT_E_INVALID, "PROXY header (version 2): %s addresses truncated",
                         family == AF_INET ? "IPv4" : "IPv6");
