@@ -46,11 +46,11 @@ bool dbt_dns_backend_moved(const struct dbt_gen *g, bool *warned, char *why, siz
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(gi->backend_host, NULL, &hints, &res);
-        if (rc != 0) {
+        if (rc != 0 || res == NULL) {
             if (!warned[i]) {
                 dbt_warn("instance \"%s\": backend host %s does not resolve now (%s): new "
                          "connections keep going to the address it had",
-                         gi->rt->name, gi->backend_host, gai_strerror(rc));
+                         gi->rt->name, gi->backend_host, rc != 0 ? gai_strerror(rc) : "no address");
                 warned[i] = true;
             }
             continue;
@@ -62,7 +62,7 @@ bool dbt_dns_backend_moved(const struct dbt_gen *g, bool *warned, char *why, siz
         }
         char now[64] = "", was[64] = "";
         int port = 0;
-        if (!found) {
+        if (!found && res != NULL) {
             dbt_net_addr_str(res->ai_addr, res->ai_addrlen, now, sizeof(now), &port);
             dbt_net_addr_str((const struct sockaddr *)&gi->backend_addr, gi->backend_addrlen, was,
                              sizeof(was), &port);
