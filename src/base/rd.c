@@ -161,13 +161,15 @@ bool dbt_rd_copy(struct dbt_rd *rd, void *out, size_t n)
     if (!dbt_rd_bytes(rd, n, &p)) {
         return false;
     }
-    memcpy(out, p, n);
+    if (n > 0) {
+        memcpy(out, p, n);
+    }
     return true;
 }
 
 bool dbt_rd_expect(struct dbt_rd *rd, const void *lit, size_t n)
 {
-    if (dbt_rd_left(rd) < n || memcmp(rd->p + rd->off, lit, n) != 0) {
+    if (dbt_rd_left(rd) < n || (n > 0 && memcmp(rd->p + rd->off, lit, n) != 0)) {
         return false;
     }
     rd->off += n;
@@ -176,15 +178,18 @@ bool dbt_rd_expect(struct dbt_rd *rd, const void *lit, size_t n)
 
 bool dbt_rd_starts_like(const struct dbt_rd *rd, const void *lit, size_t n)
 {
-    size_t left = dbt_rd_left(rd);
-    return memcmp(rd->p + rd->off, lit, left < n ? left : n) == 0;
+    size_t left = dbt_rd_left(rd), k = left < n ? left : n;
+    return k == 0 || memcmp(rd->p + rd->off, lit, k) == 0;
 }
 
 bool dbt_rd_find(const struct dbt_rd *rd, uint8_t b, size_t max, size_t *at)
 {
-    size_t left = dbt_rd_left(rd);
+    size_t left = dbt_rd_left(rd), k = left < max ? left : max;
+    if (k == 0) {
+        return false;
+    }
     const uint8_t *start = rd->p + rd->off;
-    const uint8_t *hit = memchr(start, b, left < max ? left : max);
+    const uint8_t *hit = memchr(start, b, k);
     if (hit == NULL) {
         return false;
     }
@@ -199,10 +204,12 @@ bool dbt_rd_token(struct dbt_rd *rd, uint8_t sep, char *out, size_t cap)
         n = at; /* up to sep when there is one */
     }
     const uint8_t *start = rd->p + rd->off;
-    if (n >= cap || memchr(start, 0, n) != NULL) {
+    if (n >= cap || (n > 0 && memchr(start, 0, n) != NULL)) {
         return false;
     }
-    memcpy(out, start, n);
+    if (n > 0) {
+        memcpy(out, start, n);
+    }
     out[n] = '\0';
     rd->off += n;
     return true;

@@ -111,7 +111,9 @@ static size_t v2(uint8_t *out, uint8_t vc, uint8_t fam, const void *body, size_t
     out[13] = fam;
     out[14] = (uint8_t)(blen >> 8);
     out[15] = (uint8_t)blen;
-    memcpy(out + 16, body, blen);
+    if (blen > 0) {
+        memcpy(out + 16, body, blen);
+    }
     return 16 + blen;
 }
 
