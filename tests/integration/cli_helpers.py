@@ -208,6 +208,24 @@ def pg_instance(dbtls, name, listen, backend, endpoint, *extra):
                       "--backend", backend, "--endpoint", endpoint, *extra)
 
 
+def alpha_and_beta(dbtls, pg_server, tmp_dir, free_port):
+    """Two ENCRYPTED_ONLY PostgreSQL instances on one 127.0.0.1 port, told apart by the TLS server
+    name: `alpha` (endpoint alpha.test, backend over the unix socket) and `beta` (beta.test,
+    backend over TCP, rules `hostssl all certuser all cert` then `backend`). Initializes the
+    state; returns (port, alpha's server-ca.pem, beta's)."""
+    use_template(dbtls)
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    hba = os.path.join(tmp_dir, "beta-hba.conf")
+    write(hba, "hostssl all certuser all cert\nhostssl all all all backend\n")
+    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test", "--engine-version",
+                "15", "--ssl-mode", "ENCRYPTED_ONLY")
+    pg_instance(dbtls, "beta", listen, f"127.0.0.1:{pg_server.port}", "beta.test",
+                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
+    return (port, download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem"),
+            download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem"))
+
+
 def slots(dbtls, instance, kind="server-certs"):
     """{slot: cert json} of `ssl <kind> list`."""
     return {c["slot"]: c for c in dbtls.json("ssl", kind, "list", "--instance", instance)}

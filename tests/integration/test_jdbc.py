@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cli_helpers import download_ca, pg_instance, use_template, write
+from cli_helpers import alpha_and_beta, download_ca, use_template, write
 
 JARS = ["/usr/share/java/postgresql.jar", "/usr/share/java/mariadb-java-client.jar"]
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "JdbcClient.java")
@@ -38,17 +38,7 @@ def jdbc(tmp_dir):
 
 def test_jdbc_verify_full_sni_pkcs12_and_refusals(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
                                                   free_port, jdbc):
-    use_template(dbtls)
-    port = free_port()
-    listen = f"127.0.0.1:{port}"
-    hba = os.path.join(tmp_dir, "beta-hba.conf")
-    write(hba, "hostssl all certuser all cert\nhostssl all all all backend\n")
-    pg_instance(dbtls, "alpha", listen, pg_server.socket_path, "alpha.test", "--engine-version",
-                "15", "--ssl-mode", "ENCRYPTED_ONLY")
-    pg_instance(dbtls, "beta", listen, f"127.0.0.1:{pg_server.port}", "beta.test",
-                "--engine-version", "15", "--ssl-mode", "ENCRYPTED_ONLY", "--hba-file", hba)
-    alpha_ca = download_ca(dbtls, "alpha", tmp_dir, "alpha-ca.pem")
-    beta_ca = download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem")
+    port, alpha_ca, beta_ca = alpha_and_beta(dbtls, pg_server, tmp_dir, free_port)
     p12dir = os.path.join(tmp_dir, "p12")
     dbtls("ssl", "client-certs", "create", "certuser", "--instance", "beta", "--out-dir", p12dir,
           "--pkcs12", "--pkcs12-password", "p12-secret")
