@@ -226,6 +226,20 @@ def alpha_and_beta(dbtls, pg_server, tmp_dir, free_port):
             download_ca(dbtls, "beta", tmp_dir, "beta-ca.pem"))
 
 
+def mariadb_bob_x509(dbtls, mariadb_server, tmp_dir, free_port, endpoint):
+    """An ENCRYPTED_ONLY MariaDB instance `my1` on a 127.0.0.1 port whose REQUIRE rules ask bob
+    for a client certificate (bob=X509). Initializes the state; returns (port, its
+    server-ca.pem)."""
+    use_template(dbtls)
+    port = free_port()
+    rules = os.path.join(tmp_dir, "require.txt")
+    write(rules, "bob=X509\n")
+    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
+          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
+          "--endpoint", endpoint, "--ssl-mode", "ENCRYPTED_ONLY", "--user-require-file", rules)
+    return port, download_ca(dbtls, "my1", tmp_dir, "my-ca.pem")
+
+
 def slots(dbtls, instance, kind="server-certs"):
     """{slot: cert json} of `ssl <kind> list`."""
     return {c["slot"]: c for c in dbtls.json("ssl", kind, "list", "--instance", instance)}

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cli_helpers import alpha_and_beta, download_ca, openssl, use_template, write
+from cli_helpers import alpha_and_beta, mariadb_bob_x509, openssl
 
 GO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go")
 SERVER_ADDR = "SELECT coalesce(host(inet_server_addr()), 'socket')"
@@ -101,15 +101,7 @@ def test_pgx_verify_full_sni_client_cert_and_refusals(pg_server, dbtls, dbtlsd, 
 
 def test_go_mysql_tls_verified_client_cert_and_errors(mariadb_server, dbtls, dbtlsd, state_dir,
                                                      tmp_dir, free_port, go_mysql_client):
-    use_template(dbtls)
-    port = free_port()
-    rules = os.path.join(tmp_dir, "require.txt")
-    write(rules, "bob=X509\n")
-    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
-          "--endpoint", "db.test", "--ssl-mode", "ENCRYPTED_ONLY",
-          "--user-require-file", rules)
-    ca = download_ca(dbtls, "my1", tmp_dir, "my-ca.pem")
+    port, ca = mariadb_bob_x509(dbtls, mariadb_server, tmp_dir, free_port, "db.test")
     cc = os.path.join(tmp_dir, "bob")
     dbtls("ssl", "client-certs", "create", "bob", "--instance", "my1", "--out-dir", cc)
     dbtlsd.start(state_dir)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cli_helpers import alpha_and_beta, download_ca, use_template, write
+from cli_helpers import alpha_and_beta, mariadb_bob_x509, write
 
 JARS = ["/usr/share/java/postgresql.jar", "/usr/share/java/mariadb-java-client.jar"]
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "JdbcClient.java")
@@ -71,15 +71,7 @@ def test_jdbc_verify_full_sni_pkcs12_and_refusals(pg_server, dbtls, dbtlsd, stat
 
 
 def test_mariadb_connector_j(mariadb_server, dbtls, dbtlsd, state_dir, tmp_dir, free_port, jdbc):
-    use_template(dbtls)
-    port = free_port()
-    rules = os.path.join(tmp_dir, "require.txt")
-    write(rules, "bob=X509\n")
-    dbtls("instances", "create", "my1", "--engine", "mariadb", "--engine-version", "10.11",
-          "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server.port}",
-          "--endpoint", "localhost", "--ssl-mode", "ENCRYPTED_ONLY",
-          "--user-require-file", rules)
-    ca = download_ca(dbtls, "my1", tmp_dir, "my-ca.pem")
+    port, ca = mariadb_bob_x509(dbtls, mariadb_server, tmp_dir, free_port, "localhost")
     p12dir = os.path.join(tmp_dir, "bob")
     dbtls("ssl", "client-certs", "create", "bob", "--instance", "my1", "--out-dir", p12dir,
           "--pkcs12", "--pkcs12-password", "p12-secret")
