@@ -1,5 +1,5 @@
 /*
- * cmd_general.c - the commands that are not about one instance: init, cas
+ * cmd_general.c - the commands that are not about one instance: init, master-key rotate, cas
  * list|set-default|import|delete, engines list, bundle, events list.
  */
 #include <errno.h>
@@ -221,6 +221,38 @@ out:
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
 }
 
+static int run_master_key_rotate(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    struct dbt_ctl_rekey rk;
+    const char *cmd = dbt_cli_get(c, "new-master-key-command");
+    json_t *o = NULL;
+
+    if (cmd != NULL && *cmd == '\0') {
+        return dbt_cli_usage_error(c->cmd, "--new-master-key-command must not be empty");
+    }
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_master_key_rotate(ctl, cmd, &rk));
+    o = json_pack("{sI,ss}", "keys", (json_int_t)rk.keys, "masterKey",
+                  rk.to_file ? "file" : "command");
+    DBT_ENSURE(o, NOMEM, "out of memory");
+    if (rk.to_file) {
+        dbt_cli_print_done(c, o,
+                           "Re-sealed %zu private keys under a new master key in %s/master.key. "
+                           "Other nodes sharing the store need this file.",
+                           rk.keys, c->state_dir);
+    } else {
+        dbt_cli_print_done(c, o,
+                           "Re-sealed %zu private keys under the key of the new command. Give "
+                           "it as --master-key-command from now on (dbtls and dbtlsd).",
+                           rk.keys);
+    }
+out:
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
 static int run_cas_delete(struct dbt_cli *c)
 {
     return cas_change(c, dbt_ctl_cas_delete, "certificateIdentifier", "Deleted CA");
@@ -352,6 +384,14 @@ static const struct dbt_cli_opt init_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt master_key_opts[] = {
+    {"new-master-key-command", "CMD",
+     "take the new key from CMD (as --master-key-command) instead of a new master.key; required "
+     "when the current key comes from a command",
+     false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct dbt_cli_opt cas_import_opts[] = {
     {"cert", "FILE", "the CA certificate (PEM), from your own PKI", true, false},
     {"key", "FILE", "its private key (unencrypted PEM, mode 0600); stored sealed", true, false},
@@ -362,6 +402,9 @@ static const struct dbt_cli_opt cas_import_opts[] = {
 const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
     {"init", NULL, false, "create the state directory, master key, store and the shared CAs",
      init_opts, run_init, false},
+    {"master-key rotate", NULL, false,
+     "re-seal every stored private key under a new master key (one transaction)",
+     master_key_opts, run_master_key_rotate, false},
     {"cas list", NULL, false, "list the shared CAs (like aws rds describe-certificates)", NULL,
      run_cas_list, false},
     {"cas set-default", "CA_ID", false, "set the shared CA of new instances", NULL,

@@ -103,6 +103,33 @@ static dbt_res from_hex(const char *s, uint8_t **out, size_t *len)
     return DBT_OK;
 }
 
+dbt_res ctl_admin_ca_reseal(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                            size_t *n)
+{
+    dbt_res res = DBT_OK;
+    char *pem = NULL, *hex = NULL, *new_hex = NULL;
+    uint8_t *blob = NULL, *sealed = NULL;
+    size_t blob_len = 0, sealed_len = 0;
+    DBT_TRY(setting_get(ctl, ADMIN_CA_CERT_KEY, &pem));
+    DBT_TRY(setting_get(ctl, ADMIN_CA_KEY_KEY, &hex));
+    if (pem == NULL || hex == NULL) {
+        goto out; /* no admin certificate was ever issued: no admin CA */
+    }
+    DBT_TRY(from_hex(hex, &blob, &blob_len));
+    DBT_TRY(ctl_reseal(ctl, new_master, "the admin CA", pem, blob, blob_len, &sealed, &sealed_len));
+    new_hex = to_hex(sealed, sealed_len);
+    DBT_ENSURE(new_hex != NULL, NOMEM, "out of memory");
+    DBT_TRY(setting_put(ctl, ADMIN_CA_KEY_KEY, new_hex));
+    (*n)++;
+out:
+    free(pem);
+    free(hex);
+    free(new_hex);
+    free(blob);
+    free(sealed);
+    return res;
+}
+
 /* Makes the admin CA inside the caller's write transaction (its key generated before). */
 static dbt_res create_ca(struct dbt_ctl *ctl, struct ctl_keys *keys, char **pem_out)
 {

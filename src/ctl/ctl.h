@@ -62,6 +62,25 @@
 dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts) DBT_WUR;
 
 /*
+ * `dbtls master-key rotate`: re-seals every stored private key (shared and imported CAs, client
+ * CAs, server CAs and certificates of every slot, the admin CA) under a new master key, in one
+ * write transaction. new_command NULL or "": a random key that replaces state-dir/master.key
+ * (written as master.key.new first, renamed after the commit; a crash in between is completed
+ * by the next open); refused (INVALID) when the key comes from --master-key-command. Else the
+ * key new_command prints (as --master-key-command), which must differ from the current one;
+ * a master.key of before is removed. STATE while another rotation runs on the directory. A key
+ * that does not open fails the whole rotation naming it, nothing changed. Processes holding the
+ * old key read it again when a stored key does not open. Event "master-key.rotate". Fault points
+ * "rekey-mid" (in the transaction) and "rekey-committed" (after the commit, before the rename).
+ */
+struct dbt_ctl_rekey {
+    size_t keys;  /* re-sealed */
+    bool to_file; /* the new key is in master.key (else: new_command's) */
+};
+dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
+                                  struct dbt_ctl_rekey *out) DBT_WUR;
+
+/*
  * Master key handling (also used by dbt_ctl_open):
  * - file: state_dir/master.key, exactly 32 raw bytes; refused with PERM if group/world has any
  *   access: `master key file "/x/master.key" has group or world access; permissions should be

@@ -19,6 +19,8 @@ struct dbt_ctl {
     struct dbt_store *st;
     struct dbt_store_watch *watch; /* dbt_ctl_watch_open's, or NULL */
     uint8_t master[DBT_PKI_MASTER_KEY_LEN];
+    char *master_key_command; /* where master came from: this command, else the file */
+    uint64_t master_loaded_ms; /* when it was (re)loaded: ctl_master_refresh's rate limit */
     char *state_dir;
     char *actor;
     bool read_only;
@@ -88,6 +90,33 @@ dbt_res ctl_slots_load(struct dbt_ctl *ctl, int64_t inst_id, struct ctl_slots *o
 struct ctl_slot *ctl_slots_find(struct ctl_slots *s, const char *slot);
 dbt_res ctl_slot_put(struct dbt_ctl *ctl, int64_t inst_id, const char *slot,
                      const struct ctl_slot *row) DBT_WUR;
+
+/* ---- the master key (master_key.c) ---- */
+#define CTL_MASTER_FILE "master.key"
+/* The master key from command when it is non-empty, else from state_dir/master.key. */
+dbt_res ctl_master_load(const char *state_dir, const char *command,
+                        uint8_t out[DBT_PKI_MASTER_KEY_LEN]) DBT_WUR;
+/* A master key file: exactly 32 bytes, refused (PERM) when the group or others may access it. */
+dbt_res ctl_master_read_file(const char *path, uint8_t out[DBT_PKI_MASTER_KEY_LEN]) DBT_WUR;
+/* Creates path (O_EXCL, mode 0600, synced) holding key; EXISTS when it is there. */
+dbt_res ctl_master_write(const char *path, const uint8_t key[DBT_PKI_MASTER_KEY_LEN]) DBT_WUR;
+/* At open: completes or discards the master.key.new of a rotation that was interrupted. */
+dbt_res ctl_master_recover(struct dbt_ctl *ctl) DBT_WUR;
+/* Reads the master key again from its source (at most once a second): true when it changed,
+   i.e. a rotation happened since it was loaded. */
+bool ctl_master_refresh(struct dbt_ctl *ctl);
+/* Whether master opens blob, sealed for cert_pem's key (the recovery's probe). */
+bool ctl_key_opens(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const char *cert_pem,
+                   const uint8_t *blob, size_t len);
+/* Re-seals a blob sealed for cert_pem's key under new_master (the rotation); what names the key
+   in errors ("CA dbtls-ca-ecc384-g1/default"). */
+dbt_res ctl_reseal(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                   const char *what, const char *cert_pem, const uint8_t *blob, size_t len,
+                   uint8_t **out, size_t *out_len) DBT_WUR;
+/* admin_ca.c: re-seals the admin CA's key (if there is an admin CA) in the open write
+   transaction; *n counts the keys re-sealed. */
+dbt_res ctl_admin_ca_reseal(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                            size_t *n) DBT_WUR;
 
 /* Key sealing: the label (AAD) is "key:" + the SHA-1 of the certificate the key belongs to,
    so a blob moved to another row does not open. */

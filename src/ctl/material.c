@@ -86,6 +86,13 @@ static dbt_res unseal_fail(dbt_res r)
     return r;
 }
 
+/* A blob that does not authenticate may be sealed under a master key rotated since this handle
+   loaded its own (master_key.c): read the key again, and if it changed, try once more. */
+static bool retry_after_rotation(struct dbt_ctl *ctl, dbt_res r)
+{
+    return r.code == DBT_E_CRYPTO && ctl_master_refresh(ctl);
+}
+
 dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,
                    struct dbt_pki_key **key)
 {
@@ -93,6 +100,9 @@ dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blo
     dbt_res r = label_of_pem(cert_pem, label);
     if (dbt_ok(r)) {
         r = dbt_pki_key_unseal(ctl->master, label, blob, len, key);
+        if (retry_after_rotation(ctl, r)) {
+            r = dbt_pki_key_unseal(ctl->master, label, blob, len, key);
+        }
     }
     return dbt_ok(r) ? r : unseal_fail(r);
 }
@@ -104,8 +114,43 @@ dbt_res ctl_unseal_pem(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t 
     dbt_res r = label_of_pem(cert_pem, label);
     if (dbt_ok(r)) {
         r = dbt_pki_key_unseal_pem(ctl->master, label, blob, len, key_pem);
+        if (retry_after_rotation(ctl, r)) {
+            r = dbt_pki_key_unseal_pem(ctl->master, label, blob, len, key_pem);
+        }
     }
     return dbt_ok(r) ? r : unseal_fail(r);
+}
+
+bool ctl_key_opens(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const char *cert_pem,
+                   const uint8_t *blob, size_t len)
+{
+    char label[48];
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    if (!dbt_ok(label_of_pem(cert_pem, label)) ||
+        !dbt_ok(dbt_pki_unseal(master, label, blob, len, &plain, &plain_len))) {
+        return false;
+    }
+    dbt_pki_wipe_free_bytes(plain, plain_len);
+    return true;
+}
+
+dbt_res ctl_reseal(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                   const char *what, const char *cert_pem, const uint8_t *blob, size_t len,
+                   uint8_t **out, size_t *out_len)
+{
+    char label[48];
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    dbt_res r = label_of_pem(cert_pem, label);
+    if (dbt_ok(r)) {
+        r = dbt_pki_unseal(ctl->master, label, blob, len, &plain, &plain_len);
+    }
+    if (dbt_ok(r)) {
+        r = dbt_pki_seal(new_master, label, plain, plain_len, out, out_len);
+        dbt_pki_wipe_free_bytes(plain, plain_len);
+    }
+    return dbt_ok(r) ? r : dbt_fail_ctx(unseal_fail(r), "the private key of %s: ", what);
 }
 
 /* ---- issuing ------------------------------------------------------------------------------- */

@@ -20,7 +20,6 @@
 #include "ctl/internal.h"
 
 #define STORE_FILE "dbtls.db"
-#define MASTER_FILE "master.key"
 /* Present when the store is a PostgreSQL database (store.h, docs/store.md). */
 #define STORE_CONF "store.conf"
 
@@ -161,132 +160,6 @@ void ctl_fault(const char *point)
     }
 }
 
-/* ---- master key ------------------------------------------------------------------------- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* 64 hex characters (optionally followed by one newline / CRLF) or exactly 32 raw bytes. */
-static bool parse_key_bytes(const uint8_t *p, size_t n, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
-{
-    size_t hn = n;
-    if (hn && p[hn - 1] == '\n') {
-        hn--;
-        if (hn && p[hn - 1] == '\r') {
-            hn--;
-        }
-    }
-    if (hn == 2 * DBT_PKI_MASTER_KEY_LEN) {
-        bool ok = true;
-        for (size_t i = 0; i < DBT_PKI_MASTER_KEY_LEN && ok; i++) {
-            int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
-            ok = hi >= 0 && lo >= 0;
-            out[i] = (uint8_t)(hi << 4 | lo);
-        }
-        if (ok) {
-            return true;
-        }
-    }
-    if (n == DBT_PKI_MASTER_KEY_LEN) {
-        memcpy(out, p, n);
-        return true;
-    }
-    return false;
-}
-
-static dbt_res key_from_command(const char *cmd, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
-{
-    dbt_res res = DBT_OK;
-    uint8_t buf[256];
-    size_t n = 0;
-    FILE *f = popen(cmd, "r"); /* popen runs /bin/sh -c cmd */
-    DBT_ENSURE(f, IO, "cannot run master key command \"%s\": %s", cmd, strerror(errno));
-    for (;;) {
-        size_t got = fread(buf + n, 1, sizeof buf - n, f);
-        n += got;
-        if (got == 0 || n == sizeof buf) {
-            break;
-        }
-    }
-    if (n == sizeof buf) { /* drain so the command does not die of SIGPIPE mid-way */
-        uint8_t sink[256];
-        while (fread(sink, 1, sizeof sink, f) > 0) {
-        }
-    }
-    int st = pclose(f);
-    DBT_ENSURE(st != -1, IO, "master key command \"%s\": %s", cmd, strerror(errno));
-    DBT_ENSURE(WIFEXITED(st) && WEXITSTATUS(st) == 0, INVALID,
-               "master key command \"%s\" failed (%s %d)", cmd,
-               WIFEXITED(st) ? "exit status" : "signal",
-               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    DBT_ENSURE(parse_key_bytes(buf, n, out), INVALID,
-               "master key command \"%s\" must print 64 hex characters or exactly 32 bytes "
-               "(it printed %zu bytes)",
-               cmd, n);
-out:
-    dbt_pki_wipe(buf, sizeof buf);
-    return res;
-}
-
-static dbt_res key_from_file(const char *path, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
-{
-    dbt_res res = DBT_OK;
-    uint8_t buf[DBT_PKI_MASTER_KEY_LEN + 1];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            return dbt_fail(DBT_E_NOT_FOUND,
-                            "master key file \"%s\" does not exist; run `dbtls init` or give "
-                            "--master-key-command",
-                            path);
-        }
-        return dbt_fail(DBT_E_IO, "could not open master key file \"%s\": %s", path,
-                        strerror(errno));
-    }
-    struct stat sb;
-    DBT_ENSURE(fstat(fd, &sb) == 0, IO, "could not stat master key file \"%s\": %s", path,
-               strerror(errno));
-    DBT_ENSURE(S_ISREG(sb.st_mode), PERM, "master key file \"%s\" is not a regular file", path);
-    /* Like PostgreSQL's check of ssl_key_file (be-secure-common.c): refuse group/world access. */
-    DBT_ENSURE((sb.st_mode & (S_IRWXG | S_IRWXO)) == 0, PERM,
-               "master key file \"%s\" has group or world access; permissions should be u=rw "
-               "(0600) or less (fix with: chmod 0600 %s)",
-               path, path);
-    ssize_t n = read(fd, buf, sizeof buf);
-    DBT_ENSURE(n >= 0, IO, "could not read master key file \"%s\": %s", path, strerror(errno));
-    DBT_ENSURE(n == DBT_PKI_MASTER_KEY_LEN, CORRUPT,
-               "master key file \"%s\" must hold exactly %d bytes (it has %s%zd)", path,
-               DBT_PKI_MASTER_KEY_LEN, n > DBT_PKI_MASTER_KEY_LEN ? "more than " : "",
-               n > DBT_PKI_MASTER_KEY_LEN ? (ssize_t)DBT_PKI_MASTER_KEY_LEN : n);
-    memcpy(out, buf, DBT_PKI_MASTER_KEY_LEN);
-out:
-    dbt_pki_wipe(buf, sizeof buf);
-    close(fd);
-    return res;
-}
-
-static dbt_res load_master(const struct dbt_ctl_opts *opts, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
-{
-    if (opts->master_key_command && *opts->master_key_command) {
-        return key_from_command(opts->master_key_command, out);
-    }
-    char *path = ctl_printf("%s/%s", opts->state_dir, MASTER_FILE);
-    dbt_res r = key_from_file(path, out);
-    free(path);
-    return r;
-}
-
 /* ---- open / close ------------------------------------------------------------------------ */
 
 static dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
@@ -305,6 +178,9 @@ static dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
     }
     ctl->actor = ctl_strdup(actor && *actor ? actor : "dbtls");
     ctl->read_only = opts->read_only != 0;
+    if (opts->master_key_command && *opts->master_key_command) {
+        ctl->master_key_command = ctl_strdup(opts->master_key_command);
+    }
     *out = ctl;
     return DBT_OK;
 }
@@ -350,7 +226,9 @@ dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
     } else {
         DBT_TRY(dbt_store_open(path, mode, &ctl->st));
     }
-    DBT_TRY(load_master(opts, ctl->master));
+    DBT_TRY(ctl_master_load(opts->state_dir, opts->master_key_command, ctl->master));
+    ctl->master_loaded_ms = dbt_now_ms();
+    DBT_TRY(ctl_master_recover(ctl));
     *out = ctl;
     ctl = NULL;
 out:
@@ -370,6 +248,7 @@ void dbt_ctl_close(struct dbt_ctl *ctl)
     dbt_pki_wipe(ctl->master, sizeof ctl->master);
     free(ctl->state_dir);
     free(ctl->actor);
+    free(ctl->master_key_command);
     free(ctl);
 }
 
@@ -424,26 +303,6 @@ static dbt_res mkdir_p(const char *dir)
     return res;
 }
 
-static dbt_res write_master(const char *path, uint8_t key[DBT_PKI_MASTER_KEY_LEN])
-{
-    dbt_res res = DBT_OK;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return dbt_fail(errno == EEXIST ? DBT_E_EXISTS : DBT_E_IO,
-                        "cannot create master key file \"%s\": %s", path, strerror(errno));
-    }
-    ssize_t n = write(fd, key, DBT_PKI_MASTER_KEY_LEN);
-    DBT_ENSURE(n == DBT_PKI_MASTER_KEY_LEN, IO, "cannot write master key file \"%s\": %s", path,
-               n < 0 ? strerror(errno) : "short write");
-    DBT_ENSURE(fsync(fd) == 0, IO, "cannot sync master key file \"%s\": %s", path, strerror(errno));
-out:
-    close(fd);
-    if (!dbt_ok(res)) {
-        unlink(path);
-    }
-    return res;
-}
-
 /* Removes what an init killed half-way left behind (dbtls.db.init-<pid>[-wal|-shm]) when that
    process is gone. */
 static void remove_stale_init_files(const char *dir)
@@ -491,18 +350,18 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
                "state directory \"%s\" is not a directory", opts->state_dir);
     db = ctl_printf("%s/%s", opts->state_dir, STORE_FILE);
     tmp = ctl_printf("%s/%s.init-%ld", opts->state_dir, STORE_FILE, (long)getpid());
-    mk = ctl_printf("%s/%s", opts->state_dir, MASTER_FILE);
+    mk = ctl_printf("%s/%s", opts->state_dir, CTL_MASTER_FILE);
     DBT_ENSURE(access(db, F_OK) != 0, EXISTS,
                "state directory \"%s\" is already initialized (%s exists)", opts->state_dir, db);
     DBT_TRY(store_conninfo(opts->state_dir, &conninfo));
     if (opts->master_key_command && *opts->master_key_command) {
-        DBT_TRY(load_master(opts, ctl->master));
+        DBT_TRY(ctl_master_load(opts->state_dir, opts->master_key_command, ctl->master));
     } else if (access(mk, F_OK) == 0) {
         /* A master key left by an interrupted init (or placed by the operator) is reused. */
-        DBT_TRY(key_from_file(mk, ctl->master));
+        DBT_TRY(ctl_master_read_file(mk, ctl->master));
     } else {
         DBT_TRY(dbt_pki_random(ctl->master, sizeof ctl->master));
-        DBT_TRY(write_master(mk, ctl->master));
+        DBT_TRY(ctl_master_write(mk, ctl->master));
         made_key = true;
     }
     remove_stale_init_files(opts->state_dir);

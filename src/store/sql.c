@@ -270,6 +270,22 @@ static const char *const statements[DBT_SQL__COUNT] = {
     /* ?1 serial, ?2 now */
     [DBT_SQL_ADMIN_CERT_NOTICED] =
         "UPDATE admin_certs SET expiring_noticed_at = ?2 WHERE serial = ?1",
+    /* -> ca_id, region, cert_pem, key_blob */
+    [DBT_SQL_SEALED_CAS] = "SELECT ca_id, region, cert_pem, key_blob FROM cas ORDER BY ca_id, region",
+    [DBT_SQL_SEALED_CA_SET] = "UPDATE cas SET key_blob = ?3 WHERE ca_id = ?1 AND region = ?2",
+    /* -> id, name, client_ca_pem, client_ca_key_blob */
+    [DBT_SQL_SEALED_CLIENT_CAS] =
+        "SELECT id, name, client_ca_pem, client_ca_key_blob FROM instances ORDER BY id",
+    [DBT_SQL_SEALED_CLIENT_CA_SET] = "UPDATE instances SET client_ca_key_blob = ?2 WHERE id = ?1",
+    /* -> instance_id, instance name, slot, ca_pem, ca_key_blob, cert_pem, key_blob */
+    [DBT_SQL_SEALED_SLOTS] =
+        "SELECT s.instance_id, i.name, s.slot, s.ca_pem, s.ca_key_blob, s.cert_pem, s.key_blob"
+        " FROM server_slots s JOIN instances i ON i.id = s.instance_id"
+        " ORDER BY s.instance_id, s.slot",
+    [DBT_SQL_SEALED_SLOT_CA_SET] =
+        "UPDATE server_slots SET ca_key_blob = ?3 WHERE instance_id = ?1 AND slot = ?2",
+    [DBT_SQL_SEALED_SLOT_KEY_SET] =
+        "UPDATE server_slots SET key_blob = ?3 WHERE instance_id = ?1 AND slot = ?2",
 };
 
 int dbt_store_schema_version(void)

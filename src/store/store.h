@@ -89,6 +89,14 @@ enum dbt_sql {
     DBT_SQL_ADMIN_CERT_REVOKED,
     DBT_SQL_ADMIN_CERT_UNNOTICED,
     DBT_SQL_ADMIN_CERT_NOTICED,
+    /* master key rotation (ctl/master_key.c): every sealed key with the certificate it is for */
+    DBT_SQL_SEALED_CAS,
+    DBT_SQL_SEALED_CA_SET,
+    DBT_SQL_SEALED_CLIENT_CAS,
+    DBT_SQL_SEALED_CLIENT_CA_SET,
+    DBT_SQL_SEALED_SLOTS,
+    DBT_SQL_SEALED_SLOT_CA_SET,
+    DBT_SQL_SEALED_SLOT_KEY_SET,
     DBT_SQL__COUNT
 };
 
