@@ -20,7 +20,8 @@ struct dbt_ctl {
     struct dbt_store_watch *watch; /* dbt_ctl_watch_open's, or NULL */
     uint8_t master[DBT_PKI_MASTER_KEY_LEN];
     char *master_key_command; /* where master came from: this command, else the file */
-    uint64_t master_loaded_ms; /* when it was (re)loaded: ctl_master_refresh's rate limit */
+    uint64_t master_loaded_ms; /* when it was read again: ctl_master_refresh's rate limit */
+    bool master_fixed;         /* threads share this handle: ctl_unseal must not refresh */
     char *state_dir;
     char *actor;
     bool read_only;

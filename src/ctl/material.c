@@ -90,7 +90,7 @@ static dbt_res unseal_fail(dbt_res r)
    loaded its own (master_key.c): read the key again, and if it changed, try once more. */
 static bool retry_after_rotation(struct dbt_ctl *ctl, dbt_res r)
 {
-    return r.code == DBT_E_CRYPTO && ctl_master_refresh(ctl);
+    return r.code == DBT_E_CRYPTO && !ctl->master_fixed && ctl_master_refresh(ctl);
 }
 
 dbt_res ctl_unseal(struct dbt_ctl *ctl, const char *cert_pem, const uint8_t *blob, size_t len,

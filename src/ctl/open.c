@@ -227,7 +227,6 @@ dbt_res dbt_ctl_open(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
         DBT_TRY(dbt_store_open(path, mode, &ctl->st));
     }
     DBT_TRY(ctl_master_load(opts->state_dir, opts->master_key_command, ctl->master));
-    ctl->master_loaded_ms = dbt_now_ms();
     DBT_TRY(ctl_master_recover(ctl));
     *out = ctl;
     ctl = NULL;

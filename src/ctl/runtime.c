@@ -269,7 +269,21 @@ static dbt_res load(struct dbt_ctl *ctl, const char *only, const struct dbt_rt_c
         DBT_TRY(load_one(ctl, names[i], prev, &hint, &jobs[i]));
     }
     DBT_TRY(dbt_store_commit(ctl->st));
-    DBT_TRY(dbt_par_run(n, 0, material_make, jobs));
+    /* A master key rotated since this handle loaded its own is read again here, on this thread:
+       the jobs share ctl, so they may not (ctl_unseal's retry is off while they run). */
+    for (size_t i = 0; i < n; i++) {
+        const struct ctl_slot *a = jobs[i].active;
+        if (jobs[i].make) {
+            if (!ctl_key_opens(ctl->master, a->cert_pem, a->key, a->key_len)) {
+                (void)ctl_master_refresh(ctl);
+            }
+            break;
+        }
+    }
+    ctl->master_fixed = true;
+    dbt_res made = dbt_par_run(n, 0, material_make, jobs);
+    ctl->master_fixed = false;
+    DBT_TRY(made);
     *out = cfg;
     cfg = NULL;
 out:
