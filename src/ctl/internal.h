@@ -20,8 +20,7 @@ struct dbt_ctl {
     struct dbt_store_watch *watch; /* dbt_ctl_watch_open's, or NULL */
     uint8_t master[DBT_PKI_MASTER_KEY_LEN];
     char *master_key_command; /* where master came from: this command, else the file */
-    uint64_t master_loaded_ms; /* when it was read again: ctl_master_refresh's rate limit */
-    bool master_fixed;         /* threads share this handle: ctl_unseal must not refresh */
+    bool master_fixed;        /* threads share this handle: ctl_unseal must not refresh */
     char *state_dir;
     char *actor;
     bool read_only;
@@ -103,8 +102,8 @@ dbt_res ctl_master_read_file(const char *path, uint8_t out[DBT_PKI_MASTER_KEY_LE
 dbt_res ctl_master_write(const char *path, const uint8_t key[DBT_PKI_MASTER_KEY_LEN]) DBT_WUR;
 /* At open: completes or discards the master.key.new of a rotation that was interrupted. */
 dbt_res ctl_master_recover(struct dbt_ctl *ctl) DBT_WUR;
-/* Reads the master key again from its source (at most once a second): true when it changed,
-   i.e. a rotation happened since it was loaded. */
+/* Reads the master key again from its source: true when it changed, i.e. a rotation happened
+   since it was loaded. Called once per key that does not open (and once per daemon reload). */
 bool ctl_master_refresh(struct dbt_ctl *ctl);
 /* Whether master opens blob, sealed for cert_pem's key (the recovery's probe). */
 bool ctl_key_opens(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const char *cert_pem,

@@ -24,12 +24,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "base/clock.h"
 #include "ctl/internal.h"
 
 #define NEW_SUFFIX ".new"
-/* A key that does not open is read again at most this often (a command may be slow). */
-#define REFRESH_MIN_MS 1000
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
@@ -188,7 +185,6 @@ out:
     return res;
 }
 
-
 /* ---- the state directory's lock, and the files ---------------------------------------------- */
 
 /* An exclusive flock on the state directory (rotation and recovery); *fd = -1 when another
@@ -309,11 +305,6 @@ out:
 
 bool ctl_master_refresh(struct dbt_ctl *ctl)
 {
-    uint64_t now = dbt_now_ms();
-    if (ctl->master_loaded_ms != 0 && now - ctl->master_loaded_ms < REFRESH_MIN_MS) {
-        return false;
-    }
-    ctl->master_loaded_ms = now;
     uint8_t key[DBT_PKI_MASTER_KEY_LEN];
     bool changed = false;
     if (dbt_ok(ctl_master_load(ctl->state_dir, ctl->master_key_command, key))) {
@@ -399,7 +390,8 @@ static dbt_res collect(struct dbt_ctl *ctl, struct sealed_list *l)
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SEALED_CAS, &s));
     while (dbt_ok(res = dbt_stmt_step(s, &row)) && row) {
         const char *id = dbt_stmt_text(s, 0), *region = dbt_stmt_text(s, 1);
-        struct sealed it = {.set = DBT_SQL_SEALED_CA_SET, .k1 = ctl_strdup(id),
+        struct sealed it = {.set = DBT_SQL_SEALED_CA_SET,
+                            .k1 = ctl_strdup(id),
                             .k2 = ctl_strdup(region),
                             .what = *region ? ctl_printf("CA %s/%s", id, region)
                                             : ctl_printf("CA %s", id)};
@@ -408,9 +400,10 @@ static dbt_res collect(struct dbt_ctl *ctl, struct sealed_list *l)
     DBT_TRY(res);
     DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_SEALED_CLIENT_CAS, &s));
     while (dbt_ok(res = dbt_stmt_step(s, &row)) && row) {
-        struct sealed it = {
-            .set = DBT_SQL_SEALED_CLIENT_CA_SET, .id = dbt_stmt_int(s, 0),
-            .what = ctl_printf("the client CA of instance %s", dbt_stmt_text(s, 1))};
+        struct sealed it = {.set = DBT_SQL_SEALED_CLIENT_CA_SET,
+                            .id = dbt_stmt_int(s, 0),
+                            .what =
+                                ctl_printf("the client CA of instance %s", dbt_stmt_text(s, 1))};
         DBT_TRY(sealed_add(l, it, s, 2, 3));
     }
     DBT_TRY(res);
@@ -419,14 +412,17 @@ static dbt_res collect(struct dbt_ctl *ctl, struct sealed_list *l)
         int64_t id = dbt_stmt_int(s, 0);
         const char *name = dbt_stmt_text(s, 1), *slot = dbt_stmt_text(s, 2);
         if (!dbt_stmt_is_null(s, 3)) { /* per-instance mode: the slot's own server CA */
-            struct sealed it = {
-                .set = DBT_SQL_SEALED_SLOT_CA_SET, .id = id, .k1 = ctl_strdup(slot),
-                .what = ctl_printf("the %s server CA of instance %s", slot, name)};
+            struct sealed it = {.set = DBT_SQL_SEALED_SLOT_CA_SET,
+                                .id = id,
+                                .k1 = ctl_strdup(slot),
+                                .what = ctl_printf("the %s server CA of instance %s", slot, name)};
             DBT_TRY(sealed_add(l, it, s, 3, 4));
         }
-        struct sealed it = {
-            .set = DBT_SQL_SEALED_SLOT_KEY_SET, .id = id, .k1 = ctl_strdup(slot),
-            .what = ctl_printf("the %s server certificate of instance %s", slot, name)};
+        struct sealed it = {.set = DBT_SQL_SEALED_SLOT_KEY_SET,
+                            .id = id,
+                            .k1 = ctl_strdup(slot),
+                            .what =
+                                ctl_printf("the %s server certificate of instance %s", slot, name)};
         DBT_TRY(sealed_add(l, it, s, 5, 6));
     }
     DBT_TRY(res);
@@ -514,7 +510,6 @@ dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
     DBT_TRY(ctl_commit(ctl));
     committed = true;
     memcpy(ctl->master, key, sizeof key);
-    ctl->master_loaded_ms = dbt_now_ms();
     ctl_fault("rekey-committed");
     if (to_file) {
         DBT_ENSURE(rename(new_path, path) == 0, IO,

@@ -271,7 +271,8 @@ static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_ADMIN_CERT_NOTICED] =
         "UPDATE admin_certs SET expiring_noticed_at = ?2 WHERE serial = ?1",
     /* -> ca_id, region, cert_pem, key_blob */
-    [DBT_SQL_SEALED_CAS] = "SELECT ca_id, region, cert_pem, key_blob FROM cas ORDER BY ca_id, region",
+    [DBT_SQL_SEALED_CAS] =
+        "SELECT ca_id, region, cert_pem, key_blob FROM cas ORDER BY ca_id, region",
     [DBT_SQL_SEALED_CA_SET] = "UPDATE cas SET key_blob = ?3 WHERE ca_id = ?1 AND region = ?2",
     /* -> id, name, client_ca_pem, client_ca_key_blob */
     [DBT_SQL_SEALED_CLIENT_CAS] =
