@@ -217,12 +217,26 @@ static dbt_res check_text(const char *what, const char *s)
  * so a command (or API call) that stores them fails at once with the parser's line-numbered
  * message instead of the daemon refusing the next reload.
  */
-static dbt_res check_rules(const char *hba_text, const char *ident_text, const char *require_text)
+static dbt_res check_rules(const char *hba_text, const char *ident_text, const char *require_text,
+                           int pg_major)
 {
     dbt_res r = DBT_OK;
     if (hba_text) {
         struct dbt_hba *hba = NULL;
         r = dbt_hba_parse(hba_text, strlen(hba_text), "pg_hba.conf", &hba);
+        /* the rules are also what `instances export` writes for the server itself: an option
+           its version does not know would stop it, with the same words */
+        for (size_t i = 0; dbt_ok(r) && pg_major > 0 && pg_major < 14 && i < dbt_hba_count(hba);
+             i++) {
+            const struct dbt_hba_rule *rule = dbt_hba_rule_at(hba, i);
+            if (rule->clientname_given) {
+                r = dbt_fail(DBT_E_INVALID,
+                             "unrecognized authentication option name: \"clientname\" (line %d "
+                             "of configuration file \"pg_hba.conf\"): PostgreSQL %d does not "
+                             "know it (it came with 14)",
+                             rule->line, pg_major);
+            }
+        }
         dbt_hba_free(hba);
         if (!dbt_ok(r)) {
             return dbt_fail_ctx(r, "access rules: ");
@@ -348,7 +362,8 @@ dbt_res ctl_instance_apply_spec(struct dbt_ctl *ctl, struct dbt_ctl_instance *p,
     DBT_TRY(check_text("access rules", p->hba_text));
     DBT_TRY(check_text("ident map", p->ident_text));
     DBT_TRY(check_text("user requirements", p->user_require_text));
-    DBT_TRY(check_rules(p->hba_text, p->ident_text, p->user_require_text));
+    int pg_major = strcmp(p->engine, "postgres") == 0 ? atoi(p->engine_version) : 0;
+    DBT_TRY(check_rules(p->hba_text, p->ident_text, p->user_require_text, pg_major));
 out:
     return res;
 }

@@ -376,7 +376,9 @@ static dbt_res sealed_add(struct sealed_list *l, struct sealed it, struct dbt_st
         l->v[l->n++] = it; /* freed by the cleanup */
         return dbt_fail(DBT_E_NOMEM, "out of memory");
     }
-    memcpy(it.blob, blob, it.len);
+    if (it.len > 0) {
+        memcpy(it.blob, blob, it.len);
+    }
     l->v[l->n++] = it;
     return DBT_OK;
 }

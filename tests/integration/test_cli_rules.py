@@ -52,3 +52,31 @@ def test_good_rules_are_stored(dbtls, tmp_dir, free_port):
           "db.example.test", "--hba-file", hba, "--ident-file", ident)
     inst = dbtls.json("instances", "describe", "ok")
     assert "cert map=m" in str(inst)
+
+
+def test_clientname_needs_postgresql_14(dbtls, tmp_dir, free_port):
+    """clientname= came with PostgreSQL 14: for an instance of engine version 13 it is refused
+    with PostgreSQL 13's own words (the rules are also what `instances export` writes for that
+    server), when the rules are stored and when the version is lowered under them."""
+    use_template(dbtls)
+    hba = os.path.join(tmp_dir, "hba")
+    with open(hba, "w") as f:
+        f.write("hostssl all all all backend\nhostssl all all all cert clientname=DN\n")
+    base = ["--engine", "postgres", "--listen", f"127.0.0.1:{free_port()}", "--backend",
+            "127.0.0.1:1", "--endpoint", "db.example.test", "--hba-file", hba]
+    cp = dbtls.fail("instances", "create", "old", *base, "--engine-version", "13")
+    assert cp.stderr.strip() == (
+        'dbtls: access rules: unrecognized authentication option name: "clientname" (line 2 of '
+        'configuration file "pg_hba.conf"): PostgreSQL 13 does not know it (it came with 14)'
+    ), cp.stderr
+    assert dbtls.json("instances", "list") == []
+    dbtls("instances", "create", "new", *base, "--engine-version", "14")
+    before = dbtls.json("instances", "describe", "new")
+    cp = dbtls.fail("instances", "patch", "new", "--engine-version", "13")
+    assert 'unrecognized authentication option name: "clientname" (line 2' in cp.stderr
+    assert dbtls.json("instances", "describe", "new") == before
+    # the same rules without the option are PostgreSQL 13's too
+    with open(hba, "w") as f:
+        f.write("hostssl all all all backend\nhostssl all all all cert\n")
+    dbtls("instances", "patch", "new", "--engine-version", "13", "--hba-file", hba)
+    assert dbtls.json("instances", "describe", "new")["engineVersion"] == "13"

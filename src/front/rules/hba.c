@@ -255,6 +255,7 @@ static dbt_res parse_option(const char *file, int line, const char *tokstr, stru
         } else {
             return dbt_tok_error(file, line, "invalid value for clientname: \"%s\"", val);
         }
+        r->pub.clientname_given = true;
         return DBT_OK;
     }
     return dbt_tok_error(file, line, "unrecognized authentication option name: \"%.*s\"", (int)nl,

@@ -64,8 +64,9 @@ struct dbt_hba_rule {
     enum dbt_hba_method method;
     enum dbt_hba_clientcert clientcert;
     enum dbt_hba_clientname clientname;
-    const char *map; /* map=NAME, NULL when absent */
-    const char *raw; /* the record's text as written (continuations joined) */
+    bool clientname_given; /* the record says clientname= (an option of PostgreSQL 14 on) */
+    const char *map;       /* map=NAME, NULL when absent */
+    const char *raw;       /* the record's text as written (continuations joined) */
 };
 
 struct dbt_hba;
