@@ -492,7 +492,7 @@ static void check_chain(struct report *r, const struct dbt_ctl_instance *in,
             per_instance ? "add the next server CA (dbtls ssl server-ca-certs create), give "
                            "clients server-ca.pem, then rotate"
                          : "move the instance to a CA that lasts (dbtls instances patch NAME "
-                           "--ca ID; your own CA's successor: dbtls cas import)");
+                           "--ca ID), or take your own CA's renewal (dbtls cas renew)");
     } else {
         row(r, "trust-chain", "ok", "%d CA certificate%s verified; the first to end: %s at %s",
             seen->n_cas, seen->n_cas == 1 ? "" : "s", seen->ca_subject, till);

@@ -1,6 +1,6 @@
 /*
  * cmd_general.c - the commands that are not about one instance: init, master-key rotate, cas
- * list|set-default|import|delete, engines list, bundle, events list.
+ * list|set-default|import|renew|delete, engines list, bundle, events list.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cmd.h"
 #include "cli/out.h"
 #include "cli/view.h"
@@ -221,6 +222,36 @@ out:
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
 }
 
+static int run_cas_renew(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    char *cert = NULL, *chain = NULL;
+    json_t *o = NULL;
+    const char *chain_path = dbt_cli_get(c, "chain");
+    int64_t not_after = 0;
+    char until[32];
+
+    DBT_TRY(dbt_cli_read_text_file("cert", dbt_cli_get(c, "cert"), &cert));
+    if (chain_path) {
+        DBT_TRY(dbt_cli_read_text_file("chain", chain_path, &chain));
+    }
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_cas_renew(ctl, c->positional, cert, chain, &not_after));
+    dbt_time_rfc3339(not_after, until, sizeof until);
+    o = json_pack("{ss,ss}", "certificateIdentifier", c->positional, "validTill", until);
+    DBT_ENSURE(o, NOMEM, "out of memory");
+    dbt_cli_print_done(c, o,
+                       "Renewed CA %s until %s. The server certificates it issued stay valid and "
+                       "are served with it; new ones may last until then.",
+                       c->positional, until);
+out:
+    free(cert);
+    free(chain);
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
 static int run_master_key_rotate(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -384,6 +415,13 @@ static const struct dbt_cli_opt init_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt cas_renew_opts[] = {
+    {"cert", "FILE", "the CA's renewed certificate (PEM): same subject and key, a later end", true,
+     false},
+    {"chain", "FILE", "its issuers up to the root your clients trust (PEM)", false, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct dbt_cli_opt master_key_opts[] = {
     {"new-master-key-command", "CMD",
      "take the new key from CMD (as --master-key-command) instead of a new master.key; required "
@@ -412,6 +450,9 @@ const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
     {"cas import", "CA_ID", false,
      "make a CA of your own PKI a shared CA that issues server certificates", cas_import_opts,
      run_cas_import, false},
+    {"cas renew", "CA_ID", false,
+     "take an imported CA's renewed certificate (same key) from your PKI, no new CA",
+     cas_renew_opts, run_cas_renew, false},
     {"cas delete", "CA_ID", false, "delete an imported CA no instance uses", NULL, run_cas_delete,
      false},
     {"engines list", NULL, false,

@@ -91,6 +91,62 @@ static dbt_res check_id(const char *id)
     return DBT_OK;
 }
 
+/* The CA certificate (alone in cert_pem) then its chain, parsed into *all. */
+static dbt_res parse_ca(const char *cert_pem, const char *chain_pem, struct dbt_pki_certs *all)
+{
+    dbt_res res = dbt_pki_certs_from_pem(cert_pem, all);
+    DBT_ENSURE(dbt_ok(res) && all->n > 0, INVALID, "the CA certificate: %s",
+               dbt_ok(res) ? "no certificate found in PEM text" : dbt_errmsg());
+    DBT_ENSURE(all->n == 1, INVALID,
+               "the certificate file holds %zu certificates: give the CA alone, its chain with "
+               "--chain",
+               all->n);
+    if (chain_pem != NULL) {
+        struct dbt_pki_certs chain = {0};
+        res = dbt_pki_certs_from_pem(chain_pem, &chain);
+        for (size_t i = 0; dbt_ok(res) && i < chain.n; i++) {
+            res = dbt_pki_certs_push(all, chain.v[i]);
+        }
+        bool empty = chain.n == 0;
+        dbt_pki_certs_free(&chain);
+        DBT_ENSURE(dbt_ok(res) && !empty, INVALID, "the chain: %s",
+                   dbt_ok(res) ? "no certificate found in PEM text" : dbt_errmsg());
+    }
+out:
+    return res;
+}
+
+/* What the cas row holds: the CA first (its key's seal label), then its chain. */
+static dbt_res row_pem(const struct dbt_pki_certs *all, char **pem)
+{
+    dbt_res res = DBT_OK;
+    for (size_t i = 0; i < all->n; i++) {
+        char *one = NULL;
+        DBT_TRY(dbt_pki_cert_to_pem(all->v[i], &one));
+        res = ctl_append(pem, one);
+        free(one);
+        DBT_TRY(res);
+    }
+out:
+    return res;
+}
+
+/* The self-signed certificates of all (trust anchors) and the others (intermediates). */
+static dbt_res split_chain(const struct dbt_pki_certs *all, struct dbt_pki_certs *roots,
+                           struct dbt_pki_certs *mids)
+{
+    dbt_res res = DBT_OK;
+    for (size_t i = 0; i < all->n; i++) {
+        struct dbt_pki_cert_info ii = {0};
+        DBT_TRY(dbt_pki_cert_info(all->v[i], &ii));
+        bool self = ii.self_signed;
+        dbt_pki_cert_info_cleanup(&ii);
+        DBT_TRY(dbt_pki_certs_push(self ? roots : mids, all->v[i]));
+    }
+out:
+    return res;
+}
+
 /*
  * The imported CA must be able to do what dbtls asks of it: be a CA (basicConstraints CA:TRUE;
  * OpenSSL's verifier refuses leaves under anything else), be valid now and for a while, hold a
@@ -124,8 +180,7 @@ static dbt_res check_ca(const struct dbt_pki_certs *all, const struct dbt_pki_ke
     for (size_t i = 0; i < all->n; i++) {
         struct dbt_pki_cert_info ii = {0};
         DBT_TRY(dbt_pki_cert_info(all->v[i], &ii));
-        bool self = ii.self_signed, is_ca = ii.is_ca;
-        if (!is_ca) {
+        if (!ii.is_ca) {
             res = dbt_fail(DBT_E_INVALID, "the chain holds a certificate that is not a CA (%s)",
                            ii.subject);
         } else if (i > 0 && ii.not_after <= now + MIN_REMAINING_SECS) {
@@ -138,8 +193,8 @@ static dbt_res check_ca(const struct dbt_pki_certs *all, const struct dbt_pki_ke
         }
         dbt_pki_cert_info_cleanup(&ii);
         DBT_TRY(res);
-        DBT_TRY(dbt_pki_certs_push(self ? &roots : &mids, all->v[i]));
     }
+    DBT_TRY(split_chain(all, &roots, &mids));
     DBT_ENSURE(roots.n > 0, INVALID,
                "the CA certificate (%s) is not self-signed and --chain does not reach its root: "
                "give the intermediates and the root clients trust",
@@ -169,37 +224,13 @@ dbt_res dbt_ctl_cas_import(struct dbt_ctl *ctl, const char *ca_id, const char *c
     size_t blen = 0;
     enum dbt_pki_key_type kt;
     DBT_TRY(check_id(ca_id));
-    res = dbt_pki_certs_from_pem(cert_pem, &all);
-    DBT_ENSURE(dbt_ok(res) && all.n > 0, INVALID, "the CA certificate: %s",
-               dbt_ok(res) ? "no certificate found in PEM text" : dbt_errmsg());
-    DBT_ENSURE(all.n == 1, INVALID,
-               "the certificate file holds %zu certificates: give the CA alone, its chain with "
-               "--chain",
-               all.n);
-    if (chain_pem != NULL) {
-        struct dbt_pki_certs chain = {0};
-        res = dbt_pki_certs_from_pem(chain_pem, &chain);
-        for (size_t i = 0; dbt_ok(res) && i < chain.n; i++) {
-            res = dbt_pki_certs_push(&all, chain.v[i]);
-        }
-        bool empty = chain.n == 0;
-        dbt_pki_certs_free(&chain);
-        DBT_ENSURE(dbt_ok(res) && !empty, INVALID, "the chain: %s",
-                   dbt_ok(res) ? "no certificate found in PEM text" : dbt_errmsg());
-    }
+    DBT_TRY(parse_ca(cert_pem, chain_pem, &all));
     res = dbt_pki_key_from_pem(key_pem, &key);
     if (!dbt_ok(res)) {
         DBT_BAIL(INVALID, "the CA key: %s", dbt_errmsg());
     }
     DBT_TRY(check_ca(&all, key, &kt));
-    /* what the cas row holds: the CA first (its key's seal label), then its chain */
-    for (size_t i = 0; i < all.n; i++) {
-        char *one = NULL;
-        DBT_TRY(dbt_pki_cert_to_pem(all.v[i], &one));
-        res = ctl_append(&pem, one);
-        free(one);
-        DBT_TRY(res);
-    }
+    DBT_TRY(row_pem(&all, &pem));
     DBT_TRY(ctl_seal(ctl, all.v[0], key, &blob, &blen));
 
     DBT_TRY(dbt_store_begin(ctl->st, true));
@@ -227,6 +258,119 @@ out:
     dbt_pki_certs_free(&all);
     dbt_pki_key_free(key);
     free(pem);
+    free(blob);
+    return res;
+}
+
+/* Every server certificate the imported CA issued that is valid now must verify under the
+   renewed certificate and chain, as clients will check them once the front serves those. */
+static dbt_res check_issued(struct dbt_ctl *ctl, const char *ca_id, const struct dbt_pki_certs *all)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL;
+    struct dbt_pki_certs roots = {0}, mids = {0};
+    struct dbt_pki_cert *leaf = NULL;
+    bool row = false;
+    int64_t now = dbt_now_unix();
+    DBT_TRY(split_chain(all, &roots, &mids));
+    struct dbt_pki_verify_opts vo = {
+        .trusted = &roots, .untrusted = &mids, .purpose = DBT_PKI_PURPOSE_ANY};
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_ISSUED, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    while (dbt_ok(res = dbt_stmt_step(s, &row)) && row) {
+        struct dbt_pki_cert_info li = {0};
+        dbt_pki_cert_free(leaf);
+        leaf = NULL;
+        DBT_TRY(dbt_pki_cert_from_pem(dbt_stmt_text(s, 2), &leaf));
+        DBT_TRY(dbt_pki_cert_info(leaf, &li));
+        bool current = li.not_before <= now && now < li.not_after;
+        dbt_pki_cert_info_cleanup(&li);
+        if (current && !dbt_ok(res = dbt_pki_verify(leaf, &vo, NULL))) {
+            res = dbt_fail_ctx(res,
+                               "the %s server certificate of instance %s does not verify under "
+                               "the renewed CA: ",
+                               dbt_stmt_text(s, 1), dbt_stmt_text(s, 0));
+            goto out;
+        }
+    }
+    DBT_TRY(res);
+out:
+    dbt_pki_cert_free(leaf);
+    dbt_pki_certs_free(&roots);
+    dbt_pki_certs_free(&mids);
+    return res;
+}
+
+dbt_res dbt_ctl_cas_renew(struct dbt_ctl *ctl, const char *ca_id, const char *cert_pem,
+                          const char *chain_pem, int64_t *not_after)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_pki_certs all = {0};
+    struct dbt_pki_key *key = NULL;
+    struct dbt_pki_cert_info old = {0}, ci = {0};
+    struct dbt_stmt *s = NULL;
+    char *pem = NULL, *old_pem = NULL;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    bool row = false;
+    enum dbt_pki_key_type kt;
+    struct ctl_ca_family fam;
+    DBT_TRY(parse_ca(cert_pem, chain_pem, &all));
+    DBT_TRY(dbt_pki_cert_info(all.v[0], &ci));
+    /* no key to make: the write lock is taken at once, and the row read under it */
+    DBT_TRY(dbt_store_begin(ctl->st, true));
+    DBT_TRY(ctl_ca_lookup(ctl, ca_id, &fam));
+    DBT_ENSURE(fam.imported, STATE,
+               "CA %s is one of dbtls's own; only imported CAs are renewed (their certificate "
+               "comes from your PKI)",
+               ca_id);
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_GET, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    dbt_stmt_bind_text(s, 2, "");
+    DBT_TRY(dbt_stmt_step(s, &row));
+    DBT_ENSURE(row, NOT_FOUND, "CA %s has no certificate row", ca_id);
+    old_pem = ctl_strdup(dbt_stmt_text(s, 4));
+    size_t old_len = 0;
+    const void *old_blob = dbt_stmt_blob(s, 5, &old_len);
+    DBT_TRY(ctl_unseal(ctl, old_pem, old_blob, old_len, &key));
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_TRY(dbt_pki_cert_info_pem(old_pem, &old));
+    DBT_ENSURE(strcmp(ci.sha1, old.sha1) != 0, INVALID,
+               "the certificate is CA %s's current one (SHA-1 %s)", ca_id, ci.sha1);
+    DBT_ENSURE(strcmp(ci.subject, old.subject) == 0, INVALID,
+               "the certificate's subject (%s) is not CA %s's (%s): the certificates it issued "
+               "name that one as their issuer",
+               ci.subject, ca_id, old.subject);
+    res = dbt_pki_cert_key_match(all.v[0], key);
+    DBT_ENSURE(dbt_ok(res), INVALID,
+               "the certificate holds another key than CA %s: a renewal keeps the CA's key (a "
+               "new key is a new CA: `dbtls cas import` it and move the instances)",
+               ca_id);
+    DBT_ENSURE(ci.not_after > old.not_after, INVALID,
+               "the certificate ends no later than CA %s's current one: a renewal extends it",
+               ca_id);
+    DBT_TRY(check_ca(&all, key, &kt));
+    DBT_TRY(check_issued(ctl, ca_id, &all));
+    DBT_TRY(row_pem(&all, &pem));
+    DBT_TRY(ctl_seal(ctl, all.v[0], key, &blob, &blen)); /* the label follows the certificate */
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CA_RENEW, &s));
+    dbt_stmt_bind_text(s, 1, ca_id);
+    dbt_stmt_bind_text(s, 2, "");
+    dbt_stmt_bind_text(s, 3, pem);
+    dbt_stmt_bind_blob(s, 4, blob, blen);
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_TRY(ctl_event(ctl, "ca.renew", "ca", "ca=%s sha1=%s previous_sha1=%s certificates=%zu",
+                      ca_id, ci.sha1, old.sha1, all.n));
+    DBT_TRY(ctl_commit(ctl));
+    *not_after = ci.not_after;
+out:
+    dbt_store_rollback(ctl->st);
+    dbt_pki_certs_free(&all);
+    dbt_pki_key_free(key);
+    dbt_pki_cert_info_cleanup(&old);
+    dbt_pki_cert_info_cleanup(&ci);
+    free(pem);
+    free(old_pem);
     free(blob);
     return res;
 }

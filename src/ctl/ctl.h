@@ -164,6 +164,17 @@ dbt_res dbt_ctl_cas_set_default(struct dbt_ctl *ctl, const char *ca_id) DBT_WUR;
  */
 dbt_res dbt_ctl_cas_import(struct dbt_ctl *ctl, const char *ca_id, const char *cert_pem,
                            const char *chain_pem, const char *key_pem) DBT_WUR;
+/*
+ * Takes the renewed certificate of an imported CA (`dbtls cas renew`): the operator's PKI
+ * re-issued the CA with the same subject and key and a later end, so the server certificates it
+ * issued stay valid and are served with the new one. cert_pem the CA alone, chain_pem (may be
+ * NULL) its issuers up to the root, checked as at import; INVALID naming the reason when the
+ * subject or key differs, it does not end later, it is the current certificate, or a server
+ * certificate the CA issued (valid now) does not verify under it; STATE for dbtls's own CAs. The
+ * key is re-sealed (its label follows the certificate). Event "ca.renew"; *not_after = its end.
+ */
+dbt_res dbt_ctl_cas_renew(struct dbt_ctl *ctl, const char *ca_id, const char *cert_pem,
+                          const char *chain_pem, int64_t *not_after) DBT_WUR;
 /* Deletes an imported CA: STATE while it is the default or any instance's slot uses it, or for
    dbtls's own CAs; NOT_FOUND for an unknown id. */
 dbt_res dbt_ctl_cas_delete(struct dbt_ctl *ctl, const char *ca_id) DBT_WUR;

@@ -287,6 +287,12 @@ static const char *const statements[DBT_SQL__COUNT] = {
         "UPDATE server_slots SET ca_key_blob = ?3 WHERE instance_id = ?1 AND slot = ?2",
     [DBT_SQL_SEALED_SLOT_KEY_SET] =
         "UPDATE server_slots SET key_blob = ?3 WHERE instance_id = ?1 AND slot = ?2",
+    /* -> instance name, slot, cert_pem of every server certificate a shared CA issued */
+    [DBT_SQL_CA_ISSUED] = "SELECT i.name, s.slot, s.cert_pem FROM server_slots s"
+                          " JOIN instances i ON i.id = s.instance_id WHERE s.shared_ca_id = ?1"
+                          " ORDER BY i.name, s.slot",
+    [DBT_SQL_CA_RENEW] =
+        "UPDATE cas SET cert_pem = ?3, key_blob = ?4 WHERE ca_id = ?1 AND region = ?2",
 };
 
 int dbt_store_schema_version(void)

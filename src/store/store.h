@@ -97,6 +97,9 @@ enum dbt_sql {
     DBT_SQL_SEALED_SLOTS,
     DBT_SQL_SEALED_SLOT_CA_SET,
     DBT_SQL_SEALED_SLOT_KEY_SET,
+    /* renewal of an imported CA's certificate (ctl/cas_import.c) */
+    DBT_SQL_CA_ISSUED,
+    DBT_SQL_CA_RENEW,
     DBT_SQL__COUNT
 };
 

@@ -4,11 +4,14 @@ server certificates of instances that name it, like Cloud SQL's customer-managed
 trust the corporate root alone connect with verify-full through dbtlsd to a real PostgreSQL 15,
 across a rotation; what cannot work is refused at import with one line naming why."""
 import os
+import re
+import subprocess
 
 import psycopg
 
 from api_client import samples, scrape
-from cli_helpers import openssl, openssl_ca_under_root, pg_instance, use_template
+from cli_helpers import (assert_unchanged, openssl, openssl_ca_under_root, pg_instance,
+                         store_snapshot, use_template)
 
 
 def corp_pki(d):
@@ -162,3 +165,94 @@ def test_import_refuses_what_cannot_work(dbtls, tmp_dir):
     key_b64 = open(f("root.key")).read().splitlines()[1]
     with open(os.path.join(dbtls.state_dir, "dbtls.db"), "rb") as db:
         assert key_b64.encode() not in db.read()
+
+
+def served_chain(port):
+    """The certificates (PEM, in order) the front serves on a PostgreSQL SSLRequest."""
+    cp = subprocess.run(["openssl", "s_client", "-starttls", "postgres", "-connect",
+                         f"127.0.0.1:{port}", "-servername", "db1.example.com", "-showcerts"],
+                        input="", capture_output=True, text=True, timeout=20)
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n",
+                      cp.stdout, re.S)
+
+
+def test_renewed_ca_keeps_serving_what_it_issued(pg_server, dbtls, dbtlsd, state_dir, tmp_dir,
+                                                 free_port):
+    """The corporate PKI re-issues its databases CA with the same name and key and a later end
+    (what CAs nearing their end get): `dbtls cas renew` takes it in place. The server
+    certificates it issued stay valid, the front serves them with the renewed CA from the next
+    connection on (an open session goes on), no instance moves; what is not a renewal of that
+    CA is refused with one line and nothing changed."""
+    use_template(dbtls)
+    f = corp_pki(tmp_dir)
+    dbtls("cas", "import", "corp-db", "--cert", f("db.pem"), "--key", f("db.key"), "--chain",
+          f("root.pem"))
+
+    def sign(csr, out, days):
+        openssl("x509", "-req", "-in", csr, "-CA", f("root.pem"), "-CAkey", f("root.key"),
+                "-CAcreateserial", "-days", str(days), "-out", f(out), "-extfile", f("ca.ext"))
+        return f(out)
+
+    renewed = sign(f("db.csr"), "db-renewed.pem", 3650)  # same CSR: same subject and key
+    shorter = sign(f("db.csr"), "db-shorter.pem", 400)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f("other.key"), "-out", f("other-key.csr"), "-subj",
+            "/O=Example Corp/CN=Example Corp Databases CA")
+    other_key = sign(f("other-key.csr"), "db-other-key.pem", 3650)
+    openssl("req", "-new", "-key", f("db.key"), "-out", f("other-name.csr"), "-subj",
+            "/O=Example Corp/CN=Example Corp Other CA")
+    other_name = sign(f("other-name.csr"), "db-other-name.pem", 3650)
+
+    port = free_port()
+    pg_instance(dbtls, "pg1", f"127.0.0.1:{port}", f"127.0.0.1:{pg_server.port}",
+                "db1.example.com", "--ca", "corp-db", "--ssl-mode", "ENCRYPTED_ONLY")
+    leaf = dbtls.json("instances", "describe", "pg1")["serverCert"]["sha1Fingerprint"]
+    before = store_snapshot(state_dir)
+    for cert, why in (
+            (other_key, "holds another key than CA corp-db: a renewal keeps the CA's key"),
+            (other_name, "the certificate's subject (CN=Example Corp Other CA,O=Example Corp) "
+                         "is not CA corp-db's"),
+            (shorter, "ends no later than CA corp-db's current one"),
+            (f("db.pem"), "is CA corp-db's current one")):
+        r = dbtls.fail("cas", "renew", "corp-db", "--cert", cert, "--chain", f("root.pem"))
+        assert why in r.stderr, r.stderr
+    r = dbtls.fail("cas", "renew", "corp-db", "--cert", renewed)  # no way to its root
+    assert "--chain does not reach its root" in r.stderr, r.stderr
+    r = dbtls.fail("cas", "renew", "dbtls-ca-ecc384-g1", "--cert", renewed)
+    assert "only imported CAs are renewed" in r.stderr
+    assert_unchanged(before, state_dir)
+
+    d = dbtlsd.start(state_dir)
+    old_ca = open(f("db.pem")).read()
+    assert served_chain(port)[1:] == [old_ca, open(f("root.pem")).read()]
+    conninfo = (f"host=db1.example.com hostaddr=127.0.0.1 port={port} user=trustuser dbname=app "
+                f"sslmode=verify-full sslrootcert={f('root.pem')} connect_timeout=5")
+    with psycopg.connect(conninfo) as c:
+        start = d.log_size()
+        out = dbtls.json("cas", "renew", "corp-db", "--cert", renewed, "--chain", f("root.pem"))
+        d.wait_reload(start)
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    end = openssl("x509", "-in", renewed, "-noout", "-enddate").stdout.decode()
+    cas = {c["certificateIdentifier"]: c for c in dbtls.json("cas", "list")}
+    assert out == {"certificateIdentifier": "corp-db",
+                   "validTill": cas["corp-db"]["validTill"]}, out
+    assert cas["corp-db"]["thumbprint"] == openssl(
+        "x509", "-in", renewed, "-noout", "-fingerprint", "-sha1").stdout.decode().split(
+        "=")[1].strip().replace(":", "").lower()
+    assert out["validTill"][:4] == end.split()[-2], (out, end)
+    # the same server certificate, now with the renewed CA
+    assert dbtls.json("instances", "describe", "pg1")["serverCert"]["sha1Fingerprint"] == leaf
+    assert served_chain(port)[1] == open(renewed).read()
+    with psycopg.connect(conninfo) as c:
+        assert c.execute("SELECT 2").fetchone() == (2,)
+    ev = [e for e in dbtls.json("events", "list") if e["action"] == "ca.renew"]
+    assert len(ev) == 1 and "ca=corp-db" in ev[0]["detail"], ev
+    # the key opens under its new label: the CA issues again, now up to its new end
+    dbtls("ssl", "server-certs", "create", "--instance", "pg1")
+    start = d.log_size()
+    dbtls("ssl", "server-certs", "rotate", "--instance", "pg1")
+    d.wait_reload(start)
+    with psycopg.connect(conninfo) as c:
+        assert c.execute("SELECT 3").fetchone() == (3,)
+    r = dbtls.fail("cas", "renew", "corp-db", "--cert", renewed, "--chain", f("root.pem"))
+    assert "is CA corp-db's current one" in r.stderr

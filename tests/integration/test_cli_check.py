@@ -155,4 +155,4 @@ def test_trust_chain_warns_when_a_ca_certificate_ends_soon(pg_server, dbtls, dbt
     assert chain["result"] == "warning", chain
     assert "CA certificate /O=Example Corp/CN=Short Root ends at" in chain["detail"], chain
     assert "(in 59 days)" in chain["detail"] or "(in 60 days)" in chain["detail"], chain
-    assert "dbtls cas import" in chain["detail"], chain
+    assert "dbtls cas renew" in chain["detail"], chain
