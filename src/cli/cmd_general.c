@@ -1,6 +1,6 @@
 /*
- * cmd_general.c - the commands that are not about one instance: init, master-key rotate, cas
- * list|set-default|import|renew|delete, engines list, bundle, events list.
+ * cmd_general.c - the commands that are not about one instance: init, backup, master-key rotate,
+ * cas list|set-default|import|renew|delete, engines list, bundle, events list.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -252,6 +252,26 @@ out:
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
 }
 
+static int run_backup(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl *ctl;
+    const char *path = dbt_cli_get(c, "out");
+    json_t *o = NULL;
+
+    DBT_TRY(dbt_cli_ctl(c, &ctl));
+    DBT_TRY(dbt_ctl_backup(ctl, path));
+    o = json_pack("{ss}", "file", path);
+    DBT_ENSURE(o, NOMEM, "out of memory");
+    dbt_cli_print_done(c, o,
+                       "Wrote a consistent copy of the store to %s (mode 0600). It holds the "
+                       "sealed keys, not the master key: keep the two apart.",
+                       path);
+out:
+    json_decref(o);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
 static int run_master_key_rotate(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -422,6 +442,11 @@ static const struct dbt_cli_opt cas_renew_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt backup_opts[] = {
+    {"out", "FILE", "the new file to write the copy to", true, false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct dbt_cli_opt master_key_opts[] = {
     {"new-master-key-command", "CMD",
      "take the new key from CMD (as --master-key-command) instead of a new master.key; required "
@@ -440,6 +465,9 @@ static const struct dbt_cli_opt cas_import_opts[] = {
 const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
     {"init", NULL, false, "create the state directory, master key, store and the shared CAs",
      init_opts, run_init, false},
+    {"backup", NULL, false,
+     "write a consistent copy of the store while dbtlsd runs (SQLite; the master key stays out)",
+     backup_opts, run_backup, false},
     {"master-key rotate", NULL, false,
      "re-seal every stored private key under a new master key (one transaction)", master_key_opts,
      run_master_key_rotate, false},

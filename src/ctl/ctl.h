@@ -73,6 +73,14 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts) DBT_WUR;
  * old key read it again when a stored key does not open. Event "master-key.rotate". Fault points
  * "rekey-mid" (in the transaction) and "rekey-committed" (after the commit, before the rename).
  */
+/*
+ * `dbtls backup`: writes a consistent copy of the SQLite store to path, a new file (mode 0600;
+ * EXISTS if it is there), while dbtlsd and other commands go on; STATE for a PostgreSQL store
+ * (pg_dump backs it up). The master key is not in the copy. Event "store.backup" (no change:
+ * the counter stays).
+ */
+dbt_res dbt_ctl_backup(struct dbt_ctl *ctl, const char *path) DBT_WUR;
+
 struct dbt_ctl_rekey {
     size_t keys;  /* re-sealed */
     bool to_file; /* the new key is in master.key (else: new_command's) */

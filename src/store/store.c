@@ -22,6 +22,20 @@ dbt_res dbt_store_reopen(const struct dbt_store *st, enum dbt_store_mode mode,
     return st->ops->reopen(st, mode, out);
 }
 
+dbt_res dbt_store_backup(struct dbt_store *st, const char *path)
+{
+    if (st->in_txn) {
+        return dbt_fail(DBT_E_INTERNAL, "store: backup inside a transaction");
+    }
+    if (st->ops->backup == NULL) {
+        return dbt_fail(DBT_E_STATE,
+                        "the store is the PostgreSQL database %s: back it up with pg_dump "
+                        "(docs/store.md)",
+                        st->path);
+    }
+    return st->ops->backup(st, path);
+}
+
 const char *dbt_store_path(const struct dbt_store *st)
 {
     return st->path;

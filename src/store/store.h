@@ -124,6 +124,14 @@ dbt_res dbt_store_open_pg(const char *conninfo, enum dbt_store_mode mode,
 dbt_res dbt_store_reopen(const struct dbt_store *st, enum dbt_store_mode mode,
                          struct dbt_store **out) DBT_WUR;
 void dbt_store_close(struct dbt_store *st);
+/*
+ * Writes a consistent copy of the SQLite store to path, a new file (EXISTS if it is there; mode
+ * 0600), while others read and write (SQLite's online backup, one read snapshot): written under
+ * a temporary name, checked (integrity_check) and synced, then linked into place, so a failed
+ * backup leaves nothing. STATE for a PostgreSQL store (pg_dump backs that up). Outside a
+ * transaction.
+ */
+dbt_res dbt_store_backup(struct dbt_store *st, const char *path) DBT_WUR;
 /* The SQLite file, or for PostgreSQL the connection parameters without the password. */
 const char *dbt_store_path(const struct dbt_store *st);
 /* How long a blocked statement (BEGIN IMMEDIATE while another writer holds the lock) waits

@@ -29,6 +29,8 @@ struct store_ops {
     bool (*is_null)(struct dbt_stmt *s, int col);
     /* Opens another handle on the same store (same location). */
     dbt_res (*reopen)(const struct dbt_store *st, enum dbt_store_mode mode, struct dbt_store **out);
+    /* A consistent copy into a new file (NULL: the backend has none: pg_dump's job). */
+    dbt_res (*backup)(struct dbt_store *st, const char *path);
     /* A change watch (NULL: the backend has none). */
     dbt_res (*watch_open)(const struct dbt_store *st, struct dbt_store_watch **out);
 };

@@ -387,6 +387,67 @@ static bool lite_is_null(struct dbt_stmt *s, int col)
     return sqlite3_column_type(lstmt(s)->s, col) == SQLITE_NULL;
 }
 
+static dbt_res lite_backup(struct dbt_store *base, const char *path)
+{
+    dbt_res res = DBT_OK;
+    struct lite_store *st = lite(base);
+    sqlite3 *dst = NULL;
+    char *tmp = NULL;
+    bool made = false;
+    DBT_ENSURE(access(path, F_OK) != 0, EXISTS, "backup file \"%s\" already exists", path);
+    DBT_ENSURE(asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) >= 0, NOMEM,
+               "store: out of memory");
+    unlink(tmp);
+    res = create_file(tmp);
+    if (!dbt_ok(res)) {
+        res = dbt_fail(DBT_E_IO, "cannot create backup file \"%s\": %s", path, strerror(errno));
+        goto out;
+    }
+    made = true;
+    int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "cannot open backup file \"%s\": %s", path,
+               dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    /* one step over all pages: one read snapshot of the store, so the copy is consistent
+       while other handles commit (WAL readers do not block writers) */
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+    DBT_ENSURE(b != NULL, STORE, "%s: backup: %s", base->label, sqlite3_errmsg(dst));
+    rc = sqlite3_backup_step(b, -1);
+    int fin = sqlite3_backup_finish(b);
+    DBT_ENSURE(rc == SQLITE_DONE && fin == SQLITE_OK, STORE, "%s: backup to \"%s\": %s",
+               base->label, path, sqlite3_errstr(rc == SQLITE_DONE ? fin : rc));
+    /* the copy is a file of its own: no -wal beside it, checked before it counts */
+    sqlite3_stmt *q = NULL;
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "backup file \"%s\": %s", path, sqlite3_errmsg(dst));
+    rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &q, NULL);
+    bool ok = rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
+    sqlite3_finalize(q);
+    DBT_ENSURE(ok, CORRUPT, "backup file \"%s\" does not pass SQLite's integrity check", path);
+    rc = sqlite3_close(dst);
+    dst = NULL;
+    DBT_ENSURE(rc == SQLITE_OK, IO, "backup file \"%s\": close failed", path);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    bool synced = fd >= 0 && fsync(fd) == 0;
+    int err = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    DBT_ENSURE(synced, IO, "cannot sync backup file \"%s\": %s", path, strerror(err));
+    /* link: never replaces a file that appeared meanwhile (rename would) */
+    DBT_ENSURE(link(tmp, path) == 0, IO, "cannot create backup file \"%s\": %s", path,
+               errno == EEXIST ? "it already exists" : strerror(errno));
+out:
+    if (dst != NULL) {
+        sqlite3_close(dst);
+    }
+    if (made) {
+        unlink(tmp);
+    }
+    free(tmp);
+    return res;
+}
+
 static const struct store_ops lite_ops = {
     .close = lite_close,
     .set_busy_timeout = lite_set_busy_timeout,
@@ -405,4 +466,5 @@ static const struct store_ops lite_ops = {
     .blob = lite_blob,
     .is_null = lite_is_null,
     .reopen = lite_reopen,
+    .backup = lite_backup,
 };

@@ -700,7 +700,7 @@ def test_backend_tls_leg_client_certificate(tls_mariadb, dbtls, dbtlsd, state_di
     assert rc == 0 and out.strip().split("\n")[-1] == "xuser@%", err
     start = d8.log_size()
     dbtls("instances", "patch", "my1", "--backend-tls-cert", "", "--backend-tls-key", "")
-    d8.wait_log("configuration generation", start=start)
+    d8.wait_reload(start)
     rc, out, err = mariadb(port, "xuser", "x-secret-1", f"--ssl-ca={ca}")
     assert rc != 0 and "Access denied for user 'xuser'" in err, err
 

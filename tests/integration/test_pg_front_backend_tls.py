@@ -130,7 +130,7 @@ def test_backend_leg_tls_verify_full(tls_backend, dbtls, dbtlsd, state_dir, free
                     "/CN=other CA"], check=True, capture_output=True, timeout=30)
     start = d.log_size()
     dbtls("instances", "patch", "pg1", "--backend-tls-ca", other)
-    d.wait_log("configuration generation", start=start)
+    d.wait_reload(start)
     with pytest.raises(psycopg.OperationalError) as ei:
         psycopg.connect(ci)
     msg = str(ei.value)
@@ -210,7 +210,7 @@ def test_backend_asks_for_a_client_certificate(tls_backend, dbtls, dbtlsd, state
     # without it the backend refuses, in its own words, relayed to the client
     start = d.log_size()
     dbtls("instances", "patch", "pg1", "--backend-tls-cert", "", "--backend-tls-key", "")
-    d.wait_log("configuration generation", start=start)
+    d.wait_reload(start)
     with pytest.raises(psycopg.OperationalError) as ei:
         psycopg.connect(f"host=127.0.0.1 port={port} user=trustuser dbname=app sslmode=require")
     assert "connection requires a valid client certificate" in str(ei.value), str(ei.value)
@@ -266,7 +266,7 @@ def test_channel_binding_crosses_when_the_server_shows_the_fronts_certificate(
     start = d.log_size()
     dbtls("ssl", "server-certs", "create", "--instance", "native")
     dbtls("ssl", "server-certs", "rotate", "--instance", "native")
-    d.wait_log("configuration generation", start=start)
+    d.wait_reload(start)
     with pytest.raises(psycopg.OperationalError) as ei:
         bound_login()
     assert "channel binding" in str(ei.value), str(ei.value)

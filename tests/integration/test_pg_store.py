@@ -401,3 +401,14 @@ def test_master_key_rotation_reaches_every_node(pg_server, dbtls, dbtlsd, store_
     third = rotate(b)  # and node b's CLI issues under the new key
     wait_all_present(port, third, n=4)
     node_b.stop()
+
+
+def test_backup_of_a_postgresql_store_is_pg_dumps_job(dbtls, store_db, tmp_dir, pg_server):
+    sd = os.path.join(tmp_dir, "node")
+    d = dbtls.with_state_dir(sd)
+    d("init", "--store", store_db)
+    out = os.path.join(tmp_dir, "b.db")
+    r = d.fail("backup", "--out", out)
+    assert "is the PostgreSQL database" in r.stderr and "back it up with pg_dump" in r.stderr
+    assert "password" not in r.stderr and pg_server.users["alice"] not in r.stderr, r.stderr
+    assert not os.path.exists(out)
