@@ -20,6 +20,21 @@ struct dbt_rd {
     size_t off;
 };
 
+/* The value of a hexadecimal digit (either case), -1 for any other character. */
+static inline int dbt_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 static inline struct dbt_rd dbt_rd_make(const void *p, size_t len)
 {
     return (struct dbt_rd){(const uint8_t *)p, len, 0};

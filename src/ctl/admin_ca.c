@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/rd.h"
 #include "ctl/auto.h"
 #include "ctl/internal.h"
 
@@ -69,17 +70,6 @@ static char *to_hex(const uint8_t *p, size_t n)
     return s;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 static dbt_res from_hex(const char *s, uint8_t **out, size_t *len)
 {
     size_t n = strlen(s);
@@ -91,7 +81,7 @@ static dbt_res from_hex(const char *s, uint8_t **out, size_t *len)
         return dbt_fail(DBT_E_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = dbt_hex_digit(s[2 * i]), lo = dbt_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(b);
             return dbt_fail(DBT_E_CORRUPT, "the stored admin CA key is damaged (not hex)");

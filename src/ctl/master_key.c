@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/rd.h"
 #include "ctl/internal.h"
 
 #define NEW_SUFFIX ".new"
@@ -41,20 +42,6 @@ static bool keys_differ(const uint8_t a[DBT_PKI_MASTER_KEY_LEN],
     return d != 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* 64 hex characters (optionally followed by one newline / CRLF) or exactly 32 raw bytes. */
 static bool parse_key_bytes(const uint8_t *p, size_t n, uint8_t out[DBT_PKI_MASTER_KEY_LEN])
 {
@@ -68,7 +55,7 @@ static bool parse_key_bytes(const uint8_t *p, size_t n, uint8_t out[DBT_PKI_MAST
     if (hn == 2 * DBT_PKI_MASTER_KEY_LEN) {
         bool ok = true;
         for (size_t i = 0; i < DBT_PKI_MASTER_KEY_LEN && ok; i++) {
-            int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+            int hi = dbt_hex_digit(p[2 * i]), lo = dbt_hex_digit(p[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
             out[i] = (uint8_t)(hi << 4 | lo);
         }

@@ -173,16 +173,21 @@ def test_unreachable_store_one_line(dbtls, tmp_dir, free_port):
     assert "invalid PostgreSQL store connection string" in cp.stderr
 
 
-def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, store_db,
-                                                   free_port, tmp_dir):
+def two_nodes(dbtls, store_db, tmp_dir):
+    """Node a's state dir initialized on the store, node b's a copy of its master.key and
+    store.conf (no init): (state dir a, state dir b, dbtls on a, dbtls on b)."""
     sd_a, sd_b = os.path.join(tmp_dir, "node-a"), os.path.join(tmp_dir, "node-b")
     a = dbtls.with_state_dir(sd_a)
     a("init", "--store", store_db)
-    # a second node: the same master.key and store.conf, no init
     os.makedirs(sd_b, mode=0o700)
     for f in ("master.key", "store.conf"):
         shutil.copy2(os.path.join(sd_a, f), os.path.join(sd_b, f))
-    b = dbtls.with_state_dir(sd_b)
+    return sd_a, sd_b, a, dbtls.with_state_dir(sd_b)
+
+
+def test_two_nodes_share_store_and_follow_rotation(pg_server, dbtls, dbtlsd, store_db,
+                                                   free_port, tmp_dir):
+    sd_a, sd_b, a, b = two_nodes(dbtls, store_db, tmp_dir)
     port = free_port()
     b("instances", "create", "pg1", "--engine", "postgres", "--engine-version", "15",
       "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{pg_server.port}",
@@ -366,13 +371,7 @@ def test_master_key_rotation_reaches_every_node(pg_server, dbtls, dbtlsd, store_
     daemon follows; node b, whose master.key is the old one, keeps serving what it has and says
     why it cannot reload, until the operator copies the new master.key there and sends SIGHUP:
     then it serves the certificate rotated meanwhile, with no restart."""
-    sd_a, sd_b = os.path.join(tmp_dir, "node-a"), os.path.join(tmp_dir, "node-b")
-    a = dbtls.with_state_dir(sd_a)
-    a("init", "--store", store_db)
-    os.makedirs(sd_b, mode=0o700)
-    for f in ("master.key", "store.conf"):
-        shutil.copy2(os.path.join(sd_a, f), os.path.join(sd_b, f))
-    b = dbtls.with_state_dir(sd_b)
+    sd_a, sd_b, a, b = two_nodes(dbtls, store_db, tmp_dir)
     port = free_port()
     a("instances", "create", "pg1", "--engine", "postgres", "--listen", f"127.0.0.1:{port}",
       "--backend", f"127.0.0.1:{pg_server.port}", "--endpoint", "localhost")

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rd.h"
+
 struct scan {
     const char *p;
     const char *end; /* end of the current line */
@@ -349,20 +351,6 @@ dbt_res dbt_my_req_check(const struct dbt_my_req *req, const struct dbt_my_tls_f
     return DBT_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 dbt_res dbt_my_dn_oneline(const char *dn, char *out, size_t outlen)
 {
     /* Unescape each component into tmp, remembering where each starts, then emit in reverse. */
@@ -380,8 +368,8 @@ dbt_res dbt_my_dn_oneline(const char *dn, char *out, size_t outlen)
         char c = dn[i];
         if (c == '\\') {
             DBT_ENSURE(i + 1 < len, INVALID, "DN \"%s\" ends with a dangling escape", dn);
-            int hi = hexval(dn[i + 1]);
-            int lo = i + 2 < len ? hexval(dn[i + 2]) : -1;
+            int hi = dbt_hex_digit(dn[i + 1]);
+            int lo = i + 2 < len ? dbt_hex_digit(dn[i + 2]) : -1;
             if (hi >= 0 && lo >= 0) {
                 tmp[n++] = (char)(hi << 4 | lo);
                 i += 2;
