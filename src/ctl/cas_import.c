@@ -314,7 +314,7 @@ dbt_res dbt_ctl_cas_renew(struct dbt_ctl *ctl, const char *ca_id, const char *ce
     size_t blen = 0;
     bool row = false;
     enum dbt_pki_key_type kt;
-    struct ctl_ca_family fam;
+    struct ctl_ca_family fam = {0};
     DBT_TRY(parse_ca(cert_pem, chain_pem, &all));
     DBT_TRY(dbt_pki_cert_info(all.v[0], &ci));
     /* no key to make: the write lock is taken at once, and the row read under it */

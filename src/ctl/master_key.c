@@ -57,7 +57,9 @@ static bool parse_key_bytes(const uint8_t *p, size_t n, uint8_t out[DBT_PKI_MAST
         for (size_t i = 0; i < DBT_PKI_MASTER_KEY_LEN && ok; i++) {
             int hi = dbt_hex_digit(p[2 * i]), lo = dbt_hex_digit(p[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
-            out[i] = (uint8_t)(hi << 4 | lo);
+            if (ok) {
+                out[i] = (uint8_t)(hi << 4 | lo);
+            }
         }
         if (ok) {
             return true;
