@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/rd.h"
 #include "ctl/internal.h"
 
@@ -156,22 +157,7 @@ dbt_res ctl_master_load(const char *state_dir, const char *command,
 }
 dbt_res ctl_master_write(const char *path, const uint8_t key[DBT_PKI_MASTER_KEY_LEN])
 {
-    dbt_res res = DBT_OK;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return dbt_fail(errno == EEXIST ? DBT_E_EXISTS : DBT_E_IO,
-                        "cannot create master key file \"%s\": %s", path, strerror(errno));
-    }
-    ssize_t n = write(fd, key, DBT_PKI_MASTER_KEY_LEN);
-    DBT_ENSURE(n == DBT_PKI_MASTER_KEY_LEN, IO, "cannot write master key file \"%s\": %s", path,
-               n < 0 ? strerror(errno) : "short write");
-    DBT_ENSURE(fsync(fd) == 0, IO, "cannot sync master key file \"%s\": %s", path, strerror(errno));
-out:
-    close(fd);
-    if (!dbt_ok(res)) {
-        unlink(path);
-    }
-    return res;
+    return dbt_file_create_private(path, key, DBT_PKI_MASTER_KEY_LEN, "master key file");
 }
 
 /* ---- the state directory's lock, and the files ---------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "store/store.h"
 
 #define CONF_MAX 4096
@@ -32,20 +33,17 @@ dbt_res dbt_store_conf_write(const char *path, const char *conninfo)
         return res;
     }
     PQconninfoFree(opts);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return dbt_fail(errno == EEXIST ? DBT_E_EXISTS : DBT_E_IO,
-                        "cannot create store file \"%s\": %s", path, strerror(errno));
-    }
+    /* one line: the conninfo and its newline */
     size_t n = strlen(conninfo);
-    DBT_ENSURE(write(fd, conninfo, n) == (ssize_t)n && write(fd, "\n", 1) == 1, IO,
-               "cannot write store file \"%s\": %s", path, strerror(errno));
-    DBT_ENSURE(fsync(fd) == 0, IO, "cannot sync store file \"%s\": %s", path, strerror(errno));
-out:
-    close(fd);
-    if (!dbt_ok(res)) {
-        unlink(path);
+    char *line = malloc(n + 2);
+    if (line == NULL) {
+        return dbt_fail(DBT_E_NOMEM, "out of memory");
     }
+    memcpy(line, conninfo, n);
+    line[n] = '\n';
+    res = dbt_file_create_private(path, line, n + 1, "store file");
+    memset(line, 0, n + 1); /* it may hold a password */
+    free(line);
     return res;
 }
 
