@@ -1,5 +1,6 @@
 /*
- * cmd_general.c - the commands that are not about one instance: init, backup, master-key rotate,
+ * cmd_general.c - the commands that are not about one instance: init, backup, restore,
+ * master-key rotate,
  * cas list|set-default|import|renew|delete, engines list, bundle, events list.
  */
 #include <errno.h>
@@ -272,6 +273,107 @@ out:
     return dbt_ok(res) ? 0 : dbt_cli_fail(res);
 }
 
+/* A JSON array of names (NULL when out of memory). */
+static json_t *names_json(char **v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_array_append_new(a, json_string(v[i]));
+    }
+    return a;
+}
+
+static void print_names(FILE *f, const char *what, char **v, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    fprintf(f, "\n%s:", what);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s %s", i ? "," : "", v[i]);
+    }
+}
+
+static int run_restore(struct dbt_cli *c)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_ctl_restore r = {0};
+    struct dbt_ctl_opts opts = {
+        .state_dir = c->state_dir,
+        .master_key_command = c->master_key_command,
+    };
+    const char *from = dbt_cli_get(c, "from");
+    const char *key_file = dbt_cli_get(c, "from-master-key");
+    const char *key_cmd = dbt_cli_get(c, "from-master-key-command");
+    uint8_t key[32];
+    bool have_key = false;
+    json_t *o = NULL;
+    char when[32];
+
+    if (key_file && key_cmd) {
+        return dbt_cli_usage_error(c->cmd,
+                                   "give --from-master-key or --from-master-key-command, not both");
+    }
+    if ((key_file && !*key_file) || (key_cmd && !*key_cmd)) {
+        return dbt_cli_usage_error(c->cmd, "the copy's master key source must not be empty");
+    }
+    if (key_file || key_cmd) {
+        res = dbt_ctl_master_key_read(key_file, key_cmd, key);
+        if (!dbt_ok(res)) {
+            res = dbt_fail_ctx(res,
+                               "%s: ", key_cmd ? "--from-master-key-command" : "--from-master-key");
+            goto out;
+        }
+        have_key = true;
+    }
+    DBT_TRY(dbt_ctl_restore(&opts, from, have_key ? key : NULL, dbt_cli_has(c, "force"), &r));
+    dbt_time_rfc3339(r.copy_last_change, when, sizeof when);
+    o = json_pack(
+        "{ss,ss,sI,sI,sb,sb,sI,sI,sI,sI,so,so,ss?}", "file", from, "copyLastChange", when,
+        "instances", (json_int_t)r.instances, "keys", (json_int_t)r.keys, "rekeyed", r.rekeyed,
+        "replaced", r.replaced, "clientCertsCarried", (json_int_t)r.client_certs_carried,
+        "revocationsCarried", (json_int_t)r.revocations_carried, "adminCertsCarried",
+        (json_int_t)r.admin_certs_carried, "clientCertsLost", (json_int_t)r.client_certs_lost,
+        "instancesRemoved", names_json(r.removed, r.n_removed), "instancesReturned",
+        names_json(r.returned, r.n_returned), "damagedStoreMovedTo", r.damaged_aside);
+    DBT_ENSURE(o, NOMEM, "out of memory");
+    char *msg = NULL;
+    size_t msg_len = 0;
+    FILE *f = open_memstream(&msg, &msg_len);
+    DBT_ENSURE(f, NOMEM, "out of memory");
+    fprintf(f,
+            "Restored the store from %s (last change in it %s): %zu instances, %zu private "
+            "keys %s.",
+            from, when, r.instances, r.keys,
+            r.rekeyed ? "re-sealed under the current master key" : "checked");
+    if (r.replaced) {
+        fprintf(f,
+                "\nKept from the store it replaced: %zu client certificates issued and %zu "
+                "revoked since the copy, %zu admin certificate changes.",
+                r.client_certs_carried, r.revocations_carried, r.admin_certs_carried);
+    }
+    if (r.client_certs_lost > 0) {
+        fprintf(f,
+                "\n%zu client certificates issued under client CAs the copy does not have "
+                "(instances created or reset since) no longer work.",
+                r.client_certs_lost);
+    }
+    print_names(f, "Instances deleted (not in the copy)", r.removed, r.n_removed);
+    print_names(f, "Instances back (deleted since the copy was taken)", r.returned, r.n_returned);
+    if (r.damaged_aside) {
+        fprintf(f, "\nThe damaged store was moved to %s.", r.damaged_aside);
+    }
+    fprintf(f, "\nA running dbtlsd serves the restored configuration within a second.");
+    fclose(f);
+    dbt_cli_print_done(c, o, "%s", msg);
+    free(msg);
+out:
+    memset(key, 0, sizeof key);
+    json_decref(o);
+    dbt_ctl_restore_cleanup(&r);
+    return dbt_ok(res) ? 0 : dbt_cli_fail(res);
+}
+
 static int run_master_key_rotate(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
@@ -447,6 +549,18 @@ static const struct dbt_cli_opt backup_opts[] = {
     {NULL, NULL, NULL, false, false},
 };
 
+static const struct dbt_cli_opt restore_opts[] = {
+    {"from", "FILE", "the copy to restore (dbtls backup's)", true, false},
+    {"from-master-key", "FILE",
+     "the master key file of when the copy was taken (before a master-key rotate); its keys are "
+     "re-sealed under the current one",
+     false, false},
+    {"from-master-key-command", "CMD", "the same, printed by CMD", false, false},
+    {"force", NULL, "restore even if instances created after the copy would be deleted", false,
+     false},
+    {NULL, NULL, NULL, false, false},
+};
+
 static const struct dbt_cli_opt master_key_opts[] = {
     {"new-master-key-command", "CMD",
      "take the new key from CMD (as --master-key-command) instead of a new master.key; required "
@@ -468,6 +582,9 @@ const struct dbt_cli_cmd dbt_cli_cmds_general[] = {
     {"backup", NULL, false,
      "write a consistent copy of the store while dbtlsd runs (SQLite; the master key stays out)",
      backup_opts, run_backup, false},
+    {"restore", NULL, false,
+     "put a backup copy back as the store, keeping the certificates issued and revoked since",
+     restore_opts, run_restore, false},
     {"master-key rotate", NULL, false,
      "re-seal every stored private key under a new master key (one transaction)", master_key_opts,
      run_master_key_rotate, false},

@@ -81,6 +81,50 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts) DBT_WUR;
  */
 dbt_res dbt_ctl_backup(struct dbt_ctl *ctl, const char *path) DBT_WUR;
 
+/* What `dbtls restore` did (dbt_ctl_restore). */
+struct dbt_ctl_restore {
+    size_t instances;         /* in the restored store */
+    size_t keys;              /* private keys checked (and re-sealed under the current key) */
+    bool rekeyed;             /* the copy's keys were sealed under another master key */
+    bool replaced;            /* a readable store was there: its content was replaced */
+    char *damaged_aside;      /* a damaged store was moved to this name, or NULL */
+    int64_t copy_last_change; /* the time of the copy's newest event */
+    /* carried over from the store that was replaced, so the PKI forgets nothing it did after
+       the copy was taken (client CAs the copy has) */
+    size_t client_certs_carried; /* issued since: listed and revocable again */
+    size_t revocations_carried;  /* revoked since: stay revoked (in the CRL) */
+    size_t admin_certs_carried;  /* admin certificates issued or revoked since */
+    size_t client_certs_lost;    /* issued under a client CA the copy does not have */
+    char **removed;              /* instances of the replaced store the copy does not have */
+    size_t n_removed;
+    char **returned; /* instances of the copy the replaced store did not have */
+    size_t n_returned;
+};
+void dbt_ctl_restore_cleanup(struct dbt_ctl_restore *r);
+/*
+ * `dbtls restore`: makes the SQLite store of opts's state directory the copy in the file from
+ * (`dbtls backup`'s, or a store file), while dbtlsd runs or with the store missing or damaged.
+ * The copy must be a dbtls store that passes integrity_check (CORRUPT naming it), not newer
+ * than this program (an older one is migrated), and every private key in it must open with
+ * from_master (when non-NULL: the master key of when the copy was taken; its keys are re-sealed
+ * under the current one) or else the current master key (CRYPTO naming the key). When a
+ * readable store is there, what its PKI did after the copy was taken is carried into the copy
+ * (client certificates issued and revoked under client CAs the copy has, with the CRLs signed
+ * again; admin certificates issued and revoked), the change counter goes above its own, and
+ * its content is replaced in one transaction (STATE if it changed meanwhile: nothing
+ * restored); instances it has and the copy has not would be deleted: refused (STATE) naming
+ * them unless force. A damaged store is moved aside (dbtls.db.damaged-TIME) and the copy put
+ * in its place. STATE for a PostgreSQL store or while a master key rotation runs. Event
+ * "store.restore" in the restored store. Nothing changes on any failure.
+ */
+dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
+                        const uint8_t *from_master, bool force,
+                        struct dbt_ctl_restore *out) DBT_WUR;
+/* The master key a key file holds (as master.key: 32 bytes or 64 hex, not group/world
+   readable) or, when command is non-NULL, what command prints: for dbt_ctl_restore's
+   from_master. */
+dbt_res dbt_ctl_master_key_read(const char *path, const char *command, uint8_t out[32]) DBT_WUR;
+
 struct dbt_ctl_rekey {
     size_t keys;  /* re-sealed */
     bool to_file; /* the new key is in master.key (else: new_command's) */

@@ -91,6 +91,18 @@ struct ctl_slot *ctl_slots_find(struct ctl_slots *s, const char *slot);
 dbt_res ctl_slot_put(struct dbt_ctl *ctl, int64_t inst_id, const char *slot,
                      const struct ctl_slot *row) DBT_WUR;
 
+/* ---- the state directory (open.c) ---- */
+#define CTL_STORE_FILE "dbtls.db"
+/* Present when the store is a PostgreSQL database (store.h, docs/store.md). */
+#define CTL_STORE_CONF "store.conf"
+/* A handle with opts's state directory, actor and master key source; no store, no key yet. */
+dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out) DBT_WUR;
+/* mkdir -p, each new directory mode 0700. */
+dbt_res ctl_mkdir_p(const char *dir) DBT_WUR;
+/* Removes dir/<prefix><pid>[...] files whose process is gone (what a killed init or restore
+   left). */
+void ctl_remove_stale(const char *dir, const char *prefix);
+
 /* ---- the master key (master_key.c) ---- */
 #define CTL_MASTER_FILE "master.key"
 /* The master key from command when it is non-empty, else from state_dir/master.key. */
@@ -105,6 +117,15 @@ dbt_res ctl_master_recover(struct dbt_ctl *ctl) DBT_WUR;
 /* Reads the master key again from its source: true when it changed, i.e. a rotation happened
    since it was loaded. Called once per key that does not open (and once per daemon reload). */
 bool ctl_master_refresh(struct dbt_ctl *ctl);
+/* An exclusive flock on the state directory (master key rotation and its recovery, restore):
+ *fd = -1 when another process holds it; close *fd to release it. */
+dbt_res ctl_lock_dir(const char *dir, int *fd) DBT_WUR;
+/* Re-seals every stored private key (shared and imported CAs, client CAs, the server CAs and
+   certificates of every slot, the admin CA) under new_master in the open write transaction.
+   Each must open with ctl->master, else the error names the first that does not. *n counts
+   them. */
+dbt_res ctl_reseal_all(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                       size_t *n) DBT_WUR;
 /* Whether master opens blob, sealed for cert_pem's key (the recovery's probe). */
 bool ctl_key_opens(const uint8_t master[DBT_PKI_MASTER_KEY_LEN], const char *cert_pem,
                    const uint8_t *blob, size_t len);

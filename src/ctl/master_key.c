@@ -164,7 +164,7 @@ dbt_res ctl_master_write(const char *path, const uint8_t key[DBT_PKI_MASTER_KEY_
 
 /* An exclusive flock on the state directory (rotation and recovery); *fd = -1 when another
    process holds it. */
-static dbt_res lock_dir(const char *dir, int *fd)
+dbt_res ctl_lock_dir(const char *dir, int *fd)
 {
     *fd = -1;
     int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -264,7 +264,7 @@ dbt_res ctl_master_recover(struct dbt_ctl *ctl)
     path = ctl_printf("%s/%s", ctl->state_dir, CTL_MASTER_FILE);
     new_path = ctl_printf("%s%s", path, NEW_SUFFIX);
     if (access(new_path, F_OK) == 0) {
-        DBT_TRY(lock_dir(ctl->state_dir, &lock));
+        DBT_TRY(ctl_lock_dir(ctl->state_dir, &lock));
         if (lock >= 0) { /* else a rotation is running: it renames its file itself */
             DBT_TRY(recover_locked(ctl, path, new_path));
         }
@@ -437,6 +437,23 @@ out:
     return res;
 }
 
+dbt_res ctl_reseal_all(struct dbt_ctl *ctl, const uint8_t new_master[DBT_PKI_MASTER_KEY_LEN],
+                       size_t *n)
+{
+    dbt_res res = DBT_OK;
+    struct sealed_list l = {0};
+    *n = 0;
+    DBT_TRY(collect(ctl, &l));
+    for (size_t i = 0; i < l.n; i++) {
+        DBT_TRY(reseal_one(ctl, new_master, &l.v[i]));
+    }
+    *n = l.n;
+    DBT_TRY(ctl_admin_ca_reseal(ctl, new_master, n));
+out:
+    sealed_list_cleanup(&l);
+    return res;
+}
+
 dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
                                   struct dbt_ctl_rekey *out)
 {
@@ -447,7 +464,6 @@ dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
     uint8_t key[DBT_PKI_MASTER_KEY_LEN];
     int lock = -1;
     bool made_new = false, committed = false;
-    struct sealed_list l = {0};
     size_t n = 0;
     memset(out, 0, sizeof *out);
     memset(key, 0, sizeof key);
@@ -456,7 +472,7 @@ dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
     DBT_ENSURE(!to_file || ctl->master_key_command == NULL, INVALID,
                "the master key comes from --master-key-command: give --new-master-key-command "
                "CMD, a command that prints the new key (dbtls does not write to your key store)");
-    DBT_TRY(lock_dir(ctl->state_dir, &lock));
+    DBT_TRY(ctl_lock_dir(ctl->state_dir, &lock));
     DBT_ENSURE(lock >= 0, STATE, "another master key rotation is running on \"%s\"",
                ctl->state_dir);
     if (to_file) {
@@ -475,12 +491,7 @@ dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
                    "a new one");
     }
     DBT_TRY(dbt_store_begin(ctl->st, true));
-    DBT_TRY(collect(ctl, &l));
-    for (size_t i = 0; i < l.n; i++) {
-        DBT_TRY(reseal_one(ctl, key, &l.v[i]));
-    }
-    n = l.n;
-    DBT_TRY(ctl_admin_ca_reseal(ctl, key, &n));
+    DBT_TRY(ctl_reseal_all(ctl, key, &n));
     ctl_fault("rekey-mid");
     DBT_TRY(ctl_event(ctl, "master-key.rotate", "master-key", "keys=%zu source=%s", n,
                       to_file ? "file" : "command"));
@@ -517,7 +528,6 @@ out:
         close(lock);
     }
     dbt_pki_wipe(key, sizeof key);
-    sealed_list_cleanup(&l);
     free(path);
     free(new_path);
     return res;

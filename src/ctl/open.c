@@ -19,9 +19,8 @@
 #include "base/clock.h"
 #include "ctl/internal.h"
 
-#define STORE_FILE "dbtls.db"
-/* Present when the store is a PostgreSQL database (store.h, docs/store.md). */
-#define STORE_CONF "store.conf"
+#define STORE_FILE CTL_STORE_FILE
+#define STORE_CONF CTL_STORE_CONF
 
 /* ---- strings ---------------------------------------------------------------------------- */
 
@@ -162,7 +161,7 @@ void ctl_fault(const char *point)
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
-static dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
+dbt_res ctl_new(const struct dbt_ctl_opts *opts, struct dbt_ctl **out)
 {
     if (!opts || !opts->state_dir || !*opts->state_dir) {
         return dbt_fail(DBT_E_INVALID, "no state directory given");
@@ -281,7 +280,7 @@ void dbt_ctl_watch_close(struct dbt_ctl *ctl)
 
 /* ---- init ------------------------------------------------------------------------------- */
 
-static dbt_res mkdir_p(const char *dir)
+dbt_res ctl_mkdir_p(const char *dir)
 {
     char *p = ctl_strdup(dir);
     dbt_res res = DBT_OK;
@@ -302,15 +301,12 @@ static dbt_res mkdir_p(const char *dir)
     return res;
 }
 
-/* Removes what an init killed half-way left behind (dbtls.db.init-<pid>[-wal|-shm]) when that
-   process is gone. */
-static void remove_stale_init_files(const char *dir)
+void ctl_remove_stale(const char *dir, const char *prefix)
 {
     DIR *d = opendir(dir);
     if (!d) {
         return;
     }
-    const char *prefix = STORE_FILE ".init-";
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) {
@@ -342,7 +338,7 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
     bool made_key = false, made_tmp = false;
     struct ctl_keys keys = {0};
     DBT_TRY(ctl_new(opts, &ctl));
-    DBT_TRY(mkdir_p(opts->state_dir));
+    DBT_TRY(ctl_mkdir_p(opts->state_dir));
     /* An existing directory keeps its mode, but it must not be open to others. */
     struct stat sb;
     DBT_ENSURE(stat(opts->state_dir, &sb) == 0 && S_ISDIR(sb.st_mode), IO,
@@ -363,7 +359,7 @@ dbt_res dbt_ctl_init(const struct dbt_ctl_opts *opts)
         DBT_TRY(ctl_master_write(mk, ctl->master));
         made_key = true;
     }
-    remove_stale_init_files(opts->state_dir);
+    ctl_remove_stale(opts->state_dir, STORE_FILE ".init-"); /* what a killed init left */
     /* The store being built is this process's own file, so nobody would wait on its write lock;
        the keys are still made first, as everywhere in ctl (keys.c). */
     for (size_t i = 0; i < DBT_ARRAY_LEN(ctl_ca_families); i++) {

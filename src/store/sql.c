@@ -136,6 +136,8 @@ static const char *const migrations[] = {
 static const char *const statements[DBT_SQL__COUNT] = {
     [DBT_SQL_COUNTER_GET] = "SELECT n FROM counter WHERE id = 1",
     [DBT_SQL_COUNTER_BUMP] = "UPDATE counter SET n = n + 1 WHERE id = 1",
+    /* ?1 n (a restored store continues above the counter of the store it replaces) */
+    [DBT_SQL_COUNTER_SET] = "UPDATE counter SET n = ?1 WHERE id = 1",
     /* -> value */
     [DBT_SQL_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
     [DBT_SQL_SETTING_PUT] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
@@ -293,6 +295,51 @@ static const char *const statements[DBT_SQL__COUNT] = {
                           " ORDER BY i.name, s.slot",
     [DBT_SQL_CA_RENEW] =
         "UPDATE cas SET cert_pem = ?3, key_blob = ?4 WHERE ca_id = ?1 AND region = ?2",
+    /* restoring a copy (ctl/restore.c) compares it with the store it replaces:
+       -> id, name, client_ca_sha1, crl_number */
+    [DBT_SQL_RESTORE_INSTANCES] =
+        "SELECT id, name, client_ca_sha1, crl_number FROM instances ORDER BY name",
+    /* -> client CA sha1, name, serial, sha1, cert_pem, created_at of every live client cert */
+    [DBT_SQL_RESTORE_CLIENTS] = "SELECT i.client_ca_sha1, c.name, c.serial, c.sha1, c.cert_pem,"
+                                " c.created_at FROM client_certs c"
+                                " JOIN instances i ON i.id = c.instance_id ORDER BY i.name, c.name",
+    /* -> client CA sha1, serial, name, sha1, revoked_at of every revocation */
+    [DBT_SQL_RESTORE_REVOKED] = "SELECT client_ca_sha1, serial, name, sha1, revoked_at"
+                                " FROM revocations ORDER BY revoked_at, serial",
+    /* ?1 client CA sha1, ?2 serial -> 1 (a live client cert), 2 (revoked): what the store
+       knows of that serial */
+    [DBT_SQL_RESTORE_SERIAL] =
+        "SELECT 1 FROM client_certs c JOIN instances i ON i.id = c.instance_id"
+        " WHERE i.client_ca_sha1 = ?1 AND c.serial = ?2"
+        " UNION ALL SELECT 2 FROM revocations WHERE client_ca_sha1 = ?1 AND serial = ?2",
+    /* ?1 instance id, ?2 serial */
+    [DBT_SQL_CLIENT_DELETE_SERIAL] =
+        "DELETE FROM client_certs WHERE instance_id = ?1 AND serial = ?2",
+    /* ?1 serial -> revoked_at (NULL: live) */
+    [DBT_SQL_ADMIN_CERT_BY_SERIAL] = "SELECT revoked_at FROM admin_certs WHERE serial = ?1",
+    /* -> the time of the newest event (0 when none) */
+    [DBT_SQL_EVENT_LAST_TIME] = "SELECT coalesce(max(time), 0) FROM events",
+};
+
+/* Replacing the whole SQLite store by a restored copy attached as restore_src
+   (store_sqlite.c): same tables with the same columns, emptied and refilled in one write
+   transaction with foreign keys off (no cascades; SQLite's deferred-constraint counter does not
+   come back to zero when a parent is deleted before its children), then checked whole. */
+const struct dbt_sql_replace dbt_sql_replace = {
+    .attach = "ATTACH DATABASE ?1 AS restore_src",
+    .detach = "DETACH DATABASE restore_src",
+    .counter = "SELECT n FROM main.counter WHERE id = 1",
+    .tables_main = "SELECT group_concat(name, ',') FROM (SELECT name FROM main.sqlite_master"
+                   " WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%' ORDER BY name)",
+    .tables_src = "SELECT name FROM restore_src.sqlite_master"
+                  " WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%' ORDER BY name",
+    .columns = "SELECT group_concat(name, ',') FROM"
+               " (SELECT name FROM pragma_table_info(?1, ?2) ORDER BY cid)",
+    .fk_off = "PRAGMA foreign_keys = OFF",
+    .fk_on = "PRAGMA foreign_keys = ON",
+    .fk_check = "PRAGMA main.foreign_key_check",
+    .empty = "DELETE FROM main.\"%w\"", /* the name is given twice: fill needs it so */
+    .fill = "INSERT INTO main.\"%w\" SELECT * FROM restore_src.\"%w\"",
 };
 
 int dbt_store_schema_version(void)

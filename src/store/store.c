@@ -36,6 +36,20 @@ dbt_res dbt_store_backup(struct dbt_store *st, const char *path)
     return st->ops->backup(st, path);
 }
 
+dbt_res dbt_store_replace(struct dbt_store *st, const char *from, uint64_t expect)
+{
+    if (st->in_txn) {
+        return dbt_fail(DBT_E_INTERNAL, "store: replace inside a transaction");
+    }
+    if (st->ops->replace == NULL) {
+        return dbt_fail(DBT_E_STATE,
+                        "the store is the PostgreSQL database %s: restore it with pg_restore "
+                        "(docs/store.md)",
+                        st->path);
+    }
+    return st->ops->replace(st, from, expect);
+}
+
 const char *dbt_store_path(const struct dbt_store *st)
 {
     return st->path;

@@ -100,6 +100,15 @@ enum dbt_sql {
     /* renewal of an imported CA's certificate (ctl/cas_import.c) */
     DBT_SQL_CA_ISSUED,
     DBT_SQL_CA_RENEW,
+    /* restoring a copy of the store (ctl/restore.c) */
+    DBT_SQL_COUNTER_SET,
+    DBT_SQL_RESTORE_INSTANCES,
+    DBT_SQL_RESTORE_CLIENTS,
+    DBT_SQL_RESTORE_REVOKED,
+    DBT_SQL_RESTORE_SERIAL,
+    DBT_SQL_CLIENT_DELETE_SERIAL,
+    DBT_SQL_ADMIN_CERT_BY_SERIAL,
+    DBT_SQL_EVENT_LAST_TIME,
     DBT_SQL__COUNT
 };
 
@@ -132,6 +141,20 @@ void dbt_store_close(struct dbt_store *st);
  * transaction.
  */
 dbt_res dbt_store_backup(struct dbt_store *st, const char *path) DBT_WUR;
+/*
+ * Copies the dbtls store in the SQLite file from (a `dbtls backup` copy, or a store file itself)
+ * to to, a new file (mode 0600), with SQLite's online backup. from must be a dbtls store no
+ * newer than this program that passes integrity_check: NOT_FOUND when it is missing, CORRUPT
+ * naming it otherwise. Open to with dbt_store_open(RW) to migrate it. A failure leaves no to.
+ */
+dbt_res dbt_store_copy_file(const char *from, const char *to) DBT_WUR;
+/*
+ * Replaces the whole content of st by the SQLite store in the file from (same schema: open it
+ * RW once first) in one write transaction, if st's change counter is still expect (STATE
+ * otherwise: a change committed since the caller read it). Readers see the old content or the
+ * new. Outside a transaction. STATE for a PostgreSQL store (pg_restore's job).
+ */
+dbt_res dbt_store_replace(struct dbt_store *st, const char *from, uint64_t expect) DBT_WUR;
 /* The SQLite file, or for PostgreSQL the connection parameters without the password. */
 const char *dbt_store_path(const struct dbt_store *st);
 /* How long a blocked statement (BEGIN IMMEDIATE while another writer holds the lock) waits
@@ -198,6 +221,12 @@ dbt_res dbt_stmt_dup(struct dbt_stmt *s, int col, char **out) DBT_WUR;
 int dbt_store_schema_version(void);
 /* Internal (sql.c): the SQL text of a statement and the migration steps. */
 const char *dbt_sql_text(enum dbt_sql id);
+struct dbt_sql_replace {
+    const char *attach, *detach, *counter, *tables_main, *tables_src, *columns;
+    const char *fk_off, *fk_on, *fk_check;
+    const char *empty, *fill; /* sqlite3_mprintf formats: %w the table's name */
+};
+extern const struct dbt_sql_replace dbt_sql_replace;
 /* Migration i (1-based) brings user_version i-1 to i; NULL past the last. */
 const char *dbt_sql_migration(int i);
 /* The same for the PostgreSQL store (sql_pg.c): its schema version (kept in the table

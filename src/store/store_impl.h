@@ -31,6 +31,8 @@ struct store_ops {
     dbt_res (*reopen)(const struct dbt_store *st, enum dbt_store_mode mode, struct dbt_store **out);
     /* A consistent copy into a new file (NULL: the backend has none: pg_dump's job). */
     dbt_res (*backup)(struct dbt_store *st, const char *path);
+    /* The whole content replaced by a restored copy's (NULL: pg_restore's job). */
+    dbt_res (*replace)(struct dbt_store *st, const char *from, uint64_t expect);
     /* A change watch (NULL: the backend has none). */
     dbt_res (*watch_open)(const struct dbt_store *st, struct dbt_store_watch **out);
 };

@@ -387,64 +387,291 @@ static bool lite_is_null(struct dbt_stmt *s, int col)
     return sqlite3_column_type(lstmt(s)->s, col) == SQLITE_NULL;
 }
 
-static dbt_res lite_backup(struct dbt_store *base, const char *path)
+/* Whether db passes PRAGMA integrity_check. */
+static bool integrity_ok(sqlite3 *db)
 {
-    dbt_res res = DBT_OK;
-    struct lite_store *st = lite(base);
-    sqlite3 *dst = NULL;
-    char *tmp = NULL;
-    bool made = false;
-    DBT_ENSURE(access(path, F_OK) != 0, EXISTS, "backup file \"%s\" already exists", path);
-    DBT_ENSURE(asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) >= 0, NOMEM,
-               "store: out of memory");
-    unlink(tmp);
-    res = create_file(tmp);
-    if (!dbt_ok(res)) {
-        res = dbt_fail(DBT_E_IO, "cannot create backup file \"%s\": %s", path, strerror(errno));
-        goto out;
-    }
-    made = true;
-    int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    DBT_ENSURE(rc == SQLITE_OK, IO, "cannot open backup file \"%s\": %s", path,
-               dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
-    /* one step over all pages: one read snapshot of the store, so the copy is consistent
-       while other handles commit (WAL readers do not block writers) */
-    sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
-    DBT_ENSURE(b != NULL, STORE, "%s: backup: %s", base->label, sqlite3_errmsg(dst));
-    rc = sqlite3_backup_step(b, -1);
-    int fin = sqlite3_backup_finish(b);
-    DBT_ENSURE(rc == SQLITE_DONE && fin == SQLITE_OK, STORE, "%s: backup to \"%s\": %s",
-               base->label, path, sqlite3_errstr(rc == SQLITE_DONE ? fin : rc));
-    /* the copy is a file of its own: no -wal beside it, checked before it counts */
     sqlite3_stmt *q = NULL;
-    rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
-    DBT_ENSURE(rc == SQLITE_OK, IO, "backup file \"%s\": %s", path, sqlite3_errmsg(dst));
-    rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &q, NULL);
+    int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
     bool ok = rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW &&
               strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
     sqlite3_finalize(q);
-    DBT_ENSURE(ok, CORRUPT, "backup file \"%s\" does not pass SQLite's integrity check", path);
+    return ok;
+}
+
+/*
+ * Writes src's main database into tmp, a file this function creates (mode 0600), with SQLite's
+ * online backup: one step over all pages is one read snapshot, so the copy is consistent while
+ * other handles commit (WAL readers do not block writers). The copy is switched to a rollback
+ * journal (a file of its own: no -wal beside it), checked and synced. what names the copy in
+ * errors ("backup file \"x\""), src_label the source. The caller removes tmp on failure.
+ */
+static dbt_res copy_db(sqlite3 *src, const char *src_label, const char *tmp, const char *what)
+{
+    dbt_res res = DBT_OK;
+    sqlite3 *dst = NULL;
+    unlink(tmp);
+    res = create_file(tmp);
+    if (!dbt_ok(res)) {
+        return dbt_fail(DBT_E_IO, "cannot create %s: %s", what, strerror(errno));
+    }
+    int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "cannot open %s: %s", what,
+               dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    DBT_ENSURE(b != NULL, STORE, "%s: copy: %s", src_label, sqlite3_errmsg(dst));
+    rc = sqlite3_backup_step(b, -1);
+    int fin = sqlite3_backup_finish(b);
+    DBT_ENSURE(rc == SQLITE_DONE && fin == SQLITE_OK, STORE, "%s: copy to %s: %s", src_label, what,
+               sqlite3_errstr(rc == SQLITE_DONE ? fin : rc));
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "%s: %s", what, sqlite3_errmsg(dst));
+    DBT_ENSURE(integrity_ok(dst), CORRUPT, "%s does not pass SQLite's integrity check", what);
     rc = sqlite3_close(dst);
     dst = NULL;
-    DBT_ENSURE(rc == SQLITE_OK, IO, "backup file \"%s\": close failed", path);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "%s: close failed", what);
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     bool synced = fd >= 0 && fsync(fd) == 0;
     int err = errno;
     if (fd >= 0) {
         close(fd);
     }
-    DBT_ENSURE(synced, IO, "cannot sync backup file \"%s\": %s", path, strerror(err));
-    /* link: never replaces a file that appeared meanwhile (rename would) */
-    DBT_ENSURE(link(tmp, path) == 0, IO, "cannot create backup file \"%s\": %s", path,
-               errno == EEXIST ? "it already exists" : strerror(errno));
+    DBT_ENSURE(synced, IO, "cannot sync %s: %s", what, strerror(err));
 out:
     if (dst != NULL) {
         sqlite3_close(dst);
     }
-    if (made) {
-        unlink(tmp);
+    return res;
+}
+
+static dbt_res lite_backup(struct dbt_store *base, const char *path)
+{
+    dbt_res res = DBT_OK;
+    char *tmp = NULL, *what = NULL;
+    DBT_ENSURE(access(path, F_OK) != 0, EXISTS, "backup file \"%s\" already exists", path);
+    DBT_ENSURE(asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) >= 0 &&
+                   asprintf(&what, "backup file \"%s\"", path) >= 0,
+               NOMEM, "store: out of memory");
+    res = copy_db(lite(base)->db, base->label, tmp, what);
+    /* link: never replaces a file that appeared meanwhile (rename would) */
+    if (dbt_ok(res) && link(tmp, path) != 0) {
+        res = dbt_fail(DBT_E_IO, "cannot create %s: %s", what,
+                       errno == EEXIST ? "it already exists" : strerror(errno));
     }
+    unlink(tmp);
+out:
     free(tmp);
+    free(what);
+    return res;
+}
+
+dbt_res dbt_store_copy_file(const char *from, const char *to)
+{
+    dbt_res res = DBT_OK;
+    sqlite3 *db = NULL;
+    char *label = NULL;
+    struct stat sb;
+    if (stat(from, &sb) != 0) {
+        return dbt_fail(errno == ENOENT ? DBT_E_NOT_FOUND : DBT_E_IO, "cannot read \"%s\": %s",
+                        from, strerror(errno));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        return dbt_fail(DBT_E_INVALID, "\"%s\" is not a regular file", from);
+    }
+    DBT_ENSURE(asprintf(&label, "\"%s\"", from) >= 0, NOMEM, "store: out of memory");
+    int rc = sqlite3_open_v2(from, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    DBT_ENSURE(rc == SQLITE_OK, IO, "cannot open \"%s\": %s", from,
+               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    struct lite_store probe = {.base = {.path = (char *)from, .label = label}, .db = db};
+    int64_t app_id = 0, version = 0;
+    res = pragma_int(&probe, "PRAGMA application_id", &app_id);
+    if (dbt_ok(res)) {
+        res = pragma_int(&probe, "PRAGMA user_version", &version);
+    }
+    if (!dbt_ok(res)) {
+        res = dbt_fail(DBT_E_CORRUPT, "\"%s\" is not a dbtls store (%s)", from, sqlite3_errmsg(db));
+        goto out;
+    }
+    DBT_ENSURE(app_id == DBT_STORE_APPLICATION_ID && version > 0, CORRUPT,
+               "\"%s\" is not a dbtls store (an SQLite database with application_id %lld)", from,
+               (long long)app_id);
+    DBT_ENSURE(version <= dbt_store_schema_version(), CORRUPT,
+               "\"%s\" has schema version %lld, newer than this dbtls (%d); upgrade dbtls", from,
+               (long long)version, dbt_store_schema_version());
+    DBT_ENSURE(integrity_ok(db), CORRUPT, "\"%s\" does not pass SQLite's integrity check", from);
+    res = copy_db(db, label, to, label);
+    if (!dbt_ok(res)) {
+        unlink(to);
+    }
+out:
+    sqlite3_close(db);
+    free(label);
+    return res;
+}
+
+/* The text of column 0 of the first row of sql (bound to the texts a1, a2 when non-NULL), into
+ *out (malloc'd, NULL for no row or NULL). */
+static dbt_res query_text(struct lite_store *st, const char *sql, const char *a1, const char *a2,
+                          char **out)
+{
+    sqlite3_stmt *q = NULL;
+    *out = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &q, NULL);
+    if (rc == SQLITE_OK && a1) {
+        rc = sqlite3_bind_text(q, 1, a1, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK && a2) {
+        rc = sqlite3_bind_text(q, 2, a2, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(q, 0);
+            *out = t ? strdup(t) : NULL;
+            rc = t && !*out ? SQLITE_NOMEM : SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_OK ? DBT_OK : store_err(st, rc, sql);
+}
+
+/* Checks that main's table name has the same columns, in the same order, as restore_src's. */
+static dbt_res same_columns(struct lite_store *st, const char *name)
+{
+    dbt_res res = DBT_OK;
+    char *cols_main = NULL, *cols_src = NULL;
+    DBT_TRY(query_text(st, dbt_sql_replace.columns, name, "main", &cols_main));
+    DBT_TRY(query_text(st, dbt_sql_replace.columns, name, "restore_src", &cols_src));
+    DBT_ENSURE(cols_main && cols_src && strcmp(cols_main, cols_src) == 0, CORRUPT,
+               "%s: the restored copy's table %s has other columns (%s) than the store's (%s)",
+               st->base.label, name, cols_src ? cols_src : "none", cols_main ? cols_main : "none");
+out:
+    free(cols_main);
+    free(cols_src);
+    return res;
+}
+
+/* Runs fmt (dbt_sql_replace.empty or .fill: %w the table, twice for fill) on every table. */
+static dbt_res each_table(struct lite_store *st, char **names, size_t n, const char *fmt,
+                          const char *what)
+{
+    dbt_res res = DBT_OK;
+    for (size_t i = 0; i < n && dbt_ok(res); i++) {
+        char *sql = sqlite3_mprintf(fmt, names[i], names[i]);
+        res = sql ? exec_sql(st, sql, what) : dbt_fail(DBT_E_NOMEM, "store: out of memory");
+        sqlite3_free(sql);
+    }
+    return res;
+}
+
+/* The names of restore_src's tables into names (sorted) and their comma list into *list. */
+static dbt_res src_tables(struct lite_store *st, char ***names, size_t *n, char **list)
+{
+    sqlite3_stmt *q = NULL;
+    size_t len = 0;
+    int rc = sqlite3_prepare_v2(st->db, dbt_sql_replace.tables_src, -1, &q, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        size_t l = strlen(name);
+        char **nv = realloc(*names, (*n + 1) * sizeof *nv);
+        char *nl = realloc(*list, len + l + 2);
+        if (nv) {
+            *names = nv;
+        }
+        if (nl) {
+            *list = nl;
+        }
+        if (!nv || !nl || !(nv[*n] = strdup(name))) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        (*n)++;
+        if (len) {
+            nl[len++] = ',';
+        }
+        memcpy(nl + len, name, l + 1);
+        len += l;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? DBT_OK : store_err(st, rc, "restore: list the copy's tables");
+}
+
+static dbt_res lite_replace(struct dbt_store *base, const char *from, uint64_t expect)
+{
+    dbt_res res = DBT_OK;
+    struct lite_store *st = lite(base);
+    sqlite3_stmt *q = NULL;
+    char *tables_main = NULL, *tables_src = NULL, **names = NULL;
+    size_t n_names = 0;
+    bool attached = false, began = false;
+    int rc = sqlite3_prepare_v2(st->db, dbt_sql_replace.attach, -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(q, 1, from, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(st->db);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK) {
+        res = store_err(st, rc, "restore: attach the copy");
+        goto out;
+    }
+    attached = true;
+    DBT_TRY(exec_sql(st, dbt_sql_replace.fk_off, "restore: foreign keys off"));
+    DBT_TRY(exec_sql(st, "BEGIN IMMEDIATE", "begin"));
+    began = true;
+    int64_t counter = 0;
+    DBT_TRY(pragma_int(st, dbt_sql_replace.counter, &counter));
+    DBT_ENSURE((uint64_t)counter == expect, STATE,
+               "%s changed while the copy was prepared (change counter %lld, was %llu); nothing "
+               "was restored: run the restore again",
+               base->label, (long long)counter, (unsigned long long)expect);
+    DBT_TRY(query_text(st, dbt_sql_replace.tables_main, NULL, NULL, &tables_main));
+    DBT_TRY(src_tables(st, &names, &n_names, &tables_src));
+    DBT_ENSURE(tables_main && tables_src && strcmp(tables_main, tables_src) == 0, CORRUPT,
+               "%s: the restored copy has other tables (%s) than the store (%s)", base->label,
+               tables_src ? tables_src : "none", tables_main ? tables_main : "none");
+    for (size_t i = 0; i < n_names; i++) {
+        DBT_TRY(same_columns(st, names[i]));
+    }
+    /* every table emptied before any is filled, with foreign keys off: no delete cascades into
+       rows just copied; the references are checked once all are back */
+    DBT_TRY(each_table(st, names, n_names, dbt_sql_replace.empty, "restore: empty a table"));
+    DBT_TRY(each_table(st, names, n_names, dbt_sql_replace.fill, "restore: fill a table"));
+    rc = sqlite3_prepare_v2(st->db, dbt_sql_replace.fk_check, -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    DBT_ENSURE(rc != SQLITE_ROW, CORRUPT,
+               "%s: the restored copy has rows whose references do not resolve; nothing was "
+               "restored",
+               base->label);
+    if (rc != SQLITE_DONE) {
+        res = store_err(st, rc, "restore: check references");
+        goto out;
+    }
+    DBT_TRY(exec_sql(st, "COMMIT", "restore: commit"));
+    began = false;
+out:
+    if (began) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (attached) {
+        sqlite3_exec(st->db, dbt_sql_replace.detach, NULL, NULL, NULL);
+        sqlite3_exec(st->db, dbt_sql_replace.fk_on, NULL, NULL, NULL);
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        free(names[i]);
+    }
+    free(names);
+    free(tables_main);
+    free(tables_src);
     return res;
 }
 
@@ -467,4 +694,5 @@ static const struct store_ops lite_ops = {
     .is_null = lite_is_null,
     .reopen = lite_reopen,
     .backup = lite_backup,
+    .replace = lite_replace,
 };

@@ -411,3 +411,12 @@ def test_backup_of_a_postgresql_store_is_pg_dumps_job(dbtls, store_db, tmp_dir, 
     assert "is the PostgreSQL database" in r.stderr and "back it up with pg_dump" in r.stderr
     assert "password" not in r.stderr and pg_server.users["alice"] not in r.stderr, r.stderr
     assert not os.path.exists(out)
+    # nor is a SQLite copy restored over it (pg_restore's job), nothing staged
+    sqlite_dir = os.path.join(tmp_dir, "sqlite")
+    dbtls.with_state_dir(sqlite_dir)("init")
+    dbtls.with_state_dir(sqlite_dir)("backup", "--out", out)
+    r = d.fail("restore", "--from", out)
+    assert r.stderr.strip() == (
+        f'dbtls: the store of "{sd}" is the PostgreSQL database its store.conf names: restore '
+        "it with pg_restore (docs/store.md)"), r.stderr
+    assert sorted(os.listdir(sd)) == ["master.key", "store.conf"], os.listdir(sd)
