@@ -105,6 +105,23 @@ out:
     return res;
 }
 
+/* Runs the INSERT id with ?1 inst_id, ?2..?5 texts, ?6 time (REVOKE_ADD and CLIENT_ADD). */
+static dbt_res insert_row(struct dbt_store *st, enum dbt_sql id, int64_t inst_id,
+                          const char *const texts[4], int64_t time)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *w = NULL;
+    DBT_TRY(dbt_store_stmt(st, id, &w));
+    dbt_stmt_bind_int(w, 1, inst_id);
+    for (int i = 0; i < 4; i++) {
+        dbt_stmt_bind_text(w, i + 2, texts[i]);
+    }
+    dbt_stmt_bind_int(w, 6, time);
+    DBT_TRY(dbt_stmt_exec(w));
+out:
+    return res;
+}
+
 /* Revocations the replaced store made that the copy lacks: added to the copy (and the client
    certificate row, if the copy still lists it, removed). */
 static dbt_res carry_revocations(struct dbt_ctl *ctl, struct dbt_store *live, struct rinsts *ci,
@@ -131,14 +148,8 @@ static dbt_res carry_revocations(struct dbt_ctl *ctl, struct dbt_store *live, st
             dbt_stmt_bind_text(w, 2, serial);
             DBT_TRY(dbt_stmt_exec(w));
         }
-        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_REVOKE_ADD, &w));
-        dbt_stmt_bind_int(w, 1, in->id);
-        dbt_stmt_bind_text(w, 2, ca);
-        dbt_stmt_bind_text(w, 3, serial);
-        dbt_stmt_bind_text(w, 4, dbt_stmt_text(s, 2));
-        dbt_stmt_bind_text(w, 5, dbt_stmt_text(s, 3));
-        dbt_stmt_bind_int(w, 6, dbt_stmt_int(s, 4));
-        DBT_TRY(dbt_stmt_exec(w));
+        const char *texts[4] = {ca, serial, dbt_stmt_text(s, 2), dbt_stmt_text(s, 3)};
+        DBT_TRY(insert_row(ctl->st, DBT_SQL_REVOKE_ADD, in->id, texts, dbt_stmt_int(s, 4)));
         in->dirty = true;
         out->revocations_carried++;
     }
@@ -168,7 +179,7 @@ static dbt_res carry_client_certs(struct dbt_ctl *ctl, struct dbt_store *live, s
                                   struct dbt_ctl_restore *out)
 {
     dbt_res res = DBT_OK;
-    struct dbt_stmt *s = NULL, *w = NULL;
+    struct dbt_stmt *s = NULL;
     bool row = false;
     char *name = NULL;
     DBT_TRY(dbt_store_stmt(live, DBT_SQL_RESTORE_CLIENTS, &s));
@@ -191,14 +202,8 @@ static dbt_res carry_client_certs(struct dbt_ctl *ctl, struct dbt_store *live, s
             free(name);
             name = ctl_printf("%s.restored-%.8s", dbt_stmt_text(s, 1), serial);
         }
-        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_CLIENT_ADD, &w));
-        dbt_stmt_bind_int(w, 1, in->id);
-        dbt_stmt_bind_text(w, 2, name);
-        dbt_stmt_bind_text(w, 3, serial);
-        dbt_stmt_bind_text(w, 4, dbt_stmt_text(s, 3));
-        dbt_stmt_bind_text(w, 5, dbt_stmt_text(s, 4));
-        dbt_stmt_bind_int(w, 6, dbt_stmt_int(s, 5));
-        DBT_TRY(dbt_stmt_exec(w));
+        const char *texts[4] = {name, serial, dbt_stmt_text(s, 3), dbt_stmt_text(s, 4)};
+        DBT_TRY(insert_row(ctl->st, DBT_SQL_CLIENT_ADD, in->id, texts, dbt_stmt_int(s, 5)));
         out->client_certs_carried++;
     }
 out:
