@@ -328,14 +328,15 @@ static int run_restore(struct dbt_cli *c)
     }
     DBT_TRY(dbt_ctl_restore(&opts, from, have_key ? key : NULL, dbt_cli_has(c, "force"), &r));
     dbt_time_rfc3339(r.copy_last_change, when, sizeof when);
-    o = json_pack(
-        "{ss,ss,sI,sI,sb,sb,sI,sI,sI,sI,so,so,ss?}", "file", from, "copyLastChange", when,
-        "instances", (json_int_t)r.instances, "keys", (json_int_t)r.keys, "rekeyed", r.rekeyed,
-        "replaced", r.replaced, "clientCertsCarried", (json_int_t)r.client_certs_carried,
-        "revocationsCarried", (json_int_t)r.revocations_carried, "adminCertsCarried",
-        (json_int_t)r.admin_certs_carried, "clientCertsLost", (json_int_t)r.client_certs_lost,
-        "instancesRemoved", names_json(r.removed, r.n_removed), "instancesReturned",
-        names_json(r.returned, r.n_returned), "damagedStoreMovedTo", r.damaged_aside);
+    o = json_pack("{ss,ss,sI,sI,sb,sb,sI,sI,sI,sI,sI,so,so,ss?}", "file", from, "copyLastChange",
+                  when, "instances", (json_int_t)r.instances, "keys", (json_int_t)r.keys, "rekeyed",
+                  r.rekeyed, "replaced", r.replaced, "clientCertsCarried",
+                  (json_int_t)r.client_certs_carried, "revocationsCarried",
+                  (json_int_t)r.revocations_carried, "adminCertsCarried",
+                  (json_int_t)r.admin_certs_carried, "eventsCarried", (json_int_t)r.events_carried,
+                  "clientCertsLost", (json_int_t)r.client_certs_lost, "instancesRemoved",
+                  names_json(r.removed, r.n_removed), "instancesReturned",
+                  names_json(r.returned, r.n_returned), "damagedStoreMovedTo", r.damaged_aside);
     DBT_ENSURE(o, NOMEM, "out of memory");
     char *msg = NULL;
     size_t msg_len = 0;
@@ -349,8 +350,10 @@ static int run_restore(struct dbt_cli *c)
     if (r.replaced) {
         fprintf(f,
                 "\nKept from the store it replaced: %zu client certificates issued and %zu "
-                "revoked since the copy, %zu admin certificate changes.",
-                r.client_certs_carried, r.revocations_carried, r.admin_certs_carried);
+                "revoked since the copy, %zu admin certificate changes, %zu events of the audit "
+                "trail.",
+                r.client_certs_carried, r.revocations_carried, r.admin_certs_carried,
+                r.events_carried);
     }
     if (r.client_certs_lost > 0) {
         fprintf(f,

@@ -94,6 +94,7 @@ struct dbt_ctl_restore {
     size_t client_certs_carried; /* issued since: listed and revocable again */
     size_t revocations_carried;  /* revoked since: stay revoked (in the CRL) */
     size_t admin_certs_carried;  /* admin certificates issued or revoked since */
+    size_t events_carried;       /* audit events recorded since (the trail stays whole) */
     size_t client_certs_lost;    /* issued under a client CA the copy does not have */
     char **removed;              /* instances of the replaced store the copy does not have */
     size_t n_removed;
@@ -110,7 +111,8 @@ void dbt_ctl_restore_cleanup(struct dbt_ctl_restore *r);
  * under the current one) or else the current master key (CRYPTO naming the key). When a
  * readable store is there, what its PKI did after the copy was taken is carried into the copy
  * (client certificates issued and revoked under client CAs the copy has, with the CRLs signed
- * again; admin certificates issued and revoked), the change counter goes above its own, and
+ * again; admin certificates issued and revoked; the events recorded since, with their ids,
+ * and the notification marks), the change counter goes above its own, and
  * its content is replaced in one transaction (STATE if it changed meanwhile: nothing
  * restored); instances it has and the copy has not would be deleted: refused (STATE) naming
  * them unless force. A damaged store is moved aside (dbtls.db.damaged-TIME) and the copy put

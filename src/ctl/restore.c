@@ -9,7 +9,8 @@
  * dbtls.db.restore-PID beside the store: copied with SQLite's backup, migrated, every key
  * re-sealed under the current master key (which proves it opens), then it replaces the store's
  * content in one transaction (store.h's dbt_store_replace) or, with no readable store, is
- * renamed into place. A running dbtlsd sees the change counter move and reloads.
+ * renamed into place. A running dbtlsd sees the change counter move and reloads. The audit
+ * trail keeps the events recorded after the copy (with their ids), then the restore's own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -252,6 +253,55 @@ out:
     return res;
 }
 
+/* The audit trail: the replaced store's events after the copy's newest, with their ids (so
+   notification marks stay true), and each sink's mark where the replaced store's is further
+   (no event is delivered twice). */
+static dbt_res carry_events(struct dbt_ctl *ctl, struct dbt_store *live,
+                            struct dbt_ctl_restore *out)
+{
+    dbt_res res = DBT_OK;
+    struct dbt_stmt *s = NULL, *w = NULL;
+    bool row = false;
+    int64_t last = 0;
+    DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_MAX_ID, &s));
+    DBT_TRY(dbt_stmt_step(s, &row));
+    last = row ? dbt_stmt_int(s, 0) : 0;
+    DBT_TRY(dbt_stmt_exec(s));
+    DBT_TRY(dbt_store_stmt(live, DBT_SQL_EVENT_AFTER, &s));
+    dbt_stmt_bind_int(s, 1, last);
+    dbt_stmt_bind_int(s, 2, -1);
+    while (dbt_ok(res = dbt_stmt_step(s, &row)) && row) {
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_EVENT_PUT, &w));
+        dbt_stmt_bind_int(w, 1, dbt_stmt_int(s, 0));
+        dbt_stmt_bind_int(w, 2, dbt_stmt_int(s, 1));
+        for (int c = 2; c < 6; c++) {
+            dbt_stmt_bind_text(w, c + 1, dbt_stmt_text(s, c));
+        }
+        DBT_TRY(dbt_stmt_exec(w));
+        out->events_carried++;
+    }
+    DBT_TRY(res);
+    DBT_TRY(dbt_store_stmt(live, DBT_SQL_NOTIFY_MARKS, &s));
+    while (dbt_ok(res = dbt_stmt_step(s, &row)) && row) {
+        const char *sink = dbt_stmt_text(s, 0);
+        bool known = false;
+        DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_NOTIFY_MARK_GET, &w));
+        dbt_stmt_bind_text(w, 1, sink);
+        DBT_TRY(dbt_stmt_step(w, &known));
+        bool behind = !known || dbt_stmt_int(w, 0) < dbt_stmt_int(s, 1);
+        DBT_TRY(dbt_stmt_exec(w));
+        if (behind) {
+            DBT_TRY(dbt_store_stmt(ctl->st, DBT_SQL_NOTIFY_MARK_PUT, &w));
+            dbt_stmt_bind_text(w, 1, sink);
+            dbt_stmt_bind_int(w, 2, dbt_stmt_int(s, 1));
+            dbt_stmt_bind_int(w, 3, dbt_stmt_int(s, 2));
+            DBT_TRY(dbt_stmt_exec(w));
+        }
+    }
+out:
+    return res;
+}
+
 /* Signs again the CRL of every copy instance that took revocations, or whose client CA signed a
    later CRL in the replaced store, with a number above both: CRL numbers never go back. */
 static dbt_res resign_crls(struct dbt_ctl *ctl, struct rinsts *ci, struct rinsts *li)
@@ -361,6 +411,7 @@ static dbt_res prepare_copy(struct dbt_ctl *ctl, struct dbt_store *live, const c
         DBT_TRY(carry_revocations(ctl, live, &ci, out));
         DBT_TRY(carry_client_certs(ctl, live, &ci, out));
         DBT_TRY(carry_admin_certs(ctl, live, out));
+        DBT_TRY(carry_events(ctl, live, out));
         dbt_store_rollback(live);
         DBT_TRY(resign_crls(ctl, &ci, &li));
     }
@@ -369,9 +420,11 @@ static dbt_res prepare_copy(struct dbt_ctl *ctl, struct dbt_store *live, const c
     DBT_TRY(dbt_stmt_exec(s));
     DBT_TRY(ctl_event(ctl, "store.restore", "store",
                       "file=%s keys=%zu rekeyed=%s client_certs_carried=%zu "
-                      "revocations_carried=%zu admin_certs_carried=%zu instances_removed=%zu",
+                      "revocations_carried=%zu admin_certs_carried=%zu events_carried=%zu "
+                      "instances_removed=%zu",
                       from, out->keys, out->rekeyed ? "yes" : "no", out->client_certs_carried,
-                      out->revocations_carried, out->admin_certs_carried, out->n_removed));
+                      out->revocations_carried, out->admin_certs_carried, out->events_carried,
+                      out->n_removed));
     ctl_fault("restore-mid");
     DBT_TRY(ctl_commit(ctl));
 out:

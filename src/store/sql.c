@@ -317,6 +317,11 @@ static const char *const statements[DBT_SQL__COUNT] = {
         "DELETE FROM client_certs WHERE instance_id = ?1 AND serial = ?2",
     /* ?1 serial -> revoked_at (NULL: live) */
     [DBT_SQL_ADMIN_CERT_BY_SERIAL] = "SELECT revoked_at FROM admin_certs WHERE serial = ?1",
+    /* ?1..?6 id, time, actor, action, object, detail: an event carried with its id */
+    [DBT_SQL_EVENT_PUT] = "INSERT INTO events (id, time, actor, action, object, detail)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* -> sink, last_event_id, updated_at */
+    [DBT_SQL_NOTIFY_MARKS] = "SELECT sink, last_event_id, updated_at FROM notify_marks",
     /* -> the time of the newest event (0 when none) */
     [DBT_SQL_EVENT_LAST_TIME] = "SELECT coalesce(max(time), 0) FROM events",
 };

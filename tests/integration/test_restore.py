@@ -79,6 +79,7 @@ def test_restore_keeps_what_the_pki_did_since(dbtls, dbtlsd, state_dir, tmp_dir,
     assert "revoked" in refused(port, old)
     live_crl = rows(os.path.join(state_dir, "dbtls.db"), "SELECT crl_number FROM instances")
 
+    trail = [(e["action"], e["object"]) for e in dbtls.json("events", "list")]
     start = d.log_size()
     out = dbtls.json("restore", "--from", copy)
     assert out["replaced"] is True and out["rekeyed"] is False
@@ -99,9 +100,15 @@ def test_restore_keeps_what_the_pki_did_since(dbtls, dbtlsd, state_dir, tmp_dir,
     assert crl > live_crl[0][0] > crl_before[0][0]  # CRL numbers never go back
     assert rows(db, "PRAGMA foreign_key_check") == []
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
-    ev = [e for e in dbtls.json("events", "list") if e["action"] == "store.restore"]
-    assert len(ev) == 1 and f"file={copy}" in ev[0]["detail"], ev
-    assert "client_certs_carried=1 revocations_carried=1" in ev[0]["detail"]
+    # the audit trail stays whole: what happened after the copy, then the restore
+    events = dbtls.json("events", "list")
+    assert [(e["action"], e["object"]) for e in events[:-1]] == trail
+    assert ("store.backup", "store") in trail[-out["eventsCarried"]:]
+    assert ("client-cert.delete", "instance/pg1/client-cert/old-laptop") in trail[-5:]
+    assert events[-1]["action"] == "store.restore" and f"file={copy}" in events[-1]["detail"]
+    assert "client_certs_carried=1 revocations_carried=1" in events[-1]["detail"]
+    ids = rows(db, "SELECT id FROM events ORDER BY id")
+    assert len(ids) == len(set(ids)) == len(events)
 
     # a certificate issued after the copy can still be revoked by name
     start = d.log_size()
