@@ -18,10 +18,11 @@
 #include "admin/metrics.h"
 #include "admin/ui.h"
 #include "admin/internal.h"
+#include "admin/json_in.h"
 #include "admin/view.h"
 #include "ctl/ctl.h"
 
-#define MAX_VALIDITY_SECS (INT64_C(100) * 366 * 86400)
+#define MAX_VALIDITY_SECS DBT_JSON_MAX_VALIDITY_SECS
 
 static const char *status_name(unsigned status)
 {
@@ -177,25 +178,11 @@ static json_t *parse_body(const char *body, size_t len, const char *const *allow
         dbt_admin_error(out, 400, "the body must be a JSON object");
         return NULL;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(doc, key, v)
-    {
-        bool known = false;
-        for (size_t i = 0; allowed[i] != NULL; i++) {
-            known = known || strcmp(allowed[i], key) == 0;
-        }
-        if (!known) {
-            char list[512] = "";
-            for (size_t i = 0; allowed[i] != NULL; i++) {
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", allowed[i]);
-            }
-            dbt_admin_error(out, 400, "unknown field \"%s\"; known fields: %s", key,
-                            list[0] ? list : "none");
-            json_decref(doc);
-            return NULL;
-        }
+    dbt_res r = dbt_json_fields_check(doc, allowed);
+    if (!dbt_ok(r)) {
+        fail_res(out, r);
+        json_decref(doc);
+        return NULL;
     }
     return doc;
 }
@@ -206,112 +193,25 @@ json_t *dbt_admin_parse_body(const char *body, size_t len, const char *const *al
     return parse_body(body, len, allowed, empty_ok, out);
 }
 
-/* doc[key] as a string (absent or null: *v untouched). false + reply on a wrong type. */
-static bool get_str(json_t *doc, const char *key, const char **v, struct dbt_admin_reply *out)
+/* The json_in.h readers, answering 400 with their message on a wrong field. */
+static bool replied(dbt_res r, struct dbt_admin_reply *out)
 {
-    json_t *j = json_object_get(doc, key);
-    if (j == NULL || json_is_null(j)) {
-        return true;
+    if (!dbt_ok(r)) {
+        fail_res(out, r);
     }
-    if (!json_is_string(j)) {
-        dbt_admin_error(out, 400, "field \"%s\" must be a string", key);
-        return false;
-    }
-    if (strlen(json_string_value(j)) != json_string_length(j)) {
-        dbt_admin_error(out, 400, "field \"%s\" must not contain NUL characters", key);
-        return false;
-    }
-    *v = json_string_value(j);
-    return true;
+    return dbt_ok(r);
 }
 
-/* A switch: JSON true/false, or the strings "on"/"off" (the CLI's words), as "on"/"off". */
-static bool get_on_off(json_t *doc, const char *key, const char **v, struct dbt_admin_reply *out)
+static bool get_str(json_t *doc, const char *key, const char **v, struct dbt_admin_reply *out)
 {
-    json_t *j = json_object_get(doc, key);
-    if (j == NULL || json_is_null(j)) {
-        return true;
-    }
-    if (json_is_boolean(j)) {
-        *v = json_is_true(j) ? "on" : "off";
-        return true;
-    }
-    if (!json_is_string(j)) {
-        dbt_admin_error(out, 400, "field \"%s\" must be true or false", key);
-        return false;
-    }
-    return get_str(doc, key, v, out);
+    return replied(dbt_json_str(doc, key, v), out);
 }
 
 static bool get_int(json_t *doc, const char *key, int64_t lo, int64_t hi, int64_t *v,
                     struct dbt_admin_reply *out)
 {
-    json_t *j = json_object_get(doc, key);
-    if (j == NULL || json_is_null(j)) {
-        return true;
-    }
-    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
-        dbt_admin_error(out, 400, "field \"%s\" must be an integer from %lld to %lld", key,
-                        (long long)lo, (long long)hi);
-        return false;
-    }
-    *v = json_integer_value(j);
-    return true;
+    return replied(dbt_json_int(doc, key, lo, hi, v), out);
 }
-
-/* "endpoints": an array of strings or one comma-separated string -> "a,b,c" (*owned frees). */
-static bool get_endpoints(json_t *doc, const char **v, char **owned, struct dbt_admin_reply *out)
-{
-    json_t *j = json_object_get(doc, "endpoints");
-    if (j == NULL || json_is_null(j) || json_is_string(j)) {
-        return get_str(doc, "endpoints", v, out);
-    }
-    if (!json_is_array(j) || json_array_size(j) == 0) {
-        dbt_admin_error(out, 400,
-                        "field \"endpoints\" must be a non-empty array of strings or a string");
-        return false;
-    }
-    size_t total = 1, i;
-    json_t *e;
-    json_array_foreach(j, i, e)
-    {
-        if (!json_is_string(e) || json_string_length(e) == 0 ||
-            strchr(json_string_value(e), ',') != NULL) {
-            dbt_admin_error(out, 400,
-                            "field \"endpoints\": item %zu must be a non-empty string without "
-                            "commas",
-                            i);
-            return false;
-        }
-        total += json_string_length(e) + 1;
-    }
-    char *s = calloc(1, total);
-    if (s == NULL) {
-        dbt_admin_error(out, 500, "out of memory");
-        return false;
-    }
-    json_array_foreach(j, i, e)
-    {
-        if (i > 0) {
-            strcat(s, ",");
-        }
-        strcat(s, json_string_value(e));
-    }
-    *owned = s;
-    *v = s;
-    return true;
-}
-
-/* The instance fields create and PATCH both take; create also takes the name and the region
-   (PATCH has the name in its path, and the region is fixed at creation). */
-#define INSTANCE_FIELDS                                                                            \
-    "engine", "engineVersion", "listen", "backend", "backendTlsCa", "backendTlsCert",              \
-        "backendTlsKey", "clientInfo", "endpoints", "caMode", "caId", "sslMode", "tlsMinVersion",  \
-        "tlsMaxVersion", "ciphers", "ciphersuites", "groups", "hbaRules", "identMap",              \
-        "userRequire", "maxClientCerts", "validitySeconds", "caValiditySeconds"
-
-static const char *const instance_fields_create[] = {"name", "region", INSTANCE_FIELDS, NULL};
-static const char *const instance_fields_patch[] = {INSTANCE_FIELDS, NULL};
 
 static bool get_validity(json_t *doc, struct dbt_ctl_validity *v, struct dbt_admin_reply *out)
 {
@@ -328,28 +228,7 @@ static bool get_validity(json_t *doc, struct dbt_ctl_validity *v, struct dbt_adm
 static bool spec_from_json(json_t *doc, struct dbt_ctl_instance_spec *s, struct dbt_ctl_validity *v,
                            char **endpoints_owned, struct dbt_admin_reply *out)
 {
-    int64_t max_certs = 0;
-    bool ok =
-        get_str(doc, "engine", &s->engine, out) &&
-        get_str(doc, "engineVersion", &s->engine_version, out) &&
-        get_str(doc, "listen", &s->listen, out) && get_str(doc, "backend", &s->backend, out) &&
-        get_str(doc, "backendTlsCa", &s->backend_tls_ca, out) &&
-        get_str(doc, "backendTlsCert", &s->backend_tls_cert, out) &&
-        get_str(doc, "backendTlsKey", &s->backend_tls_key, out) &&
-        get_on_off(doc, "clientInfo", &s->client_info, out) &&
-        get_endpoints(doc, &s->endpoints, endpoints_owned, out) &&
-        get_str(doc, "region", &s->region, out) && get_str(doc, "caMode", &s->ca_mode, out) &&
-        get_str(doc, "caId", &s->ca_id, out) && get_str(doc, "sslMode", &s->ssl_mode, out) &&
-        get_str(doc, "tlsMinVersion", &s->tls_min, out) &&
-        get_str(doc, "tlsMaxVersion", &s->tls_max, out) &&
-        get_str(doc, "ciphers", &s->ciphers, out) &&
-        get_str(doc, "ciphersuites", &s->ciphersuites, out) &&
-        get_str(doc, "groups", &s->groups, out) && get_str(doc, "hbaRules", &s->hba_text, out) &&
-        get_str(doc, "identMap", &s->ident_text, out) &&
-        get_str(doc, "userRequire", &s->user_require_text, out) &&
-        get_int(doc, "maxClientCerts", 1, 1000, &max_certs, out) && get_validity(doc, v, out);
-    s->max_client_certs = (int)max_certs;
-    return ok;
+    return replied(dbt_json_instance_spec(doc, s, v, endpoints_owned), out);
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
@@ -405,7 +284,7 @@ static void create_instance(struct dbt_admin_ctx *x, const char *body, size_t le
     struct dbt_ctl_instance inst = {0};
     char *endpoints = NULL;
     const char *name = NULL;
-    json_t *doc = parse_body(body, len, instance_fields_create, false, out);
+    json_t *doc = parse_body(body, len, dbt_json_instance_fields_create, false, out);
     if (doc == NULL || !get_str(doc, "name", &name, out) ||
         !spec_from_json(doc, &spec, &v, &endpoints, out)) {
         goto out;
@@ -454,7 +333,7 @@ static void patch_instance(struct dbt_admin_ctx *x, const char *name, const char
     struct dbt_ctl_validity v = {0};
     struct dbt_ctl_instance inst = {0};
     char *endpoints = NULL;
-    json_t *doc = parse_body(body, len, instance_fields_patch, false, out);
+    json_t *doc = parse_body(body, len, dbt_json_instance_fields_patch, false, out);
     if (doc == NULL || !spec_from_json(doc, &spec, &v, &endpoints, out)) {
         goto out;
     }

@@ -42,8 +42,8 @@ static const struct dbt_cli_opt global_opts[] = {
 };
 
 static const struct dbt_cli_cmd *const tables[] = {
-    dbt_cli_cmds_general, dbt_cli_cmds_instances,   dbt_cli_cmds_check,
-    dbt_cli_cmds_ssl,     dbt_cli_cmds_connections, dbt_cli_cmds_admin,
+    dbt_cli_cmds_general,     dbt_cli_cmds_instances, dbt_cli_cmds_check, dbt_cli_cmds_ssl,
+    dbt_cli_cmds_connections, dbt_cli_cmds_admin,     dbt_cli_cmds_apply,
 };
 
 #define FOREACH_CMD(var)                                                                           \

@@ -92,6 +92,7 @@ extern const struct dbt_cli_cmd dbt_cli_cmds_instances[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_check[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_ssl[];
 extern const struct dbt_cli_cmd dbt_cli_cmds_connections[];
+extern const struct dbt_cli_cmd dbt_cli_cmds_apply[];
 
 /* Remote mode (remote.c): runs the command through the admin API of the daemon at --server
  * (HTTPS with the admin client certificate) instead of on the local store; same output. */

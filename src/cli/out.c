@@ -295,7 +295,7 @@ out:
 
 #define TEXT_FILE_MAX (1u << 20) /* access rules or keys larger than 1 MiB are a mistake */
 
-dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out)
+dbt_res dbt_cli_read_text(const char *what, const char *path, char **out)
 {
     dbt_res res = DBT_OK;
     FILE *f = NULL;
@@ -307,14 +307,14 @@ dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out)
         return *out ? DBT_OK : dbt_fail(DBT_E_NOMEM, "out of memory");
     }
     f = fopen(path, "rb");
-    DBT_ENSURE(f, IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
+    DBT_ENSURE(f, IO, "cannot read %s \"%s\": %s", what, path, strerror(errno));
     buf = malloc(TEXT_FILE_MAX + 1);
     DBT_ENSURE(buf, NOMEM, "out of memory");
     n = fread(buf, 1, TEXT_FILE_MAX + 1, f);
-    DBT_ENSURE(!ferror(f), IO, "cannot read --%s \"%s\": %s", opt, path, strerror(errno));
-    DBT_ENSURE(n <= TEXT_FILE_MAX, INVALID, "--%s \"%s\" is larger than %u bytes", opt, path,
+    DBT_ENSURE(!ferror(f), IO, "cannot read %s \"%s\": %s", what, path, strerror(errno));
+    DBT_ENSURE(n <= TEXT_FILE_MAX, INVALID, "%s \"%s\" is larger than %u bytes", what, path,
                TEXT_FILE_MAX);
-    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "--%s \"%s\" is not a text file", opt, path);
+    DBT_ENSURE(memchr(buf, '\0', n) == NULL, INVALID, "%s \"%s\" is not a text file", what, path);
     buf[n] = '\0';
     *out = buf;
     buf = NULL;
@@ -324,6 +324,13 @@ out:
         fclose(f);
     }
     return res;
+}
+
+dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out)
+{
+    char what[64];
+    snprintf(what, sizeof what, "--%s", opt);
+    return dbt_cli_read_text(what, path, out);
 }
 
 dbt_res dbt_cli_out_files_check(const char *dir, const char *const *names, size_t n,

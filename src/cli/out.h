@@ -57,6 +57,8 @@ void dbt_cli_jset(json_t *obj, const char *key, json_t *value);
 /* Reads the whole text file named by option --opt (at most 1 MiB, no NUL byte) into *out
    (free()); "" gives "" (patch: clears the field). One line naming the option and why. */
 dbt_res dbt_cli_read_text_file(const char *opt, const char *path, char **out) DBT_WUR;
+/* The same with what naming the file in errors verbatim (`field "hbaFile"`). */
+dbt_res dbt_cli_read_text(const char *what, const char *path, char **out) DBT_WUR;
 /* Builds dir/<names[i]> into paths (n of them) and checks that none exists: an existing file
    refuses the command (EXISTS, naming it) before the store changes and before anything is
    written. A missing dir is fine (dbt_cli_out_dir_make makes it). */
