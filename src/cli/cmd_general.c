@@ -328,16 +328,23 @@ static int run_restore(struct dbt_cli *c)
     }
     DBT_TRY(dbt_ctl_restore(&opts, from, have_key ? key : NULL, dbt_cli_has(c, "force"), &r));
     dbt_time_rfc3339(r.copy_last_change, when, sizeof when);
-    o = json_pack("{ss,ss,sI,sI,sb,sb,sI,sI,sI,sI,sI,so,so,ss?}", "file", from, "copyLastChange",
-                  when, "instances", (json_int_t)r.instances, "keys", (json_int_t)r.keys, "rekeyed",
-                  r.rekeyed, "replaced", r.replaced, "clientCertsCarried",
-                  (json_int_t)r.client_certs_carried, "revocationsCarried",
-                  (json_int_t)r.revocations_carried, "adminCertsCarried",
-                  (json_int_t)r.admin_certs_carried, "eventsCarried", (json_int_t)r.events_carried,
-                  "clientCertsLost", (json_int_t)r.client_certs_lost, "instancesRemoved",
-                  names_json(r.removed, r.n_removed), "instancesReturned",
-                  names_json(r.returned, r.n_returned), "damagedStoreMovedTo", r.damaged_aside);
+    o = json_object();
     DBT_ENSURE(o, NOMEM, "out of memory");
+    dbt_cli_jset(o, "file", json_string(from));
+    dbt_cli_jset(o, "copyLastChange", json_string(when));
+    dbt_cli_jset(o, "instances", json_integer((json_int_t)r.instances));
+    dbt_cli_jset(o, "keys", json_integer((json_int_t)r.keys));
+    dbt_cli_jset(o, "clientCertsCarried", json_integer((json_int_t)r.client_certs_carried));
+    dbt_cli_jset(o, "revocationsCarried", json_integer((json_int_t)r.revocations_carried));
+    dbt_cli_jset(o, "adminCertsCarried", json_integer((json_int_t)r.admin_certs_carried));
+    dbt_cli_jset(o, "eventsCarried", json_integer((json_int_t)r.events_carried));
+    dbt_cli_jset(o, "clientCertsLost", json_integer((json_int_t)r.client_certs_lost));
+    dbt_cli_jset(o, "rekeyed", json_boolean(r.rekeyed));
+    dbt_cli_jset(o, "replaced", json_boolean(r.replaced));
+    dbt_cli_jset(o, "instancesRemoved", names_json(r.removed, r.n_removed));
+    dbt_cli_jset(o, "instancesReturned", names_json(r.returned, r.n_returned));
+    dbt_cli_jset(o, "clientCaChanged", names_json(r.ca_changed, r.n_ca_changed));
+    dbt_cli_jset(o, "damagedStoreMovedTo", dbt_cli_jstr(r.damaged_aside));
     char *msg = NULL;
     size_t msg_len = 0;
     FILE *f = open_memstream(&msg, &msg_len);
@@ -363,6 +370,10 @@ static int run_restore(struct dbt_cli *c)
     }
     print_names(f, "Instances deleted (not in the copy)", r.removed, r.n_removed);
     print_names(f, "Instances back (deleted since the copy was taken)", r.returned, r.n_returned);
+    print_names(f,
+                "Instances whose client CA is the copy's again (reset, or deleted and created "
+                "again, since the copy)",
+                r.ca_changed, r.n_ca_changed);
     if (r.damaged_aside) {
         fprintf(f, "\nThe damaged store was moved to %s.", r.damaged_aside);
     }

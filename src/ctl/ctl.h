@@ -100,6 +100,11 @@ struct dbt_ctl_restore {
     size_t n_removed;
     char **returned; /* instances of the copy the replaced store did not have */
     size_t n_returned;
+    /* instances of both whose client CA differs (reset, or deleted and created again, since the
+       copy): the copy's client CA is trusted again, with the revocations it knew and those the
+       store recorded under it */
+    char **ca_changed;
+    size_t n_ca_changed;
 };
 void dbt_ctl_restore_cleanup(struct dbt_ctl_restore *r);
 /*

@@ -394,6 +394,11 @@ static dbt_res prepare_copy(struct dbt_ctl *ctl, struct dbt_store *live, const c
         DBT_TRY(rinsts_load(live, &li));
         DBT_TRY(missing_names(&li, &ci, &out->removed, &out->n_removed));
         DBT_TRY(missing_names(&ci, &li, &out->returned, &out->n_returned));
+        for (size_t i = 0; i < ci.n; i++) {
+            if (by_ca(&li, ci.v[i].ca_sha1) == NULL && has_name(&li, ci.v[i].name)) {
+                DBT_TRY(ctl_strv_push(&out->ca_changed, &out->n_ca_changed, ci.v[i].name));
+            }
+        }
         if (out->n_removed > 0 && !force) {
             char *names = NULL;
             for (size_t i = 0; i < out->n_removed; i++) {
@@ -559,6 +564,7 @@ void dbt_ctl_restore_cleanup(struct dbt_ctl_restore *r)
     }
     ctl_strv_free(r->removed, r->n_removed);
     ctl_strv_free(r->returned, r->n_returned);
+    ctl_strv_free(r->ca_changed, r->n_ca_changed);
     free(r->damaged_aside);
     memset(r, 0, sizeof *r);
 }

@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
 
 import psycopg
 import pytest
@@ -268,3 +269,28 @@ def test_restore_refuses_bad_copies(dbtls, state_dir, tmp_dir):
     assert "cannot decrypt a stored private key (wrong master key?)" in r.stderr, r.stderr
     assert_unchanged(before, state_dir)
     dbtls("restore", rc=2)  # --from is required
+
+
+def test_restore_across_a_reset_ssl_config(dbtls, state_dir, tmp_dir):
+    """reset-ssl-config after the copy revoked every client certificate of the old client CA and
+    made a new one: restored, the copy's (old) client CA is back, with the reset's revocations;
+    the certificates of the new CA no longer work, and the output says both."""
+    use_template(dbtls)
+    pg_instance(dbtls, "pg1", "127.0.0.1:41051", "127.0.0.1:5432", "pg1.test")
+    make_cert(dbtls, tmp_dir, "before-reset")
+    copy = os.path.join(tmp_dir, "copy.db")
+    dbtls("backup", "--out", copy)
+    dbtls("instances", "reset-ssl-config", "pg1")
+    make_cert(dbtls, tmp_dir, "after-reset")
+    out = dbtls.json("restore", "--from", copy)
+    assert out["clientCaChanged"] == ["pg1"], out
+    assert (out["revocationsCarried"], out["clientCertsLost"]) == (1, 1), out
+    assert dbtls.json("ssl", "client-certs", "list", "--instance", "pg1") == []
+    crl = os.path.join(tmp_dir, "exp")
+    dbtls("instances", "export", "pg1", "--dir", crl)
+    serial = rows(copy, "SELECT serial FROM client_certs")[0][0]
+    text = subprocess.run(["openssl", "crl", "-in", os.path.join(crl, "root.crl"), "-noout",
+                           "-text"], capture_output=True, text=True, check=True).stdout
+    assert serial.upper() in text.upper(), text
+    r = dbtls("restore", "--from", copy)
+    assert "Instances whose client CA is the copy's again" not in r.stderr  # same CA now
