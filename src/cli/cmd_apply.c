@@ -5,7 +5,9 @@
  * matches is left alone (no re-issued certificate, no change counter bump), and with --prune an
  * instance the file does not name is deleted. --dry-run prints the plan only. The file holds
  * the admin API's instance fields (docs/admin-api.md, read by admin/json_in.h, so a field means
- * and refuses the same), plus hbaFile / identFile / userRequireFile naming rule files beside it.
+ * and refuses the same), plus hbaFile / identFile / userRequireFile naming rule files beside it
+ * and the rotation policy (serverCertRotation "auto"|"manual", rotationLeadDays), as `instances
+ * patch --server-cert-rotation/--rotation-lead` set it.
  * The whole file is checked before anything changes; each change is one ctl operation (one
  * transaction): if one fails, the ones before it stay, the error names it, and apply converges
  * when run again.
@@ -20,6 +22,7 @@
 #include "admin/view.h"
 #include "cli/cmd.h"
 #include "cli/out.h"
+#include "ctl/auto.h"
 #include "ctl/ctl.h"
 
 /* Fields compared with the instance as `instances describe --format json` shows it; the
@@ -35,6 +38,52 @@ static const char *const compared[] = {"engine",         "engineVersion",
                                        "groups",         "hbaRules",
                                        "identMap",       "userRequire",
                                        "maxClientCerts", NULL};
+
+/* Every field an instance object may hold: the API's, the rule files, the rotation policy. */
+static const char *const file_fields[] = {"name",
+                                          "region",
+                                          "engine",
+                                          "engineVersion",
+                                          "listen",
+                                          "backend",
+                                          "backendTlsCa",
+                                          "backendTlsCert",
+                                          "backendTlsKey",
+                                          "clientInfo",
+                                          "endpoints",
+                                          "caMode",
+                                          "caId",
+                                          "sslMode",
+                                          "tlsMinVersion",
+                                          "tlsMaxVersion",
+                                          "ciphers",
+                                          "ciphersuites",
+                                          "groups",
+                                          "hbaRules",
+                                          "identMap",
+                                          "userRequire",
+                                          "maxClientCerts",
+                                          "validitySeconds",
+                                          "caValiditySeconds",
+                                          "hbaFile",
+                                          "identFile",
+                                          "userRequireFile",
+                                          "serverCertRotation",
+                                          "rotationLeadDays",
+                                          NULL};
+
+/* The rotation policy fields of an item: mode NULL and lead -1 when absent. */
+static dbt_res rotation_of(json_t *item, const char **mode, int64_t *lead)
+{
+    dbt_res res = DBT_OK;
+    *mode = NULL;
+    *lead = -1;
+    DBT_TRY(dbt_json_str(item, "serverCertRotation", mode));
+    DBT_TRY(dbt_json_int(item, "rotationLeadDays", 0, DBT_CTL_MAX_ROTATION_LEAD_DAYS, lead));
+    DBT_TRY(dbt_ctl_rotation_check(*mode, *lead));
+out:
+    return res;
+}
 
 /* Rule files named beside the fleet file, read into the text field they stand for. */
 static const struct {
@@ -163,11 +212,21 @@ static dbt_res check_item(json_t *item, size_t idx, const char *dir, const char 
     }
     if (dbt_ok(res)) {
         snprintf(where, sizeof where, "instances[%zu] (\"%.60s\")", idx, *name);
-        DBT_TRY(read_rule_files(item, dir, where));
-        res = dbt_json_fields_check(item, dbt_json_instance_fields_create);
+        res = dbt_json_fields_check(item, file_fields);
+        if (dbt_ok(res)) {
+            res = read_rule_files(item, dir, where);
+            if (!dbt_ok(res)) {
+                goto out; /* it names the item */
+            }
+        }
     }
     if (dbt_ok(res)) {
         res = dbt_json_instance_spec(item, &spec, &v, &endpoints);
+    }
+    if (dbt_ok(res)) {
+        const char *mode = NULL;
+        int64_t lead = -1;
+        res = rotation_of(item, &mode, &lead);
     }
     if (!dbt_ok(res)) {
         res = dbt_fail_ctx(res, "%s: ", where);
@@ -272,6 +331,20 @@ static dbt_res plan_item(struct dbt_ctl *ctl, json_t *item, struct plan *p)
             json_object_set(fields, compared[i], want);
         }
     }
+    const char *mode = NULL;
+    int64_t lead = -1;
+    struct dbt_ctl_rotation rot = {0};
+    DBT_TRY(rotation_of(item, &mode, &lead));
+    if (mode != NULL || lead >= 0) {
+        DBT_TRY(dbt_ctl_rotation_get(ctl, name, &rot));
+        if (mode != NULL && (strcmp(mode, "auto") == 0) != rot.auto_rotate) {
+            json_object_set(fields, "serverCertRotation",
+                            json_object_get(item, "serverCertRotation"));
+        }
+        if (lead >= 0 && lead != rot.lead_days) {
+            json_object_set(fields, "rotationLeadDays", json_object_get(item, "rotationLeadDays"));
+        }
+    }
     for (const char *k = "validitySeconds"; k; k = k[0] == 'v' ? "caValiditySeconds" : NULL) {
         if (json_object_size(fields) > 0 && json_object_get(item, k)) {
             json_object_set(fields, k, json_object_get(item, k)); /* for re-issued certs */
@@ -317,6 +390,31 @@ out:
     return res;
 }
 
+/* Whether a patch's fields hold one of the instance's own (not only the rotation policy). */
+static bool spec_fields(json_t *fields)
+{
+    for (size_t i = 0; compared[i] != NULL; i++) {
+        if (json_object_get(fields, compared[i]) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The rotation policy fields of obj, if any, set in their own transaction. */
+static dbt_res set_rotation(struct dbt_ctl *ctl, const char *name, json_t *obj)
+{
+    dbt_res res = DBT_OK;
+    const char *mode = NULL;
+    int64_t lead = -1;
+    DBT_TRY(rotation_of(obj, &mode, &lead));
+    if (mode != NULL || lead >= 0) {
+        DBT_TRY(dbt_ctl_rotation_set(ctl, name, mode, lead));
+    }
+out:
+    return res;
+}
+
 /* Carries out one change. */
 static dbt_res apply_one(struct dbt_ctl *ctl, const struct change *c)
 {
@@ -328,10 +426,14 @@ static dbt_res apply_one(struct dbt_ctl *ctl, const struct change *c)
     case CREATE:
         DBT_TRY(dbt_json_instance_spec(c->item, &spec, &v, &endpoints));
         DBT_TRY(dbt_ctl_instance_create(ctl, c->name, &spec, &v, NULL));
+        DBT_TRY(set_rotation(ctl, c->name, c->item));
         break;
     case PATCH:
-        DBT_TRY(dbt_json_instance_spec(c->fields, &spec, &v, &endpoints));
-        DBT_TRY(dbt_ctl_instance_patch(ctl, c->name, &spec, &v, NULL));
+        if (spec_fields(c->fields)) {
+            DBT_TRY(dbt_json_instance_spec(c->fields, &spec, &v, &endpoints));
+            DBT_TRY(dbt_ctl_instance_patch(ctl, c->name, &spec, &v, NULL));
+        }
+        DBT_TRY(set_rotation(ctl, c->name, c->fields));
         break;
     case DELETE:
         DBT_TRY(dbt_ctl_instance_delete(ctl, c->name));

@@ -31,13 +31,15 @@ def test_apply_is_idempotent_and_patches_only_what_differs(dbtls, state_dir, tmp
            "endpoints": ["pg1.example.com", "127.0.0.1"], "sslMode": "ENCRYPTED_ONLY",
            "hbaFile": "pg1-hba.conf", "clientInfo": True}
     my1 = {"name": "my1", "engine": "mariadb", "listen": "127.0.0.1:41102",
-           "backend": "127.0.0.1:3306", "endpoints": "my1.example.com", "maxClientCerts": 20}
+           "backend": "127.0.0.1:3306", "endpoints": "my1.example.com", "maxClientCerts": 20,
+           "serverCertRotation": "manual", "rotationLeadDays": 30}
     path = fleet(tmp_dir, [pg1, my1])
     before = store_snapshot(state_dir)
     assert plan(dbtls, path, "--dry-run") == {
         "pg1": ("create", ["engine", "engineVersion", "listen", "backend", "endpoints",
                            "sslMode", "clientInfo", "hbaRules"]),
-        "my1": ("create", ["engine", "listen", "backend", "endpoints", "maxClientCerts"])}
+        "my1": ("create", ["engine", "listen", "backend", "endpoints", "maxClientCerts",
+                           "serverCertRotation", "rotationLeadDays"])}
     assert_unchanged(before, state_dir)
     plan(dbtls, path)
     got = dbtls.json("instances", "describe", "pg1")
@@ -66,6 +68,17 @@ def test_apply_is_idempotent_and_patches_only_what_differs(dbtls, state_dir, tmp
     assert plan(dbtls, path)["pg1"] == ("patch", ["endpoints"])
     got = dbtls.json("instances", "describe", "pg1")
     assert got["serverCert"]["certSerialNumber"] != serial
+
+    # the rotation policy: only the lead differs, so only it changes; the certificate stays
+    events = len(dbtls.json("events", "list"))
+    my1["rotationLeadDays"] = 45
+    path = fleet(tmp_dir, [pg1, my1])
+    serial = dbtls.json("instances", "describe", "my1")["serverCert"]["certSerialNumber"]
+    assert plan(dbtls, path)["my1"] == ("patch", ["rotationLeadDays"])
+    ev = dbtls.json("events", "list")[events:]
+    assert [e["action"] for e in ev] == ["instance.rotation-policy"], ev
+    assert dbtls.json("instances", "describe", "my1")["serverCert"]["certSerialNumber"] == serial
+    assert plan(dbtls, path)["my1"] == ("unchanged", [])
 
     # --prune: what the file does not name goes; without it, it stays
     dbtls("instances", "create", "extra", "--engine", "postgres", "--listen",
@@ -125,7 +138,11 @@ def test_apply_refuses_a_bad_file_whole(dbtls, state_dir, tmp_dir):
             "engineVersion, listen, backend, backendTlsCa, backendTlsCert, backendTlsKey, "
             "clientInfo, endpoints, caMode, caId, sslMode, tlsMinVersion, tlsMaxVersion, "
             "ciphers, ciphersuites, groups, hbaRules, identMap, userRequire, maxClientCerts, "
-            "validitySeconds, caValiditySeconds")
+            "validitySeconds, caValiditySeconds, hbaFile, identFile, userRequireFile, "
+            "serverCertRotation, rotationLeadDays")
+    refused([ok, dict(new, serverCertRotation="weekly")],
+            'instances[1] ("pg2"): server certificate rotation "weekly" is not valid; use auto '
+            'or manual')
     refused([ok, dict(new, maxClientCerts="ten")],
             'instances[1] ("pg2"): field "maxClientCerts" must be an integer from 1 to 1000')
     refused([ok, dict(new, name="pg1")],
