@@ -85,7 +85,7 @@ static char *cell_text(json_t *v)
     case JSON_FALSE:
         return strdup("false");
     case JSON_ARRAY: {
-        size_t i, total = 1;
+        size_t i, total = 2; /* the terminator, or "-" and it for an empty array */
         json_t *e;
         char *out;
         char **parts = calloc(json_array_size(v) + 1, sizeof(char *));
