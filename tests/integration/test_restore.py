@@ -294,3 +294,26 @@ def test_restore_across_a_reset_ssl_config(dbtls, state_dir, tmp_dir):
     assert serial.upper() in text.upper(), text
     r = dbtls("restore", "--from", copy)
     assert "Instances whose client CA is the copy's again" not in r.stderr  # same CA now
+
+
+def test_restore_migrates_an_older_copy(dbtls, state_dir, tmp_dir):
+    """A copy from an older dbtls (schema 5: before the backend client certificate and
+    client-info columns) is migrated while staged; the store keeps the current schema."""
+    use_template(dbtls)
+    pg_instance(dbtls, "pg1", "127.0.0.1:41061", "127.0.0.1:5432", "pg1.test",
+                "--client-info", "on")
+    copy = os.path.join(tmp_dir, "copy.db")
+    dbtls("backup", "--out", copy)
+    db = os.path.join(state_dir, "dbtls.db")
+    version = rows(db, "PRAGMA user_version")[0][0]
+    con = sqlite3.connect(copy)
+    for col in ("backend_tls_cert", "backend_tls_key", "client_info"):
+        con.execute(f"ALTER TABLE instances DROP COLUMN {col}")
+    con.execute(f"PRAGMA user_version = {version - 1}")
+    con.commit()
+    con.close()
+    out = dbtls.json("restore", "--from", copy)
+    assert out["instances"] == 1 and out["replaced"] is True
+    assert rows(db, "PRAGMA user_version") == [(version,)]
+    got = dbtls.json("instances", "describe", "pg1")
+    assert got["clientInfo"] is False and got["backendTlsCert"] is None  # the migration's default
