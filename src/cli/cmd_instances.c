@@ -145,33 +145,56 @@ out:
     return res;
 }
 
+/* What create and patch read from the command line: the instance's attributes, its rule files
+   and its rotation policy. */
+struct instance_args {
+    struct dbt_ctl_instance_spec spec;
+    struct dbt_ctl_validity v;
+    struct spec_files files;
+    const char *rot_mode;
+    int64_t rot_lead;
+    int rot_given; /* rotation flags present */
+};
+
+static dbt_res instance_args_read(struct dbt_cli *c, struct instance_args *a)
+{
+    dbt_res res = DBT_OK;
+    DBT_TRY(spec_from_args(c, &a->spec, &a->v, &a->files));
+    DBT_TRY(rotation_from_args(c, &a->rot_mode, &a->rot_lead, &a->rot_given));
+out:
+    return res;
+}
+
+/* The sentence for people, then the instance; releases what a and inst hold. */
+static int instance_done(struct dbt_cli *c, dbt_res res, const char *verb, struct instance_args *a,
+                         struct dbt_ctl_instance *inst)
+{
+    if (dbt_ok(res)) {
+        if (c->format == DBT_CLI_FMT_TABLE) {
+            fprintf(stderr, "%s instance [%s].\n", verb, c->positional);
+        }
+        res = print_instance(c, inst);
+    }
+    dbt_ctl_instance_cleanup(inst);
+    spec_files_cleanup(&a->files);
+    return dbt_cli_finish(c, res);
+}
+
 static int run_create(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl;
-    struct dbt_ctl_instance_spec spec = {0};
-    struct dbt_ctl_validity v = {0};
-    struct spec_files files = {0};
+    struct instance_args a = {0};
     struct dbt_ctl_instance inst = {0};
 
-    const char *rot_mode = NULL;
-    int64_t rot_lead = -1;
-    int rot_given = 0;
-    DBT_TRY(spec_from_args(c, &spec, &v, &files));
-    DBT_TRY(rotation_from_args(c, &rot_mode, &rot_lead, &rot_given));
+    DBT_TRY(instance_args_read(c, &a));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
-    DBT_TRY(dbt_ctl_instance_create(ctl, c->positional, &spec, &v, &inst));
-    if (rot_given) {
-        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, rot_mode, rot_lead));
+    DBT_TRY(dbt_ctl_instance_create(ctl, c->positional, &a.spec, &a.v, &inst));
+    if (a.rot_given) {
+        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, a.rot_mode, a.rot_lead));
     }
-    if (c->format == DBT_CLI_FMT_TABLE) {
-        fprintf(stderr, "Created instance [%s].\n", c->positional);
-    }
-    DBT_TRY(print_instance(c, &inst));
 out:
-    dbt_ctl_instance_cleanup(&inst);
-    spec_files_cleanup(&files);
-    return dbt_cli_finish(c, res);
+    return instance_done(c, res, "Created", &a, &inst);
 }
 
 static int run_list(struct dbt_cli *c)
@@ -215,36 +238,24 @@ static int run_patch(struct dbt_cli *c)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl;
-    struct dbt_ctl_instance_spec spec = {0};
-    struct dbt_ctl_validity v = {0};
-    struct spec_files files = {0};
+    struct instance_args a = {0};
     struct dbt_ctl_instance inst = {0};
 
     if (c->n_values == 0) {
         return dbt_cli_usage_error(c->cmd, "nothing to change: give at least one option");
     }
-    const char *rot_mode = NULL;
-    int64_t rot_lead = -1;
-    int rot_given = 0;
-    DBT_TRY(spec_from_args(c, &spec, &v, &files));
-    DBT_TRY(rotation_from_args(c, &rot_mode, &rot_lead, &rot_given));
+    DBT_TRY(instance_args_read(c, &a));
     DBT_TRY(dbt_cli_ctl(c, &ctl));
-    if (rot_given) {
-        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, rot_mode, rot_lead));
+    if (a.rot_given) {
+        DBT_TRY(dbt_ctl_rotation_set(ctl, c->positional, a.rot_mode, a.rot_lead));
     }
-    if (c->n_values > (size_t)rot_given) {
-        DBT_TRY(dbt_ctl_instance_patch(ctl, c->positional, &spec, &v, &inst));
+    if (c->n_values > (size_t)a.rot_given) {
+        DBT_TRY(dbt_ctl_instance_patch(ctl, c->positional, &a.spec, &a.v, &inst));
     } else {
         DBT_TRY(dbt_ctl_instance_describe(ctl, c->positional, &inst));
     }
-    if (c->format == DBT_CLI_FMT_TABLE) {
-        fprintf(stderr, "Patched instance [%s].\n", c->positional);
-    }
-    DBT_TRY(print_instance(c, &inst));
 out:
-    dbt_ctl_instance_cleanup(&inst);
-    spec_files_cleanup(&files);
-    return dbt_cli_finish(c, res);
+    return instance_done(c, res, "Patched", &a, &inst);
 }
 
 static int run_delete(struct dbt_cli *c)
