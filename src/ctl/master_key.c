@@ -473,7 +473,7 @@ dbt_res dbt_ctl_master_key_rotate(struct dbt_ctl *ctl, const char *new_command,
                "the master key comes from --master-key-command: give --new-master-key-command "
                "CMD, a command that prints the new key (dbtls does not write to your key store)");
     DBT_TRY(ctl_lock_dir(ctl->state_dir, &lock));
-    DBT_ENSURE(lock >= 0, STATE, "another master key rotation is running on \"%s\"",
+    DBT_ENSURE(lock >= 0, STATE, "another master key rotation or restore is running on \"%s\"",
                ctl->state_dir);
     if (to_file) {
         DBT_TRY(recover_locked(ctl, path, new_path)); /* what a killed rotation left */

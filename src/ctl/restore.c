@@ -511,7 +511,7 @@ dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
     DBT_TRY(ctl_master_load(opts->state_dir, opts->master_key_command, ctl->master));
     ctl->master_fixed = true; /* the key of this restore; no refresh from the directory */
     DBT_TRY(ctl_lock_dir(opts->state_dir, &lock));
-    DBT_ENSURE(lock >= 0, STATE, "a master key rotation is running on \"%s\"; try again",
+    DBT_ENSURE(lock >= 0, STATE, "another master key rotation or restore is running on \"%s\"",
                opts->state_dir);
     ctl_remove_stale(opts->state_dir, STAGE_PREFIX);
     stage = ctl_printf("%s/%s%ld", opts->state_dir, STAGE_PREFIX, (long)getpid());

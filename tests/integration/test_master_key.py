@@ -181,7 +181,7 @@ def test_one_rotation_at_a_time(dbtls, state_dir, tmp_dir, free_port):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # what a rotation in progress holds
         r = dbtls.fail("master-key", "rotate")
-        assert r.stderr.strip() == (f'dbtls: another master key rotation is running on '
+        assert r.stderr.strip() == (f'dbtls: another master key rotation or restore is running on '
                                     f'"{state_dir}"'), r.stderr
         # a leftover-looking master.key.new is the running rotation's: left alone
         with open(os.path.join(state_dir, "master.key.new"), "wb") as f:

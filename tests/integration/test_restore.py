@@ -6,6 +6,7 @@ Also: instances the copy lacks are not deleted without --force; a copy taken bef
 rotation needs (and then takes) the old key; a missing or damaged store is replaced (the damaged
 file kept aside); a killed restore leaves the store as it was; bad copies are refused with one
 line naming the file, and nothing changes."""
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -219,6 +220,16 @@ def test_a_killed_restore_leaves_the_store_as_it_was(dbtls, state_dir, tmp_dir):
         r = dbtls("restore", "--from", copy, env={"DBTLS_FAULT": point}, check=False)
         assert r.returncode != 0 and f"DBTLS_FAULT={point}" in r.stderr, r.stderr
         assert_unchanged(before, state_dir)
+    # one at a time: a restore (or a master key rotation) holds the state directory's lock
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        r = dbtls.fail("restore", "--from", copy)
+        assert r.stderr.strip() == ("dbtls: another master key rotation or restore is running "
+                                    f'on "{state_dir}"'), r.stderr
+    finally:
+        os.close(fd)
+    assert_unchanged(before, state_dir)
     # what the killed runs staged is removed by the next restore, which completes
     out = dbtls.json("restore", "--from", copy)
     assert out["revocationsCarried"] == 1
