@@ -326,7 +326,10 @@ static int run_restore(struct dbt_cli *c)
         }
         have_key = true;
     }
-    DBT_TRY(dbt_ctl_restore(&opts, from, have_key ? key : NULL, dbt_cli_has(c, "force"), &r));
+    bool dry = dbt_cli_has(c, "dry-run");
+    unsigned flags =
+        (dbt_cli_has(c, "force") ? DBT_CTL_RESTORE_FORCE : 0) | (dry ? DBT_CTL_RESTORE_DRY_RUN : 0);
+    DBT_TRY(dbt_ctl_restore(&opts, from, have_key ? key : NULL, flags, &r));
     dbt_time_rfc3339(r.copy_last_change, when, sizeof when);
     o = json_object();
     DBT_ENSURE(o, NOMEM, "out of memory");
@@ -345,14 +348,13 @@ static int run_restore(struct dbt_cli *c)
     dbt_cli_jset(o, "instancesReturned", names_json(r.returned, r.n_returned));
     dbt_cli_jset(o, "clientCaChanged", names_json(r.ca_changed, r.n_ca_changed));
     dbt_cli_jset(o, "damagedStoreMovedTo", dbt_cli_jstr(r.damaged_aside));
+    dbt_cli_jset(o, "dryRun", json_boolean(dry));
     char *msg = NULL;
     size_t msg_len = 0;
     FILE *f = open_memstream(&msg, &msg_len);
     DBT_ENSURE(f, NOMEM, "out of memory");
-    fprintf(f,
-            "Restored the store from %s (last change in it %s): %zu instances, %zu private "
-            "keys %s.",
-            from, when, r.instances, r.keys,
+    fprintf(f, "%s the store from %s (last change in it %s): %zu instances, %zu private keys %s.",
+            dry ? "Checked a restore of" : "Restored", from, when, r.instances, r.keys,
             r.rekeyed ? "re-sealed under the current master key" : "checked");
     if (r.replaced) {
         fprintf(f,
@@ -377,7 +379,14 @@ static int run_restore(struct dbt_cli *c)
     if (r.damaged_aside) {
         fprintf(f, "\nThe damaged store was moved to %s.", r.damaged_aside);
     }
-    fprintf(f, "\nA running dbtlsd serves the restored configuration within a second.");
+    if (dry) {
+        fprintf(f, "\nDry run: the above is what restoring would do; nothing changed%s.",
+                r.n_removed > 0 && !(flags & DBT_CTL_RESTORE_FORCE)
+                    ? " (deleting those instances needs --force)"
+                    : "");
+    } else {
+        fprintf(f, "\nA running dbtlsd serves the restored configuration within a second.");
+    }
     fclose(f);
     dbt_cli_print_done(c, o, "%s", msg);
     free(msg);
@@ -571,6 +580,8 @@ static const struct dbt_cli_opt restore_opts[] = {
      false, false},
     {"from-master-key-command", "CMD", "the same, printed by CMD", false, false},
     {"force", NULL, "restore even if instances created after the copy would be deleted", false,
+     false},
+    {"dry-run", NULL, "check the copy and report what restoring would do; change nothing", false,
      false},
     {NULL, NULL, NULL, false, false},
 };

@@ -86,7 +86,8 @@ struct dbt_ctl_restore {
     size_t instances;         /* in the restored store */
     size_t keys;              /* private keys checked (and re-sealed under the current key) */
     bool rekeyed;             /* the copy's keys were sealed under another master key */
-    bool replaced;            /* a readable store was there: its content was replaced */
+    bool replaced;            /* a readable store was there: its content was replaced (or,
+                                 in a dry run, would be) */
     char *damaged_aside;      /* a damaged store was moved to this name, or NULL */
     int64_t copy_last_change; /* the time of the copy's newest event */
     /* carried over from the store that was replaced, so the PKI forgets nothing it did after
@@ -120,12 +121,18 @@ void dbt_ctl_restore_cleanup(struct dbt_ctl_restore *r);
  * and the notification marks), the change counter goes above its own, and
  * its content is replaced in one transaction (STATE if it changed meanwhile: nothing
  * restored); instances it has and the copy has not would be deleted: refused (STATE) naming
- * them unless force. A damaged store is moved aside (dbtls.db.damaged-TIME) and the copy put
- * in its place. STATE for a PostgreSQL store or while a master key rotation runs. Event
- * "store.restore" in the restored store. Nothing changes on any failure.
+ * them unless DBT_CTL_RESTORE_FORCE. DBT_CTL_RESTORE_DRY_RUN does all of it on the staged copy
+ * only (no refusal for the instances: the report names them) and leaves the store as it is. A
+ * damaged store is moved aside (dbtls.db.damaged-TIME) and the copy put in its place. STATE for a
+ * PostgreSQL store or while a master key rotation runs. Event "store.restore" in the restored
+ * store. Nothing changes on any failure.
  */
+enum {
+    DBT_CTL_RESTORE_FORCE = 1,   /* delete the instances the copy lacks */
+    DBT_CTL_RESTORE_DRY_RUN = 2, /* every check and the report; the store is not touched */
+};
 dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
-                        const uint8_t *from_master, bool force,
+                        const uint8_t *from_master, unsigned flags,
                         struct dbt_ctl_restore *out) DBT_WUR;
 /* The master key a key file holds (as master.key: 32 bytes or 64 hex, not group/world
    readable) or, when command is non-NULL, what command prints: for dbt_ctl_restore's

@@ -352,7 +352,7 @@ static dbt_res store_counter(struct dbt_store *st, int64_t *out)
  * above the replaced store's, the event. *live_counter is the counter of live it compared.
  */
 static dbt_res prepare_copy(struct dbt_ctl *ctl, struct dbt_store *live, const char *from,
-                            const uint8_t *from_master, bool force, uint64_t *live_counter,
+                            const uint8_t *from_master, unsigned flags, uint64_t *live_counter,
                             struct dbt_ctl_restore *out)
 {
     dbt_res res = DBT_OK;
@@ -399,7 +399,7 @@ static dbt_res prepare_copy(struct dbt_ctl *ctl, struct dbt_store *live, const c
                 DBT_TRY(ctl_strv_push(&out->ca_changed, &out->n_ca_changed, ci.v[i].name));
             }
         }
-        if (out->n_removed > 0 && !force) {
+        if (out->n_removed > 0 && !(flags & (DBT_CTL_RESTORE_FORCE | DBT_CTL_RESTORE_DRY_RUN))) {
             char *names = NULL;
             for (size_t i = 0; i < out->n_removed; i++) {
                 DBT_TRY(ctl_append(&names, i ? ", " : ""));
@@ -485,7 +485,7 @@ out:
 }
 
 dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
-                        const uint8_t *from_master, bool force, struct dbt_ctl_restore *out)
+                        const uint8_t *from_master, unsigned flags, struct dbt_ctl_restore *out)
 {
     dbt_res res = DBT_OK;
     struct dbt_ctl *ctl = NULL;
@@ -528,11 +528,16 @@ dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
             goto out;
         }
     }
-    DBT_TRY(prepare_copy(ctl, live, from, from_master, force, &live_counter, out));
+    DBT_TRY(prepare_copy(ctl, live, from, from_master, flags, &live_counter, out));
     dbt_store_close(ctl->st); /* checkpoints the copy's WAL into its file */
     ctl->st = NULL;
     ctl_fault("restore-prepared"); /* staged, the store untouched */
-    if (live != NULL) {
+    if (flags & DBT_CTL_RESTORE_DRY_RUN) {
+        out->replaced = live != NULL;
+        if (damaged) {
+            out->damaged_aside = ctl_printf("%s.damaged-TIME", db);
+        }
+    } else if (live != NULL) {
         DBT_TRY(dbt_store_replace(live, stage, live_counter));
         out->replaced = true;
     } else {

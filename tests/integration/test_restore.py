@@ -135,6 +135,16 @@ def test_restore_does_not_delete_newer_instances_without_force(dbtls, state_dir,
         "anyway"), r.stderr
     assert_unchanged(before, state_dir)
     no_stage_files(state_dir)
+    # --dry-run: the same checks and report, nothing changed
+    out = dbtls.json("restore", "--from", copy, "--dry-run")
+    assert out["dryRun"] is True and out["replaced"] is True
+    assert out["instancesRemoved"] == ["pg2", "pg3"]
+    r = dbtls("restore", "--from", copy, "--dry-run")
+    assert r.stderr.strip().endswith("Dry run: the above is what restoring would do; nothing "
+                                     "changed (deleting those instances needs --force)."), r.stderr
+    assert r.stderr.startswith(f"Checked a restore of the store from {copy} "), r.stderr
+    assert_unchanged(before, state_dir)
+    no_stage_files(state_dir)
     out = dbtls.json("restore", "--from", copy, "--force")
     assert out["instancesRemoved"] == ["pg2", "pg3"]
     assert [i["name"] for i in dbtls.json("instances", "list")] == ["pg1"]
