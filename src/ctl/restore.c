@@ -498,7 +498,6 @@ dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
     memset(out, 0, sizeof *out);
     DBT_ENSURE(from != NULL && *from != '\0', INVALID, "no copy to restore given");
     DBT_TRY(ctl_new(opts, &ctl));
-    DBT_TRY(ctl_mkdir_p(opts->state_dir));
     db = ctl_printf("%s/%s", opts->state_dir, CTL_STORE_FILE);
     conf = ctl_printf("%s/%s", opts->state_dir, CTL_STORE_CONF);
     DBT_ENSURE(access(conf, F_OK) != 0, STATE,
@@ -508,8 +507,11 @@ dbt_res dbt_ctl_restore(const struct dbt_ctl_opts *opts, const char *from,
     DBT_ENSURE(stat(from, &a) != 0 || stat(db, &b) != 0 || a.st_dev != b.st_dev ||
                    a.st_ino != b.st_ino,
                INVALID, "\"%s\" is the store itself", from);
+    /* the key first: a refused restore leaves no new directory behind (with a key file, the
+       directory is there already) */
     DBT_TRY(ctl_master_load(opts->state_dir, opts->master_key_command, ctl->master));
     ctl->master_fixed = true; /* the key of this restore; no refresh from the directory */
+    DBT_TRY(ctl_mkdir_p(opts->state_dir));
     DBT_TRY(ctl_lock_dir(opts->state_dir, &lock));
     DBT_ENSURE(lock >= 0, STATE, "another master key rotation or restore is running on \"%s\"",
                opts->state_dir);

@@ -190,6 +190,17 @@ def test_restore_onto_a_missing_or_damaged_store(dbtls, state_dir, tmp_dir):
     copy = os.path.join(tmp_dir, "copy.db")
     dbtls("backup", "--out", copy)
 
+    # a new machine without the master key: refused, no directory made
+    bare = os.path.join(tmp_dir, "bare")
+    r = dbtls.with_state_dir(bare).fail("restore", "--from", copy)
+    assert r.stderr.strip() == (f'dbtls: master key file "{bare}/master.key" does not exist; '
+                                "run `dbtls init` or give --master-key-command"), r.stderr
+    assert not os.path.exists(bare)
+    # with it from a command the state directory is made (mode 0700)
+    key_cmd = f"cat {os.path.join(state_dir, 'master.key')}"
+    cmd_dir = os.path.join(tmp_dir, "by-command")
+    dbtls.with_state_dir(cmd_dir)("--master-key-command", key_cmd, "restore", "--from", copy)
+    assert stat.S_IMODE(os.stat(cmd_dir).st_mode) == 0o700
     # a new machine: the state directory holds only master.key
     fresh = os.path.join(tmp_dir, "fresh")
     os.makedirs(fresh, mode=0o700)
