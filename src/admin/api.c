@@ -178,7 +178,7 @@ static json_t *parse_body(const char *body, size_t len, const char *const *allow
         dbt_admin_error(out, 400, "the body must be a JSON object");
         return NULL;
     }
-    dbt_res r = dbt_json_fields_check(doc, allowed);
+    dbt_res r = dbt_json_fields_check(doc, allowed, NULL);
     if (!dbt_ok(r)) {
         fail_res(out, r);
         json_decref(doc);

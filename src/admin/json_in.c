@@ -20,25 +20,36 @@
 const char *const dbt_json_instance_fields_create[] = {"name", "region", INSTANCE_FIELDS, NULL};
 const char *const dbt_json_instance_fields_patch[] = {INSTANCE_FIELDS, NULL};
 
-dbt_res dbt_json_fields_check(json_t *doc, const char *const *allowed)
+/* Whether key is in the NULL-terminated list (NULL: an empty one). */
+static bool listed(const char *const *list, const char *key)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        if (strcmp(list[i], key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+dbt_res dbt_json_fields_check(json_t *doc, const char *const *allowed, const char *const *extra)
 {
     const char *key;
     json_t *v;
     json_object_foreach(doc, key, v)
     {
-        bool known = false;
-        for (size_t i = 0; allowed[i] != NULL; i++) {
-            known = known || strcmp(allowed[i], key) == 0;
+        if (listed(allowed, key) || listed(extra, key)) {
+            continue;
         }
-        if (!known) {
-            char list[512] = "";
-            for (size_t i = 0; allowed[i] != NULL; i++) {
+        char list[768] = "";
+        const char *const *lists[] = {allowed, extra};
+        for (size_t k = 0; k < 2; k++) {
+            for (size_t i = 0; lists[k] != NULL && lists[k][i] != NULL; i++) {
                 size_t l = strlen(list);
-                snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", allowed[i]);
+                snprintf(list + l, sizeof(list) - l, "%s%s", l ? ", " : "", lists[k][i]);
             }
-            return dbt_fail(DBT_E_INVALID, "unknown field \"%s\"; known fields: %s", key,
-                            list[0] ? list : "none");
         }
+        return dbt_fail(DBT_E_INVALID, "unknown field \"%s\"; known fields: %s", key,
+                        list[0] ? list : "none");
     }
     return DBT_OK;
 }

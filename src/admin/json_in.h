@@ -22,9 +22,10 @@
 extern const char *const dbt_json_instance_fields_create[];
 extern const char *const dbt_json_instance_fields_patch[];
 
-/* Every key of the object doc is in allowed (NULL-terminated): else INVALID `unknown field
-   "x"; known fields: a, b`. */
-dbt_res dbt_json_fields_check(json_t *doc, const char *const *allowed) DBT_WUR;
+/* Every key of the object doc is in allowed or extra (NULL-terminated; extra may be NULL): else
+   INVALID `unknown field "x"; known fields: a, b`. */
+dbt_res dbt_json_fields_check(json_t *doc, const char *const *allowed,
+                              const char *const *extra) DBT_WUR;
 /* A string without NUL characters; *v points into doc. */
 dbt_res dbt_json_str(json_t *doc, const char *key, const char **v) DBT_WUR;
 /* An integer from lo to hi. */

@@ -25,52 +25,18 @@
 #include "ctl/auto.h"
 #include "ctl/ctl.h"
 
-/* Fields compared with the instance as `instances describe --format json` shows it; the
-   validity fields only matter when a certificate is issued, so they never make a change. */
-static const char *const compared[] = {"engine",         "engineVersion",
-                                       "listen",         "backend",
-                                       "backendTlsCa",   "backendTlsCert",
-                                       "backendTlsKey",  "clientInfo",
-                                       "endpoints",      "caMode",
-                                       "caId",           "sslMode",
-                                       "tlsMinVersion",  "tlsMaxVersion",
-                                       "ciphers",        "ciphersuites",
-                                       "groups",         "hbaRules",
-                                       "identMap",       "userRequire",
-                                       "maxClientCerts", NULL};
+/* What an instance object of the file may hold beside the admin API's instance fields
+   (json_in.h): the rule files and the rotation policy. */
+static const char *const file_only_fields[] = {
+    "hbaFile", "identFile", "userRequireFile", "serverCertRotation", "rotationLeadDays", NULL};
 
-/* Every field an instance object may hold: the API's, the rule files, the rotation policy. */
-static const char *const file_fields[] = {"name",
-                                          "region",
-                                          "engine",
-                                          "engineVersion",
-                                          "listen",
-                                          "backend",
-                                          "backendTlsCa",
-                                          "backendTlsCert",
-                                          "backendTlsKey",
-                                          "clientInfo",
-                                          "endpoints",
-                                          "caMode",
-                                          "caId",
-                                          "sslMode",
-                                          "tlsMinVersion",
-                                          "tlsMaxVersion",
-                                          "ciphers",
-                                          "ciphersuites",
-                                          "groups",
-                                          "hbaRules",
-                                          "identMap",
-                                          "userRequire",
-                                          "maxClientCerts",
-                                          "validitySeconds",
-                                          "caValiditySeconds",
-                                          "hbaFile",
-                                          "identFile",
-                                          "userRequireFile",
-                                          "serverCertRotation",
-                                          "rotationLeadDays",
-                                          NULL};
+/* Whether a field of the API's PATCH is compared with the instance as `instances describe
+   --format json` shows it: all but the validity fields, which only matter when a certificate
+   is issued and so never make a change. */
+static bool compared(const char *key)
+{
+    return strcmp(key, "validitySeconds") != 0 && strcmp(key, "caValiditySeconds") != 0;
+}
 
 /* The rotation policy fields of an item: mode NULL and lead -1 when absent. */
 static dbt_res rotation_of(json_t *item, const char **mode, int64_t *lead)
@@ -212,7 +178,7 @@ static dbt_res check_item(json_t *item, size_t idx, const char *dir, const char 
     }
     if (dbt_ok(res)) {
         snprintf(where, sizeof where, "instances[%zu] (\"%.60s\")", idx, *name);
-        res = dbt_json_fields_check(item, file_fields);
+        res = dbt_json_fields_check(item, dbt_json_instance_fields_create, file_only_fields);
         if (dbt_ok(res)) {
             res = read_rule_files(item, dir, where);
             if (!dbt_ok(res)) {
@@ -256,7 +222,7 @@ static dbt_res load_file(const char *path, struct plan *p, json_t **items)
     static const char *const top[] = {"instances", NULL};
     DBT_ENSURE(json_is_object(p->doc), INVALID,
                "--file \"%s\" must hold a JSON object {\"instances\": [...]}", path);
-    res = dbt_json_fields_check(p->doc, top);
+    res = dbt_json_fields_check(p->doc, top, NULL);
     if (!dbt_ok(res)) {
         res = dbt_fail_ctx(res, "--file \"%s\": ", path);
         goto out;
@@ -317,18 +283,22 @@ static dbt_res plan_item(struct dbt_ctl *ctl, json_t *item, struct plan *p)
                "instance \"%s\" is in region \"%s\": the region is fixed at creation (delete and "
                "create it, or remove \"region\" from the file)",
                name, json_string_value(json_object_get(view, "region")));
-    for (size_t i = 0; compared[i] != NULL; i++) {
-        json_t *want = json_object_get(item, compared[i]);
+    const char *const *keys = dbt_json_instance_fields_patch;
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        if (!compared(keys[i])) {
+            continue;
+        }
+        json_t *want = json_object_get(item, keys[i]);
         if (want == NULL) {
             continue; /* not in the file: left as it is */
         }
-        json_t *a = normalized(compared[i], want);
-        json_t *b = normalized(compared[i], json_object_get(view, compared[i]));
+        json_t *a = normalized(keys[i], want);
+        json_t *b = normalized(keys[i], json_object_get(view, keys[i]));
         bool same = a && b && json_equal(a, b);
         json_decref(a);
         json_decref(b);
         if (!same) {
-            json_object_set(fields, compared[i], want);
+            json_object_set(fields, keys[i], want);
         }
     }
     const char *mode = NULL;
@@ -393,8 +363,9 @@ out:
 /* Whether a patch's fields hold one of the instance's own (not only the rotation policy). */
 static bool spec_fields(json_t *fields)
 {
-    for (size_t i = 0; compared[i] != NULL; i++) {
-        if (json_object_get(fields, compared[i]) != NULL) {
+    const char *const *keys = dbt_json_instance_fields_patch;
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        if (compared(keys[i]) && json_object_get(fields, keys[i]) != NULL) {
             return true;
         }
     }
