@@ -149,7 +149,9 @@ static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < n; i++) {
         struct dbt_worker_cmd *c = &cmds[i];
-        if (c->kind == DBT_WORKER_CMD_ADD) {
+        if (c->kind == DBT_WORKER_CMD_ADD && w->stopped) {
+            close(c->fd);
+        } else if (c->kind == DBT_WORKER_CMD_ADD) {
             struct dbt_listener *ls = calloc(1, sizeof(*ls));
             if (ls == NULL || !dbt_ok(dbt_ev_io_add(l, &ls->io, c->fd, EPOLLIN, accept_cb))) {
                 dbt_error("worker %d: cannot watch listener %s", w->idx, c->key);
@@ -173,6 +175,7 @@ static void worker_wake(struct dbt_ev_loop *l, struct dbt_ev_async *a)
                 }
             }
         } else if (c->kind == DBT_WORKER_CMD_STOP) {
+            w->stopped = true;
             dbt_session_close_all(w);
             dbt_ev_stop(l);
         }
@@ -187,6 +190,7 @@ static void *worker_main(void *arg)
     if (!dbt_ok(r)) {
         dbt_error("worker %d: %s", w->idx, dbt_errmsg());
     }
+    w->stopped = true; /* the final run below may still take queued commands */
     dbt_session_close_all(w);
     while (w->listeners != NULL) {
         struct dbt_listener *ls = w->listeners;

@@ -6,6 +6,7 @@
 #define DBT_FRONT_WORKER_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 
 #include "ev/ev.h"
@@ -37,6 +38,8 @@ struct dbt_worker {
     struct dbt_session *sessions;
     _Atomic size_t n_sessions;
     struct dbt_listener *listeners; /* worker thread only */
+    bool stopped; /* worker thread only: a listener handed over after the stop is closed, not
+                     watched (a reload racing SIGTERM; it would outlive the final clean-up) */
     struct dbt_worker_cmd *cmds;
     size_t n_cmds, cap_cmds;
 };
